@@ -1,0 +1,1 @@
+"""alphaforge data layer: Binance/Tardis sources, schemas, parquet store, validation."""

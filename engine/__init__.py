@@ -1,0 +1,1 @@
+"""alphaforge engine: Panel, numba backtest core, metrics, book slippage, gap, reports, CLI."""

@@ -1,0 +1,329 @@
+"""Panel: time x asset columnar arrays, the one data structure every compute module takes.
+
+A Panel holds
+- ``ts_us``: (T,) int64 UTC microseconds, strictly increasing: the *availability* time of each
+  row (a kline is indexed by its close time, open_time + interval; see design.md);
+- ``symbols``: (N,) tuple of str;
+- ``fields``: name -> (T, N) float64, NaN = missing;
+- ``book`` (optional): order-book levels in force at each row, (T, N, L) per side;
+- ``interval_us``: the bar length (for annualization), or None for irregular panels;
+- ``meta``: free-form provenance, e.g. ``{"synthetic": True, "seed": 7}``.
+
+It is built from a long Arrow table (ts, symbol, fields...) by one pivot (``from_arrow``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.errors import PanelError, ShapeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+US_PER_YEAR = 365 * 86_400 * 1_000_000
+"""Microseconds in a 365-day year: annualization basis (crypto trades every day)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevels:
+    """Order-book levels in force at each Panel row.
+
+    Attributes:
+        bid_px: (T, N, L) float64, level 0 best (highest) bid, NaN where the level is absent.
+        bid_qty: (T, N, L) float64, base-asset quantity at each bid level.
+        ask_px: (T, N, L) float64, level 0 best (lowest) ask.
+        ask_qty: (T, N, L) float64.
+    """
+
+    bid_px: F64
+    bid_qty: F64
+    ask_px: F64
+    ask_qty: F64
+
+    def __post_init__(self) -> None:
+        shape = self.bid_px.shape
+        for name in ("bid_qty", "ask_px", "ask_qty"):
+            arr = getattr(self, name)
+            if arr.shape != shape:
+                raise ShapeError(f"book.{name} has shape {arr.shape}, bid_px has {shape}")
+        if len(shape) != 3:
+            raise ShapeError(f"book arrays must be (T, N, L); got {shape}")
+
+    @property
+    def levels(self) -> int:
+        """Number of levels L per side."""
+        return int(self.bid_px.shape[2])
+
+    def take(self, rows: Any, cols: Any) -> BookLevels:
+        """Sub-book for the given row and column indexers."""
+        return BookLevels(
+            *(np.ascontiguousarray(a[rows][:, cols]) for a in self._arrays())
+        )
+
+    def truncate(self, levels: int) -> BookLevels:
+        """The same book using only the first ``levels`` levels per side."""
+        return BookLevels(*(np.ascontiguousarray(a[:, :, :levels]) for a in self._arrays()))
+
+    def _arrays(self) -> tuple[F64, F64, F64, F64]:
+        return (self.bid_px, self.bid_qty, self.ask_px, self.ask_qty)
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    """Time x asset arrays (see module docstring for the layout and conventions)."""
+
+    ts_us: I64
+    symbols: tuple[str, ...]
+    fields: Mapping[str, F64]
+    book: BookLevels | None = None
+    interval_us: int | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ts = np.asarray(self.ts_us)
+        if ts.ndim != 1:
+            raise ShapeError(f"ts_us must be 1-D; got shape {ts.shape}")
+        if ts.dtype != np.int64:
+            raise PanelError(f"ts_us must be int64 microseconds; got dtype {ts.dtype}")
+        _check_increasing(ts)
+        object.__setattr__(self, "ts_us", ts)
+        syms = tuple(str(s) for s in self.symbols)
+        if len(set(syms)) != len(syms):
+            dup = sorted({s for s in syms if syms.count(s) > 1})
+            raise PanelError(f"duplicate symbols: {dup}")
+        object.__setattr__(self, "symbols", syms)
+        shape = (ts.shape[0], len(syms))
+        clean: dict[str, F64] = {}
+        for name, arr in self.fields.items():
+            a = np.ascontiguousarray(arr, dtype=np.float64)
+            if a.shape != shape:
+                raise ShapeError(f"field {name!r} has shape {a.shape}; expected (T, N) = {shape}")
+            clean[name] = a
+        object.__setattr__(self, "fields", clean)
+        if self.book is not None and self.book.bid_px.shape[:2] != shape:
+            raise ShapeError(
+                f"book has (T, N) = {self.book.bid_px.shape[:2]}; expected {shape}"
+            )
+        if self.interval_us is not None and self.interval_us <= 0:
+            raise PanelError(f"interval_us must be positive; got {self.interval_us}")
+
+    # ------------------------------------------------------------------ shape and access
+    @property
+    def T(self) -> int:  # noqa: N802 - the conventional name of the time dimension
+        """Number of timestamps."""
+        return int(self.ts_us.shape[0])
+
+    @property
+    def N(self) -> int:  # noqa: N802 - the conventional name of the asset dimension
+        """Number of symbols."""
+        return len(self.symbols)
+
+    def __getitem__(self, name: str) -> F64:
+        """The (T, N) float64 array of field ``name``."""
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise PanelError(
+                f"unknown field {name!r}; panel has {sorted(self.fields)}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.fields
+
+    @property
+    def periods_per_year(self) -> float:
+        """Bars per 365-day year, from ``interval_us``.
+
+        Raises:
+            PanelError: when the panel has no fixed interval.
+        """
+        if self.interval_us is None:
+            raise PanelError("panel has no interval_us; pass periods_per_year explicitly")
+        return US_PER_YEAR / self.interval_us
+
+    # ------------------------------------------------------------------ derivation
+    def with_fields(self, **new: F64) -> Panel:
+        """A Panel with extra (or replaced) fields, everything else shared."""
+        merged = dict(self.fields)
+        merged.update(new)
+        return Panel(self.ts_us, self.symbols, merged, self.book, self.interval_us, self.meta)
+
+    def with_book(self, book: BookLevels | None) -> Panel:
+        """A Panel with the given book levels."""
+        return Panel(self.ts_us, self.symbols, self.fields, book, self.interval_us, self.meta)
+
+    def slice_time(self, start_us: int | None = None, end_us: int | None = None) -> Panel:
+        """Rows with start_us <= ts < end_us (either bound optional)."""
+        lo = 0 if start_us is None else int(np.searchsorted(self.ts_us, start_us, "left"))
+        hi = self.T if end_us is None else int(np.searchsorted(self.ts_us, end_us, "left"))
+        return self.take_rows(slice(lo, hi))
+
+    def take_rows(self, rows: slice) -> Panel:
+        """Rows selected by a slice (views where possible)."""
+        book = None if self.book is None else self.book.take(rows, slice(None))
+        return Panel(
+            self.ts_us[rows],
+            self.symbols,
+            {k: v[rows] for k, v in self.fields.items()},
+            book,
+            self.interval_us,
+            self.meta,
+        )
+
+    def select(self, symbols: Sequence[str]) -> Panel:
+        """Columns for ``symbols`` in the given order.
+
+        Raises:
+            PanelError: a symbol not in the panel.
+        """
+        index = {s: i for i, s in enumerate(self.symbols)}
+        missing = [s for s in symbols if s not in index]
+        if missing:
+            raise PanelError(f"unknown symbol(s) {missing}; panel has {list(self.symbols)}")
+        cols = np.array([index[s] for s in symbols], dtype=np.int64)
+        book = None if self.book is None else self.book.take(slice(None), cols)
+        return Panel(
+            self.ts_us,
+            tuple(symbols),
+            {k: np.ascontiguousarray(v[:, cols]) for k, v in self.fields.items()},
+            book,
+            self.interval_us,
+            self.meta,
+        )
+
+    # ------------------------------------------------------------------ conversion
+    @classmethod
+    def from_arrow(
+        cls,
+        table: pa.Table,
+        *,
+        ts_col: str = "ts",
+        symbol_col: str = "symbol",
+        fields: Iterable[str] | None = None,
+        interval_us: int | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Panel:
+        """Pivot a long table (one row per (ts, symbol)) into a Panel, in one pass.
+
+        Args:
+            table: pyarrow Table with an int64 or timestamp[us] column ``ts_col``, a string
+                column ``symbol_col`` and numeric field columns.
+            fields: columns to keep; default every numeric column other than ts/symbol.
+            interval_us: bar length in microseconds, or None.
+
+        Raises:
+            PanelError: missing columns, or two rows for the same (ts, symbol).
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for col in (ts_col, symbol_col):
+            if col not in table.column_names:
+                raise PanelError(f"table has no column {col!r}; columns: {table.column_names}")
+        if fields is None:
+            fields = [
+                f.name
+                for f in table.schema
+                if f.name not in (ts_col, symbol_col)
+                and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+            ]
+        fields = list(fields)
+        absent = [f for f in fields if f not in table.column_names]
+        if absent:
+            raise PanelError(f"unknown field(s) {absent}; columns: {table.column_names}")
+        ts_arr = table.column(ts_col)
+        if pa.types.is_timestamp(ts_arr.type):
+            ts_arr = pc.cast(ts_arr, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        ts_raw = np.asarray(ts_arr.to_numpy(), dtype=np.int64)
+        sym_raw = np.asarray(table.column(symbol_col).to_numpy(zero_copy_only=False))
+        ts_u, ts_idx = np.unique(ts_raw, return_inverse=True)
+        sym_u, sym_idx = np.unique(sym_raw.astype(str), return_inverse=True)
+        flat = ts_idx.astype(np.int64) * len(sym_u) + sym_idx
+        if np.unique(flat).size != flat.size:
+            counts = np.bincount(flat)
+            bad = int(np.argmax(counts))
+            raise PanelError(
+                f"duplicate rows for ts={int(ts_u[bad // len(sym_u)])} "
+                f"symbol={sym_u[bad % len(sym_u)]!r} ({counts[bad]} rows)"
+            )
+        out: dict[str, F64] = {}
+        for name in fields:
+            col = table.column(name).to_numpy(zero_copy_only=False)
+            values = np.asarray(col, dtype=np.float64)
+            arr = np.full(len(ts_u) * len(sym_u), np.nan)
+            arr[flat] = values
+            out[name] = arr.reshape(len(ts_u), len(sym_u))
+        return cls(
+            ts_u.astype(np.int64),
+            tuple(str(s) for s in sym_u),
+            out,
+            interval_us=interval_us,
+            meta=dict(meta or {}),
+        )
+
+    def to_pandas(self, name: str) -> pd.DataFrame:
+        """Field ``name`` as a DataFrame indexed by UTC timestamps, one column per symbol."""
+        import pandas as pd
+
+        index = pd.DatetimeIndex(pd.to_datetime(self.ts_us, unit="us", utc=True), name="ts")
+        return pd.DataFrame(self[name], index=index, columns=list(self.symbols))
+
+    @classmethod
+    def from_pandas(
+        cls,
+        frames: Mapping[str, pd.DataFrame],
+        *,
+        interval_us: int | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Panel:
+        """Build from wide DataFrames (DatetimeIndex in UTC x symbol columns), one per field.
+
+        Raises:
+            PanelError: frames with different indexes or columns, or a non-datetime index.
+        """
+        import pandas as pd
+
+        if not frames:
+            raise PanelError("from_pandas needs at least one field frame")
+        names = list(frames)
+        first = frames[names[0]]
+        for name in names[1:]:
+            f = frames[name]
+            if not f.index.equals(first.index) or list(f.columns) != list(first.columns):
+                raise PanelError(f"frame {name!r} has a different index or columns than {names[0]!r}")
+        if not isinstance(first.index, pd.DatetimeIndex):
+            raise PanelError(f"frame {names[0]!r} index must be a DatetimeIndex")
+        idx = first.index
+        idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+        ts = idx.as_unit("us").asi8.astype(np.int64)
+        return cls(
+            ts,
+            tuple(str(c) for c in first.columns),
+            {n: frames[n].to_numpy(dtype=np.float64) for n in names},
+            interval_us=interval_us,
+            meta=dict(meta or {}),
+        )
+
+
+def _check_increasing(ts: I64) -> None:
+    if ts.size < 2:
+        return
+    d = np.diff(ts)
+    bad = np.flatnonzero(d <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        kind = "duplicate" if d[bad[0]] == 0 else "unsorted"
+        raise PanelError(
+            f"ts_us must be strictly increasing: {kind} timestamp at row {i} "
+            f"({int(ts[i - 1])} then {int(ts[i])})"
+        )

@@ -1,0 +1,1 @@
+"""alphaforge factors: library, expression language, lookahead checks, scoring, proposals."""

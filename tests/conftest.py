@@ -1,0 +1,36 @@
+"""Shared test fixtures: the real-data folder, seeds, and a writable numba cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_REAL = (ROOT.parent / "shared" / "data" / "real").resolve()
+
+settings.register_profile(
+    "alphaforge",
+    deadline=None,
+    derandomize=True,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("alphaforge")
+
+
+def require_shared() -> bool:
+    """True when CI demands the real-data tests run (ALPHAFORGE_REQUIRE_SHARED=1)."""
+    return os.environ.get("ALPHAFORGE_REQUIRE_SHARED", "") == "1"
+
+
+@pytest.fixture(scope="session")
+def real_dir() -> Path:
+    """Path of ../shared/data/real; skips (or fails in CI) when it is absent."""
+    if not SHARED_REAL.is_dir():
+        if require_shared():
+            pytest.fail(f"ALPHAFORGE_REQUIRE_SHARED=1 but {SHARED_REAL} is missing")
+        pytest.skip(f"real data folder {SHARED_REAL} is absent (a fresh clone without ../shared)")
+    return SHARED_REAL
