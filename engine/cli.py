@@ -21,3 +21,7 @@ app = typer.Typer(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+# ---------------------------------------------------------------- command registration area
+# Each command module adds itself here with two lines: an import and a register(app) call.
