@@ -1,0 +1,318 @@
+"""Binance bulk-archive CSV reader (data.binance.vision files) -> schema-conformant Arrow tables.
+
+The archive ships one CSV per zip. Its quirks, all handled here, per file:
+
+- a header row is present in USD-M files and absent in spot files (some third-party copies add
+  one): detected from the first line;
+- timestamps are epoch milliseconds, except spot files from 2025-01-01 on, which use
+  microseconds: decided per file and per time column from the magnitude of the values;
+- optional trailing columns (``is_best_match`` in spot aggTrades/trades) are detected from the
+  number of fields.
+
+Parsing is vectorized (``pyarrow.csv`` with explicit column types); a zip member is streamed out
+of the archive without extracting it to disk. Downloading and checksum verification live in
+``data.archive_fetch``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zipfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from data import schemas
+from data.errors import SchemaError
+
+__all__ = ["ARCHIVE_COLUMNS", "MICROS_THRESHOLD", "base_dataset", "read_archive_csv"]
+
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+
+MICROS_THRESHOLD: Final = 10**14
+"""Epoch values at or above this are microseconds (year 5138 in ms, 1973 in µs)."""
+
+_I, _F, _B, _T, _SKIP = pa.int64(), pa.float64(), pa.bool_(), "time", None
+
+
+@dataclass(frozen=True, slots=True)
+class _Col:
+    name: str  # archive column name (used for the file's own header when absent)
+    out: str | None  # schema column it becomes, None to drop
+    kind: object  # pa.DataType, "time" (epoch ms or µs), or None (ignored)
+
+
+def _c(name: str, out: str | None, kind: object) -> _Col:
+    return _Col(name, out, kind)
+
+
+ARCHIVE_COLUMNS: Final[dict[str, tuple[_Col, ...]]] = {
+    "klines": (
+        _c("open_time", "open_time", _T),
+        _c("open", "open", _F),
+        _c("high", "high", _F),
+        _c("low", "low", _F),
+        _c("close", "close", _F),
+        _c("volume", "volume", _F),
+        _c("close_time", "close_time", _T),
+        _c("quote_volume", "quote_volume", _F),
+        _c("count", "trades", _I),
+        _c("taker_buy_volume", "taker_buy_volume", _F),
+        _c("taker_buy_quote_volume", "taker_buy_quote_volume", _F),
+        _c("ignore", None, _SKIP),
+    ),
+    "agg_trades": (
+        _c("agg_trade_id", "agg_trade_id", _I),
+        _c("price", "price", _F),
+        _c("quantity", "qty", _F),
+        _c("first_trade_id", "first_trade_id", _I),
+        _c("last_trade_id", "last_trade_id", _I),
+        _c("transact_time", "ts", _T),
+        _c("is_buyer_maker", "is_buyer_maker", _B),
+        _c("is_best_match", None, _SKIP),
+    ),
+    "trades": (
+        _c("id", "trade_id", _I),
+        _c("price", "price", _F),
+        _c("qty", "qty", _F),
+        _c("quote_qty", "quote_qty", _F),
+        _c("time", "ts", _T),
+        _c("is_buyer_maker", "is_buyer_maker", _B),
+        _c("is_best_match", None, _SKIP),
+    ),
+    "funding": (
+        _c("calc_time", "funding_time", _T),
+        _c("funding_interval_hours", None, _SKIP),
+        _c("last_funding_rate", "funding_rate", _F),
+    ),
+    "book_ticker": (
+        _c("update_id", "update_id", _I),
+        _c("best_bid_price", "bid_px", _F),
+        _c("best_bid_qty", "bid_qty", _F),
+        _c("best_ask_price", "ask_px", _F),
+        _c("best_ask_qty", "ask_qty", _F),
+        _c("transaction_time", "ts", _T),
+        _c("event_time", None, _SKIP),
+    ),
+}
+"""Archive CSV layout per dataset, in file order. Trailing columns may be absent."""
+
+_MIN_FIELDS: Final = {"klines": 11, "agg_trades": 7, "trades": 6, "funding": 3, "book_ticker": 6}
+
+
+def base_dataset(dataset: str) -> str:
+    """Schema name of a dataset partition value: ``klines_1m`` -> ``klines``.
+
+    Raises:
+        SchemaError: the name is not an archive dataset.
+    """
+    for kind in ("mark_klines", "index_klines", "klines"):
+        if dataset == kind or dataset.startswith(kind + "_"):
+            return kind
+    if dataset in ARCHIVE_COLUMNS:
+        return dataset
+    known = "klines[_<interval>], mark_klines, index_klines, " + ", ".join(
+        k for k in ARCHIVE_COLUMNS if k != "klines"
+    )
+    raise SchemaError(f"unknown archive dataset {dataset!r}; expected one of {known}")
+
+
+def _layout(dataset: str) -> tuple[str, tuple[_Col, ...]]:
+    kind = base_dataset(dataset)
+    cols_key = "klines" if kind.endswith("klines") else kind
+    return kind, ARCHIVE_COLUMNS[cols_key]
+
+
+def _source_name(source: Source) -> str:
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        return "<bytes>"
+    return str(getattr(source, "name", "<stream>"))
+
+
+def _open_stream(source: Source, stack: ExitStack) -> tuple[IO[bytes], str]:
+    """Open ``source`` as a binary stream of CSV text; ``stack`` closes what was opened here.
+
+    Zip members and gzip are decompressed on the fly; nothing is extracted to disk.
+    """
+    name = _source_name(source)
+    if isinstance(source, str | os.PathLike):
+        raw: IO[bytes] = stack.enter_context(open(source, "rb"))  # noqa: SIM115 - ExitStack
+    elif isinstance(source, bytes | bytearray | memoryview):
+        raw = io.BytesIO(bytes(source))
+    else:
+        raw = source
+    if not raw.seekable():
+        raw = io.BytesIO(raw.read())
+    magic = raw.read(4)
+    raw.seek(0)
+    if magic[:4] == b"PK\x03\x04":
+        zf = stack.enter_context(zipfile.ZipFile(raw))
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise SchemaError(f"{name}: expected one CSV inside the zip, found {len(members)}")
+        member = stack.enter_context(zf.open(members[0]))
+        return member, f"{name}!{members[0].filename}"
+    if magic[:2] == b"\x1f\x8b":
+        gz: IO[bytes] = stack.enter_context(gzip.GzipFile(fileobj=raw))
+        return gz, name
+    return raw, name
+
+
+def _first_line(stream: IO[bytes]) -> bytes:
+    line = stream.readline(1 << 16)
+    return line.strip(b"\r\n").lstrip(b"\xef\xbb\xbf")
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def read_archive_csv(source: Source, dataset: str, symbol: str) -> pa.Table:
+    """Parse one Binance archive CSV (plain, ``.gz`` or inside a ``.zip``) into its schema.
+
+    Args:
+        source: a path, the file's bytes, or a binary file-like object. Zip and gzip are
+            recognised from their magic bytes.
+        dataset: ``klines`` (or ``klines_<interval>``, ``mark_klines``, ``index_klines``),
+            ``agg_trades``, ``trades``, ``funding`` or ``book_ticker``.
+        symbol: exchange symbol stored in the ``symbol`` column (``BTCUSDT``).
+
+    Returns:
+        A table in ``data.schemas.DATASETS[<base dataset>]``; times are UTC microseconds.
+
+    Raises:
+        SchemaError: unknown dataset, too few columns, unparsable values (the message names the
+            file, and pyarrow's row/column), or a time column mixing ms and µs magnitudes.
+    """
+    kind, layout = _layout(dataset)
+    with ExitStack() as stack:
+        stream, name = _open_stream(source, stack)
+        first = _first_line(stream)
+        return _parse(stream, first, name, kind, layout, symbol)
+
+
+def _parse(
+    stream: IO[bytes],
+    first: bytes,
+    name: str,
+    kind: str,
+    layout: tuple[_Col, ...],
+    symbol: str,
+) -> pa.Table:
+    schema = schemas.DATASETS[kind]
+    if not first:
+        return schema.empty_table()
+    fields = first.split(b",")
+    has_header = not _is_number(fields[0].strip())
+    base = "klines" if kind.endswith("klines") else kind
+    if len(fields) < _MIN_FIELDS[base] or len(fields) > len(layout):
+        raise SchemaError(
+            f"{name}: {len(fields)} columns in the first line; a Binance {kind} archive file has "
+            f"{_MIN_FIELDS[base]}..{len(layout)}"
+        )
+    cols = layout[: len(fields)]
+    body: IO[bytes] | _Prepend = stream if has_header else _Prepend(first + b"\n", stream)
+    types = {c.name: (_I if c.kind == _T else c.kind) for c in cols if c.out is not None}
+    try:
+        table = pacsv.read_csv(
+            body,
+            read_options=pacsv.ReadOptions(column_names=[c.name for c in cols], block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                include_columns=[c.name for c in cols if c.out is not None],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"{name}: cannot parse as a Binance {kind} archive CSV: {exc}") from exc
+    return _to_schema(table, cols, schema, name, symbol)
+
+
+def _to_schema(
+    table: pa.Table, cols: tuple[_Col, ...], schema: pa.Schema, name: str, symbol: str
+) -> pa.Table:
+    n = table.num_rows
+    out: dict[str, pa.ChunkedArray | pa.Array] = {}
+    for c in cols:
+        if c.out is None:
+            continue
+        col = table.column(c.name)
+        out[c.out] = _to_micros(col, name, c.name) if c.kind == _T else col
+    arrays = []
+    for f in schema:
+        if f.name == "symbol":
+            arrays.append(pa.repeat(pa.scalar(symbol, pa.string()), n))
+        elif f.name in out:
+            arrays.append(out[f.name])
+        else:
+            arrays.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _to_micros(col: pa.ChunkedArray, name: str, column: str) -> pa.ChunkedArray:
+    """Epoch ms or µs (decided from the magnitude of this file's values) -> timestamp[us, UTC]."""
+    if len(col) == 0:
+        return col.cast(schemas.TS)
+    lo, hi = pc.min_max(col).values()
+    lo_v, hi_v = lo.as_py(), hi.as_py()
+    if lo_v is None:
+        return col.cast(schemas.TS)
+    lo_us, hi_us = lo_v >= MICROS_THRESHOLD, hi_v >= MICROS_THRESHOLD
+    if lo_us != hi_us:
+        raise SchemaError(
+            f"{name}: column {column} mixes millisecond and microsecond epochs "
+            f"(min {lo_v}, max {hi_v}); expected one unit per file"
+        )
+    if not hi_us:
+        col = pc.multiply(col, pa.scalar(1000, pa.int64()))
+    return col.cast(schemas.TS)
+
+
+class _Prepend(io.RawIOBase):
+    """A read-only stream: ``head`` bytes followed by the rest of ``tail``."""
+
+    def __init__(self, head: bytes, tail: IO[bytes]) -> None:
+        self._head = head
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        k = 0
+        if self._head:
+            k = min(len(view), len(self._head))
+            view[:k] = self._head[:k]
+            self._head = self._head[k:]
+        while k < len(view):  # fill the buffer: a short read means end of stream to some readers
+            data = self._tail.read(len(view) - k)
+            if not data:
+                break
+            view[k : k + len(data)] = data
+            k += len(data)
+        return k
+
+
+def read_archive_path(path: str | Path, dataset: str, symbol: str | None = None) -> pa.Table:
+    """Like :func:`read_archive_csv`, taking the symbol from a Binance file name when omitted.
+
+    ``BTCUSDT-1m-2024-01.zip`` -> ``BTCUSDT``.
+    """
+    sym = symbol if symbol is not None else Path(path).name.split("-", 1)[0]
+    return read_archive_csv(path, dataset, sym)
