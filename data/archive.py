@@ -162,8 +162,8 @@ def _open_stream(source: Source, stack: ExitStack) -> tuple[IO[bytes], str]:
         member = stack.enter_context(zf.open(members[0]))
         return member, f"{name}!{members[0].filename}"
     if magic[:2] == b"\x1f\x8b":
-        gz: IO[bytes] = stack.enter_context(gzip.GzipFile(fileobj=raw))
-        return gz, name
+        gz = stack.enter_context(gzip.GzipFile(fileobj=raw))
+        return gz, name  # type: ignore[return-value]  # GzipFile is a binary IO
     return raw, name
 
 

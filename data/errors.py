@@ -6,7 +6,8 @@ The tree::
     ├── SchemaError(ValueError)            a file/table whose columns or types are not as declared
     ├── SourceError(OSError)               a remote source failed after all retries
     │   ├── RateLimited                    HTTP 429 (carries retry_after_s)
-    │   └── IPBanned                       HTTP 418: stop at once (carries until_ms)
+    │   ├── IPBanned                       HTTP 418: stop at once (carries until_ms)
+    │   └── RequestRejected                other HTTP 4xx: the request itself is wrong (status, code)
     ├── ChecksumMismatch(ValueError)       an archive zip whose sha256 differs from .CHECKSUM
     ├── UnknownSymbol(KeyError)            the exchange does not know the symbol
     ├── StoreError(OSError)                the parquet store could not be read or written
@@ -52,6 +53,22 @@ class IPBanned(SourceError):
     def __init__(self, message: str, until_ms: int | None = None) -> None:
         super().__init__(message)
         self.until_ms = until_ms
+
+
+class RequestRejected(SourceError):
+    """HTTP 4xx other than 418/429: retrying the same request cannot help.
+
+    Attributes:
+        status: the HTTP status code.
+        code: the exchange's error code from a JSON body (Binance ``-1121``), or None.
+        url: the URL requested.
+    """
+
+    def __init__(self, message: str, status: int, code: int | None = None, url: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.url = url
 
 
 class ChecksumMismatch(DataError, ValueError):
