@@ -1,0 +1,331 @@
+"""Backtest API: validate inputs, call the numba core, turn status codes into errors.
+
+    result = run_backtest(weights, close=close, open=open_, lag=1, fee_bps=4, slippage_bps=1)
+
+Timing (design.md): a decision made with the data of Panel row t executes at row t + lag:
+at that bar's open when ``open`` is given (else the previous close, the same instant on a
+gap-free bar grid), or at the close of row t itself when lag = 0. Nothing reads a value from
+after the decision time. See engine/backtest_nb.py for the per-row order of operations.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine import backtest_nb
+from engine.errors import InputError, OptionError, ShapeError
+from engine.panel import BookLevels
+from engine.types import TRADE_DTYPE, Exhaustion, SlippageModel
+
+F64 = npt.NDArray[np.float64]
+_NO_CTX = np.full((1, 1), np.nan)
+_NO_BOOK = np.full((1, 1, 1), np.nan)
+
+
+@dataclass(frozen=True, slots=True)
+class Slippage:
+    """Slippage model settings (one seam for every model).
+
+    Attributes:
+        model: a SlippageModel or its name ("none", "fixed_bps", "half_spread",
+            "sqrt_impact", "book_walk").
+        bps: FIXED_BPS cost in basis points of the execution price (scalar or (K,)).
+        spread_bps: (T, N) quoted spread in bps of mid at execution (HALF_SPREAD, SQRT_IMPACT).
+        impact_k: SQRT_IMPACT coefficient k (scalar or (K,)).
+        sigma: (T, N) per-bar return volatility at execution (SQRT_IMPACT).
+        adv: (T, N) average bar volume in base units at execution (SQRT_IMPACT).
+        book: book levels in force at execution (BOOK_WALK), (T, N, L) per side.
+        book_levels: levels to use, 0 = all (scalar or (K,)).
+        exhaustion: what a walk does past the visible depth.
+        penalty_bps: with Exhaustion.PENALTY, price penalty of the unfilled remainder.
+    """
+
+    model: SlippageModel | str = SlippageModel.FIXED_BPS
+    bps: float | F64 = 0.0
+    spread_bps: F64 | None = None
+    impact_k: float | F64 = 0.0
+    sigma: F64 | None = None
+    adv: F64 | None = None
+    book: BookLevels | None = None
+    book_levels: int | npt.NDArray[np.int64] = 0
+    exhaustion: Exhaustion = Exhaustion.CANCEL_REST
+    penalty_bps: float = 0.0
+
+    @property
+    def code(self) -> SlippageModel:
+        """The model as a SlippageModel member."""
+        if isinstance(self.model, SlippageModel):
+            return self.model
+        try:
+            return SlippageModel[str(self.model).upper()]
+        except KeyError:
+            names = [m.name.lower() for m in SlippageModel]
+            raise OptionError(f"unknown slippage model {self.model!r}; expected one of {names}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """Outputs of ``run_backtest``. Arrays are (T,) / scalars for a single run and (T, K) /
+    (K,) for a batch of K parameter sets.
+
+    Attributes:
+        equity: equity after marking each row, quote currency.
+        returns: per-row simple returns, equity[t] / equity[t-1] - 1 (row 0 against init_cash).
+        fees, slippage, funding: totals paid, quote currency (funding < 0 means received).
+        turnover: sum over fills of traded notional / equity at the time (one-way).
+        exposure: fraction of rows with a non-zero position.
+        n_fills: number of fills.
+        gross: (T[, K]) gross exposure / equity per row (record=True only, else None).
+        turnover_series: (T[, K]) traded notional / equity per row (record=True only).
+        trades: structured array of TRADE_DTYPE (record=True only).
+        init_cash: starting equity.
+    """
+
+    equity: F64
+    returns: F64
+    fees: Any
+    slippage: Any
+    funding: Any
+    turnover: Any
+    exposure: Any
+    n_fills: Any
+    gross: F64 | None = None
+    turnover_series: F64 | None = None
+    trades: np.ndarray | None = None
+    init_cash: float = 1.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _per_k(name: str, value: Any, k: int, dtype: type = np.float64) -> np.ndarray:
+    arr = np.asarray(value, dtype=dtype)
+    if arr.ndim == 0:
+        arr = np.full(k, arr.item(), dtype=dtype)
+    if arr.shape != (k,):
+        raise ShapeError(f"{name} must be a scalar or shape (K,) = ({k},); got {arr.shape}")
+    if dtype is np.float64 and not np.all(np.isfinite(arr) | (arr == np.inf)):
+        raise OptionError(f"{name} must be finite; got {arr}")
+    return np.ascontiguousarray(arr)
+
+
+def _weights(weights: Any) -> tuple[F64, bool]:
+    w = np.asarray(weights, dtype=np.float64)
+    squeeze = w.ndim <= 2
+    if w.ndim == 1:
+        w = w.reshape(-1, 1, 1)
+    elif w.ndim == 2:
+        w = w[:, :, None]
+    elif w.ndim != 3:
+        raise ShapeError(f"weights must be (T,), (T, N) or (T, N, K); got shape {w.shape}")
+    if np.isinf(w).any():
+        raise InputError("weights contain inf")
+    return np.ascontiguousarray(w), squeeze
+
+
+def _exec_prices(close: F64, open_: F64 | None, lag: int) -> F64:
+    if lag == 0:
+        return close
+    if open_ is not None:
+        return open_
+    shifted = np.empty_like(close)
+    shifted[0] = np.nan
+    shifted[1:] = close[:-1]
+    return shifted
+
+
+def run_backtest(  # noqa: PLR0913 - one entry point with every documented option
+    weights: Any,
+    *,
+    close: Any,
+    open: Any | None = None,  # noqa: A002 - the market's own name for the field
+    lag: int = 1,
+    fee_bps: float | F64 = 0.0,
+    slippage_bps: float | F64 = 0.0,
+    slippage: Slippage | None = None,
+    funding: Any | None = None,
+    lot_size: float | F64 | None = None,
+    max_gross: float | F64 = math.inf,
+    min_trade_frac: float = 0.0,
+    init_cash: float = 1.0,
+    record_trades: bool = False,
+    symbols: tuple[str, ...] | None = None,
+) -> BacktestResult:
+    """Simulate target weights with fees, slippage, funding, leverage cap and lot rounding.
+
+    Args:
+        weights: (T, N) target fraction of equity per asset, or (T, N, K) for K parameter
+            sets (or (T,) for one asset). NaN = no order for that asset at that row.
+        close: (T, N) close prices (mark-to-market; execution price when lag = 0).
+        open: (T, N) open prices; with lag >= 1, row t's decision fills at open[t + lag].
+        lag: rows between decision and execution (>= 0).
+        fee_bps: taker fee in basis points of traded notional (scalar or (K,)).
+        slippage_bps: shorthand for ``Slippage(model="fixed_bps", bps=...)``.
+        slippage: a full slippage model (overrides slippage_bps).
+        funding: (T, N) funding rate applied to held positions at each row (NaN/0 = none).
+        lot_size: base-unit lot size, scalar or (N,); target positions are rounded toward 0.
+        max_gross: gross leverage cap sum |w| (scalar or (K,)); targets are scaled down.
+        min_trade_frac: skip orders smaller than this fraction of equity.
+        init_cash: starting equity in quote currency (> 0).
+        record_trades: also return per-fill records and per-row gross/turnover series.
+        symbols: asset names, used only in error messages.
+
+    Returns:
+        BacktestResult.
+
+    Raises:
+        ShapeError, InputError, OptionError: bad inputs, named with row/column.
+    """
+    w, squeeze = _weights(weights)
+    t_len, n, k_len = w.shape
+    if not isinstance(lag, int | np.integer) or lag < 0:
+        raise OptionError(f"lag must be an integer >= 0; got {lag!r}")
+    if t_len == 0:
+        raise ShapeError("weights have zero rows")
+    if not (math.isfinite(init_cash) and init_cash > 0):
+        raise OptionError(f"init_cash must be a positive number; got {init_cash}")
+    close_a = _prices_allow_nan("close", close, (t_len, n))
+    open_a = None if open is None else _prices_allow_nan("open", open, (t_len, n))
+    exec_px = _exec_prices(close_a, open_a, int(lag))
+    slip = slippage if slippage is not None else Slippage(SlippageModel.FIXED_BPS, bps=slippage_bps)
+    code = slip.code
+    ctx = _context(slip, code, t_len, n)
+    fund = _NO_CTX if funding is None else _finite_or_nan("funding", funding, (t_len, n))
+    lots = np.zeros(n) if lot_size is None else _per_k("lot_size", lot_size, n)
+    if np.any(lots < 0):
+        raise OptionError(f"lot_size must be >= 0; got {lots}")
+    fee = _per_k("fee_bps", fee_bps, k_len)
+    if np.any(fee < 0):
+        raise OptionError(f"fee_bps must be >= 0; got {fee}")
+    n_chunks = max(1, min(k_len, _threads()))
+    out = backtest_nb.simulate_weights(
+        w, exec_px, close_a, fund, int(lag), fee, int(code.value),
+        _per_k("slippage bps", slip.bps, k_len), _per_k("impact_k", slip.impact_k, k_len),
+        _per_k("max_gross", max_gross, k_len), _per_k("book_levels", slip.book_levels, k_len, np.int64),
+        int(slip.exhaustion.value), float(slip.penalty_bps), lots, float(min_trade_frac),
+        float(init_cash), *ctx, bool(record_trades), n_chunks,
+    )
+    (equity, fees, slip_paid, fund_paid, traded, exposed, n_fills, status, s_row, s_col,
+     gross, turn, rec) = out
+    _raise_status(status, s_row, s_col, symbols)
+    returns = np.empty_like(equity)
+    returns[0] = equity[0] / init_cash - 1.0
+    returns[1:] = equity[1:] / equity[:-1] - 1.0
+    trades = _trades(rec, int(lag)) if record_trades else None
+
+    def sq(a: np.ndarray) -> Any:
+        if not squeeze:
+            return a
+        return a[..., 0] if a.ndim == 2 else a[0].item()
+
+    return BacktestResult(
+        equity=sq(equity), returns=sq(returns), fees=sq(fees), slippage=sq(slip_paid),
+        funding=sq(fund_paid), turnover=sq(traded), exposure=sq(exposed / t_len),
+        n_fills=sq(n_fills), gross=sq(gross) if record_trades else None,
+        turnover_series=sq(turn) if record_trades else None, trades=trades,
+        init_cash=float(init_cash), meta={"lag": int(lag), "slippage": code.name.lower()},
+    )
+
+
+def _prices_allow_nan(name: str, px: Any, shape: tuple[int, int]) -> F64:
+    """Prices may be NaN (asset not trading); they may not be <= 0 or inf."""
+    arr = np.ascontiguousarray(px, dtype=np.float64)
+    if arr.ndim == 1 and shape[1] == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.shape != shape:
+        raise ShapeError(f"{name} has shape {arr.shape}; weights imply (T, N) = {shape}")
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero((arr <= 0) | np.isinf(arr))
+    if bad.size:
+        r, c = divmod(int(bad[0]), shape[1])
+        raise InputError(f"{name} has an invalid price {arr[r, c]} at row {r}, column {c}")
+    return arr
+
+
+def _finite_or_nan(name: str, a: Any, shape: tuple[int, int]) -> F64:
+    arr = np.ascontiguousarray(a, dtype=np.float64)
+    if arr.ndim == 1 and shape[1] == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.shape != shape:
+        raise ShapeError(f"{name} has shape {arr.shape}; expected (T, N) = {shape}")
+    if np.isinf(arr).any():
+        raise InputError(f"{name} contains inf")
+    return arr
+
+
+def _context(slip: Slippage, code: SlippageModel, t_len: int, n: int) -> tuple[F64, ...]:
+    spread = sigma = adv = _NO_CTX
+    book = (_NO_BOOK,) * 4
+    if code in (SlippageModel.HALF_SPREAD, SlippageModel.SQRT_IMPACT):
+        if slip.spread_bps is None:
+            raise OptionError(f"slippage model {code.name.lower()} needs spread_bps (T, N)")
+        spread = _finite_or_nan("spread_bps", slip.spread_bps, (t_len, n))
+        if code == SlippageModel.SQRT_IMPACT:
+            if slip.sigma is None or slip.adv is None:
+                raise OptionError("slippage model sqrt_impact needs sigma and adv (T, N)")
+            sigma = _finite_or_nan("sigma", slip.sigma, (t_len, n))
+            adv = _finite_or_nan("adv", slip.adv, (t_len, n))
+        # the kernel tells 'no context' by a first dimension of 1
+        if t_len == 1:
+            raise ShapeError("model-based slippage needs at least 2 rows")
+    if code == SlippageModel.BOOK_WALK:
+        if slip.book is None:
+            raise OptionError("slippage model book_walk needs book levels (T, N, L)")
+        if slip.book.bid_px.shape[:2] != (t_len, n):
+            raise ShapeError(f"book has (T, N) = {slip.book.bid_px.shape[:2]}; expected {(t_len, n)}")
+        if t_len == 1:
+            raise ShapeError("book_walk needs at least 2 rows")
+        book = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in slip.book._arrays())
+    return (spread, sigma, adv, *book)
+
+
+def _raise_status(status: np.ndarray, row: np.ndarray, col: np.ndarray,
+                  symbols: tuple[str, ...] | None) -> None:
+    bad = np.flatnonzero((status != backtest_nb.OK) & (status != backtest_nb.BANKRUPT))
+    if not bad.size:
+        return
+    k = int(bad[0])
+    c = int(col[k])
+    name = symbols[c] if symbols is not None and 0 <= c < len(symbols) else f"column {c}"
+    what = {
+        backtest_nb.NAN_PRICE_WITH_POSITION: "price is NaN while a position is held",
+        backtest_nb.NONPOSITIVE_PRICE: "price is not positive",
+        backtest_nb.NAN_PRICE_WITH_TARGET: "a non-zero target weight meets a NaN execution price",
+    }[int(status[k])]
+    raise InputError(f"{what}: asset {name}, row {int(row[k])}, parameter set {k}")
+
+
+def _trades(rec: tuple[np.ndarray, ...], lag: int) -> np.ndarray:
+    qty, arrival, fill, fee, half, unfilled = rec
+    s_idx, i_idx, k_idx = np.nonzero((qty != 0) | (unfilled != 0))
+    out = np.zeros(s_idx.size, dtype=TRADE_DTYPE)
+    out["row"] = s_idx
+    out["decision_row"] = s_idx - lag
+    out["col"] = i_idx
+    out["param"] = k_idx
+    q = qty[s_idx, i_idx, k_idx]
+    out["qty"] = q
+    out["ref_px"] = arrival[s_idx, i_idx, k_idx]
+    out["fill_px"] = fill[s_idx, i_idx, k_idx]
+    out["notional"] = np.abs(q) * np.nan_to_num(out["fill_px"])
+    out["fee"] = fee[s_idx, i_idx, k_idx]
+    slip_cost = np.sign(q) * np.abs(q) * (out["fill_px"] - out["ref_px"])
+    out["slippage"] = np.where(q != 0, slip_cost, 0.0)
+    out["half_spread"] = half[s_idx, i_idx, k_idx]
+    out["impact"] = out["slippage"] - out["half_spread"]
+    out["unfilled_qty"] = unfilled[s_idx, i_idx, k_idx]
+    order = np.lexsort((out["col"], out["row"], out["param"]))
+    return out[order]
+
+
+def _threads() -> int:
+    try:
+        from numba import get_num_threads
+
+        return int(get_num_threads())
+    except Exception:  # noqa: BLE001 - numba threading layer unavailable: run serially
+        return max(1, os.cpu_count() or 1)

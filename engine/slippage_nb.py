@@ -1,0 +1,140 @@
+"""Numba kernels: fill prices under each slippage model (the engine's slippage seam).
+
+Every model answers the same question for one order: given its side, size and the reference
+(arrival) price, what average price does it fill at, how much of it fills, and how is the cost
+split into half-spread and impact. ``fill_order`` dispatches on ``SlippageModel`` codes; the
+book walk lives in ``walk_book``. All prices in quote currency, sizes in base units.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+NONE = 0
+FIXED_BPS = 1
+HALF_SPREAD = 2
+SQRT_IMPACT = 3
+BOOK_WALK = 4
+
+CANCEL_REST = 0
+PENALTY = 1
+
+
+@njit(cache=True)
+def walk_book(side, qty, level_px, level_qty, max_levels, exhaustion, penalty_bps):  # type: ignore[no-untyped-def]
+    """Volume-weighted fill of a market order against one side of a book.
+
+    Args:
+        side: +1 buy (consumes asks), -1 sell (consumes bids).
+        qty: order size, base units, > 0.
+        level_px: (L,) float64 prices of the side consumed, best first; NaN ends the book.
+        level_qty: (L,) float64 quantities at those levels.
+        max_levels: use only the first ``max_levels`` levels (0 = all).
+        exhaustion: CANCEL_REST (0) or PENALTY (1) when the order exceeds the depth used.
+        penalty_bps: with PENALTY, the remainder fills at the last level's price worsened by this.
+
+    Returns:
+        (avg_px, filled_qty): average fill price (NaN when nothing filled) and base units filled.
+
+    Equivalent to:
+        cum = cumsum(q); take levels until cum >= qty; avg = sum(px*q_taken) / sum(q_taken).
+    """
+    n = level_px.shape[0]
+    if max_levels > 0 and max_levels < n:
+        n = max_levels
+    remaining = qty
+    cost = 0.0
+    last_px = math.nan
+    for j in range(n):
+        px = level_px[j]
+        q = level_qty[j]
+        if math.isnan(px) or math.isnan(q):
+            break
+        if q <= 0.0:
+            continue
+        last_px = px
+        take = q if q < remaining else remaining
+        cost += take * px
+        remaining -= take
+        if remaining <= 0.0:
+            break
+    if remaining > 0.0 and exhaustion == PENALTY and not math.isnan(last_px):
+        cost += remaining * last_px * (1.0 + side * penalty_bps * 1e-4)
+        remaining = 0.0
+    filled = qty - remaining
+    if filled <= 0.0:
+        return math.nan, 0.0
+    return cost / filled, filled
+
+
+@njit(cache=True)
+def fill_order(  # type: ignore[no-untyped-def]
+    model,
+    side,
+    qty,
+    ref_px,
+    slip_bps,
+    spread_bps,
+    impact_k,
+    sigma,
+    adv,
+    bid_px,
+    bid_qty,
+    ask_px,
+    ask_qty,
+    max_levels,
+    exhaustion,
+    penalty_bps,
+):
+    """Fill one market order under ``model``.
+
+    Args:
+        model: SlippageModel code.
+        side: +1 buy, -1 sell.
+        qty: order size, base units, > 0.
+        ref_px: reference execution price (next open, or close at lag 0), quote per base.
+        slip_bps: FIXED_BPS cost in basis points of ref_px.
+        spread_bps: quoted spread in bps of mid (HALF_SPREAD, SQRT_IMPACT); NaN -> 0.
+        impact_k: SQRT_IMPACT coefficient k in k * sigma * sqrt(qty / adv).
+        sigma: per-bar return volatility (fraction) for SQRT_IMPACT.
+        adv: average bar volume in base units for SQRT_IMPACT.
+        bid_px, bid_qty, ask_px, ask_qty: (L,) book sides in force at execution (BOOK_WALK).
+        max_levels, exhaustion, penalty_bps: book-walk settings (see walk_book).
+
+    Returns:
+        (fill_px, filled_qty, arrival_px, half_spread_per_unit): the average fill price, the
+        base units filled (< qty only when a book walk cancels the rest), the arrival price the
+        cost is measured from (ref_px, or the book mid for BOOK_WALK), and the half-spread
+        part of the per-unit cost (the rest of |fill_px - arrival_px| is impact).
+    """
+    if model == FIXED_BPS:
+        return ref_px * (1.0 + side * slip_bps * 1e-4), qty, ref_px, 0.0
+    if model == HALF_SPREAD or model == SQRT_IMPACT:
+        half = 0.0 if math.isnan(spread_bps) else 0.5 * spread_bps * 1e-4 * ref_px
+        impact = 0.0
+        if model == SQRT_IMPACT and adv > 0.0 and not math.isnan(sigma):
+            impact = impact_k * sigma * math.sqrt(qty / adv) * ref_px
+        return ref_px + side * (half + impact), qty, ref_px, half
+    if model == BOOK_WALK:
+        b0 = bid_px[0]
+        a0 = ask_px[0]
+        if math.isnan(b0) or math.isnan(a0):
+            return math.nan, 0.0, ref_px, 0.0
+        mid = 0.5 * (b0 + a0)
+        if side > 0:
+            px, filled = walk_book(side, qty, ask_px, ask_qty, max_levels, exhaustion, penalty_bps)
+            half = a0 - mid
+        else:
+            px, filled = walk_book(side, qty, bid_px, bid_qty, max_levels, exhaustion, penalty_bps)
+            half = mid - b0
+        return px, filled, mid, half
+    return ref_px, qty, ref_px, 0.0
+
+
+@njit(cache=True)
+def empty_levels():  # type: ignore[no-untyped-def]
+    """A (1,) NaN level array: 'no book' for models that do not read one."""
+    return np.full(1, np.nan)

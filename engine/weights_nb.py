@@ -1,0 +1,161 @@
+"""Numba kernels: cross-sectional signals -> target weights, one row at a time.
+
+Every row kernel takes one row of signals (N,) with NaN = no opinion and writes (N,) weights
+whose absolute values sum to ``gross`` (0 where the signal is NaN). The (T, N) drivers loop
+rows with prange and call the row kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+RANK = 0
+QUANTILE = 1
+SIGN = 2
+ZSCORE = 3
+RAW = 4
+
+
+@njit(cache=True)
+def average_ranks(x, out):  # type: ignore[no-untyped-def]
+    """1-based average ranks of the non-NaN entries of x (ties share their mean rank).
+
+    Equivalent to: scipy.stats.rankdata(x[~isnan(x)], method="average"); NaN stays NaN.
+    Returns the number of valid entries.
+    """
+    n = x.shape[0]
+    idx = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        out[i] = math.nan
+        if not math.isnan(x[i]):
+            idx[m] = i
+            m += 1
+    vals = np.empty(m)
+    for j in range(m):
+        vals[j] = x[idx[j]]
+    order = np.argsort(vals, kind="mergesort")
+    j = 0
+    while j < m:
+        j2 = j
+        while j2 + 1 < m and vals[order[j2 + 1]] == vals[order[j]]:
+            j2 += 1
+        r = 0.5 * (j + j2) + 1.0
+        for q in range(j, j2 + 1):
+            out[idx[order[q]]] = r
+        j = j2 + 1
+    return m
+
+
+@njit(cache=True)
+def _scale_to_gross(w, gross, demean):  # type: ignore[no-untyped-def]
+    n = w.shape[0]
+    if demean:
+        s = 0.0
+        c = 0
+        for i in range(n):
+            if not math.isnan(w[i]):
+                s += w[i]
+                c += 1
+        if c > 0:
+            mu = s / c
+            for i in range(n):
+                if not math.isnan(w[i]):
+                    w[i] -= mu
+    tot = 0.0
+    for i in range(n):
+        if not math.isnan(w[i]):
+            tot += abs(w[i])
+    for i in range(n):
+        if math.isnan(w[i]) or tot == 0.0:
+            w[i] = 0.0
+        else:
+            w[i] = w[i] * gross / tot
+
+
+@njit(cache=True)
+def row_weights(sig, scheme, gross, quantile, neutral, out):  # type: ignore[no-untyped-def]
+    """Weights for one row of signals (see module docstring); writes into ``out`` (N,)."""
+    n = sig.shape[0]
+    if scheme == RANK:
+        m = average_ranks(sig, out)
+        if m < 2:
+            out[:] = 0.0
+            return
+        _scale_to_gross(out, gross, True)
+    elif scheme == QUANTILE:
+        ranks = np.empty(n)
+        m = average_ranks(sig, ranks)
+        if m < 2:
+            out[:] = 0.0
+            return
+        # symmetric equal-count buckets on ranks: bottom = rank <= q*m, top = rank >= m+1-q*m
+        lo = quantile * m
+        hi = m + 1.0 - lo
+        for i in range(n):
+            r = ranks[i]
+            if math.isnan(r):
+                out[i] = math.nan
+            elif r >= hi:
+                out[i] = 1.0
+            elif r <= lo:
+                out[i] = -1.0 if neutral else math.nan
+            else:
+                out[i] = math.nan
+        nl = 0
+        ns = 0
+        for i in range(n):
+            if out[i] == 1.0:
+                nl += 1
+            elif out[i] == -1.0:
+                ns += 1
+        for i in range(n):
+            if out[i] == 1.0:
+                out[i] = (0.5 * gross if neutral and ns > 0 else gross) / nl
+            elif out[i] == -1.0:
+                out[i] = -(0.5 * gross if nl > 0 else gross) / ns
+            else:
+                out[i] = 0.0
+    elif scheme == SIGN:
+        for i in range(n):
+            x = sig[i]
+            out[i] = math.nan if math.isnan(x) else (1.0 if x > 0 else (-1.0 if x < 0 else 0.0))
+        c = 0
+        for i in range(n):
+            if not math.isnan(out[i]):
+                c += 1
+        for i in range(n):
+            out[i] = 0.0 if math.isnan(out[i]) else out[i] * gross / c
+    elif scheme == ZSCORE:
+        s = 0.0
+        ss = 0.0
+        c = 0
+        for i in range(n):
+            if not math.isnan(sig[i]):
+                s += sig[i]
+                ss += sig[i] * sig[i]
+                c += 1
+        if c < 2:
+            out[:] = 0.0
+            return
+        mu = s / c
+        sd = math.sqrt(max(ss / c - mu * mu, 0.0))
+        for i in range(n):
+            out[i] = math.nan if (math.isnan(sig[i]) or sd == 0.0) else (sig[i] - mu) / sd
+        _scale_to_gross(out, gross, False)
+    else:
+        for i in range(n):
+            out[i] = 0.0 if math.isnan(sig[i]) else sig[i]
+
+
+@njit(cache=True, parallel=True)
+def weights_from_signals(signal, scheme, gross, quantile, neutral):  # type: ignore[no-untyped-def]
+    """(T, N) signals -> (T, N) weights, rows in parallel (see row_weights)."""
+    t_len, n = signal.shape
+    out = np.empty((t_len, n))
+    for t in prange(t_len):
+        row_weights(signal[t], scheme, gross, quantile, neutral, out[t])
+    return out
