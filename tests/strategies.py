@@ -1,0 +1,44 @@
+"""Shared hypothesis strategies for the test suite (append new sections; keep them independent)."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+
+# ---------------------------------------------------------------- expression ASTs (factors.expr)
+def expr_asts(max_leaves: int = 12) -> st.SearchStrategy:
+    """Random valid ASTs of the factor expression language (factors.expr.nodes).
+
+    Numbers are non-negative finite floats (negation is a Unary node), integer-literal
+    arguments respect each operator's minimum, nesting stays well under the parser's limit.
+    """
+    from factors.expr.nodes import Binary, Call, Field, Num, Unary
+    from factors.expr.ops import BINARY_OPS, OPS, UNARY_OPS
+    from factors.fields import FIELDS
+
+    nums = st.one_of(
+        st.integers(0, 10**6).map(float),
+        st.floats(0, 1e12, allow_nan=False, allow_infinity=False),
+        st.floats(0, 1e-6, allow_nan=False, allow_infinity=False),
+    ).map(Num)
+    leaves = st.one_of(nums, st.sampled_from(sorted(FIELDS)).map(Field))
+
+    def extend(children: st.SearchStrategy) -> st.SearchStrategy:
+        unary = st.builds(Unary, st.sampled_from(sorted(UNARY_OPS)), children)
+        binary = st.builds(Binary, st.sampled_from(sorted(BINARY_OPS)), children, children)
+
+        @st.composite
+        def call(draw: st.DrawFn) -> Call:
+            spec = OPS[draw(st.sampled_from(sorted(OPS)))]
+            ints = dict(spec.int_args)
+            args = [
+                Num(float(draw(st.integers(ints[i], ints[i] + 30))))
+                if i in ints
+                else draw(children)
+                for i in range(spec.arity)
+            ]
+            return Call(spec.name, tuple(args))
+
+        return st.one_of(unary, binary, call())
+
+    return st.recursive(leaves, extend, max_leaves=max_leaves)
