@@ -1,0 +1,520 @@
+"""The parquet store: hive-partitioned, zstd, atomic and idempotent writes, pushdown queries.
+
+Layout (DuckDB ``read_parquet('root/**/*.parquet', hive_partitioning=true)``, Polars and Spark
+read it as is)::
+
+    root/exchange=<ex>/market=<spot|usdm>/dataset=<name>/symbol=<S>/month=<YYYY-MM>/part-0.parquet
+    root/.../month=<YYYY-MM>/_manifest.json       rows, time span, sources, validation status
+    root/_sources/<sha256>.json                  sources whose every partition is written
+
+``dataset`` is a schema name of :mod:`data.schemas` (``agg_trades``, ``funding``...), with
+``_<interval>`` appended for kline datasets (``klines_1m``, ``mark_klines_1h``). As in Spark, the
+partition columns are not repeated inside the files; ``symbol`` comes back from the path. The
+month of a row is the UTC month of its time column (``open_time`` for klines).
+
+Writes merge with what is stored, de-duplicate on the dataset's natural key (the newest write
+wins) and sort by time; each partition is replaced atomically (see :mod:`data.manifest`), so a
+write killed at any moment leaves every partition as before or complete. Time ranges are
+half-open: ``start_us <= t < end_us``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from data import manifest as mf
+from data import schemas
+from data.errors import SchemaError, StoreError
+from data.manifest import PartitionInfo, SourceRecord
+
+KLINE_BASES = ("klines", "mark_klines", "index_klines")
+MARKETS = ("spot", "usdm")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_PART_SCHEMA = pa.schema([("symbol", pa.string()), ("month", pa.string())])
+
+
+def _checkpoint(name: str) -> None:
+    """Named points inside a write; tests replace this to SIGKILL the process there."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    """What one :meth:`Store.write` did.
+
+    Attributes:
+        dataset: the dataset partition value written.
+        rows_in: rows in the table passed in.
+        rows_added: net new rows stored (after merge and de-duplication).
+        partitions: manifest rows of every partition touched, after the write.
+        skipped: partitions whose data was already stored exactly (file left untouched).
+        seconds: wall time of the write.
+    """
+
+    dataset: str
+    rows_in: int
+    rows_added: int
+    partitions: tuple[PartitionInfo, ...]
+    skipped: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "dataset": self.dataset,
+            "rows_in": self.rows_in,
+            "rows_added": self.rows_added,
+            "partitions": [p.to_dict() for p in self.partitions],
+            "skipped": self.skipped,
+            "seconds": self.seconds,
+        }
+
+
+def known_datasets() -> list[str]:
+    """Human list of valid dataset names (kline ones with an interval placeholder)."""
+    return [f"{b}_<interval>" for b in KLINE_BASES] + [
+        d for d in schemas.DATASETS if d not in KLINE_BASES
+    ]
+
+
+def schema_name(dataset: str) -> str:
+    """The :mod:`data.schemas` name of a dataset partition value (``klines_1m`` -> ``klines``).
+
+    Raises:
+        StoreError: the name is not a known dataset, or a kline dataset lacks a valid interval.
+    """
+    if dataset in schemas.DATASETS and dataset not in KLINE_BASES:
+        return dataset
+    base, _, interval = dataset.rpartition("_")
+    if base in KLINE_BASES and (interval in schemas.INTERVAL_US or interval == "1M"):
+        return base
+    raise StoreError(
+        f"unknown dataset {dataset!r}; known: {', '.join(known_datasets())} "
+        f"(intervals: {', '.join(schemas.INTERVAL_US)}, 1M)"
+    )
+
+
+def month_label(month_index: int) -> str:
+    """Months since 1970-01 -> ``YYYY-MM``."""
+    return f"{1970 + month_index // 12:04d}-{month_index % 12 + 1:02d}"
+
+
+def _month_of_us(t_us: int) -> str:
+    return month_label(int(np.datetime64(int(t_us), "us").astype("datetime64[M]").astype(np.int64)))
+
+
+def _ts_int(col: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, np.dtype[np.int64]]:
+    arr = col.cast(schemas.TS).cast(pa.int64())
+    return np.asarray(arr.to_numpy(), dtype=np.int64)
+
+
+def _eq_adjacent(col: pa.Array) -> pa.Array:
+    """Boolean (n-1,) array: row i+1 has the same value as row i (null == null)."""
+    a, b = col.slice(1), col.slice(0, len(col) - 1)
+    eq = pc.fill_null(pc.equal(a, b), False)
+    return pc.or_(eq, pc.and_(pc.is_null(a), pc.is_null(b)))
+
+
+def dedupe_sort(table: pa.Table, keys: Sequence[str], time_col: str) -> pa.Table:
+    """Keep the LAST row of each natural key, sorted by (time, keys).
+
+    Args:
+        table: rows in arrival order (older first); no ``symbol`` column needed.
+        keys: natural-key columns (within one partition, so without ``symbol``).
+        time_col: the time column to sort by.
+    """
+    n = table.num_rows
+    if n == 0:
+        return table
+    if len(keys) == 1:
+        k = table.column(keys[0])
+        if pa.types.is_integer(k.type) or pa.types.is_timestamp(k.type):
+            kv = _ts_int(k) if pa.types.is_timestamp(k.type) else k.to_numpy()
+            if k.null_count == 0 and bool(np.all(kv[1:] > kv[:-1])):
+                tv = _ts_int(table.column(time_col))
+                if bool(np.all(tv[1:] >= tv[:-1])):
+                    return table  # already unique and in time order: the common append case
+    seq = pa.array(np.arange(n, dtype=np.int64))
+    work = table.append_column("__seq", seq)
+    order = [(k, "ascending") for k in keys] + [("__seq", "descending")]
+    work = work.take(pc.sort_indices(work, sort_keys=order))
+    dup = _eq_adjacent(work.column(keys[0]).combine_chunks())
+    for k in keys[1:]:
+        dup = pc.and_(dup, _eq_adjacent(work.column(k).combine_chunks()))
+    keep = pa.concat_arrays([pa.array([True]), pc.invert(dup)])
+    work = work.filter(keep).drop_columns(["__seq"])
+    sort_by = [time_col, *[k for k in keys if k != time_col]]
+    idx = pc.sort_indices(work, sort_keys=[(c, "ascending") for c in sort_by])
+    return work.take(idx)
+
+
+class Store:
+    """A hive-partitioned parquet store rooted at ``root`` (created on first write)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ paths
+    def _dataset_dir(self, dataset: str, exchange: str, market: str) -> Path:
+        return self.root / f"exchange={exchange}" / f"market={market}" / f"dataset={dataset}"
+
+    def _part_dir(self, dataset: str, exchange: str, market: str, symbol: str, month: str) -> Path:
+        return self._dataset_dir(dataset, exchange, market) / f"symbol={symbol}" / f"month={month}"
+
+    @staticmethod
+    def _check_market(market: str) -> None:
+        if market not in MARKETS:
+            raise StoreError(f"unknown market {market!r}; expected one of {', '.join(MARKETS)}")
+
+    # ------------------------------------------------------------------ write
+    def write(
+        self,
+        table: pa.Table,
+        dataset: str,
+        exchange: str = "binance",
+        market: str = "usdm",
+        source: str = "unknown",
+        source_sha256: str | None = None,
+    ) -> WriteReport:
+        """Merge ``table`` into the store, one atomic replace per (symbol, month) partition.
+
+        Args:
+            table: rows in (or castable to) the dataset's schema of :mod:`data.schemas`.
+            dataset: partition value, e.g. ``klines_1m``, ``agg_trades``, ``funding``.
+            exchange: e.g. ``binance``, ``bitmex`` (Tardis).
+            market: ``spot`` or ``usdm``.
+            source: where the rows came from (``archive:<url>``, ``rest:<url>``, ``tardis:<path>``).
+            source_sha256: hex sha256 of the source file, or None.
+
+        Returns:
+            WriteReport with the manifest row of every partition touched.
+
+        Raises:
+            StoreError: unknown dataset/market, or the file system refused a write.
+            SchemaError: the table lacks a declared column or cannot be cast.
+        """
+        t0 = time.perf_counter()
+        base = schema_name(dataset)
+        self._check_market(market)
+        table = schemas.conform(table, base)
+        tcol = schemas.time_column(base)
+        if table.column(tcol).null_count or table.column("symbol").null_count:
+            raise SchemaError(f"{dataset}: null {tcol!r} or 'symbol' in rows to write ({source})")
+        infos: list[PartitionInfo] = []
+        added = skipped = 0
+        for symbol, month, part in self._split(table, tcol):
+            info, n_added, was_skipped = self._write_partition(
+                part, base, dataset, exchange, market, symbol, month, source, source_sha256
+            )
+            infos.append(info)
+            added += n_added
+            skipped += int(was_skipped)
+        self._record_source(source, source_sha256, dataset, table.num_rows)
+        return WriteReport(
+            dataset, table.num_rows, added, tuple(infos), skipped, time.perf_counter() - t0
+        )
+
+    @staticmethod
+    def _split(table: pa.Table, tcol: str) -> Iterable[tuple[str, str, pa.Table]]:
+        """Yield (symbol, month, rows without the symbol column) per partition, in row order."""
+        if table.num_rows == 0:
+            return
+        months = _ts_int(table.column(tcol)).astype("datetime64[us]").astype("datetime64[M]")
+        m_idx = months.astype(np.int64)
+        enc = pc.dictionary_encode(table.column("symbol")).combine_chunks()
+        sym_codes = np.asarray(enc.indices.to_numpy(), dtype=np.int64)
+        sym_names = enc.dictionary.to_pylist()
+        m_min = int(m_idx.min())
+        code = sym_codes * (int(m_idx.max()) - m_min + 1) + (m_idx - m_min)
+        body = table.drop_columns(["symbol"])
+        if bool(np.all(code == code[0])):
+            yield sym_names[int(sym_codes[0])], month_label(int(m_idx[0])), body
+            return
+        order = np.argsort(code, kind="stable")
+        sorted_code = code[order]
+        bounds = np.flatnonzero(np.diff(sorted_code)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(order)]])
+        body = body.take(pa.array(order))
+        for s, e in zip(starts, ends, strict=True):
+            i = int(order[s])
+            yield sym_names[int(sym_codes[i])], month_label(int(m_idx[i])), body.slice(s, e - s)
+
+    def _write_partition(
+        self,
+        part: pa.Table,
+        base: str,
+        dataset: str,
+        exchange: str,
+        market: str,
+        symbol: str,
+        month: str,
+        source: str,
+        sha: str | None,
+    ) -> tuple[PartitionInfo, int, bool]:
+        part_dir = self._part_dir(dataset, exchange, market, symbol, month)
+        key = {
+            "exchange": exchange,
+            "market": market,
+            "dataset": dataset,
+            "symbol": symbol,
+            "month": month,
+        }
+        tcol = schemas.time_column(base)
+        keys = [k for k in schemas.NATURAL_KEYS[base] if k != "symbol"]
+        data_path = part_dir / mf.DATA_FILE
+        with mf.partition_lock(part_dir):
+            mf.clean_leftovers(part_dir)
+            old_doc = mf.load_manifest(part_dir, key, tcol) if data_path.exists() else None
+            old = self._read_file(data_path, part.schema) if old_doc is not None else None
+            merged = part if old is None else pa.concat_tables([old, part])
+            merged = dedupe_sort(merged, keys, tcol)
+            rec = SourceRecord(source, sha, part.num_rows, mf.utc_now_iso())
+            sources = [mf.source_from_dict(s) for s in (old_doc or {}).get("sources", [])]
+            sources = [s for s in sources if (s.source, s.sha256) != (source, sha)] + [rec]
+            n_old = 0 if old is None else old.num_rows
+            if old is not None and old_doc is not None and merged.equals(old):
+                doc = dict(old_doc, sources=[s.to_dict() for s in sources])
+                mf.write_manifest(part_dir, doc)
+                return mf.info_from_dict(doc, part_dir), 0, True
+            tmp, fp = mf.write_parquet_tmp(merged, data_path)
+            _checkpoint("data_tmp_written")
+            doc = mf.manifest_dict(
+                key,
+                rows=merged.num_rows,
+                span=mf.time_span(merged, tcol),
+                fingerprint=fp,
+                sources=sources,
+            )
+            mf.write_manifest(part_dir, doc, pending=True)
+            _checkpoint("pending_written")
+            os.replace(tmp, data_path)
+            mf.fsync_dir(part_dir)
+            _checkpoint("data_replaced")
+            os.replace(part_dir / mf.PENDING_FILE, part_dir / mf.MANIFEST_FILE)
+            mf.fsync_dir(part_dir)
+            _checkpoint("manifest_replaced")
+        return mf.info_from_dict(doc, part_dir), merged.num_rows - n_old, False
+
+    @staticmethod
+    def _read_file(path: Path, schema: pa.Schema) -> pa.Table:
+        """A stored data file, cast to ``schema`` (columns added since are filled with nulls)."""
+        try:
+            t = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise StoreError(f"{path}: unreadable data file: {exc}") from exc
+        cols = [
+            t.column(f.name).cast(f.type)
+            if f.name in t.column_names
+            else pa.nulls(t.num_rows, f.type)
+            for f in schema
+        ]
+        return pa.Table.from_arrays(cols, schema=schema)
+
+    def _record_source(self, source: str, sha: str | None, dataset: str, rows: int) -> None:
+        key = sha if sha else hashlib.sha256(source.encode()).hexdigest()
+        d = self.root / "_sources"
+        d.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "source": source,
+            "sha256": sha,
+            "dataset": dataset,
+            "rows": rows,
+            "written_at": mf.utc_now_iso(),
+        }
+        mf.write_bytes_atomic(d / f"{key}.json", json.dumps(doc, sort_keys=True).encode())
+        _checkpoint("source_recorded")
+
+    def has_source(self, source_or_sha256: str) -> bool:
+        """True when a write of this source (sha256 hex, or the source string) completed."""
+        d = self.root / "_sources"
+        s = source_or_sha256
+        if _HEX64.match(s.lower()) and (d / f"{s.lower()}.json").exists():
+            return True
+        return (d / f"{hashlib.sha256(s.encode()).hexdigest()}.json").exists()
+
+    # ------------------------------------------------------------------ manifests
+    def partitions(
+        self,
+        dataset: str | None = None,
+        exchange: str | None = None,
+        market: str | None = None,
+        symbol: str | None = None,
+    ) -> list[PartitionInfo]:
+        """Manifest rows of every stored partition matching the filters, sorted by path."""
+        if dataset is not None:
+            schema_name(dataset)
+        pat = "/".join(
+            [
+                f"exchange={exchange or '*'}",
+                f"market={market or '*'}",
+                f"dataset={dataset or '*'}",
+                f"symbol={symbol or '*'}",
+                "month=*",
+            ]
+        )
+        out: list[PartitionInfo] = []
+        for part_dir in sorted(self.root.glob(pat)):
+            info = self._info(part_dir)
+            if info is not None:
+                out.append(info)
+        return out
+
+    def _info(self, part_dir: Path) -> PartitionInfo | None:
+        key = {p.split("=", 1)[0]: p.split("=", 1)[1] for p in part_dir.parts[-5:]}
+        try:
+            tcol = schemas.time_column(schema_name(key["dataset"]))
+        except StoreError:
+            return None  # a foreign directory inside the store; not ours to describe
+        doc = mf.load_manifest(part_dir, key, tcol)
+        return None if doc is None else mf.info_from_dict(doc, part_dir)
+
+    def set_validation(
+        self,
+        partition: PartitionInfo | str | os.PathLike[str],
+        status: str,
+        summary: Mapping[str, Any] | None = None,
+    ) -> PartitionInfo:
+        """Record a validation result in a partition's manifest (reset by the next data change).
+
+        Args:
+            partition: a PartitionInfo or the partition directory.
+            status: e.g. ``passed``, ``warnings``, ``failed`` (any non-empty string).
+            summary: JSON-able details (issue counts...).
+        """
+        part_dir = partition.path if isinstance(partition, PartitionInfo) else Path(partition)
+        if not status:
+            raise StoreError("validation status must be a non-empty string")
+        info = self._info(part_dir)
+        if info is None:
+            raise StoreError(f"{part_dir}: no stored partition there")
+        with mf.partition_lock(part_dir):
+            doc = json.loads((part_dir / mf.MANIFEST_FILE).read_bytes())
+            doc["validation_status"] = status
+            doc["validation_summary"] = dict(summary or {})
+            mf.write_manifest(part_dir, doc)
+        return mf.info_from_dict(doc, part_dir)
+
+    def last_time_us(
+        self, dataset: str, exchange: str = "binance", market: str = "usdm", symbol: str = ""
+    ) -> int | None:
+        """Latest stored time (µs) of ``symbol`` in ``dataset``, or None when nothing is stored."""
+        parts = self.partitions(dataset, exchange, market, symbol or None)
+        times = [p.max_time_us for p in parts if p.max_time_us is not None]
+        return max(times) if times else None
+
+    def kline_panel_table(
+        self,
+        symbols: Sequence[str] | None,
+        interval: str = "1m",
+        market: str = "usdm",
+        exchange: str = "binance",
+        start_us: int | None = None,
+        end_us: int | None = None,
+    ) -> pa.Table:
+        """Long klines table indexed by availability time, ready for ``Panel.from_arrow``.
+
+        See :func:`data.store_views.kline_panel_table` for the columns.
+        """
+        from data.store_views import kline_panel_table
+
+        return kline_panel_table(self, symbols, interval, market, exchange, start_us, end_us)
+
+    # ------------------------------------------------------------------ read
+    def read(
+        self,
+        dataset: str,
+        exchange: str = "binance",
+        market: str = "usdm",
+        symbols: Sequence[str] | None = None,
+        start_us: int | None = None,
+        end_us: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Rows of ``dataset`` for ``symbols`` with ``start_us <= time < end_us``, sorted by
+        (symbol, time), in the declared schema (or ``columns`` of it, in that order).
+
+        Partition directories are pruned by symbol and month; the time filter is pushed down to
+        parquet row-group statistics. Nothing stored in range -> an empty table (not an error).
+
+        Raises:
+            StoreError: unknown dataset or market, unknown column, unreadable file.
+        """
+        base = schema_name(dataset)
+        self._check_market(market)
+        schema = schemas.DATASETS[base]
+        tcol = schemas.time_column(base)
+        cols = list(columns) if columns is not None else schema.names
+        bad = [c for c in cols if c not in schema.names]
+        if bad:
+            raise StoreError(f"{dataset}: unknown column(s) {bad}; columns: {schema.names}")
+        out_schema = pa.schema([schema.field(c) for c in cols])
+        root = self._dataset_dir(dataset, exchange, market)
+        if not root.is_dir():
+            return out_schema.empty_table()
+        files = self._files(root, symbols, start_us, end_us)
+        if not files:
+            return out_schema.empty_table()
+        file_schema = pa.schema([f for f in schema if f.name != "symbol"])
+        dset = ds.dataset(
+            [str(f) for f in files],
+            schema=pa.unify_schemas([file_schema, _PART_SCHEMA]),
+            format="parquet",
+            partitioning=ds.partitioning(_PART_SCHEMA, flavor="hive"),
+            partition_base_dir=str(root),
+        )
+        flt = None
+        tfield = ds.field(tcol)
+        if start_us is not None:
+            flt = tfield >= pa.scalar(int(start_us), schemas.TS)
+        if end_us is not None:
+            f2 = tfield < pa.scalar(int(end_us), schemas.TS)
+            flt = f2 if flt is None else flt & f2
+        if symbols is not None:
+            f3 = ds.field("symbol").isin(list(symbols))
+            flt = f3 if flt is None else flt & f3
+        need = list(dict.fromkeys([*cols, "symbol", tcol]))
+        try:
+            t = dset.to_table(columns=need, filter=flt)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise StoreError(f"{root}: read failed: {exc}") from exc
+        t = t.take(pc.sort_indices(t, sort_keys=[("symbol", "ascending"), (tcol, "ascending")]))
+        return t.select(cols).cast(out_schema)
+
+    @staticmethod
+    def _files(
+        root: Path, symbols: Sequence[str] | None, start_us: int | None, end_us: int | None
+    ) -> list[Path]:
+        """Data files of the partitions that can hold rows in range (directory pruning)."""
+        m_lo = _month_of_us(start_us) if start_us is not None else None
+        m_hi = _month_of_us(end_us - 1) if end_us is not None else None
+        sym_dirs = (
+            [root / f"symbol={s}" for s in dict.fromkeys(symbols)]
+            if symbols is not None
+            else sorted(root.glob("symbol=*"))
+        )
+        files: list[Path] = []
+        for sd in sym_dirs:
+            if not sd.is_dir():
+                continue
+            for md in sorted(sd.glob("month=*")):
+                month = md.name.split("=", 1)[1]
+                if (m_lo and month < m_lo) or (m_hi and month > m_hi):
+                    continue
+                f = md / mf.DATA_FILE
+                if f.exists():
+                    files.append(f)
+        return files

@@ -1,0 +1,123 @@
+"""Derived views of the store: the long kline table a Panel is pivoted from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data import schemas
+from data.errors import StoreError
+
+if TYPE_CHECKING:
+    from data.store import Store
+
+PANEL_COLUMNS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_volume",
+)
+
+
+def _np_i64(col: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.int64]]:
+    return np.asarray(col.cast(schemas.TS).cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def kline_panel_table(
+    store: Store,
+    symbols: Sequence[str] | None,
+    interval: str = "1m",
+    market: str = "usdm",
+    exchange: str = "binance",
+    start_us: int | None = None,
+    end_us: int | None = None,
+) -> pa.Table:
+    """Klines as a long table indexed by availability time (bar close), one row per bar.
+
+    Args:
+        store: the store to read.
+        symbols: exchange symbols, or None for every stored symbol.
+        interval: kline interval (``1m``, ``1h``...); dataset ``klines_<interval>``.
+        market: ``spot`` or ``usdm``.
+        exchange: exchange partition value.
+        start_us / end_us: half-open range of the availability time ``ts``, UTC µs.
+
+    Returns:
+        Table sorted by (symbol, ts) with ``ts`` int64 µs = open_time + interval, ``symbol``,
+        open, high, low, close, volume, quote_volume (float64), trades (int64),
+        taker_buy_volume, ``vwap`` = quote_volume / volume (NaN where volume is 0), and, when
+        the store holds a ``funding`` dataset for any of the symbols, ``funding_rate``: the sum
+        of the rates of funding events with ``previous bar ts < funding_time <= ts`` placed on
+        the first bar whose ts >= funding_time, NaN on bars without an event.
+
+    Raises:
+        StoreError: unknown interval or market.
+    """
+    try:
+        iv = schemas.interval_us(interval)
+    except KeyError as exc:
+        raise StoreError(str(exc.args[0])) from None
+    t = store.read(
+        f"klines_{interval}",
+        exchange=exchange,
+        market=market,
+        symbols=symbols,
+        start_us=None if start_us is None else start_us - iv,
+        end_us=None if end_us is None else end_us - iv,
+        columns=["symbol", "open_time", *PANEL_COLUMNS],
+    )
+    ts = _np_i64(t.column("open_time")) + iv
+    vol = t.column("volume").to_numpy(zero_copy_only=False).astype(np.float64)
+    qv = t.column("quote_volume").to_numpy(zero_copy_only=False).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vwap = np.where(vol > 0, qv / np.where(vol > 0, vol, 1.0), np.nan)
+    out = t.drop_columns(["open_time"]).add_column(0, "ts", pa.array(ts, pa.int64()))
+    out = out.append_column("vwap", pa.array(vwap, pa.float64()))
+    if t.num_rows == 0:
+        return out
+    funding = store.read(
+        "funding",
+        exchange=exchange,
+        market=market,
+        symbols=pc.unique(t.column("symbol")).to_pylist(),
+        start_us=int(ts.min()) - iv,
+        end_us=int(ts.max()) + 1,
+        columns=["symbol", "funding_time", "funding_rate"],
+    )
+    if funding.num_rows == 0:
+        return out
+    rate = _align_funding(out, funding)
+    return out.append_column("funding_rate", pa.array(rate, pa.float64()))
+
+
+def _align_funding(bars: pa.Table, funding: pa.Table) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """funding_rate per bar row (bars sorted by (symbol, ts)), NaN where no event falls."""
+    sym = np.asarray(bars.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
+    ts = np.asarray(bars.column("ts").to_numpy(), dtype=np.int64)
+    f_sym = np.asarray(funding.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
+    f_t = _np_i64(funding.column("funding_time"))
+    f_r = funding.column("funding_rate").to_numpy(zero_copy_only=False).astype(np.float64)
+    out = np.full(len(ts), np.nan)
+    hit = np.zeros(len(ts), dtype=bool)
+    for s in np.unique(f_sym):
+        rows = np.flatnonzero(sym == s)
+        if rows.size == 0:
+            continue
+        sel = (f_sym == s) & ~np.isnan(f_r)
+        idx = np.searchsorted(ts[rows], f_t[sel], side="left")
+        ok = idx < rows.size
+        target = rows[idx[ok]]
+        acc = np.zeros(len(ts))
+        np.add.at(acc, target, f_r[sel][ok])
+        out[target] = acc[target]
+        hit[target] = True
+    out[~hit] = np.nan
+    return out
