@@ -1,0 +1,249 @@
+"""Information coefficients, quantile returns and turnover of a factor (array API).
+
+Thin, validating wrappers around the kernels in ``factors.score_nb``. Inputs are (T, N)
+float64 factor values and forward returns (see ``factors.returns``) with NaN = missing.
+
+NaN: every statistic uses the pairwise-complete assets of a row (finite factor and finite
+forward return); a row with fewer than ``min_obs`` such assets gives NaN and is skipped by
+the summaries, never zero-filled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from factors import score_nb
+from factors.errors import ScoreError
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Method = Literal["pearson", "spearman"]
+
+
+def as_panel_array(name: str, arr: object, ndim: int = 2) -> F64:
+    """C-contiguous float64 copy/view of ``arr`` with ``ndim`` dimensions, else ScoreError."""
+    try:
+        a = np.ascontiguousarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ScoreError(f"{name} must be a numeric array; got {type(arr).__name__}") from exc
+    if a.ndim != ndim:
+        raise ScoreError(f"{name} must have {ndim} dimensions; got shape {a.shape}")
+    return a
+
+
+def _pair(factor: object, fwd: object) -> tuple[F64, F64]:
+    f = as_panel_array("factor", factor)
+    r = as_panel_array("forward returns", fwd)
+    if f.shape != r.shape:
+        raise ScoreError(f"factor has shape {f.shape} but forward returns have {r.shape}")
+    return f, r
+
+
+def _min_obs(min_obs: int) -> int:
+    if int(min_obs) != min_obs or min_obs < 2:
+        raise ScoreError(f"min_obs must be an integer >= 2; got {min_obs!r}")
+    return int(min_obs)
+
+
+def cs_ic(factor: F64, fwd: F64, method: Method = "spearman", min_obs: int = 3) -> F64:
+    """Per-timestamp cross-sectional IC.
+
+    Args:
+        factor: (T, N) factor values.
+        fwd: (T, N) forward returns aligned with the factor's decision rows.
+        method: "pearson" (IC) or "spearman" (RankIC, average ranks for ties).
+        min_obs: fewest pairwise-complete assets for a row to get a value.
+
+    Returns:
+        (T,) float64 correlation per row, NaN where undefined.
+
+    Equivalent to: ``scipy.stats.spearmanr(f[t], r[t], nan_policy="omit")`` per row.
+    """
+    if method not in ("pearson", "spearman"):
+        raise ScoreError(f"method must be 'pearson' or 'spearman'; got {method!r}")
+    f, r = _pair(factor, fwd)
+    out: F64 = score_nb.cs_corr(f, r, method == "spearman", _min_obs(min_obs))
+    return out
+
+
+def qcut_probabilities(quantiles: int) -> F64:
+    """The probabilities pandas.qcut uses for ``quantiles`` equal-count bins, (q+1,).
+
+    pandas rounds k/q up to the next float when q * (k/q) != k; we do the same so the
+    bin edges agree bit for bit.
+    """
+    q = int(quantiles)
+    if q != quantiles or q < 2:
+        raise ScoreError(f"quantiles must be an integer >= 2; got {quantiles!r}")
+    qs = np.linspace(0.0, 1.0, q + 1)
+    np.putmask(qs, q * qs != np.arange(q + 1), np.nextafter(qs, 1.0))
+    return qs
+
+
+def quantile_bins(factor: F64, quantiles: int = 5, min_obs: int = 3) -> I64:
+    """Per-timestamp equal-count quantile bins (0 = lowest factor), -1 where NaN.
+
+    Equivalent to: ``pandas.qcut(f[t].dropna(), quantiles, labels=False)`` per row; rows
+    whose edges are not unique (many ties) are all -1, where pandas raises.
+    """
+    f = as_panel_array("factor", factor)
+    out: I64 = score_nb.cs_bins(f, qcut_probabilities(quantiles), _min_obs(min_obs))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CrossSection:
+    """Per-timestamp cross-sectional statistics for H horizons.
+
+    Attributes:
+        ic: (H, T) Pearson IC.
+        rank_ic: (H, T) Spearman RankIC.
+        qmean: (H, T, q) mean forward return per quantile bin (0 = lowest factor).
+        qcount: (H, T, q) assets per bin.
+    """
+
+    ic: F64
+    rank_ic: F64
+    qmean: F64
+    qcount: F64
+
+
+def cross_section(
+    factor: F64, fwd: F64, quantiles: int = 5, min_obs: int = 3, demean: bool = False
+) -> CrossSection:
+    """IC, RankIC and quantile mean returns for every horizon in one pass.
+
+    Args:
+        factor: (T, N) factor values.
+        fwd: (H, T, N) forward returns per horizon (``factors.returns.forward_returns``).
+        quantiles: number of equal-count bins per row (pandas.qcut convention).
+        min_obs: fewest pairwise-complete assets for a row to count.
+        demean: subtract each row's mean forward return before averaging by bin
+            (alphalens ``mean_return_by_quantile(demeaned=True)``).
+
+    Returns:
+        CrossSection with (H, T) and (H, T, q) arrays.
+    """
+    f = as_panel_array("factor", factor)
+    r = as_panel_array("forward returns", fwd, ndim=3)
+    if r.shape[1:] != f.shape:
+        raise ScoreError(f"forward returns have (T, N) = {r.shape[1:]}; factor has {f.shape}")
+    ic, ric, qm, qc = score_nb.cs_ic_quantiles(
+        f, r, qcut_probabilities(quantiles), _min_obs(min_obs), bool(demean)
+    )
+    return CrossSection(ic, ric, qm, qc)
+
+
+def ic_summary(
+    series: F64, horizon: int = 1, periods_per_year: float | None = None
+) -> dict[str, float]:
+    """Mean, std, ICIR and t-stat of a per-timestamp IC series.
+
+    Formula:
+        mean = mean(ic); std = std(ic, ddof=1); icir = mean / std;
+        t_stat = icir * sqrt(n / horizon)  (n / horizon: rough count of non-overlapping
+        forward windows, since consecutive h-bar returns overlap);
+        icir_annual = icir * sqrt(periods_per_year / horizon).
+
+    NaN: NaN rows are skipped; fewer than 2 values gives NaN; zero std gives NaN ICIR.
+    """
+    x = np.asarray(series, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    mean = float(np.mean(x)) if n else math.nan
+    std = float(np.std(x, ddof=1)) if n >= 2 else math.nan
+    icir = mean / std if n >= 2 and std > 0 else math.nan
+    out = {
+        "mean": mean,
+        "std": std,
+        "icir": icir,
+        "t_stat": icir * math.sqrt(n / max(horizon, 1)) if n >= 2 else math.nan,
+        "n": float(n),
+        "se": std / math.sqrt(n / max(horizon, 1)) if n >= 2 else math.nan,
+    }
+    if periods_per_year is not None:
+        out["icir_annual"] = icir * math.sqrt(periods_per_year / max(horizon, 1))
+    return out
+
+
+def rank_autocorrelation(factor: F64, lag: int = 1, min_obs: int = 3) -> F64:
+    """Per-row correlation of cross-sectional factor ranks with those ``lag`` rows earlier.
+
+    Equivalent to alphalens ``factor_rank_autocorrelation(factor_data, period=lag)``.
+    Returns (T,), NaN for t < lag.
+    """
+    f = as_panel_array("factor", factor)
+    if lag < 1:
+        raise ScoreError(f"lag must be >= 1 row; got {lag}")
+    out: F64 = score_nb.cs_rank_autocorr(f, int(lag), _min_obs(min_obs))
+    return out
+
+
+def quantile_turnover(bins: I64, k: int, lag: int = 1) -> F64:
+    """Share of bin k's members at t that were not in bin k at t - lag, (T,).
+
+    Equivalent to alphalens ``quantile_turnover(quantile_factor, k + 1, period=lag)``.
+    """
+    b = np.ascontiguousarray(bins, dtype=np.int64)
+    if b.ndim != 2:
+        raise ScoreError(f"bins must be (T, N); got shape {b.shape}")
+    out: F64 = score_nb.bin_turnover(b, int(k), int(lag))
+    return out
+
+
+def ts_ic(factor: F64, fwd: F64, method: Method = "spearman", min_obs: int = 10) -> F64:
+    """Whole-period time-series IC per asset: corr(factor[:, j], fwd[:, j]) -> (N,)."""
+    f, r = _pair(factor, fwd)
+    out: F64 = score_nb.ts_corr_assets(f, r, method == "spearman", _min_obs(min_obs))
+    return out
+
+
+def rolling_ts_ic(factor: F64, fwd: F64, window: int, min_obs: int | None = None) -> F64:
+    """Rolling time-series Pearson IC per asset over ``window`` rows -> (T, N).
+
+    Equivalent to: ``f[:, j].rolling(window, min_periods=min_obs).corr(r[:, j])``
+    (NaN before the first full window).
+    """
+    f, r = _pair(factor, fwd)
+    if window < 2:
+        raise ScoreError(f"window must be >= 2 rows; got {window}")
+    mo = _min_obs(window if min_obs is None else min_obs)
+    out: F64 = score_nb.ts_rolling_corr(f, r, int(window), mo)
+    return out
+
+
+def marginal_returns(exec_px: F64, horizon: int) -> F64:
+    """Return of the single bar ``horizon`` steps after entry: px[t+h]/px[t+h-1] - 1, (T, N)."""
+    h = int(horizon)
+    out = np.full(exec_px.shape, np.nan)
+    if h < exec_px.shape[0]:
+        out[:-h] = exec_px[h:] / exec_px[h - 1 : -1] - 1.0
+    return out
+
+
+def half_life(horizons: npt.ArrayLike, ic_values: npt.ArrayLike) -> float:
+    """Half-life (bars) of an IC decay curve by a log-linear least-squares fit.
+
+    Formula:
+        fit log|ic(h)| = a - lam * h on the horizons whose IC is finite, non-zero and of the
+        sign of the first horizon's IC; half_life = ln 2 / lam.
+
+    NaN: fewer than 2 usable points gives NaN; a curve that does not decay (lam <= 0)
+    gives +inf.
+    """
+    h = np.asarray(horizons, dtype=np.float64)
+    v = np.asarray(ic_values, dtype=np.float64)
+    ok = np.isfinite(v) & (v != 0)
+    if not ok.any():
+        return math.nan
+    sign = np.sign(v[ok][0])
+    ok &= np.sign(v) == sign
+    if ok.sum() < 2:
+        return math.nan
+    slope = float(np.polyfit(h[ok], np.log(np.abs(v[ok])), 1)[0])
+    return math.log(2.0) / -slope if slope < 0 else math.inf

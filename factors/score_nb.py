@@ -1,0 +1,350 @@
+"""Numba kernels of factor scoring: per-timestamp cross-sectional statistics.
+
+Every kernel takes C-contiguous float64 arrays with NaN = missing and works on the
+*pairwise-complete* observations of one row (assets where both the factor and the forward
+return are finite). The (T, N) kernels loop timestamps with ``prange``; each iteration
+allocates its own small scratch vectors of length N (thread-local, freed at the end of the
+iteration), which is the one exception to "allocate only outputs" here: a sort needs room.
+
+Conventions shared with ``factors.score``:
+- ranks are average ranks 1..n (ties share the mean of their positions), as
+  ``scipy.stats.rankdata(method="average")``;
+- a correlation with fewer than ``min_obs`` pairs, or with a constant side, is NaN;
+- quantile bins replicate ``pandas.qcut(x, q, labels=False)`` on the valid values: edges are
+  the linear-interpolated sample quantiles at the probabilities ``qk`` (passed in, computed by
+  the Python API exactly as pandas does) and a value equal to an interior edge falls in the
+  lower bin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def average_ranks(x, n, out):  # type: ignore[no-untyped-def]
+    """Average ranks (1-based) of the first n finite values of x, written into out[:n].
+
+    Equivalent to: ``scipy.stats.rankdata(x[:n], method="average")``.
+    """
+    order = np.argsort(x[:n], kind="mergesort")
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        r = 0.5 * (i + j) + 1.0
+        for k in range(i, j + 1):
+            out[order[k]] = r
+        i = j + 1
+
+
+@njit(cache=True)
+def pearson_prefix(x, y, n):  # type: ignore[no-untyped-def]
+    """Pearson correlation of x[:n] and y[:n] (all finite); NaN when n < 2 or constant.
+
+    Equivalent to: ``scipy.stats.pearsonr(x[:n], y[:n])[0]`` (two-pass, centred sums).
+    """
+    if n < 2:
+        return np.nan
+    mx = 0.0
+    my = 0.0
+    for i in range(n):
+        mx += x[i]
+        my += y[i]
+    mx /= n
+    my /= n
+    sxy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    for i in range(n):
+        dx = x[i] - mx
+        dy = y[i] - my
+        sxy += dx * dy
+        sxx += dx * dx
+        syy += dy * dy
+    if sxx <= 0.0 or syy <= 0.0:
+        return np.nan
+    c = sxy / np.sqrt(sxx * syy)
+    return min(1.0, max(-1.0, c))
+
+
+@njit(cache=True)
+def gather_pairs(f_row, r_row, fx, ry):  # type: ignore[no-untyped-def]
+    """Copy the pairwise-complete values of two rows into fx, ry; return their count."""
+    n = 0
+    for j in range(f_row.shape[0]):
+        a = f_row[j]
+        b = r_row[j]
+        if np.isfinite(a) and np.isfinite(b):
+            fx[n] = a
+            ry[n] = b
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def row_corr(f_row, r_row, rank, min_obs):  # type: ignore[no-untyped-def]
+    """Cross-sectional Pearson (rank=False) or Spearman (rank=True) correlation of one row.
+
+    Equivalent to: ``scipy.stats.spearmanr(f, r, nan_policy="omit")`` on pairwise-complete
+    values (Spearman = Pearson of average ranks).
+    """
+    m = f_row.shape[0]
+    fx = np.empty(m)
+    ry = np.empty(m)
+    n = gather_pairs(f_row, r_row, fx, ry)
+    if n < min_obs or n < 2:
+        return np.nan
+    if rank:
+        rf = np.empty(n)
+        rr = np.empty(n)
+        average_ranks(fx, n, rf)
+        average_ranks(ry, n, rr)
+        return pearson_prefix(rf, rr, n)
+    return pearson_prefix(fx, ry, n)
+
+
+@njit(cache=True, parallel=True)
+def cs_corr(f, r, rank, min_obs):  # type: ignore[no-untyped-def]
+    """Per-timestamp cross-sectional correlation of two (T, N) arrays -> (T,)."""
+    t_len = f.shape[0]
+    out = np.empty(t_len)
+    for t in prange(t_len):
+        out[t] = row_corr(f[t], r[t], rank, min_obs)
+    return out
+
+
+@njit(cache=True)
+def qcut_edges(sorted_x, n, qk, edges):  # type: ignore[no-untyped-def]
+    """Quantile edges of sorted_x[:n] at probabilities qk, numpy 'linear' method.
+
+    Equivalent to: ``np.quantile(sorted_x[:n], qk)`` bit for bit (same virtual index,
+    the same two-sided lerp), which is what ``pandas.qcut`` uses.
+    """
+    for k in range(qk.shape[0]):
+        vi = (n - 1) * qk[k]
+        if vi >= n - 1:
+            edges[k] = sorted_x[n - 1]
+            continue
+        if vi < 0:
+            edges[k] = sorted_x[0]
+            continue
+        lo = int(np.floor(vi))
+        g = vi - lo
+        a = sorted_x[lo]
+        b = sorted_x[lo + 1]
+        d = b - a
+        edges[k] = b - d * (1.0 - g) if g >= 0.5 else a + d * g
+
+
+@njit(cache=True)
+def row_bins(fx, n, qk, bins):  # type: ignore[no-untyped-def]
+    """pandas.qcut(labels=False) bins (0..q-1) of the finite values fx[:n] into bins[:n].
+
+    Returns False when the edges are not unique (pandas raises there); bins are then -1.
+    """
+    q = qk.shape[0] - 1
+    order = np.argsort(fx[:n], kind="mergesort")
+    s = np.empty(n)
+    for i in range(n):
+        s[i] = fx[order[i]]
+    edges = np.empty(q + 1)
+    qcut_edges(s, n, qk, edges)
+    for k in range(q):
+        if not edges[k] < edges[k + 1]:
+            for i in range(n):
+                bins[i] = -1
+            return False
+    # walk the sorted values once: a value equal to an interior edge stays in the lower bin
+    b = 0
+    for i in range(n):
+        v = s[i]
+        while b < q - 1 and v > edges[b + 1]:
+            b += 1
+        bins[order[i]] = b
+    return True
+
+
+@njit(cache=True, parallel=True)
+def cs_bins(f, qk, min_obs):  # type: ignore[no-untyped-def]
+    """Per-timestamp quantile bins of a (T, N) factor -> (T, N) int64, -1 where NaN.
+
+    Rows with fewer than ``min_obs`` finite values, or non-unique edges, are all -1.
+    """
+    t_len, m = f.shape
+    out = np.full((t_len, m), -1, dtype=np.int64)
+    for t in prange(t_len):
+        fx = np.empty(m)
+        idx = np.empty(m, dtype=np.int64)
+        n = 0
+        for j in range(m):
+            if np.isfinite(f[t, j]):
+                fx[n] = f[t, j]
+                idx[n] = j
+                n += 1
+        if n < min_obs or n < 2:
+            continue
+        bins = np.empty(n, dtype=np.int64)
+        if row_bins(fx, n, qk, bins):
+            for i in range(n):
+                out[t, idx[i]] = bins[i]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def cs_ic_quantiles(f, fwd, qk, min_obs, demean):  # type: ignore[no-untyped-def]
+    """IC, RankIC and quantile mean returns for every (horizon, timestamp).
+
+    Args:
+        f: (T, N) factor.
+        fwd: (H, T, N) forward returns per horizon.
+        qk: (q+1,) quantile probabilities (pandas.qcut convention).
+        min_obs: fewest pairwise-complete assets for a row to count.
+        demean: subtract the row's mean forward return before averaging by quantile
+            (alphalens ``demeaned=True``).
+
+    Returns:
+        ic (H, T), rank_ic (H, T), qmean (H, T, q), qcount (H, T, q) as float64.
+        Bins are formed on the pairwise-complete assets of each (horizon, row).
+    """
+    h_len, t_len, m = fwd.shape
+    q = qk.shape[0] - 1
+    ic = np.full((h_len, t_len), np.nan)
+    ric = np.full((h_len, t_len), np.nan)
+    qmean = np.full((h_len, t_len, q), np.nan)
+    qcount = np.zeros((h_len, t_len, q))
+    for t in prange(t_len):
+        fx = np.empty(m)
+        ry = np.empty(m)
+        rf = np.empty(m)
+        rr = np.empty(m)
+        bins = np.empty(m, dtype=np.int64)
+        for h in range(h_len):
+            n = gather_pairs(f[t], fwd[h, t], fx, ry)
+            if n < min_obs or n < 2:
+                continue
+            ic[h, t] = pearson_prefix(fx, ry, n)
+            average_ranks(fx, n, rf)
+            average_ranks(ry, n, rr)
+            ric[h, t] = pearson_prefix(rf, rr, n)
+            if not row_bins(fx, n, qk, bins):
+                continue
+            mu = 0.0
+            if demean:
+                for i in range(n):
+                    mu += ry[i]
+                mu /= n
+            for k in range(q):
+                qmean[h, t, k] = 0.0
+            for i in range(n):
+                qmean[h, t, bins[i]] += ry[i] - mu
+                qcount[h, t, bins[i]] += 1.0
+            for k in range(q):
+                if qcount[h, t, k] > 0:
+                    qmean[h, t, k] /= qcount[h, t, k]
+                else:
+                    qmean[h, t, k] = np.nan
+    return ic, ric, qmean, qcount
+
+
+@njit(cache=True, parallel=True)
+def cs_rank_autocorr(f, lag, min_obs):  # type: ignore[no-untyped-def]
+    """Correlation of each row's cross-sectional ranks with the ranks ``lag`` rows earlier.
+
+    Ranks are average ranks among the finite factor values of each row; the correlation is
+    Pearson on the assets finite in both rows. Equivalent to alphalens
+    ``factor_rank_autocorrelation``. Rows t < lag are NaN. Returns (T,).
+    """
+    t_len, m = f.shape
+    out = np.full(t_len, np.nan)
+    for t in prange(lag, t_len):
+        a = np.full(m, np.nan)
+        b = np.full(m, np.nan)
+        row_ranks(f[t], a)
+        row_ranks(f[t - lag], b)
+        fx = np.empty(m)
+        ry = np.empty(m)
+        n = gather_pairs(a, b, fx, ry)
+        if n >= min_obs and n >= 2:
+            out[t] = pearson_prefix(fx, ry, n)
+    return out
+
+
+@njit(cache=True)
+def row_ranks(row, out):  # type: ignore[no-untyped-def]
+    """Average ranks of the finite values of row into out (NaN elsewhere)."""
+    m = row.shape[0]
+    vals = np.empty(m)
+    idx = np.empty(m, dtype=np.int64)
+    n = 0
+    for j in range(m):
+        if np.isfinite(row[j]):
+            vals[n] = row[j]
+            idx[n] = j
+            n += 1
+    rk = np.empty(n)
+    average_ranks(vals, n, rk)
+    for i in range(n):
+        out[idx[i]] = rk[i]
+
+
+@njit(cache=True, parallel=True)
+def bin_turnover(bins, k, lag):  # type: ignore[no-untyped-def]
+    """Share of the assets in bin k at row t that were not in bin k at row t - lag -> (T,).
+
+    Equivalent to alphalens ``quantile_turnover``. NaN where bin k is empty or t < lag.
+    """
+    t_len, m = bins.shape
+    out = np.full(t_len, np.nan)
+    for t in prange(lag, t_len):
+        now = 0
+        stay = 0
+        for j in range(m):
+            if bins[t, j] == k:
+                now += 1
+                if bins[t - lag, j] == k:
+                    stay += 1
+        if now > 0:
+            out[t] = 1.0 - stay / now
+    return out
+
+
+@njit(cache=True, parallel=True)
+def ts_corr_assets(f, r, rank, min_obs):  # type: ignore[no-untyped-def]
+    """Whole-period time-series correlation of f[:, j] with r[:, j] per asset -> (N,)."""
+    _t_len, m = f.shape
+    out = np.full(m, np.nan)
+    for j in prange(m):
+        a = np.ascontiguousarray(f[:, j])
+        b = np.ascontiguousarray(r[:, j])
+        out[j] = row_corr(a, b, rank, min_obs)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def ts_rolling_corr(f, r, window, min_obs):  # type: ignore[no-untyped-def]
+    """Rolling Pearson correlation over the last ``window`` rows per asset -> (T, N).
+
+    Row t uses rows t-window+1..t (pairwise complete); NaN before the first full window.
+    Equivalent to: ``pd.Series(f).rolling(window, min_periods=min_obs).corr(pd.Series(r))``
+    up to the first window-1 rows (NaN here).
+    """
+    t_len, m = f.shape
+    out = np.full((t_len, m), np.nan)
+    for j in prange(m):
+        fx = np.empty(window)
+        ry = np.empty(window)
+        for t in range(window - 1, t_len):
+            n = 0
+            for s in range(t - window + 1, t + 1):
+                a = f[s, j]
+                b = r[s, j]
+                if np.isfinite(a) and np.isfinite(b):
+                    fx[n] = a
+                    ry[n] = b
+                    n += 1
+            if n >= min_obs:
+                out[t, j] = pearson_prefix(fx, ry, n)
+    return out
