@@ -25,12 +25,11 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -40,9 +39,11 @@ from data import manifest as mf
 from data import schemas
 from data.errors import SchemaError, StoreError
 from data.manifest import PartitionInfo, SourceRecord
+from data.store_merge import dedupe_sort, month_of_us, split_partitions
 
 KLINE_BASES = ("klines", "mark_klines", "index_klines")
-MARKETS = ("spot", "usdm")
+MARKETS = ("spot", "usdm", "coinm")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _PART_SCHEMA = pa.schema([("symbol", pa.string()), ("month", pa.string())])
 
@@ -107,58 +108,17 @@ def schema_name(dataset: str) -> str:
     )
 
 
-def month_label(month_index: int) -> str:
-    """Months since 1970-01 -> ``YYYY-MM``."""
-    return f"{1970 + month_index // 12:04d}-{month_index % 12 + 1:02d}"
+def check_name(kind: str, value: str) -> None:
+    """Partition values become directory names: letters, digits, ``.``, ``_``, ``-`` only.
 
-
-def _month_of_us(t_us: int) -> str:
-    return month_label(int(np.datetime64(int(t_us), "us").astype("datetime64[M]").astype(np.int64)))
-
-
-def _ts_int(col: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, np.dtype[np.int64]]:
-    arr = col.cast(schemas.TS).cast(pa.int64())
-    return np.asarray(arr.to_numpy(), dtype=np.int64)
-
-
-def _eq_adjacent(col: pa.Array) -> pa.Array:
-    """Boolean (n-1,) array: row i+1 has the same value as row i (null == null)."""
-    a, b = col.slice(1), col.slice(0, len(col) - 1)
-    eq = pc.fill_null(pc.equal(a, b), False)
-    return pc.or_(eq, pc.and_(pc.is_null(a), pc.is_null(b)))
-
-
-def dedupe_sort(table: pa.Table, keys: Sequence[str], time_col: str) -> pa.Table:
-    """Keep the LAST row of each natural key, sorted by (time, keys).
-
-    Args:
-        table: rows in arrival order (older first); no ``symbol`` column needed.
-        keys: natural-key columns (within one partition, so without ``symbol``).
-        time_col: the time column to sort by.
+    Raises:
+        StoreError: ``value`` is empty, starts with ``.``/``_``/``-`` or holds other characters.
     """
-    n = table.num_rows
-    if n == 0:
-        return table
-    if len(keys) == 1:
-        k = table.column(keys[0])
-        if pa.types.is_integer(k.type) or pa.types.is_timestamp(k.type):
-            kv = _ts_int(k) if pa.types.is_timestamp(k.type) else k.to_numpy()
-            if k.null_count == 0 and bool(np.all(kv[1:] > kv[:-1])):
-                tv = _ts_int(table.column(time_col))
-                if bool(np.all(tv[1:] >= tv[:-1])):
-                    return table  # already unique and in time order: the common append case
-    seq = pa.array(np.arange(n, dtype=np.int64))
-    work = table.append_column("__seq", seq)
-    order = [(k, "ascending") for k in keys] + [("__seq", "descending")]
-    work = work.take(pc.sort_indices(work, sort_keys=order))
-    dup = _eq_adjacent(work.column(keys[0]).combine_chunks())
-    for k in keys[1:]:
-        dup = pc.and_(dup, _eq_adjacent(work.column(k).combine_chunks()))
-    keep = pa.concat_arrays([pa.array([True]), pc.invert(dup)])
-    work = work.filter(keep).drop_columns(["__seq"])
-    sort_by = [time_col, *[k for k in keys if k != time_col]]
-    idx = pc.sort_indices(work, sort_keys=[(c, "ascending") for c in sort_by])
-    return work.take(idx)
+    if not _SAFE_NAME.match(value):
+        raise StoreError(
+            f"{kind} {value!r} cannot be a partition value: use letters, digits, '.', '_', '-' "
+            "and start with a letter or digit"
+        )
 
 
 class Store:
@@ -175,9 +135,10 @@ class Store:
         return self._dataset_dir(dataset, exchange, market) / f"symbol={symbol}" / f"month={month}"
 
     @staticmethod
-    def _check_market(market: str) -> None:
+    def _check_market(market: str, exchange: str = "binance") -> None:
         if market not in MARKETS:
             raise StoreError(f"unknown market {market!r}; expected one of {', '.join(MARKETS)}")
+        check_name("exchange", exchange)
 
     # ------------------------------------------------------------------ write
     def write(
@@ -208,14 +169,17 @@ class Store:
         """
         t0 = time.perf_counter()
         base = schema_name(dataset)
-        self._check_market(market)
+        self._check_market(market, exchange)
         table = schemas.conform(table, base)
         tcol = schemas.time_column(base)
         if table.column(tcol).null_count or table.column("symbol").null_count:
             raise SchemaError(f"{dataset}: null {tcol!r} or 'symbol' in rows to write ({source})")
         infos: list[PartitionInfo] = []
         added = skipped = 0
-        for symbol, month, part in self._split(table, tcol):
+        parts = list(split_partitions(table, tcol))
+        for symbol, _, _ in parts:
+            check_name("symbol", symbol)  # all before the first write
+        for symbol, month, part in parts:
             info, n_added, was_skipped = self._write_partition(
                 part, base, dataset, exchange, market, symbol, month, source, source_sha256
             )
@@ -226,32 +190,6 @@ class Store:
         return WriteReport(
             dataset, table.num_rows, added, tuple(infos), skipped, time.perf_counter() - t0
         )
-
-    @staticmethod
-    def _split(table: pa.Table, tcol: str) -> Iterable[tuple[str, str, pa.Table]]:
-        """Yield (symbol, month, rows without the symbol column) per partition, in row order."""
-        if table.num_rows == 0:
-            return
-        months = _ts_int(table.column(tcol)).astype("datetime64[us]").astype("datetime64[M]")
-        m_idx = months.astype(np.int64)
-        enc = pc.dictionary_encode(table.column("symbol")).combine_chunks()
-        sym_codes = np.asarray(enc.indices.to_numpy(), dtype=np.int64)
-        sym_names = enc.dictionary.to_pylist()
-        m_min = int(m_idx.min())
-        code = sym_codes * (int(m_idx.max()) - m_min + 1) + (m_idx - m_min)
-        body = table.drop_columns(["symbol"])
-        if bool(np.all(code == code[0])):
-            yield sym_names[int(sym_codes[0])], month_label(int(m_idx[0])), body
-            return
-        order = np.argsort(code, kind="stable")
-        sorted_code = code[order]
-        bounds = np.flatnonzero(np.diff(sorted_code)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [len(order)]])
-        body = body.take(pa.array(order))
-        for s, e in zip(starts, ends, strict=True):
-            i = int(order[s])
-            yield sym_names[int(sym_codes[i])], month_label(int(m_idx[i])), body.slice(s, e - s)
 
     def _write_partition(
         self,
@@ -454,7 +392,7 @@ class Store:
             StoreError: unknown dataset or market, unknown column, unreadable file.
         """
         base = schema_name(dataset)
-        self._check_market(market)
+        self._check_market(market, exchange)
         schema = schemas.DATASETS[base]
         tcol = schemas.time_column(base)
         cols = list(columns) if columns is not None else schema.names
@@ -499,8 +437,8 @@ class Store:
         root: Path, symbols: Sequence[str] | None, start_us: int | None, end_us: int | None
     ) -> list[Path]:
         """Data files of the partitions that can hold rows in range (directory pruning)."""
-        m_lo = _month_of_us(start_us) if start_us is not None else None
-        m_hi = _month_of_us(end_us - 1) if end_us is not None else None
+        m_lo = month_of_us(start_us) if start_us is not None else None
+        m_hi = month_of_us(end_us - 1) if end_us is not None else None
         sym_dirs = (
             [root / f"symbol={s}" for s in dict.fromkeys(symbols)]
             if symbols is not None

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from data import schemas
 from data.archive import read_archive_csv
 from data.errors import SchemaError, StoreError
-from data.store import Store, dedupe_sort, schema_name
+from data.store import Store, schema_name
+from data.store_merge import dedupe_sort
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_704_067_200_000_000  # 2024-01-01 00:00 UTC in µs
@@ -175,8 +176,13 @@ def test_unknown_dataset_names_known_ones(tmp_path: Path) -> None:
         store.read("kline_1m")
     with pytest.raises(StoreError, match="unknown dataset 'klines'"):
         store.write(klines("X", 0, 1), "klines")
-    with pytest.raises(StoreError, match="unknown market 'coinm'"):
-        store.read("klines_1m", market="coinm")
+    with pytest.raises(StoreError, match="unknown market 'usd-m'"):
+        store.read("klines_1m", market="usd-m")
+    with pytest.raises(StoreError, match=r"symbol '\.\./x' cannot be a partition value"):
+        store.write(pa.concat_tables([klines("OK", 0, 1), klines("../x", 0, 1)]), "klines_1m")
+    assert not (tmp_path / "exchange=binance").exists()  # nothing written
+    with pytest.raises(StoreError, match="exchange 'a/b'"):
+        store.read("klines_1m", exchange="a/b")
     assert schema_name("mark_klines_1h") == "mark_klines"
     assert schema_name("funding") == "funding"
 
