@@ -15,9 +15,11 @@ before what was asked), ``repeat`` (rows repeated inside the page), ``bad_checks
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import threading
 import time
@@ -77,6 +79,7 @@ class FakeBinance:
         self.log: list[tuple[str, dict[str, str], int]] = []
         self.used_weight_override: int | None = None
         self.in_flight = 0
+        self._keys: dict[tuple[str, str, str], list[int]] = {}
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self._weight_window = (0, 0)
@@ -89,7 +92,16 @@ class FakeBinance:
         merged = {r[0]: r for r in self.klines.get(key, [])}
         merged.update({r[0]: r for r in rows})
         self.klines[key] = [merged[k] for k in sorted(merged)]
+        self._keys.pop(key, None)
         self.add_symbol(market.split("_")[0], symbol)
+
+    def kline_keys(self, market: str, symbol: str, interval: str) -> list[int]:
+        key = (market, symbol, interval)
+        rows = self.klines[key]
+        cached = self._keys.get(key)
+        if cached is None or len(cached) != len(rows):
+            cached = self._keys[key] = [int(r[0]) for r in rows]
+        return cached
 
     def add_symbol(self, market: str, symbol: str, **extra: Any) -> None:
         known = {s["symbol"] for s in self.symbols[market]}
@@ -179,6 +191,7 @@ def _weight(path: str, q: dict[str, str]) -> int:
 class _Handler(BaseHTTPRequestHandler):
     server_fake: FakeBinance
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr
         pass
@@ -318,7 +331,7 @@ def _rest(fake: FakeBinance, path: str, q: dict[str, str], kind: str) -> tuple[i
 
 def _klines(fake: FakeBinance, path: str, q: dict[str, str], kind: str) -> tuple[int, Any]:
     market, max_limit = KLINE_PATHS[path]
-    sym = q.get("pair") if market in ("usdm_mark", "usdm_index") else q.get("symbol")
+    sym = q.get("pair") if market == "usdm_index" else q.get("symbol")
     rows = fake.klines.get((market, sym or "", q.get("interval", "")))
     if rows is None:
         return _bad_symbol()
@@ -330,11 +343,11 @@ def _klines(fake: FakeBinance, path: str, q: dict[str, str], kind: str) -> tuple
             f"legal range is '1-{max_limit}'.",
         }
     lo, hi = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
-    idx = [i for i, r in enumerate(rows) if lo <= r[0] <= hi]
-    if not idx:
+    keys = fake.kline_keys(market, sym or "", q.get("interval", ""))
+    a, b = bisect.bisect_left(keys, lo), bisect.bisect_right(keys, hi)
+    if a >= b:
         return 200, []
-    if "startTime" not in q:
-        idx = idx[-limit:]
+    idx = range(a, b) if "startTime" in q else range(max(a, b - limit), b)
     first = idx[0]
     if kind == "overlap":
         first = max(0, first - 3)
@@ -353,8 +366,10 @@ def _agg(fake: FakeBinance, market: str, q: dict[str, str], kind: str) -> tuple[
         sel: Iterable[int] = (i for i, r in enumerate(rows) if r["a"] >= int(q["fromId"]))
     else:
         lo, hi = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
+        if "startTime" in q and "endTime" in q and hi - lo >= 3_600_000:
+            return 400, {"code": -1127, "msg": "More than 1 hours between startTime and endTime."}
         sel = (i for i, r in enumerate(rows) if lo <= r["T"] <= hi)
-    idx = list(sel)[:limit]
+    idx = list(itertools.islice(sel, limit))
     if not idx:
         return 200, []
     first = max(0, idx[0] - 2) if kind == "overlap" else idx[0]
