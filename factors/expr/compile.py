@@ -1,0 +1,241 @@
+"""Compile ASTs into plans of numba kernel calls and evaluate them on a Panel.
+
+A plan is the expression DAG in topological order: each distinct subexpression (by structural
+equality, i.e. canonical form) is one step, computed once and freed after its last use
+(common-subexpression elimination). Constants are (1, 1) arrays that the elementwise kernels
+broadcast. Plans are cached by canonical form, so re-evaluating the same factor (in any spelling)
+skips parsing and planning. Several expressions can share one plan (``evaluate_many``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.panel import Panel
+from factors.errors import ExprError
+from factors.expr import ops_nb
+from factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
+from factors.expr.ops import BINARY_OPS, MAX, MIN, OPS, UNARY_OPS
+from factors.expr.parser import parse
+from factors.fields import derive_field
+
+F64 = npt.NDArray[np.float64]
+
+_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One plan step: a kernel family, its op code, input step indices and integer params.
+
+    ``family`` is ``const`` (value), ``field`` (name) or a kernel family of ``ops.py``.
+    """
+
+    family: str
+    code: int
+    inputs: tuple[int, ...]
+    params: tuple[int, ...] = ()
+    value: float = 0.0
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledExpr:
+    """A compiled expression (or several sharing one plan), callable on a Panel.
+
+    Attributes:
+        nodes: the root ASTs.
+        steps: the plan, topologically ordered, one step per distinct subexpression.
+        roots: step index of each root.
+        free_after: for each step, the steps whose values are dead once it has run.
+    """
+
+    nodes: tuple[Node, ...]
+    steps: tuple[Step, ...]
+    roots: tuple[int, ...]
+    free_after: tuple[tuple[int, ...], ...]
+
+    @property
+    def node(self) -> Node:
+        """The (first) root AST."""
+        return self.nodes[0]
+
+    @property
+    def canonical(self) -> str:
+        """Canonical form of the (first) root."""
+        return str(self.nodes[0])
+
+    @property
+    def lookback(self) -> int:
+        """Largest look-back of the roots, in bars."""
+        return max(n.lookback for n in self.nodes)
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """Fields read by any root."""
+        return frozenset().union(*(n.fields() for n in self.nodes))
+
+    def __call__(self, panel: Panel) -> F64:
+        """Evaluate the first root on ``panel``: (T, N) float64, a fresh array."""
+        return self.run(panel)[0]
+
+    def run(self, panel: Panel) -> list[F64]:
+        """Evaluate every root on ``panel``.
+
+        Raises:
+            ExprError: a field the panel neither holds nor can derive.
+        """
+        if not isinstance(panel, Panel):
+            raise ExprError(f"evaluate needs an engine.panel.Panel; got {type(panel).__name__}")
+        shape = (panel.T, panel.N)
+        vals: list[F64 | None] = [None] * len(self.steps)
+        for i, step in enumerate(self.steps):
+            vals[i] = _run_step(step, [vals[k] for k in step.inputs], panel, shape)
+            for k in self.free_after[i]:
+                vals[k] = None
+        out: list[F64] = []
+        for r in self.roots:
+            v = vals[r]
+            assert v is not None  # roots are never freed
+            if v.shape != shape:
+                v = np.full(shape, v[0, 0])
+            elif self.steps[r].family == "field":
+                v = v.copy()  # never hand out the panel's own array
+            out.append(v)
+        return out
+
+
+def _full(a: F64, shape: tuple[int, int]) -> F64:
+    return a if a.shape == shape else np.full(shape, a[0, 0])
+
+
+def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int, int]) -> F64:
+    xs: list[F64] = [a for a in args if a is not None]
+    fam, code = step.family, step.code
+    if fam == "const":
+        return np.full((1, 1), step.value)
+    if fam == "field":
+        return derive_field(panel, step.name)
+    if fam == "unary":
+        return ops_nb.unary(xs[0], code)
+    if fam == "binary":
+        return ops_nb.binary(xs[0], xs[1], code)
+    if fam == "where":
+        return ops_nb.where(xs[0], xs[1], xs[2])
+    if fam == "cs":
+        q = step.params[0] if step.params else 0
+        return ops_nb.cross_section(_full(xs[0], shape), code, q)
+    n = step.params[0]
+    if fam == "ts_shift":
+        return ops_nb.ts_shift(_full(xs[0], shape), n, code)
+    if fam == "ts_window":
+        return ops_nb.ts_window(_full(xs[0], shape), n, code)
+    if fam == "ts_pair":
+        x, y = _full(xs[0], shape), _full(xs[1], shape)
+        return ops_nb.ts_pair(x, y, n, code)
+    if fam == "ts_ewm":
+        return ops_nb.ts_ewm(_full(xs[0], shape), n)
+    raise ExprError(f"internal: unknown kernel family {fam!r}")
+
+
+def _plan(nodes: Sequence[Node]) -> CompiledExpr:
+    memo: dict[Node, int] = {}
+    steps: list[Step] = []
+
+    def add(step: Step) -> int:
+        steps.append(step)
+        return len(steps) - 1
+
+    def visit(n: Node) -> int:
+        if n in memo:
+            return memo[n]
+        if isinstance(n, Num):
+            i = add(Step("const", 0, (), value=n.value))
+        elif isinstance(n, Field):
+            i = add(Step("field", 0, (), name=n.name))
+        elif isinstance(n, Unary):
+            i = add(Step("unary", UNARY_OPS[n.op], (visit(n.arg),)))
+        elif isinstance(n, Binary):
+            i = add(Step("binary", BINARY_OPS[n.op], (visit(n.left), visit(n.right))))
+        elif isinstance(n, Call) and n.name == "clip":
+            x, lo, hi = (visit(a) for a in n.args)
+            i = add(Step("binary", MIN, (add(Step("binary", MAX, (x, lo))), hi)))
+        elif isinstance(n, Call):
+            spec = OPS[n.name]
+            ins = tuple(visit(a) for a in n.data_args)
+            i = add(Step(spec.family, spec.code, ins, n.int_values))
+        else:
+            raise ExprError(f"not an expression node: {type(n).__name__}")
+        memo[n] = i
+        return i
+
+    roots = tuple(visit(n) for n in nodes)
+    last: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for k in step.inputs:
+            last[k] = i
+    keep = set(roots)
+    free: list[list[int]] = [[] for _ in steps]
+    for k, i in last.items():
+        if k not in keep:
+            free[i].append(k)
+    return CompiledExpr(tuple(nodes), tuple(steps), roots, tuple(tuple(f) for f in free))
+
+
+_PLANS: dict[str, CompiledExpr] = {}
+
+
+def _as_node(expr: str | Node) -> Node:
+    if isinstance(expr, Node):
+        return expr
+    if isinstance(expr, str):
+        return parse(expr)
+    raise ExprError(f"expression must be a str or a Node; got {type(expr).__name__}")
+
+
+def compile_expr(expr: str | Node) -> CompiledExpr:
+    """Compile (or fetch from the cache, keyed by canonical form) one expression.
+
+    Raises:
+        ExprError: malformed text (see ``parse``).
+    """
+    node = _as_node(expr)
+    key = str(node)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _CACHE_SIZE:
+            _PLANS.clear()
+        plan = _PLANS[key] = _plan([node])
+    return plan
+
+
+def evaluate(expr: str | Node, panel: Panel) -> F64:
+    """Evaluate an expression on a Panel.
+
+    Args:
+        expr: expression text or AST.
+        panel: the Panel; derived fields (returns, vwap, book fields) are computed on demand.
+
+    Returns:
+        (T, N) float64, NaN where undefined (warm-up, missing inputs, see GRAMMAR.md).
+
+    Raises:
+        ExprError: malformed text, or a field the panel neither holds nor can derive.
+    """
+    return compile_expr(expr)(panel)
+
+
+def evaluate_many(exprs: Sequence[str | Node], panel: Panel) -> list[F64]:
+    """Evaluate several expressions in one plan, sharing common subexpressions across them.
+
+    Returns:
+        One (T, N) float64 array per expression, in order.
+    """
+    nodes = [_as_node(e) for e in exprs]
+    if not nodes:
+        return []
+    return _plan(nodes).run(panel)
