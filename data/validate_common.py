@@ -1,0 +1,114 @@
+"""Shared plumbing of the validators: columns to numpy, symbol groups, report assembly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data.errors import SchemaError
+from data.validate_report import CheckResult, QualityReport, make_check
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+def require_columns(table: pa.Table, dataset: str, columns: tuple[str, ...]) -> None:
+    """Raise `SchemaError` naming the missing columns of ``table``."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise SchemaError(
+            f"{dataset}: cannot validate, missing column(s) {missing}; table has "
+            f"{table.column_names}"
+        )
+
+
+def ts_us(table: pa.Table, column: str) -> I64:
+    """(n,) int64 epoch µs of a timestamp/integer column; nulls become INT64 min.
+
+    Raises:
+        SchemaError: the column is not a timestamp or integer column.
+    """
+    col = table.column(column)
+    typ = col.type
+    if pa.types.is_timestamp(typ):
+        if typ.unit != "us":
+            col = pc.cast(col, pa.timestamp("us", tz=typ.tz))
+        col = pc.cast(col, pa.int64())
+    elif not pa.types.is_integer(typ):
+        raise SchemaError(f"column {column!r}: expected timestamp or int64 µs, got {typ}")
+    arr = pc.fill_null(pc.cast(col, pa.int64()), np.iinfo(np.int64).min)
+    return np.ascontiguousarray(arr.to_numpy(), dtype=np.int64)
+
+
+def f64(table: pa.Table, column: str) -> F64:
+    """(n,) float64 of a numeric column with nulls as NaN (NaN when the column is absent)."""
+    if column not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    col = pc.cast(table.column(column), pa.float64())
+    return np.ascontiguousarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def i64(table: pa.Table, column: str, fill: int = -1) -> I64:
+    """(n,) int64 of an integer column with nulls as ``fill``."""
+    if column not in table.column_names:
+        return np.full(table.num_rows, fill, dtype=np.int64)
+    col = pc.fill_null(pc.cast(table.column(column), pa.int64()), fill)
+    return np.ascontiguousarray(col.to_numpy(), dtype=np.int64)
+
+
+def symbol_groups(table: pa.Table) -> Iterator[tuple[str, I64 | slice]]:
+    """Yield (symbol, rows) per symbol, rows in table order (a slice when the table has one)."""
+    if "symbol" not in table.column_names or table.num_rows == 0:
+        yield ("", slice(0, table.num_rows))
+        return
+    enc = pc.dictionary_encode(table.column("symbol")).combine_chunks()
+    names = enc.dictionary.to_pylist()
+    if len(names) == 1:
+        yield (str(names[0]), slice(0, table.num_rows))
+        return
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    for k, name in enumerate(names):
+        yield (str(name), order[bounds[k] : bounds[k + 1]].astype(np.int64))
+
+
+def rows_of(rows: I64 | slice, n: int) -> I64:
+    """Row indices of a group as an int64 array."""
+    if isinstance(rows, slice):
+        return np.arange(rows.start, rows.stop, dtype=np.int64)
+    return rows
+
+
+def bit_check(
+    flags: npt.NDArray[np.uint16],
+    bit: int,
+    name: str,
+    dataset: str,
+    severity: Any,
+    description: str,
+    ts: I64,
+    values: dict[str, npt.NDArray[Any]],
+) -> CheckResult:
+    """A check from one bit of a per-row flag array."""
+    idx = np.flatnonzero(flags & bit).astype(np.int64)
+    return make_check(name, dataset, severity, description, idx, ts, values)
+
+
+def assemble(
+    dataset: str,
+    source: str,
+    n_rows: int,
+    checks: list[CheckResult],
+    expected: int,
+    missing: int,
+) -> QualityReport:
+    """Build the `QualityReport`: ``flagged`` = distinct rows hit by an error-severity check."""
+    err = [c.row_index for c in checks if c.severity == "error" and len(c.row_index)]
+    flagged = int(np.unique(np.concatenate(err)).size) if err else 0
+    return QualityReport(dataset, source, n_rows, tuple(checks), expected, missing, flagged)

@@ -1,0 +1,491 @@
+"""Kline validation: grid gaps, order, bar consistency, zero-volume runs, robust outliers.
+
+Every check reports the exact rows at fault (indices into the validated table, which is never
+reordered or modified). See `validate_klines` for the list and `data.validate_report` for the
+report and its completeness score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data import validate_nb
+from data.errors import SchemaError
+from data.schemas import INTERVAL_US
+from data.validate_common import (
+    I64,
+    assemble,
+    bit_check,
+    f64,
+    i64,
+    require_columns,
+    rows_of,
+    symbol_groups,
+    ts_us,
+)
+from data.validate_report import CheckResult, QualityReport, iso_us, make_check
+
+QUOTE_REL_TOL = 1e-6
+"""Relative tolerance of the quote-volume and taker-buy checks: ``quote_volume`` must lie in
+``[low*volume*(1-tol), high*volume*(1+tol)]``. It absorbs float64 rounding of the exchange's
+decimal strings and the 8-decimal rounding of quote volumes on bars that are not tiny;
+files with rounded prices/volumes (CryptoDataDownload's legacy rows) legitimately fail it."""
+
+
+@dataclass(frozen=True, slots=True)
+class KlineChecks:
+    """Parameters of `validate_klines`.
+
+    Attributes:
+        outlier_window: reference window of the robust z-score, in bars.
+        outlier_stride: bars per reference refresh (None: window // 8, see
+            `validate_nb.strided_robust_zscore`).
+        outlier_z: |z| above this is an outlier (returns; the bar range is one-sided).
+        min_scale: floor of 1.4826*MAD for returns and log ranges (1e-4 = 1 bp), so that quiet
+            windows whose MAD is 0 do not flag one-tick moves.
+        range_ratio: a bar whose log(high/low) exceeds this many times the median of the
+            reference window (same window/stride as returns) is a range outlier.
+        range_floor: floor of that median (1e-3 = 10 bps), so flat markets do not flag
+            one-tick bars.
+        zero_volume_run: runs of at least this many zero-volume bars are reported.
+        quote_rel_tol: see `QUOTE_REL_TOL`.
+    """
+
+    outlier_window: int = 1440
+    outlier_stride: int | None = None
+    outlier_z: float = 10.0
+    min_scale: float = 1e-4
+    range_ratio: float = 20.0
+    range_floor: float = 1e-3
+    zero_volume_run: int = 3
+    quote_rel_tol: float = QUOTE_REL_TOL
+
+    def __post_init__(self) -> None:
+        if self.outlier_window < 2:
+            raise ValueError(f"outlier_window must be >= 2 bars, got {self.outlier_window}")
+        if self.outlier_stride is not None and self.outlier_stride < 1:
+            raise ValueError(f"outlier_stride must be >= 1, got {self.outlier_stride}")
+        if not self.outlier_z > 0:
+            raise ValueError(f"outlier_z must be > 0, got {self.outlier_z}")
+        if self.zero_volume_run < 1:
+            raise ValueError(f"zero_volume_run must be >= 1, got {self.zero_volume_run}")
+
+    @property
+    def stride(self) -> int:
+        """Reference refresh stride in bars (window // 8 by default, dividing the window)."""
+        if self.outlier_stride is not None:
+            return self.outlier_stride
+        s = max(1, self.outlier_window // 8)
+        while self.outlier_window % s:
+            s -= 1
+        return s
+
+
+def infer_interval_us(table: pa.Table) -> int:
+    """Bar length in µs: the most common ``close_time - open_time + 1 ms``, else open diffs.
+
+    Raises:
+        SchemaError: fewer than 2 rows and no close_time to infer from.
+    """
+    o = ts_us(table, "open_time")
+    if "close_time" in table.column_names and table.num_rows:
+        c = ts_us(table, "close_time")
+        ok = c != np.iinfo(np.int64).min
+        if ok.any():
+            vals, counts = np.unique(c[ok] - o[ok] + 1000, return_counts=True)
+            return int(vals[np.argmax(counts)])
+    d = np.diff(np.unique(o))
+    if d.size == 0:
+        raise SchemaError("klines: cannot infer the interval from fewer than 2 distinct bars")
+    vals, counts = np.unique(d, return_counts=True)
+    return int(vals[np.argmax(counts)])
+
+
+def parse_interval(interval: str | int | None, table: pa.Table) -> int:
+    """An interval name ('1m') or µs count -> µs; None infers it from the table."""
+    if interval is None:
+        return infer_interval_us(table)
+    if isinstance(interval, int):
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 µs, got {interval}")
+        return interval
+    if interval not in INTERVAL_US:
+        raise ValueError(f"unknown interval {interval!r}; expected one of {list(INTERVAL_US)}")
+    return INTERVAL_US[interval]
+
+
+def validate_klines(
+    table: pa.Table,
+    interval: str | int | None = None,
+    *,
+    params: KlineChecks | None = None,
+    source: str = "table",
+    dataset: str = "klines",
+) -> QualityReport:
+    """Run every kline check over a table in the `data.schemas.KLINES` schema.
+
+    Checks (name: severity): ``duplicate_bars``: error (a later row repeating a symbol's open
+    time), ``non_monotonic_time``: error (open time below the previous row's), ``off_grid``:
+    error, ``close_time_mismatch``: error (close != open + interval - 1 ms; null close times
+    are not checked), ``ohlc_inconsistent``: error, ``non_positive_price``: error,
+    ``negative_volume``: error, ``taker_buy_gt_volume``: error, ``quote_volume_out_of_range``:
+    error, ``missing_bars``: warning (count = missing bars; details = every missing range with
+    its scope), ``exchange_wide_gaps``: info (missing bars that every other symbol covering the
+    range also lacks: maintenance), ``zero_volume_run``: info, ``return_outlier`` and
+    ``range_outlier``: warning (robust z of close-to-close returns; log(high/low) over
+    ``range_ratio`` times its reference median), and
+    for tables carrying per-row provenance (`data.cdd`): ``mixed_timestamp_units``,
+    ``mixed_layouts``, ``overlapping_layouts``: error.
+
+    Args:
+        table: klines (any row order; several symbols allowed).
+        interval: '1m', µs, or None to infer.
+        params: thresholds (`KlineChecks`).
+        source: what the table came from, for the report.
+        dataset: dataset name for the report.
+
+    Returns:
+        The `QualityReport`.
+
+    Raises:
+        SchemaError: a required column is missing or has the wrong type.
+    """
+    p = params or KlineChecks()
+    require_columns(table, dataset, ("open_time", "open", "high", "low", "close", "volume"))
+    n = table.num_rows
+    iv = parse_interval(interval, table) if n else 60_000_000
+    t = ts_us(table, "open_time")
+    ct = ts_us(table, "close_time") if "close_time" in table.column_names else t + iv - 1000
+    ct = np.where(ct == np.iinfo(np.int64).min, t + iv - 1000, ct)
+    o, h, lo, c = (f64(table, k) for k in ("open", "high", "low", "close"))
+    v, qv, tb = f64(table, "volume"), f64(table, "quote_volume"), f64(table, "taker_buy_volume")
+    flags = validate_nb.kline_row_flags(t, ct, o, h, lo, c, v, qv, tb, iv, p.quote_rel_tol)
+    vals = {"open": o, "high": h, "low": lo, "close": c}
+    checks = [
+        bit_check(
+            flags,
+            validate_nb.K_OFF_GRID,
+            "off_grid",
+            dataset,
+            "error",
+            f"open_time not a multiple of the {iv} µs interval",
+            t,
+            {"open_time_us": t},
+        ),
+        bit_check(
+            flags,
+            validate_nb.K_CLOSE_TIME,
+            "close_time_mismatch",
+            dataset,
+            "error",
+            "close_time != open_time + interval - 1 ms",
+            t,
+            {"close_time_us": ct},
+        ),
+        bit_check(
+            flags,
+            validate_nb.K_OHLC,
+            "ohlc_inconsistent",
+            dataset,
+            "error",
+            "not low <= open, close <= high",
+            t,
+            vals,
+        ),
+        bit_check(
+            flags,
+            validate_nb.K_NONPOS_PRICE,
+            "non_positive_price",
+            dataset,
+            "error",
+            "a price <= 0",
+            t,
+            vals,
+        ),
+        bit_check(
+            flags,
+            validate_nb.K_NEG_VOLUME,
+            "negative_volume",
+            dataset,
+            "error",
+            "volume, quote volume or taker-buy volume < 0",
+            t,
+            {"volume": v, "quote_volume": qv, "taker_buy_volume": tb},
+        ),
+        bit_check(
+            flags,
+            validate_nb.K_TAKER_GT_VOLUME,
+            "taker_buy_gt_volume",
+            dataset,
+            "error",
+            "taker_buy_volume > volume",
+            t,
+            {"volume": v, "taker_buy_volume": tb},
+        ),
+        bit_check(
+            flags,
+            validate_nb.K_QUOTE_RANGE,
+            "quote_volume_out_of_range",
+            dataset,
+            "error",
+            f"quote_volume outside [low*volume, high*volume] (rel tol {p.quote_rel_tol:g})",
+            t,
+            {"low": lo, "high": h, "volume": v, "quote_volume": qv},
+        ),
+    ]
+    seq = _sequence_checks(table, t, iv, v, (o, h, lo, c), p, dataset)
+    checks += seq.checks
+    checks += layout_checks(table, t, dataset)
+    return assemble(dataset, source, n, checks, seq.expected, seq.missing)
+
+
+@dataclass
+class _Seq:
+    checks: list[CheckResult]
+    expected: int
+    missing: int
+
+
+def _sequence_checks(
+    table: pa.Table,
+    t: I64,
+    iv: int,
+    v: Any,
+    ohlc: tuple[Any, Any, Any, Any],
+    p: KlineChecks,
+    dataset: str,
+) -> _Seq:
+    """Checks that need each symbol's rows in time order: order, gaps, runs, outliers."""
+    n = table.num_rows
+    vals_o, h, lo, c = ohlc
+    back, dups, run_rows, ret_rows, rng_rows = ([] for _ in range(5))
+    ret = np.full(n, np.nan)
+    zret = np.full(n, np.nan)
+    zrng = np.full(n, np.nan)
+    run_len = np.zeros(n, dtype=np.int64)
+    gaps: list[dict[str, Any]] = []
+    uniq: dict[str, I64] = {}
+    expected = 0
+    for sym, grp in symbol_groups(table):
+        rows = rows_of(grp, n)
+        ts = t[grp]
+        step = np.diff(ts)
+        back.append(rows[1:][step < 0])
+        if (step >= 0).all():
+            keep = np.concatenate(([True], step != 0))
+            dups.append(rows[~keep])
+            ts_u, rows_u = ts[keep], rows[keep]
+        else:
+            order = np.argsort(ts, kind="stable")
+            ts_s, rows_s = ts[order], rows[order]
+            keep = np.concatenate(([True], ts_s[1:] != ts_s[:-1]))
+            dups.append(rows_s[~keep])
+            ts_u, rows_u = ts_s[keep], rows_s[keep]
+        uniq[sym] = ts_u
+        if ts_u.size:
+            expected += round((int(ts_u[-1]) - int(ts_u[0])) / iv) + 1
+        d = np.diff(ts_u)
+        miss = np.rint(d / iv).astype(np.int64) - 1
+        for j in np.flatnonzero(miss >= 1):
+            gaps.append(
+                {
+                    "symbol": sym,
+                    "from_us": int(ts_u[j]) + iv,
+                    "to_us": int(ts_u[j + 1]) - iv,
+                    "missing_bars": int(miss[j]),
+                    "row": int(rows_u[j + 1]),
+                }
+            )
+        starts, lens = validate_nb.run_starts(
+            np.ascontiguousarray(v[rows_u] == 0.0), p.zero_volume_run
+        )
+        run_rows.append(rows_u[starts])
+        run_len[rows_u[starts]] = lens
+        cu = c[rows_u]
+        r = np.full(cu.size, np.nan)
+        r[1:] = cu[1:] / cu[:-1] - 1.0
+        ret[rows_u] = r
+        z = validate_nb.strided_robust_zscore(
+            r, p.outlier_window, p.stride, p.outlier_window // 2, p.min_scale
+        )[0]
+        zret[rows_u] = z
+        ret_rows.append(rows_u[np.abs(z) > p.outlier_z])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lr = np.log(h[rows_u] / lo[rows_u])
+        lr = np.where(np.isfinite(lr), lr, np.nan)
+        ref = validate_nb.strided_robust_zscore(
+            lr, p.outlier_window, p.stride, p.outlier_window // 2, 0.0
+        )[1]
+        ratio = lr / np.maximum(ref, p.range_floor)
+        zrng[rows_u] = ratio
+        rng_rows.append(rows_u[ratio > p.range_ratio])
+    _classify_gaps(gaps, uniq)
+    cat = _cat
+    missing = sum(g["missing_bars"] for g in gaps)
+    ex = {g["row"]: _gap_text(g) for g in gaps}
+    details = [_gap_text(g) | {"symbol": g["symbol"]} for g in gaps]
+    wide = [g for g in gaps if g["scope"] == "exchange_wide"]
+    checks = [
+        make_check(
+            "duplicate_bars",
+            dataset,
+            "error",
+            "row repeats an earlier row's (symbol, open_time)",
+            cat(dups),
+            t,
+        ),
+        make_check(
+            "non_monotonic_time",
+            dataset,
+            "error",
+            "open_time earlier than the previous row of the symbol",
+            cat(back),
+            t,
+        ),
+        make_check(
+            "missing_bars",
+            dataset,
+            "warning",
+            "bars missing on the interval grid (count = bars; row = bar after the gap)",
+            np.array([g["row"] for g in gaps], dtype=np.int64),
+            t,
+            count=missing,
+            extra=ex,
+            details=details,
+        ),
+        make_check(
+            "exchange_wide_gaps",
+            dataset,
+            "info",
+            "missing bars that every other symbol covering the range lacks too",
+            np.array([g["row"] for g in wide], dtype=np.int64),
+            t,
+            count=sum(g["missing_bars"] for g in wide),
+            extra=ex,
+        ),
+        make_check(
+            "zero_volume_run",
+            dataset,
+            "info",
+            f"runs of >= {p.zero_volume_run} zero-volume bars (count = runs)",
+            cat(run_rows),
+            t,
+            {"run_bars": run_len},
+        ),
+        make_check(
+            "return_outlier",
+            dataset,
+            "warning",
+            f"|robust z| of the close-to-close return > {p.outlier_z:g}",
+            cat(ret_rows),
+            t,
+            {"close": c, "return": ret, "z": zret},
+        ),
+        make_check(
+            "range_outlier",
+            dataset,
+            "warning",
+            f"log(high/low) > {p.range_ratio:g} x its reference median (floor {p.range_floor:g})",
+            cat(rng_rows),
+            t,
+            {"open": vals_o, "high": h, "low": lo, "ratio": zrng},
+        ),
+    ]
+    return _Seq(checks, expected, missing)
+
+
+def _cat(parts: list[Any]) -> I64:
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(parts).astype(np.int64))
+
+
+def _gap_text(g: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "missing_from": iso_us(g["from_us"]),
+        "missing_to": iso_us(g["to_us"]),
+        "missing_bars": g["missing_bars"],
+        "scope": g["scope"],
+    }
+
+
+def _classify_gaps(gaps: list[dict[str, Any]], uniq: dict[str, I64]) -> None:
+    """Set each gap's scope: exchange_wide / symbol_specific / single_symbol.
+
+    A gap is exchange-wide when at least one other symbol's data spans it and every such
+    symbol also has no bar inside it; symbol-specific when one of them has a bar inside it.
+    """
+    for g in gaps:
+        covering = [
+            ts
+            for s, ts in uniq.items()
+            if s != g["symbol"] and ts.size and ts[0] <= g["from_us"] and ts[-1] >= g["to_us"]
+        ]
+        if not covering:
+            g["scope"] = "single_symbol"
+            continue
+        inside = any(
+            np.searchsorted(ts, g["to_us"], "right") > np.searchsorted(ts, g["from_us"], "left")
+            for ts in covering
+        )
+        g["scope"] = "symbol_specific" if inside else "exchange_wide"
+
+
+def layout_checks(table: pa.Table, t: I64, dataset: str) -> list[CheckResult]:
+    """Per-row provenance checks (``ts_unit``/``layout`` columns, as `data.cdd` writes them).
+
+    Returns no checks when the table has no provenance columns. Otherwise: rows whose
+    timestamp unit / layout differs from the file's most common one (error), and rows of a
+    minority layout whose (symbol, open_time) also appears in another layout (error).
+    """
+    out: list[CheckResult] = []
+    src = i64(table, "source_row") if "source_row" in table.column_names else None
+    vals = {"source_row": src} if src is not None else {}
+    for col, name in (("ts_unit", "mixed_timestamp_units"), ("layout", "mixed_layouts")):
+        if col not in table.column_names:
+            continue
+        labels = np.asarray(pc.fill_null(table.column(col), "?").to_pylist(), dtype=object)
+        kinds, counts = np.unique(labels.astype(str), return_counts=True)
+        major = kinds[np.argmax(counts)]
+        idx = np.flatnonzero(labels.astype(str) != major).astype(np.int64)
+        det = [{col: str(k), "rows": int(n)} for k, n in zip(kinds, counts, strict=True)]
+        out.append(
+            make_check(
+                name,
+                dataset,
+                "error",
+                f"{col} differs from the file's most common ({major}); "
+                "such files are never merged silently",
+                idx,
+                t,
+                vals | {col: labels},
+                details=det,
+            )
+        )
+        if col == "layout":
+            out.append(_overlap_check(table, t, labels.astype(str), str(major), dataset, vals))
+    return out
+
+
+def _overlap_check(
+    table: pa.Table, t: I64, layout: Any, major: str, dataset: str, vals: dict[str, Any]
+) -> CheckResult:
+    sym = np.asarray(pc.fill_null(table.column("symbol"), "").to_pylist(), dtype=object)
+    key_major = set(zip(sym[layout == major], t[layout == major].tolist(), strict=True))
+    minority = np.flatnonzero(layout != major)
+    idx = np.array([i for i in minority if (sym[i], int(t[i])) in key_major], dtype=np.int64)
+    return make_check(
+        "overlapping_layouts",
+        dataset,
+        "error",
+        "rows of a minority layout whose (symbol, open_time) the main layout "
+        "also has (two versions of the same bar)",
+        idx,
+        t,
+        vals | {"layout": layout, "close": f64(table, "close")},
+    )
