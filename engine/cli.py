@@ -25,3 +25,6 @@ def main() -> None:
 
 # ---------------------------------------------------------------- command registration area
 # Each command module adds itself here with two lines: an import and a register(app) call.
+from data.cli_store import register as register_store  # noqa: E402 - registration area
+
+register_store(app)
