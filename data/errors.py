@@ -11,6 +11,7 @@ The tree::
     ├── ChecksumMismatch(ValueError)       an archive zip whose sha256 differs from .CHECKSUM
     ├── UnknownSymbol(KeyError)            the exchange does not know the symbol
     ├── StoreError(OSError)                the parquet store could not be read or written
+    ├── ParameterError(ValueError)         an argument outside its documented range
     └── ValidationFailed(RuntimeError)     `validate --fail-on` threshold reached
 
 Messages name the file, field, row or URL at fault, plus expected vs actual.
@@ -84,6 +85,10 @@ class UnknownSymbol(DataError, KeyError):
 
 class StoreError(DataError, OSError):
     """The parquet store could not be read or written as asked."""
+
+
+class ParameterError(DataError, ValueError):
+    """An argument outside its documented range (e.g. ``generate_market(n_symbols=0)``)."""
 
 
 class ValidationFailed(DataError, RuntimeError):
