@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -26,6 +27,8 @@ from factors.fields import derive_field
 F64 = npt.NDArray[np.float64]
 
 _CACHE_SIZE = 4096
+PARALLEL_MIN_CELLS = 200_000
+"""Panels with fewer T x N cells run the kernels on one thread (a parallel launch costs more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +96,16 @@ class CompiledExpr:
             raise ExprError(f"evaluate needs an engine.panel.Panel; got {type(panel).__name__}")
         shape = (panel.T, panel.N)
         vals: list[F64 | None] = [None] * len(self.steps)
-        for i, step in enumerate(self.steps):
-            vals[i] = _run_step(step, [vals[k] for k in step.inputs], panel, shape)
-            for k in self.free_after[i]:
-                vals[k] = None
+        threads = numba.get_num_threads()
+        if panel.T * panel.N < PARALLEL_MIN_CELLS:
+            numba.set_num_threads(1)
+        try:
+            for i, step in enumerate(self.steps):
+                vals[i] = _run_step(step, [vals[k] for k in step.inputs], panel, shape)
+                for k in self.free_after[i]:
+                    vals[k] = None
+        finally:
+            numba.set_num_threads(threads)
         out: list[F64] = []
         for r in self.roots:
             v = vals[r]
