@@ -53,9 +53,9 @@ class DeflatedSharpe:
     psr: float
     dsr: float
 
-    def to_dict(self) -> dict[str, float]:
-        """Plain dict of every field."""
-        return {k: float(v) for k, v in asdict(self).items()}
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain dict of every field (n_obs and n_trials stay ints)."""
+        return {k: v if isinstance(v, int) else float(v) for k, v in asdict(self).items()}
 
 
 def return_moments(returns: npt.ArrayLike) -> tuple[float, int, float, float]:

@@ -11,6 +11,7 @@ the summaries, never zero-filled.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -227,23 +228,40 @@ def marginal_returns(exec_px: F64, horizon: int) -> F64:
 
 
 def half_life(horizons: npt.ArrayLike, ic_values: npt.ArrayLike) -> float:
-    """Half-life (bars) of an IC decay curve by a log-linear least-squares fit.
+    """Half-life (bars) of an IC decay curve by a least-squares exponential fit.
 
     Formula:
-        fit log|ic(h)| = a - lam * h on the horizons whose IC is finite, non-zero and of the
-        sign of the first horizon's IC; half_life = ln 2 / lam.
+        fit ic(h) = a * exp(-lam * h) to the finite (h, ic) points by unweighted nonlinear
+        least squares (scipy.optimize.curve_fit, lam >= 0); half_life = ln 2 / lam.
+        Fitting the values (not their logs) lets near-zero, sign-flipping tail points
+        count as "decayed" instead of dominating a log-linear fit.
 
-    NaN: fewer than 2 usable points gives NaN; a curve that does not decay (lam <= 0)
-    gives +inf.
+    NaN: fewer than 2 finite points, an all-zero curve or a failed fit gives NaN; a curve
+    that does not decay within 100 times the longest horizon gives +inf.
     """
+    from scipy.optimize import curve_fit
+
     h = np.asarray(horizons, dtype=np.float64)
     v = np.asarray(ic_values, dtype=np.float64)
-    ok = np.isfinite(v) & (v != 0)
-    if not ok.any():
+    ok = np.isfinite(v) & np.isfinite(h)
+    h, v = h[ok], v[ok]
+    if h.size < 2 or not np.any(v != 0):
         return math.nan
-    sign = np.sign(v[ok][0])
-    ok &= np.sign(v) == sign
-    if ok.sum() < 2:
+    a0 = float(v[np.argmin(h)]) or float(v[np.argmax(np.abs(v))])
+    lam0 = math.log(2.0) / max(float(np.median(h)), 1.0)
+    lam_max = 50.0 / max(float(np.min(h[h > 0])) if np.any(h > 0) else 1.0, 1e-9)
+
+    def model(x: F64, a: float, lam: float) -> F64:
+        return a * np.exp(-lam * x)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params, _ = curve_fit(
+                model, h, v, p0=(a0, lam0), bounds=([-np.inf, 0.0], [np.inf, lam_max])
+            )
+    except (RuntimeError, ValueError):
         return math.nan
-    slope = float(np.polyfit(h[ok], np.log(np.abs(v[ok])), 1)[0])
-    return math.log(2.0) / -slope if slope < 0 else math.inf
+    lam = float(params[1])
+    hl = math.log(2.0) / lam if lam > 0 else math.inf
+    return hl if hl <= 100.0 * float(np.max(h)) else math.inf

@@ -1,0 +1,180 @@
+"""``alphaforge factors list`` and ``alphaforge score``: renderers and command registration.
+
+factors/ never reads the store, so ``register(app, load_panel)`` takes the panel loader from
+the composition root (``engine/cli.py``), which knows about data/. The renderers are plain
+functions returning text (a rich table, or JSON with ``as_json``) so tests can call them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from factors.errors import FactorError
+
+if TYPE_CHECKING:
+    from engine.panel import Panel
+    from factors.score import FactorScore
+
+
+class PanelLoader(Protocol):
+    """``engine.pipeline.load_panel``'s signature."""
+
+    def __call__(
+        self,
+        store: str | None,
+        symbols: list[str] | None,
+        start: str | None,
+        end: str | None,
+        interval: str = "1m",
+        market: str = "usdm",
+        synthetic_kwargs: dict[str, Any] | None = None,
+    ) -> Panel: ...
+
+
+def _table_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    table = Table(title=title)
+    for h in headers:
+        table.add_column(h, overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    buf = io.StringIO()
+    Console(file=buf, width=140, force_terminal=False, color_system=None).print(table)
+    return buf.getvalue()
+
+
+def render_factor_list(as_json: bool = False, group: str | None = None) -> str:
+    """The library as a table (name, group, look-back, expression, doc) or a JSON list.
+
+    Raises:
+        UnknownFactor: an unknown group.
+    """
+    from factors.library import list_factors
+
+    facs = list_factors(group)
+    if as_json:
+        rows = [
+            {"name": f.name, "group": f.group, "expr": f.expr, "lookback": f.lookback,
+             "needs": list(f.needs), "doc": f.doc}
+            for f in facs
+        ]  # fmt: skip
+        return json.dumps(rows, indent=2)
+    rows_t = [(f.name, f.group, str(f.lookback), f.expr, f.doc) for f in facs]
+    title = f"{len(facs)} library factors" + (f" in group {group}" if group else "")
+    return _table_text(title, ("name", "group", "lookback", "expression", "doc"), rows_t)
+
+
+def render_score(score: FactorScore, as_json: bool = False) -> str:
+    """A FactorScore as a two-column table, or its JSON-safe dict as JSON text."""
+    if as_json:
+        return json.dumps(score.to_dict(), indent=2, allow_nan=False)
+    return _table_text(f"score: {score.name}", ("metric", "value"), score.summary_rows())
+
+
+def parse_horizons(text: str) -> tuple[int, ...]:
+    """``"1,5,15"`` -> (1, 5, 15); raises typer.BadParameter naming the bad item."""
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            h = int(item)
+        except ValueError:
+            raise typer.BadParameter(f"horizon {item!r} is not an integer number of bars") from None
+        if h < 1:
+            raise typer.BadParameter(f"horizon {h} must be >= 1 bar")
+        out.append(h)
+    if not out:
+        raise typer.BadParameter("give at least one horizon, e.g. --horizons 1,5,15")
+    return tuple(out)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=2)
+
+
+def register(
+    app: typer.Typer, load_panel: PanelLoader, extra_errors: tuple[type, ...] = ()
+) -> None:
+    """Add ``factors list`` and ``score`` to ``app``; ``load_panel`` builds the Panel."""
+    errors: tuple[type[Exception], ...] = (FactorError, *extra_errors)
+    factors_app = typer.Typer(name="factors", help="The built-in factor library.",
+                              no_args_is_help=True)  # fmt: skip
+
+    @factors_app.command("list")
+    def factors_list(
+        group: Annotated[str | None, typer.Option("--group", help="Only this group.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """List the library factors (name, group, look-back, expression)."""
+        try:
+            typer.echo(render_factor_list(as_json, group))
+        except errors as exc:
+            raise _fail(exc) from None
+
+    app.add_typer(factors_app)
+    app.command("score")(_score_command(load_panel, errors))
+
+
+def _score_command(
+    load_panel: PanelLoader, errors: tuple[type[Exception], ...]
+) -> Callable[..., None]:
+    def score(
+        factor: Annotated[str, typer.Argument(help="Library name or expression text.")],
+        symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols.")] = None,
+        start: Annotated[str | None, typer.Option(help="First bar time (UTC ISO).")] = None,
+        end: Annotated[str | None, typer.Option(help="End time, exclusive (UTC ISO).")] = None,
+        interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
+        market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
+        horizons: Annotated[str, typer.Option(help="Horizons in bars.")] = "1,5,15,60,240,1440",
+        lag: Annotated[int, typer.Option(help="Bars between decision and trade.")] = 1,
+        quantiles: Annotated[int, typer.Option(help="Quantile bins per bar.")] = 5,
+        fee_bps: Annotated[float, typer.Option(help="Fee, bps of notional.")] = 4.0,
+        slippage_bps: Annotated[float, typer.Option(help="Slippage, bps.")] = 1.0,
+        split: Annotated[str | None, typer.Option(help="Train/test cut: 0.7 or ISO time.")] = None,
+        test: Annotated[bool, typer.Option("--test", help="Also score the test part.")] = False,
+        trials: Annotated[int, typer.Option(help="Trials behind this factor (DSR).")] = 1,
+        redundancy: Annotated[bool, typer.Option(help="Correlate with the library.")] = True,
+        synthetic: Annotated[
+            bool, typer.Option("--synthetic", help="Seeded synthetic market.")
+        ] = False,
+        store: Annotated[
+            str | None, typer.Option(envvar="ALPHAFORGE_STORE", help="Store dir.")
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Seed of --synthetic.")] = 7,
+        bars: Annotated[int, typer.Option(help="Bars of --synthetic.")] = 3000,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Score a factor: IC/RankIC per horizon, decay, quantiles, turnover, costs, DSR."""
+        from factors.score import score_factor
+
+        try:
+            hs = parse_horizons(horizons)
+            syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+            synth = {"seed": seed, "n_bars": bars} if synthetic or store is None else None
+            if store is None and not synthetic:
+                typer.echo("note: no --store given: scoring on the synthetic market", err=True)
+            panel = load_panel(None if synthetic else store, syms, start, end, interval=interval,
+                               market=market, synthetic_kwargs=synth)  # fmt: skip
+            cut: float | str | None = split
+            if split is not None:
+                try:
+                    cut = float(split)
+                except ValueError:
+                    cut = split
+            result = score_factor(factor, panel, horizons=hs, lag=lag, quantiles=quantiles,
+                                  fee_bps=fee_bps, slippage_bps=slippage_bps, split=cut,
+                                  test=test, n_trials=trials, redundancy=redundancy)  # fmt: skip
+        except errors as exc:
+            raise _fail(exc) from None
+        typer.echo(render_score(result, as_json))
+
+    return score

@@ -1,0 +1,338 @@
+"""Score a factor: ICs, decay, quantiles, turnover, costs, a long-short backtest, DSR.
+
+    >>> s = score_factor("cs_rank(-ts_pct_change(close, 5))", panel, horizons=(1, 5, 15))
+    >>> s.rank_ic[1]["mean"], s.half_life, s.backtest["sharpe"], s.dsr["dsr"]
+
+Every statistic is defined in ``factors.score_parts`` (formulas, NaN policy); forward
+returns use the engine's execution prices (``factors.returns``). With ``split`` the panel is
+cut by time: everything is scored on the rows before the cut (the train part, whose
+forward returns end at the cut: no train statistic sees a test price) and, with
+``test=True``, once more on the rows from the cut on (``FactorScore.test``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.errors import EngineError
+from engine.panel import Panel
+from factors import score_parts
+from factors.errors import FactorError, ScoreError
+from factors.returns import nan_tail_rows
+
+F64 = npt.NDArray[np.float64]
+
+DEFAULT_HORIZONS: tuple[int, ...] = (1, 5, 15, 60, 240, 1440)
+"""Default horizons in bars; the ones the panel cannot support are dropped."""
+
+MIN_SCORED_ROWS = 20
+"""A horizon h is kept when at least max(MIN_SCORED_ROWS, h) rows have a forward return."""
+
+
+@dataclass(frozen=True, slots=True)
+class FactorScore:
+    """Everything ``score_factor`` measured (see factors.score_parts for definitions).
+
+    Attributes:
+        name: library name or expression text ("<array>" for a raw array).
+        expression: canonical expression text, or None for an array.
+        n_rows, n_assets: scored panel shape; start_us, end_us: first/last row time (UTC us).
+        lag, horizons, quantiles, periods_per_year: the settings used.
+        ic, rank_ic: horizon -> {mean, std, icir, t_stat, se, n, icir_annual}.
+        quantile_returns: horizon -> mean forward return per bin, lowest factor first.
+        spread: horizon -> {mean, per_bar, t_stat} of top-minus-bottom bin returns.
+        decay: horizon -> mean RankIC with the single bar h bars after entry; half_life (bars).
+        ts_rank_ic: symbol -> whole-period time-series RankIC.
+        turnover: rank_autocorr, turnover_top, turnover_bottom.
+        backtest: net sharpe, sortino, max_drawdown, ..., gross_sharpe, turnover_per_bar.
+        costs: fee_bps, slippage_bps, breakeven_bps, ic_net, mean gross/net return per bar.
+        dsr: sr, n_obs, skew, kurtosis, n_trials, var_trials, sr0, psr, dsr (per-bar units).
+        redundancy: library factor -> mean cross-sectional rank correlation, or None.
+        split: {"cut_us", "train_rows", "test_rows"} when scored with a split, else None.
+        test: the one-shot score of the test part, or None.
+        notes: what was skipped and why (dropped horizons, a failed backtest, ...).
+    """
+
+    name: str
+    expression: str | None
+    n_rows: int
+    n_assets: int
+    start_us: int
+    end_us: int
+    lag: int
+    horizons: tuple[int, ...]
+    quantiles: int
+    periods_per_year: float
+    ic: Mapping[int, Mapping[str, float]]
+    rank_ic: Mapping[int, Mapping[str, float]]
+    quantile_returns: Mapping[int, Sequence[float]]
+    spread: Mapping[int, Mapping[str, float]]
+    decay: Mapping[int, float]
+    half_life: float
+    ts_rank_ic: Mapping[str, float]
+    turnover: Mapping[str, float]
+    backtest: Mapping[str, float]
+    costs: Mapping[str, float]
+    dsr: Mapping[str, float | int]
+    redundancy: Mapping[str, float] | None = None
+    split: Mapping[str, int] | None = None
+    test: FactorScore | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: NaN -> None, +/-inf -> "inf"/"-inf", horizon keys -> str."""
+        from factors.score_report import to_jsonable
+
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.to_dict() if isinstance(value, FactorScore) else to_jsonable(value)
+        return out
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """(metric, formatted value) rows for a terminal table."""
+        from factors.score_report import summary_rows
+
+        return summary_rows(self)
+
+
+def resolve_factor(factor: str | F64, panel: Panel) -> tuple[str, str | None, F64]:
+    """(name, canonical expression or None, (T, N) values) of a library name, text or array.
+
+    Raises:
+        ScoreError: an array of the wrong shape; ExprError / UnknownFactor from the
+            expression language for bad text.
+    """
+    if not isinstance(factor, str):
+        arr = np.ascontiguousarray(factor, dtype=np.float64)
+        if arr.shape != (panel.T, panel.N):
+            raise ScoreError(f"factor array has shape {arr.shape}; panel is {(panel.T, panel.N)}")
+        return "<array>", None, arr
+    from factors.expr import evaluate, parse
+    from factors.library import LIBRARY
+
+    text = factor.strip()
+    name = text
+    if text in LIBRARY:
+        text = LIBRARY[text].expr
+    node = parse(text)
+    values = np.ascontiguousarray(evaluate(node, panel), dtype=np.float64)
+    if values.shape != (panel.T, panel.N):
+        raise ScoreError(
+            f"{name!r} evaluated to shape {values.shape}; panel is {(panel.T, panel.N)}"
+        )
+    return name, str(node), values
+
+
+def usable_horizons(panel: Panel, horizons: Sequence[int], lag: int) -> tuple[int, ...]:
+    """The horizons (sorted, unique) with at least max(MIN_SCORED_ROWS, h) scored rows."""
+    hs = sorted({int(h) for h in horizons})
+    if not hs or hs[0] < 1:
+        raise ScoreError(f"horizons must be integers >= 1 bar; got {list(horizons)}")
+    return tuple(h for h in hs if panel.T - nan_tail_rows(panel, h, lag) >= max(MIN_SCORED_ROWS, h))
+
+
+def split_row(panel: Panel, split: float | int | str) -> int:
+    """Row index of the train/test cut: a fraction in (0, 1), a UTC time (us int or ISO)."""
+    if isinstance(split, float) and 0.0 < split < 1.0:
+        return round(panel.T * split)
+    if isinstance(split, str):
+        import pandas as pd
+
+        try:
+            cut_us = int(pd.Timestamp(split, tz="UTC").as_unit("us").value)
+        except ValueError as exc:
+            raise ScoreError(f"split {split!r} is not an ISO date/time") from exc
+    elif isinstance(split, int | np.integer):
+        cut_us = int(split)
+    else:
+        raise ScoreError(
+            f"split must be a fraction in (0, 1), an ISO time or int us; got {split!r}"
+        )
+    return int(np.searchsorted(panel.ts_us, cut_us, "left"))
+
+
+def score_factor(
+    factor: str | F64,
+    panel: Panel,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+    lag: int = 1,
+    quantiles: int = 5,
+    fee_bps: float = 4.0,
+    slippage_bps: float = 1.0,
+    split: float | int | str | None = None,
+    test: bool = False,
+    n_trials: int = 1,
+    var_trials: float | None = None,
+    redundancy: bool | Mapping[str, str | F64] = False,
+    min_obs: int = 3,
+) -> FactorScore:
+    """Score a factor on a Panel.
+
+    Args:
+        factor: library name, expression text, or a (T, N) array aligned with the panel.
+        panel: Panel with ``close`` (and ``open`` to trade at the next open), fixed interval.
+        horizons: forward-return horizons in bars; unsupported ones are dropped (noted).
+        lag: rows between decision and trade (factors.returns).
+        quantiles: equal-count bins per row.
+        fee_bps, slippage_bps: costs of the long-short backtest, bps of traded notional.
+        split: train/test cut (fraction, ISO time or us); None scores the whole panel.
+        test: with a split, also score the test part once.
+        n_trials: trials behind this factor, for the Deflated Sharpe Ratio.
+        var_trials: variance of the trials' per-bar Sharpe ratios (None: see factors.dsr).
+        redundancy: True for every library factor, or name -> expression/array to compare.
+        min_obs: fewest assets in a row for a cross-sectional statistic.
+
+    Raises:
+        ScoreError: no usable horizon, a bad split, mis-shaped input.
+    """
+    if panel.interval_us is None:
+        raise ScoreError("panel has no interval_us; scoring needs a fixed bar interval")
+    name, expr, values = resolve_factor(factor, panel)
+    others = _redundancy_inputs(redundancy, panel, name) if redundancy else None
+    if split is None:
+        return _score(name, expr, values, panel, horizons, lag, quantiles, fee_bps,
+                      slippage_bps, n_trials, var_trials, others, min_obs)  # fmt: skip
+    cut = split_row(panel, split)
+    if not 0 < cut < panel.T:
+        raise ScoreError(f"split {split!r} falls at row {cut}; the panel has {panel.T} rows")
+    args = (horizons, lag, quantiles, fee_bps, slippage_bps, n_trials, var_trials)
+    train_others = None if others is None else {k: v[:cut] for k, v in others.items()}
+    train = _score(name, expr, values[:cut], panel.take_rows(slice(0, cut)), *args,
+                   train_others, min_obs)  # fmt: skip
+    tested = None
+    if test:
+        tested = _score(name, expr, values[cut:], panel.take_rows(slice(cut, None)), *args,
+                        None, min_obs)  # fmt: skip
+    info = {"cut_us": int(panel.ts_us[cut]), "train_rows": cut, "test_rows": panel.T - cut}
+    return _replace(train, split=info, test=tested)
+
+
+def _replace(s: FactorScore, **kw: Any) -> FactorScore:
+    from dataclasses import replace
+
+    return replace(s, **kw)
+
+
+def _redundancy_inputs(
+    redundancy: bool | Mapping[str, str | F64], panel: Panel, own: str
+) -> dict[str, F64]:
+    if isinstance(redundancy, Mapping):
+        items: Mapping[str, str | F64] = redundancy
+    else:
+        from factors.library import list_factors
+
+        items = {f.name: f.expr for f in list_factors(panel=panel)}
+    return evaluate_all({n: v for n, v in items.items() if n != own}, panel)
+
+
+def evaluate_all(factors: Mapping[str, str | F64], panel: Panel) -> dict[str, F64]:
+    """Values of several factors, expressions evaluated together (shared subexpressions once).
+
+    Library names are replaced by their expressions; arrays are checked for shape.
+    """
+    from factors.expr.compile import evaluate_many
+    from factors.library import LIBRARY
+
+    out: dict[str, F64] = {}
+    texts: dict[str, str] = {}
+    for n, spec in factors.items():
+        if isinstance(spec, str):
+            texts[n] = LIBRARY[spec].expr if spec in LIBRARY else spec
+        else:
+            out[n] = resolve_factor(spec, panel)[2]
+    values = evaluate_many(list(texts.values()), panel)
+    for n, v in zip(texts, values, strict=True):
+        out[n] = np.ascontiguousarray(v, dtype=np.float64)
+    return out
+
+
+def _score(
+    name: str,
+    expr: str | None,
+    values: F64,
+    panel: Panel,
+    horizons: Sequence[int],
+    lag: int,
+    quantiles: int,
+    fee_bps: float,
+    slippage_bps: float,
+    n_trials: int,
+    var_trials: float | None,
+    others: Mapping[str, F64] | None,
+    min_obs: int,
+) -> FactorScore:
+    hs = usable_horizons(panel, horizons, lag)
+    notes = []
+    dropped = sorted({int(h) for h in horizons} - set(hs))
+    if dropped:
+        notes.append(f"horizons {dropped} dropped: the panel has only {panel.T} rows")
+    if not hs:
+        raise ScoreError(
+            f"no horizon in {list(horizons)} fits a panel of {panel.T} rows (lag {lag})"
+        )
+    core = score_parts.ic_block(values, panel, hs, lag, quantiles, min_obs)
+    rank_ic_h1 = core["rank_ic"][hs[0]]["mean"]
+    try:
+        bt = score_parts.backtest_block(values, panel, lag, fee_bps, slippage_bps, rank_ic_h1,
+                                        n_trials, var_trials)  # fmt: skip
+    except (EngineError, FactorError) as exc:
+        notes.append(f"backtest skipped: {exc}")
+        bt = {"backtest": {}, "costs": {}, "dsr": {}}
+    decay = score_parts.decay_block(values, panel, hs, lag, min_obs)
+    return FactorScore(
+        name=name,
+        expression=expr,
+        n_rows=panel.T,
+        n_assets=panel.N,
+        start_us=int(panel.ts_us[0]) if panel.T else 0,
+        end_us=int(panel.ts_us[-1]) if panel.T else 0,
+        lag=int(lag),
+        horizons=hs,
+        quantiles=int(quantiles),
+        periods_per_year=float(panel.periods_per_year),
+        ic=core["ic"],
+        rank_ic=core["rank_ic"],
+        quantile_returns=core["quantile_returns"],
+        spread=core["spread"],
+        decay=decay["decay"],
+        half_life=float(decay["half_life"]),
+        ts_rank_ic=score_parts.ts_block(values, core["fwd"][0], panel.symbols),
+        turnover=score_parts.turnover_block(values, quantiles, min_obs),
+        backtest=bt["backtest"],
+        costs=bt["costs"],
+        dsr=bt["dsr"],
+        redundancy=None
+        if others is None
+        else score_parts.redundancy_block(values, others, min_obs),
+        notes=tuple(notes),
+    )
+
+
+def rank_factors(
+    factors: Mapping[str, str | F64],
+    panel: Panel,
+    horizon: int = 1,
+    lag: int = 1,
+    min_obs: int = 3,
+) -> list[tuple[str, float]]:
+    """Factors ordered by |mean RankIC| at one horizon, best first: [(name, mean RankIC)].
+
+    NaN RankIC (a factor with no valid rows) ranks last.
+    """
+    from factors import ic
+    from factors.returns import forward_returns
+
+    fwd = forward_returns(panel, (horizon,), lag)[0]
+    out = []
+    for n, values in evaluate_all(factors, panel).items():
+        series = ic.cs_ic(values, fwd, "spearman", min_obs)
+        ok = np.isfinite(series)
+        out.append((n, float(series[ok].mean()) if ok.any() else math.nan))
+    return sorted(out, key=lambda kv: -abs(kv[1]) if math.isfinite(kv[1]) else math.inf)

@@ -1,0 +1,169 @@
+"""The pieces of a factor score, each a plain function over arrays (used by factors.score).
+
+Every function returns plain dicts of floats so ``FactorScore`` stays JSON-friendly.
+Definitions (documented once here, shown by ``alphaforge score``):
+
+- IC / RankIC per horizon h: per-row cross-sectional Pearson / Spearman correlation of the
+  factor at row t with the forward return ``exec_px[t+h] / exec_px[t] - 1`` (see
+  factors.returns), summarized by ``factors.ic.ic_summary`` (mean, std, ICIR, t-stat).
+- quantile returns: per row, equal-count bins of the factor (pandas.qcut, alphalens'
+  default), mean forward return per bin; then the mean over rows. spread = top - bottom bin;
+  spread_per_bar = spread / h.
+- decay: RankIC of the factor at t with the single-bar return ``h`` bars after entry,
+  ``exec_px[t+h] / exec_px[t+h-1] - 1``: how much of the signal is left h bars later.
+  half_life: least-squares fit of decay(h) = a * exp(-lam * h), ln 2 / lam (factors.ic.half_life).
+- turnover: mean lag-1 rank autocorrelation of the factor; mean share of the top / bottom
+  bin's members that are new each row (alphalens quantile_turnover).
+- backtest: rank long-short weights (engine.weights, scheme "rank", gross 1) run through
+  engine.backtest with the same lag, once without costs (gross) and once with fee_bps and
+  slippage_bps (net); metrics from engine.metrics.
+- costs: breakeven_bps = mean gross per-bar return / mean per-bar one-way turnover * 1e4,
+  the cost per unit of traded notional at which the long-short earns nothing;
+  ic_net = RankIC(h=1) * (1 - cost_bps / breakeven_bps) with cost_bps = fee_bps +
+  slippage_bps (the rank-weighted long-short return is proportional to RankIC, so costs
+  remove the same fraction of both); NaN when breakeven_bps <= 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.panel import Panel
+from factors import ic
+from factors.dsr import deflated_sharpe_ratio
+from factors.returns import execution_prices, forward_returns
+
+F64 = npt.NDArray[np.float64]
+
+
+def _f(x: Any) -> float:
+    return float(x) if x is not None else math.nan
+
+
+def _nanmean(x: F64) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    return float(x[ok].mean()) if ok.any() else math.nan
+
+
+def ic_block(
+    factor: F64,
+    panel: Panel,
+    horizons: Sequence[int],
+    lag: int,
+    quantiles: int,
+    min_obs: int,
+) -> dict[str, Any]:
+    """IC / RankIC summaries, quantile mean returns and spreads for every horizon."""
+    fwd = forward_returns(panel, horizons, lag)
+    cs = ic.cross_section(factor, fwd, quantiles=quantiles, min_obs=min_obs)
+    ppy = panel.periods_per_year if panel.interval_us else None
+    out: dict[str, Any] = {"ic": {}, "rank_ic": {}, "quantile_returns": {}, "spread": {}}
+    for i, h in enumerate(horizons):
+        out["ic"][h] = ic.ic_summary(cs.ic[i], h, ppy)
+        out["rank_ic"][h] = ic.ic_summary(cs.rank_ic[i], h, ppy)
+        qm = cs.qmean[i]
+        means = [_nanmean(qm[:, k]) for k in range(quantiles)]
+        out["quantile_returns"][h] = means
+        spread_rows = qm[:, -1] - qm[:, 0]
+        s = ic.ic_summary(spread_rows, h)
+        out["spread"][h] = {
+            "mean": s["mean"],
+            "per_bar": s["mean"] / h,
+            "t_stat": s["t_stat"],
+        }
+    out["rank_ic_series_h1"] = cs.rank_ic[0]
+    out["fwd"] = fwd
+    return out
+
+
+def decay_block(
+    factor: F64, panel: Panel, horizons: Sequence[int], lag: int, min_obs: int
+) -> dict[str, Any]:
+    """RankIC with the single bar h bars after entry, per horizon, and its half-life."""
+    px = execution_prices(panel, lag)
+    values = {}
+    for h in horizons:
+        r = ic.marginal_returns(px, h)
+        values[h] = _nanmean(ic.cs_ic(factor, r, "spearman", min_obs))
+    return {"decay": values, "half_life": ic.half_life(list(values), list(values.values()))}
+
+
+def turnover_block(factor: F64, quantiles: int, min_obs: int) -> dict[str, float]:
+    """Mean rank autocorrelation (lag 1) and top/bottom quantile turnover."""
+    bins = ic.quantile_bins(factor, quantiles, min_obs)
+    return {
+        "rank_autocorr": _nanmean(ic.rank_autocorrelation(factor, 1, min_obs)),
+        "turnover_top": _nanmean(ic.quantile_turnover(bins, quantiles - 1, 1)),
+        "turnover_bottom": _nanmean(ic.quantile_turnover(bins, 0, 1)),
+    }
+
+
+def ts_block(factor: F64, fwd1: F64, symbols: Sequence[str]) -> dict[str, float]:
+    """Whole-period time-series RankIC per asset (single-asset research)."""
+    vals = ic.ts_ic(factor, fwd1, "spearman", min_obs=10)
+    return {s: float(v) for s, v in zip(symbols, vals, strict=True)}
+
+
+def backtest_block(
+    factor: F64,
+    panel: Panel,
+    lag: int,
+    fee_bps: float,
+    slippage_bps: float,
+    rank_ic_h1: float,
+    n_trials: int,
+    var_trials: float | None,
+) -> dict[str, Any]:
+    """Long-short backtest through the engine (gross and net), costs and Deflated Sharpe."""
+    from engine.backtest import run_backtest
+    from engine.metrics import compute_metrics
+    from engine.weights import weights_from_signals
+
+    w = weights_from_signals(factor, "rank", gross=1.0)
+    w = np.where(np.isfinite(panel["close"]), w, 0.0)
+    open_ = panel.fields.get("open")
+    kw: dict[str, Any] = {"close": panel["close"], "open": open_, "lag": lag}
+    gross = run_backtest(w, **kw)
+    net = run_backtest(w, fee_bps=fee_bps, slippage_bps=slippage_bps, **kw)
+    ppy = panel.periods_per_year
+    m_net = compute_metrics(net, ppy)
+    m_gross = compute_metrics(gross, ppy)
+    t_len = max(len(gross.returns), 1)
+    turn = float(gross.turnover) / t_len
+    mean_gross = _nanmean(gross.returns)
+    breakeven = mean_gross / turn * 1e4 if turn > 0 else math.nan
+    cost = fee_bps + slippage_bps
+    ic_net = rank_ic_h1 * (1.0 - cost / breakeven) if breakeven > 0 else math.nan
+    keys = ("sharpe", "sortino", "max_drawdown", "total_return", "annual_volatility", "cagr")
+    bt = {k: _f(m_net[k]) for k in keys}
+    bt.update(
+        gross_sharpe=_f(m_gross["sharpe"]),
+        turnover_per_bar=turn,
+        annual_turnover=_f(m_net["annual_turnover"]),
+        fees=_f(m_net["fees"]),
+        slippage=_f(m_net["slippage"]),
+    )
+    costs = {
+        "fee_bps": float(fee_bps),
+        "slippage_bps": float(slippage_bps),
+        "breakeven_bps": breakeven,
+        "ic_net": ic_net,
+        "mean_gross_return_per_bar": mean_gross,
+        "mean_net_return_per_bar": _nanmean(net.returns),
+    }
+    dsr = deflated_sharpe_ratio(net.returns, n_trials=n_trials, var_trials=var_trials)
+    return {"backtest": bt, "costs": costs, "dsr": dsr.to_dict(), "net_returns": net.returns}
+
+
+def redundancy_block(factor: F64, others: Mapping[str, F64], min_obs: int) -> dict[str, float]:
+    """Mean per-row cross-sectional rank correlation of the factor with each other factor."""
+    out = {}
+    for name, g in others.items():
+        out[name] = _nanmean(ic.cs_ic(factor, g, "spearman", min_obs))
+    return dict(sorted(out.items(), key=lambda kv: -abs(kv[1]) if math.isfinite(kv[1]) else 0))
