@@ -108,7 +108,22 @@ def assemble(
     expected: int,
     missing: int,
 ) -> QualityReport:
-    """Build the `QualityReport`: ``flagged`` = distinct rows hit by an error-severity check."""
-    err = [c.row_index for c in checks if c.severity == "error" and len(c.row_index)]
+    """Build the `QualityReport`: ``flagged`` = distinct rows hit by an error-severity check.
+
+    Checks named ``missing_*`` count absent items (already in ``missing``); their row_index
+    (the row after each gap) is not a faulty row and is not counted as flagged.
+    """
+    err = [
+        c.row_index
+        for c in checks
+        if c.severity == "error" and len(c.row_index) and not c.name.startswith("missing_")
+    ]
     flagged = int(np.unique(np.concatenate(err)).size) if err else 0
     return QualityReport(dataset, source, n_rows, tuple(checks), expected, missing, flagged)
+
+
+def concat_rows(parts: list[Any]) -> I64:
+    """Sorted int64 concatenation of row-index arrays (empty when there are none)."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(parts).astype(np.int64))

@@ -21,6 +21,7 @@ from data.validate_common import (
     I64,
     assemble,
     bit_check,
+    concat_rows,
     f64,
     i64,
     require_columns,
@@ -325,7 +326,7 @@ def _sequence_checks(
         zrng[rows_u] = ratio
         rng_rows.append(rows_u[ratio > p.range_ratio])
     _classify_gaps(gaps, uniq)
-    cat = _cat
+    cat = concat_rows
     missing = sum(g["missing_bars"] for g in gaps)
     ex = {g["row"]: _gap_text(g) for g in gaps}
     details = [_gap_text(g) | {"symbol": g["symbol"]} for g in gaps]
@@ -397,12 +398,6 @@ def _sequence_checks(
         ),
     ]
     return _Seq(checks, expected, missing)
-
-
-def _cat(parts: list[Any]) -> I64:
-    if not parts:
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(np.concatenate(parts).astype(np.int64))
 
 
 def _gap_text(g: dict[str, Any]) -> dict[str, Any]:

@@ -458,3 +458,103 @@ def strided_robust_zscore(x, window, stride, min_periods, min_scale):  # type: i
         else:
             _fill_block(x, z, med, mad, b, e, lead_md, lead_mad, min_scale)
     return z, med, mad
+
+
+@njit(cache=True)
+def book_row_flags(bid_off, bid_px, bid_qty, ask_off, ask_px, ask_qty, expected_levels):  # type: ignore[no-untyped-def]
+    """Per-snapshot book flags (bits ``B_*``) and best quotes.
+
+    Args:
+        bid_off, ask_off: (n+1,) int64 offsets of each snapshot's levels in the flat arrays.
+        bid_px, bid_qty, ask_px, ask_qty: flat float64 levels (level 0 = best).
+        expected_levels: fewer levels than this on either side sets ``B_FEW_LEVELS``.
+
+    Returns:
+        flags (n,) uint16, best_bid (n,), best_ask (n,) float64 (NaN for an empty side).
+    """
+    n = bid_off.shape[0] - 1
+    flags = np.zeros(n, np.uint16)
+    best_bid = np.full(n, np.nan)
+    best_ask = np.full(n, np.nan)
+    for i in range(n):
+        f = 0
+        b0, b1 = bid_off[i], bid_off[i + 1]
+        a0, a1 = ask_off[i], ask_off[i + 1]
+        if b1 - b0 < expected_levels or a1 - a0 < expected_levels:
+            f |= B_FEW_LEVELS
+        for j in range(b0, b1):
+            if j > b0 and not bid_px[j] < bid_px[j - 1]:
+                f |= B_BIDS_UNSORTED
+            if not bid_qty[j] > 0.0:
+                f |= B_NONPOS_QTY
+            if not bid_px[j] > 0.0:
+                f |= B_NONPOS_PRICE
+        for j in range(a0, a1):
+            if j > a0 and not ask_px[j] > ask_px[j - 1]:
+                f |= B_ASKS_UNSORTED
+            if not ask_qty[j] > 0.0:
+                f |= B_NONPOS_QTY
+            if not ask_px[j] > 0.0:
+                f |= B_NONPOS_PRICE
+        if b1 > b0:
+            best_bid[i] = bid_px[b0]
+        if a1 > a0:
+            best_ask[i] = ask_px[a0]
+        if b1 > b0 and a1 > a0:
+            if bid_px[b0] > ask_px[a0]:
+                f |= B_CROSSED
+            elif bid_px[b0] == ask_px[a0]:
+                f |= B_LOCKED
+        flags[i] = f
+    return flags, best_bid, best_ask
+
+
+@njit(cache=True)
+def sequence_breaks(first_id, last_id, prev_id, is_snapshot, futures):  # type: ignore[no-untyped-def]
+    """Depth-diff sequence breaks over events (one entry per diff message or snapshot).
+
+    Rules (Binance): spot diffs chain when ``U == prev_u + 1``; futures diffs when
+    ``pu == prev_u``. A snapshot with ``lastUpdateId = lid`` that is ahead of the chain (or
+    the first event) restarts it: diffs with ``u <= lid`` are stale (skipped, not breaks) and
+    the first applied diff must straddle it (spot ``U <= lid + 1 <= u``; futures
+    ``U <= lid <= u``). The first diff of a table without a snapshot starts the chain.
+
+    Args:
+        first_id, last_id, prev_id: (e,) int64 U, u, pu of each event (pu ignored for spot).
+        is_snapshot: (e,) bool.
+        futures: True for the futures rule.
+
+    Returns:
+        (e,) bool: True where the event breaks the sequence.
+    """
+    e = first_id.shape[0]
+    brk = np.zeros(e, np.bool_)
+    have = False
+    prev_u = 0
+    pending = False
+    lid = 0
+    for i in range(e):
+        if is_snapshot[i]:
+            if not have or prev_u < last_id[i]:
+                lid = last_id[i]
+                pending = True
+                have = True
+                prev_u = lid
+            continue
+        if pending:
+            if last_id[i] <= lid:
+                continue
+            if futures:
+                ok = first_id[i] <= lid and last_id[i] >= lid
+            else:
+                ok = first_id[i] <= lid + 1 and last_id[i] >= lid + 1
+            brk[i] = not ok
+            pending = False
+        elif have:
+            if futures:
+                brk[i] = prev_id[i] != prev_u
+            else:
+                brk[i] = first_id[i] != prev_u + 1
+        have = True
+        prev_u = last_id[i]
+    return brk

@@ -1,0 +1,340 @@
+"""Order-book validation: snapshots / best quotes (levels, crossing, spreads, time gaps) and
+depth-diff streams (sequence breaks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data import validate_nb
+from data.validate_common import (
+    I64,
+    assemble,
+    bit_check,
+    concat_rows,
+    f64,
+    i64,
+    require_columns,
+    rows_of,
+    symbol_groups,
+    ts_us,
+)
+from data.validate_report import CheckResult, QualityReport, make_check
+
+
+@dataclass(frozen=True, slots=True)
+class BookChecks:
+    """Parameters of `validate_book_snapshots` / `validate_book_ticker`.
+
+    Attributes:
+        expected_levels: snapshots with fewer levels on a side are reported (None: the most
+            levels any snapshot of the table has).
+        spread_window: snapshots in the spread reference window.
+        spread_z: robust z of the spread above which it is an outlier; the scale is
+            ``max(1.4826 * MAD, median spread)``, so a one-tick book is not flagged for two ticks.
+        max_gap_us: a time step above this between snapshots of a symbol is a gap (None: 10x
+            the median step of the symbol).
+    """
+
+    expected_levels: int | None = None
+    spread_window: int = 1024
+    spread_z: float = 10.0
+    max_gap_us: int | None = None
+
+
+def _lists(table: pa.Table, column: str) -> tuple[I64, Any]:
+    col = table.column(column)
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+    off = np.zeros(table.num_rows + 1, dtype=np.int64)
+    np.cumsum(lengths, out=off[1:])
+    flat = pc.cast(pc.list_flatten(col), pa.float64()).to_numpy(zero_copy_only=False)
+    return off, np.ascontiguousarray(flat, dtype=np.float64)
+
+
+def validate_book_snapshots(
+    table: pa.Table,
+    *,
+    params: BookChecks | None = None,
+    source: str = "table",
+    dataset: str = "book_snapshots",
+) -> QualityReport:
+    """Run every snapshot check over a BOOK_SNAPSHOTS table (level 0 = best).
+
+    Checks: ``bids_unsorted``/``asks_unsorted`` (bids not strictly descending, asks not
+    strictly ascending), ``crossed_book`` (best bid > best ask), ``locked_book`` (equal),
+    ``non_positive_qty``, ``non_positive_price``: error; ``few_levels``, ``spread_outlier``,
+    ``snapshot_gap``, ``non_monotonic_time``: warning.
+    """
+    require_columns(table, dataset, ("ts", "bid_px", "bid_qty", "ask_px", "ask_qty"))
+    bo, bp = _lists(table, "bid_px")
+    _, bq = _lists(table, "bid_qty")
+    ao, ap = _lists(table, "ask_px")
+    _, aq = _lists(table, "ask_qty")
+    return _book_report(table, bo, bp, bq, ao, ap, aq, params or BookChecks(), source, dataset)
+
+
+def validate_book_ticker(
+    table: pa.Table,
+    *,
+    params: BookChecks | None = None,
+    source: str = "table",
+    dataset: str = "book_ticker",
+) -> QualityReport:
+    """The snapshot checks on a BOOK_TICKER table (one level per side)."""
+    require_columns(table, dataset, ("ts", "bid_px", "bid_qty", "ask_px", "ask_qty"))
+    off = np.arange(table.num_rows + 1, dtype=np.int64)
+    cols = [f64(table, k) for k in ("bid_px", "bid_qty", "ask_px", "ask_qty")]
+    p = params or BookChecks(expected_levels=1)
+    return _book_report(table, off, cols[0], cols[1], off, cols[2], cols[3], p, source, dataset)
+
+
+def _book_report(
+    table: pa.Table,
+    bo: I64,
+    bp: Any,
+    bq: Any,
+    ao: I64,
+    ap: Any,
+    aq: Any,
+    p: BookChecks,
+    source: str,
+    dataset: str,
+) -> QualityReport:
+    n = table.num_rows
+    t = ts_us(table, "ts")
+    levels = p.expected_levels
+    if levels is None:
+        levels = int(max(np.diff(bo).max(initial=0), np.diff(ao).max(initial=0)))
+    flags, bb, ba = validate_nb.book_row_flags(bo, bp, bq, ao, ap, aq, levels)
+    spread = ba - bb
+    z_all = np.full(n, np.nan)
+    out_rows, gap_rows, back_rows = [], [], []
+    step_all = np.zeros(n, dtype=np.int64)
+    for _sym, grp in symbol_groups(table):
+        rows = rows_of(grp, n)
+        s = np.ascontiguousarray(spread[grp])
+        _, med, mad = validate_nb.strided_robust_zscore(
+            s, p.spread_window, max(1, p.spread_window // 8), p.spread_window // 2, 0.0
+        )
+        scale = np.maximum(validate_nb.MAD_SCALE * mad, med)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (s - med) / scale
+        z_all[grp] = z
+        out_rows.append(rows[z > p.spread_z])
+        ts = t[grp]
+        step = np.diff(ts)
+        step_all[rows[1:]] = step
+        back_rows.append(rows[1:][step < 0])
+        pos = step[step > 0]
+        max_gap = (
+            p.max_gap_us
+            if p.max_gap_us is not None
+            else (10 * int(np.median(pos)) if pos.size else 0)
+        )
+        if max_gap > 0:
+            gap_rows.append(rows[1:][step > max_gap])
+    nb = validate_nb
+    v = {"best_bid": bb, "best_ask": ba}
+    cat = concat_rows
+    checks = [
+        bit_check(
+            flags,
+            nb.B_BIDS_UNSORTED,
+            "bids_unsorted",
+            dataset,
+            "error",
+            "bid prices not strictly descending",
+            t,
+            v,
+        ),
+        bit_check(
+            flags,
+            nb.B_ASKS_UNSORTED,
+            "asks_unsorted",
+            dataset,
+            "error",
+            "ask prices not strictly ascending",
+            t,
+            v,
+        ),
+        bit_check(
+            flags, nb.B_CROSSED, "crossed_book", dataset, "error", "best bid > best ask", t, v
+        ),
+        bit_check(
+            flags, nb.B_LOCKED, "locked_book", dataset, "error", "best bid == best ask", t, v
+        ),
+        bit_check(
+            flags,
+            nb.B_NONPOS_QTY,
+            "non_positive_qty",
+            dataset,
+            "error",
+            "a level with qty <= 0 or NaN",
+            t,
+            v,
+        ),
+        bit_check(
+            flags,
+            nb.B_NONPOS_PRICE,
+            "non_positive_price",
+            dataset,
+            "error",
+            "a level with price <= 0 or NaN",
+            t,
+            v,
+        ),
+        bit_check(
+            flags,
+            nb.B_FEW_LEVELS,
+            "few_levels",
+            dataset,
+            "warning",
+            f"fewer than {levels} levels on a side",
+            t,
+            {"bid_levels": np.diff(bo), "ask_levels": np.diff(ao)},
+        ),
+        make_check(
+            "spread_outlier",
+            dataset,
+            "warning",
+            f"spread above median by > {p.spread_z:g} x max(1.4826*MAD, median)",
+            cat(out_rows),
+            t,
+            v | {"spread": spread, "z": z_all},
+        ),
+        make_check(
+            "snapshot_gap",
+            dataset,
+            "warning",
+            "time step to the previous snapshot above the gap limit",
+            cat(gap_rows),
+            t,
+            {"step_us": step_all},
+        ),
+        make_check(
+            "non_monotonic_time",
+            dataset,
+            "warning",
+            "ts earlier than the previous snapshot of the symbol",
+            cat(back_rows),
+            t,
+        ),
+    ]
+    return assemble(dataset, source, n, checks, n, 0)
+
+
+def validate_depth_updates(
+    table: pa.Table,
+    *,
+    futures: bool | None = None,
+    source: str = "table",
+    dataset: str = "depth_updates",
+) -> QualityReport:
+    """Check a DEPTH_UPDATES stream: sequence breaks, order and impossible levels.
+
+    Rows are grouped into events (consecutive rows of a symbol with the same
+    ``last_update_id`` and ``is_snapshot``), in table order. Checks: ``sequence_break``:
+    error (row = first row of the breaking event; rule in `validate_nb.sequence_breaks`),
+    ``non_monotonic_time``: warning (exchange ts below the previous event's),
+    ``non_positive_price``: error, ``negative_qty``: error (qty 0 deletes a level in a diff; a
+    snapshot level must be > 0). Streams without update ids (Tardis) skip the sequence check.
+
+    Args:
+        futures: use the futures rule (``pu == prev_u``); None: futures when any diff row has
+            a ``prev_update_id``.
+    """
+    require_columns(
+        table,
+        dataset,
+        (
+            "ts",
+            "first_update_id",
+            "last_update_id",
+            "prev_update_id",
+            "is_snapshot",
+            "price",
+            "qty",
+        ),
+    )
+    n = table.num_rows
+    t = ts_us(table, "ts")
+    U = i64(table, "first_update_id")
+    u = i64(table, "last_update_id")
+    pu = i64(table, "prev_update_id")
+    snap = pc.fill_null(table.column("is_snapshot"), False).to_numpy(zero_copy_only=False)
+    px, qty = f64(table, "price"), f64(table, "qty")
+    has_pu = table.column("prev_update_id").null_count < n
+    fut = has_pu if futures is None else futures
+    has_ids = table.column("last_update_id").null_count < n
+    brk_rows, back_rows = [], []
+    n_events = 0
+    for _sym, grp in symbol_groups(table):
+        rows = rows_of(grp, n)
+        if rows.size == 0:
+            continue
+        gu, gs = u[grp], snap[grp]
+        start = np.ones(rows.size, dtype=bool)
+        start[1:] = (gu[1:] != gu[:-1]) | (gs[1:] != gs[:-1])
+        ev = rows[start]
+        n_events += ev.size
+        if has_ids:
+            brk = validate_nb.sequence_breaks(
+                np.ascontiguousarray(U[ev]),
+                np.ascontiguousarray(u[ev]),
+                np.ascontiguousarray(pu[ev]),
+                np.ascontiguousarray(snap[ev]),
+                fut,
+            )
+            brk_rows.append(ev[brk])
+        et = t[ev]
+        back_rows.append(ev[1:][np.diff(et) < 0])
+    cat = concat_rows
+    ids = {"first_update_id": U, "last_update_id": u, "prev_update_id": pu}
+    checks: list[CheckResult] = []
+    if has_ids:
+        rule = "pu == prev_u" if fut else "U == prev_u + 1"
+        checks.append(
+            make_check(
+                "sequence_break",
+                dataset,
+                "error",
+                f"diff event breaking the update-id chain ({rule})",
+                cat(brk_rows),
+                t,
+                ids,
+            )
+        )
+    checks += [
+        make_check(
+            "non_monotonic_time",
+            dataset,
+            "warning",
+            "event ts earlier than the previous event's",
+            cat(back_rows),
+            t,
+            ids,
+        ),
+        make_check(
+            "non_positive_price",
+            dataset,
+            "error",
+            "price <= 0 or NaN",
+            np.flatnonzero(~(px > 0)).astype(np.int64),
+            t,
+            {"price": px},
+        ),
+        make_check(
+            "negative_qty",
+            dataset,
+            "error",
+            "qty < 0 or NaN (or 0 in a snapshot)",
+            np.flatnonzero(~(qty >= 0) | (snap & (qty == 0))).astype(np.int64),
+            t,
+            {"qty": qty, "is_snapshot": snap},
+        ),
+    ]
+    return assemble(dataset, source, n, checks, n, 0)

@@ -1,0 +1,283 @@
+"""Trade and aggTrade validation: id continuity, order, duplicates, impossible values, outliers.
+
+Rows are checked in table order per symbol (archives and REST pages come in id order); the
+table itself is never reordered or modified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from data import validate_nb
+from data.validate_common import (
+    I64,
+    assemble,
+    f64,
+    i64,
+    require_columns,
+    rows_of,
+    symbol_groups,
+    ts_us,
+)
+from data.validate_report import CheckResult, QualityReport, make_check
+
+
+@dataclass(frozen=True, slots=True)
+class TradeChecks:
+    """Parameters of `validate_trades`.
+
+    Attributes:
+        outlier_window: trades in the reference window of the price robust z-score.
+        outlier_stride: trades per reference refresh (None: window // 8).
+        outlier_z: |z| of ``price`` against the reference median/MAD above which a trade is an
+            outlier (a single bad print is flagged alone: the median ignores it).
+        min_scale_rel: floor of 1.4826*MAD relative to the reference median (1e-4 = 1 bp).
+    """
+
+    outlier_window: int = 2048
+    outlier_stride: int | None = None
+    outlier_z: float = 25.0
+    min_scale_rel: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.outlier_window < 2:
+            raise ValueError(f"outlier_window must be >= 2 trades, got {self.outlier_window}")
+        if not self.outlier_z > 0:
+            raise ValueError(f"outlier_z must be > 0, got {self.outlier_z}")
+
+    @property
+    def stride(self) -> int:
+        """Reference refresh stride (window // 8, dividing the window, by default)."""
+        if self.outlier_stride is not None:
+            return self.outlier_stride
+        s = max(1, self.outlier_window // 8)
+        while self.outlier_window % s:
+            s -= 1
+        return s
+
+
+def validate_trades(
+    table: pa.Table,
+    dataset: str = "agg_trades",
+    *,
+    params: TradeChecks | None = None,
+    source: str = "table",
+) -> QualityReport:
+    """Run every trade check over an AGG_TRADES or TRADES table.
+
+    Checks (name: severity): ``missing_ids``: error (count = missing trades, i.e. the sum of
+    ``id - prev_id - 1`` over jumps; row = the row after each jump; details = the missing id
+    ranges), ``first_last_gap``: error (aggTrades only: consecutive aggTrade ids whose
+    ``first_trade_id != prev last_trade_id + 1``), ``first_gt_last``: error (aggTrades),
+    ``duplicate_ids``: error (a later row repeating an id), ``id_step_back``: error (id below
+    the previous row's, not a duplicate), ``non_monotonic_time``: error (ts below the previous
+    row's), ``non_positive_price``/``non_positive_qty``: error, ``price_outlier``: warning.
+    TRADES rows without integer ids (``trade_id`` null, Tardis UUIDs) skip the id checks.
+
+    Args:
+        table: trades of one or several symbols.
+        dataset: ``"agg_trades"`` or ``"trades"``.
+        params: thresholds (`TradeChecks`).
+        source: what the table came from, for the report.
+
+    Raises:
+        SchemaError: a required column is missing or has the wrong type.
+        ValueError: ``dataset`` is not a trade dataset.
+    """
+    if dataset not in ("agg_trades", "trades"):
+        raise ValueError(f"validate_trades: dataset must be agg_trades or trades, got {dataset!r}")
+    p = params or TradeChecks()
+    agg = dataset == "agg_trades"
+    id_col = "agg_trade_id" if agg else "trade_id"
+    require_columns(table, dataset, (id_col, "ts", "price", "qty"))
+    n = table.num_rows
+    ids = i64(table, id_col, fill=np.iinfo(np.int64).min)
+    has_ids = bool(n) and not (ids == np.iinfo(np.int64).min).all()
+    fid = i64(table, "first_trade_id") if agg else ids
+    lid = i64(table, "last_trade_id") if agg else ids
+    t = ts_us(table, "ts")
+    px, qty = f64(table, "price"), f64(table, "qty")
+    flags = np.zeros(n, np.uint16)
+    missing = np.zeros(n, np.int64)
+    dup_parts: list[I64] = []
+    z_all = np.full(n, np.nan)
+    out_parts: list[I64] = []
+    expected = 0
+    for _sym, grp in symbol_groups(table):
+        rows = rows_of(grp, n)
+        f, m = validate_nb.trade_row_flags(
+            ids[grp], fid[grp], lid[grp], t[grp], px[grp], qty[grp], agg and has_ids
+        )
+        flags[grp] = f
+        missing[grp] = m
+        if has_ids and rows.size:
+            gi = ids[grp]
+            if (f & validate_nb.T_ID_STEP_BACK).any():
+                order = np.argsort(gi, kind="stable")
+                srt = gi[order]
+                dup_parts.append(rows[order[1:][srt[1:] == srt[:-1]]])
+                missing[grp] = 0
+                uniq = np.unique(gi)
+                jumps = np.flatnonzero(np.diff(uniq) > 1)
+                for j in jumps:  # rare: charge the jump to the row holding the next id
+                    at = rows[np.flatnonzero(gi == uniq[j + 1])[0]]
+                    missing[at] = uniq[j + 1] - uniq[j] - 1
+                expected += int(uniq[-1] - uniq[0] + 1)
+            else:
+                dup_parts.append(rows[np.flatnonzero(f & validate_nb.T_ID_DUPLICATE)])
+                expected += int(gi.max() - gi.min() + 1)
+        else:
+            expected += rows.size
+        _, med, mad = validate_nb.strided_robust_zscore(
+            np.ascontiguousarray(px[grp]),
+            p.outlier_window,
+            p.stride,
+            p.outlier_window // 2,
+            0.0,
+        )
+        dev = px[grp] - med
+        scale = np.maximum(validate_nb.MAD_SCALE * mad, p.min_scale_rel * np.abs(med))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zz = np.where(dev == 0.0, 0.0, dev / scale)
+        z_all[grp] = zz
+        out_parts.append(rows[np.abs(zz) > p.outlier_z])
+    checks = _checks(
+        dataset,
+        agg,
+        has_ids,
+        flags,
+        missing,
+        dup_parts,
+        out_parts,
+        t,
+        ids,
+        fid,
+        lid,
+        px,
+        qty,
+        z_all,
+    )
+    return assemble(dataset, source, n, checks, expected, int(missing.sum()))
+
+
+def _checks(
+    dataset: str,
+    agg: bool,
+    has_ids: bool,
+    flags: Any,
+    missing: I64,
+    dup_parts: list[I64],
+    out_parts: list[I64],
+    t: I64,
+    ids: I64,
+    fid: I64,
+    lid: I64,
+    px: Any,
+    qty: Any,
+    z: Any,
+) -> list[CheckResult]:
+    nb = validate_nb
+    idv = {"id": ids}
+    gap_rows = np.flatnonzero(missing > 0).astype(np.int64)
+    details = [
+        {
+            "row": int(i),
+            "missing_from_id": int(ids[i] - missing[i]),
+            "missing_to_id": int(ids[i] - 1),
+            "missing": int(missing[i]),
+        }
+        for i in gap_rows[:1000]
+    ]
+    dups = np.concatenate(dup_parts) if dup_parts else np.zeros(0, np.int64)
+    back = np.flatnonzero(flags & nb.T_ID_STEP_BACK).astype(np.int64)
+    out: list[CheckResult] = []
+    if has_ids:
+        out += [
+            make_check(
+                "missing_ids",
+                dataset,
+                "error",
+                "ids missing between consecutive rows (count = missing trades)",
+                gap_rows,
+                t,
+                idv | {"missing": missing},
+                count=int(missing.sum()),
+                details=details,
+            ),
+            make_check(
+                "duplicate_ids", dataset, "error", "row repeats an earlier row's id", dups, t, idv
+            ),
+            make_check(
+                "id_step_back",
+                dataset,
+                "error",
+                "id lower than the previous row's (not a duplicate)",
+                back[~np.isin(back, dups)],
+                t,
+                idv,
+            ),
+        ]
+    if agg and has_ids:
+        out += [
+            make_check(
+                "first_last_gap",
+                dataset,
+                "error",
+                "consecutive aggTrades with first_trade_id != previous last_trade_id + 1",
+                np.flatnonzero(flags & nb.T_FIRST_LAST_GAP).astype(np.int64),
+                t,
+                idv | {"first_trade_id": fid, "last_trade_id": lid},
+            ),
+            make_check(
+                "first_gt_last",
+                dataset,
+                "error",
+                "first_trade_id > last_trade_id",
+                np.flatnonzero(flags & nb.T_FIRST_GT_LAST).astype(np.int64),
+                t,
+                idv | {"first_trade_id": fid, "last_trade_id": lid},
+            ),
+        ]
+    out += [
+        make_check(
+            "non_monotonic_time",
+            dataset,
+            "error",
+            "ts earlier than the previous row of the symbol",
+            np.flatnonzero(flags & nb.T_TS_STEP_BACK).astype(np.int64),
+            t,
+            idv,
+        ),
+        make_check(
+            "non_positive_price",
+            dataset,
+            "error",
+            "price <= 0 or NaN",
+            np.flatnonzero(flags & nb.T_NONPOS_PRICE).astype(np.int64),
+            t,
+            idv | {"price": px},
+        ),
+        make_check(
+            "non_positive_qty",
+            dataset,
+            "error",
+            "qty <= 0 or NaN",
+            np.flatnonzero(flags & nb.T_NONPOS_QTY).astype(np.int64),
+            t,
+            idv | {"qty": qty},
+        ),
+        make_check(
+            "price_outlier",
+            dataset,
+            "warning",
+            "price far from the median of the preceding trades (robust z)",
+            np.concatenate(out_parts) if out_parts else np.zeros(0, np.int64),
+            t,
+            idv | {"price": px, "z": z},
+        ),
+    ]
+    return out
