@@ -146,9 +146,11 @@ def split_row(panel: Panel, split: float | int | str) -> int:
         import pandas as pd
 
         try:
-            cut_us = int(pd.Timestamp(split, tz="UTC").as_unit("us").value)
+            ts = pd.Timestamp(split)
         except ValueError as exc:
             raise ScoreError(f"split {split!r} is not an ISO date/time") from exc
+        ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+        cut_us = int(ts.as_unit("us").asm8.astype(np.int64))
     elif isinstance(split, int | np.integer):
         cut_us = int(split)
     else:
