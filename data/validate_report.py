@@ -242,7 +242,7 @@ class QualityReport:
             if c.count == 0 and not show_clean:
                 continue
             sev = f"[{style[c.severity]}]{c.severity}[/]" if c.count else "ok"
-            table.add_row(c.name, sev, f"{c.count:,}", _examples_text(c.rows, 3))
+            table.add_row(c.name, sev, f"{c.count:,}", _examples_text(c.rows, 2))
         return table
 
     def to_html(self) -> str:

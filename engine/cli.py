@@ -80,3 +80,7 @@ def _score_panel(  # composition-root loader for `alphaforge score`
 
 
 register_score(app, _score_panel, (DataError, _EngineError))
+
+from data.cli_validate import register as register_validate  # noqa: E402 - registration area
+
+register_validate(app)
