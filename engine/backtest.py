@@ -11,7 +11,6 @@ after the decision time. See engine/backtest_nb.py for the per-row order of oper
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +65,9 @@ class Slippage:
             return SlippageModel[str(self.model).upper()]
         except KeyError:
             names = [m.name.lower() for m in SlippageModel]
-            raise OptionError(f"unknown slippage model {self.model!r}; expected one of {names}") from None
+            raise OptionError(
+                f"unknown slippage model {self.model!r}; expected one of {names}"
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,8 @@ def _per_k(name: str, value: Any, k: int, dtype: type = np.float64) -> np.ndarra
 
 
 def _weights(weights: Any) -> tuple[F64, bool]:
+    """Weights as a (K, T, N) C-contiguous array (zero-copy when the caller built them as
+    (K, T, N) and passed ``np.moveaxis(w, 0, -1)``), and whether the input had no K axis."""
     w = np.asarray(weights, dtype=np.float64)
     squeeze = w.ndim <= 2
     if w.ndim == 1:
@@ -122,9 +125,10 @@ def _weights(weights: Any) -> tuple[F64, bool]:
         w = w[:, :, None]
     elif w.ndim != 3:
         raise ShapeError(f"weights must be (T,), (T, N) or (T, N, K); got shape {w.shape}")
-    if np.isinf(w).any():
+    wk = np.ascontiguousarray(np.moveaxis(w, -1, 0))
+    if np.isinf(wk).any():
         raise InputError("weights contain inf")
-    return np.ascontiguousarray(w), squeeze
+    return wk, squeeze
 
 
 def _exec_prices(close: F64, open_: F64 | None, lag: int) -> F64:
@@ -138,11 +142,11 @@ def _exec_prices(close: F64, open_: F64 | None, lag: int) -> F64:
     return shifted
 
 
-def run_backtest(  # noqa: PLR0913 - one entry point with every documented option
+def run_backtest(
     weights: Any,
     *,
     close: Any,
-    open: Any | None = None,  # noqa: A002 - the market's own name for the field
+    open: Any | None = None,
     lag: int = 1,
     fee_bps: float | F64 = 0.0,
     slippage_bps: float | F64 = 0.0,
@@ -181,7 +185,7 @@ def run_backtest(  # noqa: PLR0913 - one entry point with every documented optio
         ShapeError, InputError, OptionError: bad inputs, named with row/column.
     """
     w, squeeze = _weights(weights)
-    t_len, n, k_len = w.shape
+    k_len, t_len, n = w.shape
     if not isinstance(lag, int | np.integer) or lag < 0:
         raise OptionError(f"lag must be an integer >= 0; got {lag!r}")
     if t_len == 0:
@@ -201,16 +205,44 @@ def run_backtest(  # noqa: PLR0913 - one entry point with every documented optio
     fee = _per_k("fee_bps", fee_bps, k_len)
     if np.any(fee < 0):
         raise OptionError(f"fee_bps must be >= 0; got {fee}")
-    n_chunks = max(1, min(k_len, _threads()))
-    out = backtest_nb.simulate_weights(
-        w, exec_px, close_a, fund, int(lag), fee, int(code.value),
-        _per_k("slippage bps", slip.bps, k_len), _per_k("impact_k", slip.impact_k, k_len),
-        _per_k("max_gross", max_gross, k_len), _per_k("book_levels", slip.book_levels, k_len, np.int64),
-        int(slip.exhaustion.value), float(slip.penalty_bps), lots, float(min_trade_frac),
-        float(init_cash), *ctx, bool(record_trades), n_chunks,
+    kparams = np.column_stack(
+        [
+            fee,
+            _per_k("slippage bps", slip.bps, k_len),
+            _per_k("impact_k", slip.impact_k, k_len),
+            _per_k("max_gross", max_gross, k_len),
+            _per_k("book_levels", slip.book_levels, k_len, np.int64).astype(np.float64),
+        ]
     )
-    (equity, fees, slip_paid, fund_paid, traded, exposed, n_fills, status, s_row, s_col,
-     gross, turn, rec) = out
+    if np.any(kparams[:, 3] <= 0):
+        raise OptionError(f"max_gross must be > 0; got {kparams[:, 3]}")
+    eq_kt, stats, gross_kt, turn_kt, rec = backtest_nb.simulate_weights(
+        w,
+        exec_px,
+        close_a,
+        fund,
+        int(lag),
+        np.ascontiguousarray(kparams),
+        int(code.value),
+        int(slip.exhaustion.value),
+        float(slip.penalty_bps),
+        lots,
+        float(min_trade_frac),
+        float(init_cash),
+        *ctx,
+        bool(record_trades),
+    )
+    equity = eq_kt.T
+    status = stats[:, backtest_nb.S_STATUS].astype(np.int64)
+    s_row = stats[:, backtest_nb.S_ROW].astype(np.int64)
+    s_col = stats[:, backtest_nb.S_COL].astype(np.int64)
+    fees = stats[:, backtest_nb.S_FEES]
+    slip_paid = stats[:, backtest_nb.S_SLIPPAGE]
+    fund_paid = stats[:, backtest_nb.S_FUNDING]
+    traded = stats[:, backtest_nb.S_TURNOVER]
+    exposed = stats[:, backtest_nb.S_EXPOSED]
+    n_fills = stats[:, backtest_nb.S_FILLS].astype(np.int64)
+    gross, turn = gross_kt.T, turn_kt.T
     _raise_status(status, s_row, s_col, symbols)
     returns = np.empty_like(equity)
     returns[0] = equity[0] / init_cash - 1.0
@@ -223,11 +255,19 @@ def run_backtest(  # noqa: PLR0913 - one entry point with every documented optio
         return a[..., 0] if a.ndim == 2 else a[0].item()
 
     return BacktestResult(
-        equity=sq(equity), returns=sq(returns), fees=sq(fees), slippage=sq(slip_paid),
-        funding=sq(fund_paid), turnover=sq(traded), exposure=sq(exposed / t_len),
-        n_fills=sq(n_fills), gross=sq(gross) if record_trades else None,
-        turnover_series=sq(turn) if record_trades else None, trades=trades,
-        init_cash=float(init_cash), meta={"lag": int(lag), "slippage": code.name.lower()},
+        equity=sq(equity),
+        returns=sq(returns),
+        fees=sq(fees),
+        slippage=sq(slip_paid),
+        funding=sq(fund_paid),
+        turnover=sq(traded),
+        exposure=sq(exposed / t_len),
+        n_fills=sq(n_fills),
+        gross=sq(gross) if record_trades else None,
+        turnover_series=sq(turn) if record_trades else None,
+        trades=trades,
+        init_cash=float(init_cash),
+        meta={"lag": int(lag), "slippage": code.name.lower()},
     )
 
 
@@ -257,7 +297,8 @@ def _finite_or_nan(name: str, a: Any, shape: tuple[int, int]) -> F64:
     return arr
 
 
-def _context(slip: Slippage, code: SlippageModel, t_len: int, n: int) -> tuple[F64, ...]:
+def _context(slip: Slippage, code: SlippageModel, t_len: int, n: int) -> tuple[Any, ...]:
+    """(ctx (3, T, N) or (3, 1, 1), bid_px, bid_qty, ask_px, ask_qty) for the kernel."""
     spread = sigma = adv = _NO_CTX
     book = (_NO_BOOK,) * 4
     if code in (SlippageModel.HALF_SPREAD, SlippageModel.SQRT_IMPACT):
@@ -276,15 +317,28 @@ def _context(slip: Slippage, code: SlippageModel, t_len: int, n: int) -> tuple[F
         if slip.book is None:
             raise OptionError("slippage model book_walk needs book levels (T, N, L)")
         if slip.book.bid_px.shape[:2] != (t_len, n):
-            raise ShapeError(f"book has (T, N) = {slip.book.bid_px.shape[:2]}; expected {(t_len, n)}")
+            raise ShapeError(
+                f"book has (T, N) = {slip.book.bid_px.shape[:2]}; expected {(t_len, n)}"
+            )
         if t_len == 1:
             raise ShapeError("book_walk needs at least 2 rows")
         book = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in slip.book._arrays())
-    return (spread, sigma, adv, *book)
+    if spread is _NO_CTX:
+        ctx = np.full((3, 1, 1), np.nan)
+    else:
+        ctx = np.stack(
+            [
+                spread,
+                sigma if sigma is not _NO_CTX else np.full_like(spread, np.nan),
+                adv if adv is not _NO_CTX else np.full_like(spread, np.nan),
+            ]
+        )
+    return (ctx, *book)
 
 
-def _raise_status(status: np.ndarray, row: np.ndarray, col: np.ndarray,
-                  symbols: tuple[str, ...] | None) -> None:
+def _raise_status(
+    status: np.ndarray, row: np.ndarray, col: np.ndarray, symbols: tuple[str, ...] | None
+) -> None:
     bad = np.flatnonzero((status != backtest_nb.OK) & (status != backtest_nb.BANKRUPT))
     if not bad.size:
         return
@@ -299,8 +353,9 @@ def _raise_status(status: np.ndarray, row: np.ndarray, col: np.ndarray,
     raise InputError(f"{what}: asset {name}, row {int(row[k])}, parameter set {k}")
 
 
-def _trades(rec: tuple[np.ndarray, ...], lag: int) -> np.ndarray:
-    qty, arrival, fill, fee, half, unfilled = rec
+def _trades(rec: np.ndarray, lag: int) -> np.ndarray:
+    """Per-fill records from the dense (K, 6, T, N) record array, ordered by (k, row, col)."""
+    qty, arrival, fill, fee, half, unfilled = (np.moveaxis(rec[:, j], 0, -1) for j in range(6))
     s_idx, i_idx, k_idx = np.nonzero((qty != 0) | (unfilled != 0))
     out = np.zeros(s_idx.size, dtype=TRADE_DTYPE)
     out["row"] = s_idx
@@ -320,12 +375,3 @@ def _trades(rec: tuple[np.ndarray, ...], lag: int) -> np.ndarray:
     out["unfilled_qty"] = unfilled[s_idx, i_idx, k_idx]
     order = np.lexsort((out["col"], out["row"], out["param"]))
     return out[order]
-
-
-def _threads() -> int:
-    try:
-        from numba import get_num_threads
-
-        return int(get_num_threads())
-    except Exception:  # noqa: BLE001 - numba threading layer unavailable: run serially
-        return max(1, os.cpu_count() or 1)

@@ -1,9 +1,10 @@
 """Numba kernels of the backtest core: target weights -> orders -> fills -> equity.
 
-Layout: weights are (T, N, K) (time, asset, parameter set). The kernel walks time in the outer
-loop and parameter sets in the inner loop, so each row of weights is read contiguously; the
-parameter sets are split into ``n_chunks`` contiguous ranges run in parallel (prange). Assets
-of one parameter set share one equity, so they are simulated together, not in parallel.
+Layout: weights arrive as (K, T, N) C-contiguous (parameter set, time, asset), so each path's
+weights are one contiguous block; paths are independent and run in parallel (prange over K),
+each walking time with its state in local scalars (``simulate_path``). Assets of one path share
+one equity, so they are simulated together, not in parallel. Per-path outputs are written as
+(K, T) rows; the API returns them transposed to (T, K) without copying.
 
 Row ``s`` of a run, for parameter set k (times are Panel availability times):
   1. lag >= 1: execute the targets decided at row d = s - lag at ``exec_px[s]`` (the open of
@@ -30,219 +31,317 @@ BANKRUPT = 3
 NAN_PRICE_WITH_TARGET = 4
 
 
-@njit(cache=True)
-def _rebalance(  # type: ignore[no-untyped-def]  # noqa: PLR0913
-    s, d, k, weights, exec_px, pos, cash, sim, book, out, rec
-):
-    """Execute the targets decided at row d for parameter set k at row s.
+# columns of the per-path parameter array kparams (K, 5)
+P_FEE_BPS = 0
+P_SLIP_BPS = 1
+P_IMPACT_K = 2
+P_MAX_GROSS = 3
+P_BOOK_LEVELS = 4
+# columns of the per-path statistics array stats (K, 10)
+S_FEES = 0
+S_SLIPPAGE = 1
+S_FUNDING = 2
+S_TURNOVER = 3
+S_EXPOSED = 4
+S_FILLS = 5
+S_STATUS = 6
+S_ROW = 7
+S_COL = 8
+S_HALF = 9
 
-    ``sim`` packs scalar settings; ``book`` the market-context arrays; ``out`` the per-k
-    accumulators; ``rec`` the optional dense per-fill records. Returns a status code and the
-    asset index at fault (or -1).
+
+@njit(cache=True, error_model="numpy")
+def simulate_path(  # type: ignore[no-untyped-def]
+    wk,
+    exec_px,
+    mark_px,
+    funding,
+    lag,
+    kp,
+    slip_model,
+    exhaustion,
+    penalty_bps,
+    lot_size,
+    min_trade_frac,
+    init_cash,
+    ctx,
+    bid_px,
+    bid_qty,
+    ask_px,
+    ask_qty,
+    record,
+    eq_out,
+    gross_out,
+    turn_out,
+    rec,
+    stats,
+):
+    """Simulate one parameter set's target weights over T rows (see module docstring).
+
+    Args:
+        wk: (T, N) target weights of this path (NaN = no order).
+        exec_px, mark_px: (T, N) execution reference and mark (close) prices.
+        funding: (T, N) funding rates, or (1, 1) for none.
+        lag: decision-to-execution lag in rows. kp: (5,) fee_bps, slip_bps, impact_k,
+            max_gross, book_levels of this path. ctx: (3, T, N) spread_bps, sigma, adv or
+            (3, 1, 1) for none. bid_px..ask_qty: (T, N, L) book or (1, 1, 1) for none.
+        eq_out: (T,) equity output. gross_out, turn_out: (T,) per-row series (record only).
+        rec: (6, T, N) per-fill records (record only): qty, arrival, fill_px, fee,
+            half-spread cost, unfilled qty. stats: (10,) output, see the S_* columns.
     """
-    (fee_bps, slip_model, slip_bps, impact_k, max_gross, book_levels, exhaustion,
-     penalty_bps, lot_size, min_trade_frac, record) = sim
-    spread_bps, sigma, adv, bid_px, bid_qty, ask_px, ask_qty = book
-    fees, slip, traded, n_fills = out
-    n = pos.shape[1]
-    e = cash[k]
-    any_target = False
-    held_untargeted = 0.0
-    gross_target = 0.0
-    for i in range(n):
-        w = weights[d, i, k]
-        q = pos[k, i]
-        if q != 0.0:
-            px = exec_px[s, i]
-            if not px > 0.0:
-                return (NAN_PRICE_WITH_POSITION if math.isnan(px) else NONPOSITIVE_PRICE), i
-            e += q * px
-            if math.isnan(w):
-                held_untargeted += abs(q * px)
-        if not math.isnan(w):
-            any_target = True
-            gross_target += abs(w)
-    if not any_target:
-        return OK, -1
-    if e <= 0.0:
-        return BANKRUPT, -1
-    scale = 1.0
-    cap = max_gross[k]
-    if gross_target * e + held_untargeted > cap * e and gross_target > 0.0:
-        scale = max(cap * e - held_untargeted, 0.0) / (gross_target * e)
-    has_ctx = spread_bps.shape[0] > 1
+    t_len, n = wk.shape
+    pos = np.zeros(n)
+    cash = init_cash
+    fee_rate = kp[P_FEE_BPS] * 1e-4
+    slip_rate = kp[P_SLIP_BPS] * 1e-4
+    cap = kp[P_MAX_GROSS]
+    levels = int(kp[P_BOOK_LEVELS])
+    has_funding = funding.shape[0] > 1
+    has_ctx = ctx.shape[1] > 1
     has_book = bid_px.shape[0] > 1
-    for i in range(n):
-        w = weights[d, i, k]
-        if math.isnan(w):
-            continue
-        px = exec_px[s, i]
-        if not px > 0.0:
-            if w == 0.0 and pos[k, i] == 0.0:
+    fees = 0.0
+    slipped = 0.0
+    funded = 0.0
+    traded = 0.0
+    half_paid = 0.0
+    exposed = 0
+    fills = 0
+    status = OK
+    bad_row = -1
+    bad_col = -1
+    e = cash
+    for s in range(t_len):
+        d = s - lag
+        turn_before = traded
+        g = 0.0
+        # phase 0: mark (lag 0 only, with funding); 1: trade row d's targets; 2: mark
+        for phase in range(3):
+            if phase == 1:
+                if d < 0:
+                    continue
+                e = cash
+                any_target = False
+                held_untargeted = 0.0
+                gross_target = 0.0
+                for i in range(n):
+                    w = wk[d, i]
+                    q = pos[i]
+                    if q != 0.0:
+                        px = exec_px[s, i]
+                        if not px > 0.0:
+                            status = (
+                                NAN_PRICE_WITH_POSITION if math.isnan(px) else NONPOSITIVE_PRICE
+                            )
+                            bad_col = i
+                            break
+                        e += q * px
+                        if math.isnan(w):
+                            held_untargeted += abs(q * px)
+                    if not math.isnan(w):
+                        any_target = True
+                        gross_target += abs(w)
+                if status != OK:
+                    break
+                if not any_target:
+                    continue
+                if e <= 0.0:
+                    status = BANKRUPT
+                    break
+                scale = 1.0
+                if gross_target * e + held_untargeted > cap * e and gross_target > 0.0:
+                    scale = max(cap * e - held_untargeted, 0.0) / (gross_target * e)
+                for i in range(n):
+                    w = wk[d, i]
+                    if math.isnan(w):
+                        continue
+                    px = exec_px[s, i]
+                    if not px > 0.0:
+                        if w == 0.0 and pos[i] == 0.0:
+                            continue
+                        status = NAN_PRICE_WITH_TARGET if math.isnan(px) else NONPOSITIVE_PRICE
+                        bad_col = i
+                        break
+                    tq = w * scale * e / px
+                    lot = lot_size[i]
+                    if lot > 0.0:
+                        tq = math.copysign(math.floor(abs(tq) / lot + 1e-9) * lot, tq)
+                    dq = tq - pos[i]
+                    if dq == 0.0 or abs(dq) * px < min_trade_frac * e:
+                        continue
+                    side = 1.0 if dq > 0.0 else -1.0
+                    size = abs(dq)
+                    half = 0.0
+                    arrival = px
+                    if slip_model == slippage_nb.NONE:
+                        fpx = px
+                        filled = size
+                    elif slip_model == slippage_nb.FIXED_BPS:
+                        fpx = px * (1.0 + side * slip_rate)
+                        filled = size
+                    else:
+                        ci = s if has_ctx else 0
+                        cj = i if has_ctx else 0
+                        fpx, filled, arrival, half = slippage_nb.fill_order(
+                            slip_model,
+                            side,
+                            size,
+                            px,
+                            kp[P_SLIP_BPS],
+                            ctx[0, ci, cj],
+                            kp[P_IMPACT_K],
+                            ctx[1, ci, cj],
+                            ctx[2, ci, cj],
+                            bid_px,
+                            bid_qty,
+                            ask_px,
+                            ask_qty,
+                            s if has_book else 0,
+                            i if has_book else 0,
+                            levels,
+                            exhaustion,
+                            penalty_bps,
+                        )
+                    fee = 0.0
+                    if filled > 0.0:
+                        notional = filled * fpx
+                        fee = notional * fee_rate
+                        cash -= side * notional + fee
+                        pos[i] += side * filled
+                        fees += fee
+                        slipped += side * filled * (fpx - arrival)
+                        half_paid += filled * half
+                        traded += notional / e
+                        fills += 1
+                    if record:
+                        rec[0, s, i] = side * filled
+                        rec[1, s, i] = arrival
+                        rec[2, s, i] = fpx
+                        rec[3, s, i] = fee
+                        rec[4, s, i] = filled * half
+                        rec[5, s, i] = side * (size - filled)
+                if status != OK:
+                    break
                 continue
-            return (NAN_PRICE_WITH_TARGET if math.isnan(px) else NONPOSITIVE_PRICE), i
-        tq = w * scale * e / px
-        lot = lot_size[i]
-        if lot > 0.0:
-            tq = math.copysign(math.floor(abs(tq) / lot + 1e-9) * lot, tq)
-        dq = tq - pos[k, i]
-        if dq == 0.0 or abs(dq) * px < min_trade_frac * e:
-            continue
-        side = 1.0 if dq > 0.0 else -1.0
-        ci = s if has_ctx else 0
-        cj = i if has_ctx else 0
-        bi = s if has_book else 0
-        bj = i if has_book else 0
-        fpx, filled, arrival, half = slippage_nb.fill_order(
-            slip_model, side, abs(dq), px, slip_bps[k], spread_bps[ci, cj], impact_k[k],
-            sigma[ci, cj], adv[ci, cj], bid_px[bi, bj], bid_qty[bi, bj], ask_px[bi, bj],
-            ask_qty[bi, bj], book_levels[k], exhaustion, penalty_bps,
-        )
-        notional = 0.0
-        fee = 0.0
-        if filled > 0.0:
-            notional = filled * fpx
-            fee = notional * fee_bps[k] * 1e-4
-            cash[k] -= side * notional + fee
-            pos[k, i] += side * filled
-            cost = side * filled * (fpx - arrival)
-            fees[k] += fee
-            slip[k] += cost
-            traded[k] += notional / e
-            n_fills[k] += 1
+            if phase == 0 and lag != 0:
+                continue
+            # funding (once per row) + mark to market at mark_px[s]
+            charge = has_funding and (phase == 0 or lag > 0)
+            e = cash
+            g = 0.0
+            for i in range(n):
+                q = pos[i]
+                if q != 0.0:
+                    p = mark_px[s, i]
+                    if not p > 0.0:
+                        status = NAN_PRICE_WITH_POSITION if math.isnan(p) else NONPOSITIVE_PRICE
+                        bad_col = i
+                        break
+                    if charge:
+                        r = funding[s, i]
+                        if r != 0.0 and not math.isnan(r):
+                            amt = q * p * r
+                            cash -= amt
+                            e -= amt
+                            funded += amt
+                    v = q * p
+                    e += v
+                    g += abs(v)
+            if status != OK:
+                break
+        if status != OK:
+            bad_row = s
+            for s2 in range(s, t_len):
+                eq_out[s2] = eq_out[s - 1] if s > 0 else init_cash
+            break
+        eq_out[s] = e
+        if g > 0.0:
+            exposed += 1
         if record:
-            rec_qty, rec_ref, rec_fill, rec_fee, rec_half, rec_unfilled = rec
-            rec_qty[s, i, k] = side * filled
-            rec_ref[s, i, k] = arrival
-            rec_fill[s, i, k] = fpx
-            rec_fee[s, i, k] = fee
-            rec_half[s, i, k] = filled * half
-            rec_unfilled[s, i, k] = side * (abs(dq) - filled)
-    return OK, -1
+            gross_out[s] = g / e if e > 0.0 else math.nan
+            turn_out[s] = traded - turn_before
+        if e <= 0.0:
+            status = BANKRUPT
+            bad_row = s
+            for s2 in range(s + 1, t_len):
+                eq_out[s2] = e
+            break
+    stats[S_FEES] = fees
+    stats[S_SLIPPAGE] = slipped
+    stats[S_FUNDING] = funded
+    stats[S_TURNOVER] = traded
+    stats[S_EXPOSED] = exposed
+    stats[S_FILLS] = fills
+    stats[S_STATUS] = status
+    stats[S_ROW] = bad_row
+    stats[S_COL] = bad_col
+    stats[S_HALF] = half_paid
 
 
 @njit(cache=True, parallel=True)
-def simulate_weights(  # type: ignore[no-untyped-def]  # noqa: PLR0913
-    weights, exec_px, mark_px, funding, lag, fee_bps, slip_model, slip_bps, impact_k,
-    max_gross, book_levels, exhaustion, penalty_bps, lot_size, min_trade_frac, init_cash,
-    spread_bps, sigma, adv, bid_px, bid_qty, ask_px, ask_qty, record, n_chunks,
+def simulate_weights(  # type: ignore[no-untyped-def]
+    weights,
+    exec_px,
+    mark_px,
+    funding,
+    lag,
+    kparams,
+    slip_model,
+    exhaustion,
+    penalty_bps,
+    lot_size,
+    min_trade_frac,
+    init_cash,
+    ctx,
+    bid_px,
+    bid_qty,
+    ask_px,
+    ask_qty,
+    record,
 ):
-    """Simulate K target-weight paths over T rows and N assets.
+    """Simulate K target-weight paths in parallel (one ``simulate_path`` per parameter set).
 
     Args:
-        weights: (T, N, K) float64 target fraction of equity per asset (NaN = no order).
-        exec_px: (T, N) reference execution price of row s (see module docstring).
-        mark_px: (T, N) mark-to-market (close) price.
-        funding: (T, N) funding rate charged at row s (0 or NaN = none), or (1, 1) = none.
-        lag: decision-to-execution lag in rows (>= 0).
-        fee_bps, slip_bps, impact_k, max_gross: (K,) per parameter set.
-        slip_model: SlippageModel code. book_levels: (K,) int64 levels used (0 = all).
-        exhaustion, penalty_bps: book-walk exhaustion policy and penalty.
-        lot_size: (N,) base-unit lot (0 = no rounding). min_trade_frac: skip orders whose
-            notional is below this fraction of equity. init_cash: starting equity (quote).
-        spread_bps, sigma, adv: (T, N) market context, or (1, 1) when unused.
-        bid_px, bid_qty, ask_px, ask_qty: (T, N, L) book in force at execution, or (1, 1, 1).
-        record: also fill the dense per-fill arrays and per-row series.
-        n_chunks: number of parallel ranges of parameter sets.
+        weights: (K, T, N) float64 C-contiguous target fractions of equity (NaN = no order).
+        kparams: (K, 5) per-path fee_bps, slip_bps, impact_k, max_gross, book_levels.
+        Others: as ``simulate_path``.
 
     Returns:
-        equity (T, K); per-k sums fees, slippage, funding, turnover (sum of traded notional /
-        equity), bars with exposure, n_fills; status, status_row, status_col (K,); and when
-        record: gross exposure (T, K), turnover (T, K) and fills (T, N, K) x 6
-        (qty, arrival_px, fill_px, fee, half_spread_cost, unfilled_qty).
+        equity (K, T); stats (K, 10) (see S_* columns); gross (K, T) and turnover (K, T)
+        series and records (K, 6, T, N) when ``record`` (else zero-size).
     """
-    t_len, n, k_len = weights.shape
-    equity = np.empty((t_len, k_len))
-    fees = np.zeros(k_len)
-    slip = np.zeros(k_len)
-    fund = np.zeros(k_len)
-    traded = np.zeros(k_len)
-    exposed = np.zeros(k_len, dtype=np.int64)
-    n_fills = np.zeros(k_len, dtype=np.int64)
-    status = np.zeros(k_len, dtype=np.int64)
-    status_row = np.full(k_len, -1, dtype=np.int64)
-    status_col = np.full(k_len, -1, dtype=np.int64)
+    k_len, t_len, n = weights.shape
+    equity = np.empty((k_len, t_len))
+    stats = np.zeros((k_len, 10))
     rt = t_len if record else 0
-    rn = n if record else 0
-    rk = k_len if record else 0
-    gross_s = np.zeros((rt, rk))
-    turn_s = np.zeros((rt, rk))
-    rec = (np.zeros((rt, rn, rk)), np.full((rt, rn, rk), np.nan), np.full((rt, rn, rk), np.nan),
-           np.zeros((rt, rn, rk)), np.zeros((rt, rn, rk)), np.zeros((rt, rn, rk)))
-    pos = np.zeros((k_len, n))
-    cash = np.full(k_len, init_cash)
-    has_funding = funding.shape[0] > 1
-    sim = (fee_bps, slip_model, slip_bps, impact_k, max_gross, book_levels, exhaustion,
-           penalty_bps, lot_size, min_trade_frac, record)
-    ctx = (spread_bps, sigma, adv, bid_px, bid_qty, ask_px, ask_qty)
-    out = (fees, slip, traded, n_fills)
-    for c in prange(n_chunks):
-        k0 = c * k_len // n_chunks
-        k1 = (c + 1) * k_len // n_chunks
-        for s in range(t_len):
-            d = s - lag
-            for k in range(k0, k1):
-                if status[k] != OK:
-                    equity[s, k] = equity[s - 1, k] if s > 0 else init_cash
-                    continue
-                turn_before = traded[k]
-                if lag > 0 and d >= 0:
-                    code, col = _rebalance(s, d, k, weights, exec_px, pos, cash, sim, ctx, out, rec)
-                    if code != OK:
-                        status[k] = code
-                        status_row[k] = s
-                        status_col[k] = col
-                        equity[s, k] = equity[s - 1, k] if s > 0 else init_cash
-                        continue
-                e = cash[k]
-                g = 0.0
-                bad = -1
-                for i in range(n):
-                    q = pos[k, i]
-                    if q != 0.0:
-                        p = mark_px[s, i]
-                        if not p > 0.0:
-                            bad = i
-                            break
-                        if has_funding:
-                            r = funding[s, i]
-                            if r != 0.0 and not math.isnan(r):
-                                amt = q * p * r
-                                e -= amt
-                                cash[k] -= amt
-                                fund[k] += amt
-                        v = q * p
-                        e += v
-                        g += abs(v)
-                if bad >= 0:
-                    p = mark_px[s, bad]
-                    status[k] = NAN_PRICE_WITH_POSITION if math.isnan(p) else NONPOSITIVE_PRICE
-                    status_row[k] = s
-                    status_col[k] = bad
-                    equity[s, k] = equity[s - 1, k] if s > 0 else init_cash
-                    continue
-                if lag == 0:
-                    code, col = _rebalance(s, s, k, weights, exec_px, pos, cash, sim, ctx, out, rec)
-                    if code != OK:
-                        status[k] = code
-                        status_row[k] = s
-                        status_col[k] = col
-                    else:
-                        # trades at the mark price change equity by their costs only
-                        g = 0.0
-                        e = cash[k]
-                        for i in range(n):
-                            v = pos[k, i] * mark_px[s, i] if pos[k, i] != 0.0 else 0.0
-                            e += v
-                            g += abs(v)
-                equity[s, k] = e
-                if g > 0.0:
-                    exposed[k] += 1
-                if record:
-                    gross_s[s, k] = g / e if e > 0.0 else math.nan
-                    turn_s[s, k] = traded[k] - turn_before
-                if e <= 0.0 and status[k] == OK:
-                    status[k] = BANKRUPT
-                    status_row[k] = s
-    return (equity, fees, slip, fund, traded, exposed, n_fills, status, status_row, status_col,
-            gross_s, turn_s, rec)
+    gross = np.zeros((k_len, rt))
+    turn = np.zeros((k_len, rt))
+    rec = np.zeros((k_len, 6, rt, n))
+    if record:
+        rec[:, 1:3] = np.nan
+    for k in prange(k_len):
+        simulate_path(
+            weights[k],
+            exec_px,
+            mark_px,
+            funding,
+            lag,
+            kparams[k],
+            slip_model,
+            exhaustion,
+            penalty_bps,
+            lot_size,
+            min_trade_frac,
+            init_cash,
+            ctx,
+            bid_px,
+            bid_qty,
+            ask_px,
+            ask_qty,
+            record,
+            equity[k],
+            gross[k],
+            turn[k],
+            rec[k],
+            stats[k],
+        )
+    return equity, stats, gross, turn, rec

@@ -32,8 +32,11 @@ def periods_per_year_from_interval(interval_us: int) -> float:
 
 
 def _check_ppy(periods_per_year: float) -> float:
-    if not (isinstance(periods_per_year, int | float) and math.isfinite(periods_per_year)
-            and periods_per_year > 0):
+    if not (
+        isinstance(periods_per_year, int | float)
+        and math.isfinite(periods_per_year)
+        and periods_per_year > 0
+    ):
         raise OptionError(f"periods_per_year must be a positive number; got {periods_per_year!r}")
     return float(periods_per_year)
 
@@ -208,9 +211,22 @@ def hit_rate(returns: F64) -> Any:
 
 
 METRIC_NAMES = (
-    "total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown",
-    "max_drawdown_duration", "calmar", "hit_rate", "turnover_per_bar", "annual_turnover",
-    "exposure", "fees", "slippage", "funding", "n_fills",
+    "total_return",
+    "cagr",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "calmar",
+    "hit_rate",
+    "turnover_per_bar",
+    "annual_turnover",
+    "exposure",
+    "fees",
+    "slippage",
+    "funding",
+    "n_fills",
 )
 
 

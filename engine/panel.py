@@ -66,9 +66,7 @@ class BookLevels:
 
     def take(self, rows: Any, cols: Any) -> BookLevels:
         """Sub-book for the given row and column indexers."""
-        return BookLevels(
-            *(np.ascontiguousarray(a[rows][:, cols]) for a in self._arrays())
-        )
+        return BookLevels(*(np.ascontiguousarray(a[rows][:, cols]) for a in self._arrays()))
 
     def truncate(self, levels: int) -> BookLevels:
         """The same book using only the first ``levels`` levels per side."""
@@ -111,20 +109,18 @@ class Panel:
             clean[name] = a
         object.__setattr__(self, "fields", clean)
         if self.book is not None and self.book.bid_px.shape[:2] != shape:
-            raise ShapeError(
-                f"book has (T, N) = {self.book.bid_px.shape[:2]}; expected {shape}"
-            )
+            raise ShapeError(f"book has (T, N) = {self.book.bid_px.shape[:2]}; expected {shape}")
         if self.interval_us is not None and self.interval_us <= 0:
             raise PanelError(f"interval_us must be positive; got {self.interval_us}")
 
     # ------------------------------------------------------------------ shape and access
     @property
-    def T(self) -> int:  # noqa: N802 - the conventional name of the time dimension
+    def T(self) -> int:
         """Number of timestamps."""
         return int(self.ts_us.shape[0])
 
     @property
-    def N(self) -> int:  # noqa: N802 - the conventional name of the asset dimension
+    def N(self) -> int:
         """Number of symbols."""
         return len(self.symbols)
 
@@ -133,9 +129,7 @@ class Panel:
         try:
             return self.fields[name]
         except KeyError:
-            raise PanelError(
-                f"unknown field {name!r}; panel has {sorted(self.fields)}"
-            ) from None
+            raise PanelError(f"unknown field {name!r}; panel has {sorted(self.fields)}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.fields
@@ -300,7 +294,9 @@ class Panel:
         for name in names[1:]:
             f = frames[name]
             if not f.index.equals(first.index) or list(f.columns) != list(first.columns):
-                raise PanelError(f"frame {name!r} has a different index or columns than {names[0]!r}")
+                raise PanelError(
+                    f"frame {name!r} has a different index or columns than {names[0]!r}"
+                )
         if not isinstance(first.index, pd.DatetimeIndex):
             raise PanelError(f"frame {names[0]!r} index must be a DatetimeIndex")
         idx = first.index

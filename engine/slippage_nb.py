@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 NONE = 0
@@ -43,14 +42,31 @@ def walk_book(side, qty, level_px, level_qty, max_levels, exhaustion, penalty_bp
         cum = cumsum(q); take levels until cum >= qty; avg = sum(px*q_taken) / sum(q_taken).
     """
     n = level_px.shape[0]
+    return walk_book_at(
+        side,
+        qty,
+        level_px.reshape(1, 1, n),
+        level_qty.reshape(1, 1, n),
+        0,
+        0,
+        max_levels,
+        exhaustion,
+        penalty_bps,
+    )
+
+
+@njit(cache=True, inline="always")
+def walk_book_at(side, qty, px3, qty3, t, i, max_levels, exhaustion, penalty_bps):  # type: ignore[no-untyped-def]
+    """``walk_book`` on the levels px3[t, i, :], qty3[t, i, :] of (T, N, L) book arrays."""
+    n = px3.shape[2]
     if max_levels > 0 and max_levels < n:
         n = max_levels
     remaining = qty
     cost = 0.0
     last_px = math.nan
     for j in range(n):
-        px = level_px[j]
-        q = level_qty[j]
+        px = px3[t, i, j]
+        q = qty3[t, i, j]
         if math.isnan(px) or math.isnan(q):
             break
         if q <= 0.0:
@@ -70,7 +86,7 @@ def walk_book(side, qty, level_px, level_qty, max_levels, exhaustion, penalty_bp
     return cost / filled, filled
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fill_order(  # type: ignore[no-untyped-def]
     model,
     side,
@@ -85,6 +101,8 @@ def fill_order(  # type: ignore[no-untyped-def]
     bid_qty,
     ask_px,
     ask_qty,
+    bt,
+    bi,
     max_levels,
     exhaustion,
     penalty_bps,
@@ -101,7 +119,8 @@ def fill_order(  # type: ignore[no-untyped-def]
         impact_k: SQRT_IMPACT coefficient k in k * sigma * sqrt(qty / adv).
         sigma: per-bar return volatility (fraction) for SQRT_IMPACT.
         adv: average bar volume in base units for SQRT_IMPACT.
-        bid_px, bid_qty, ask_px, ask_qty: (L,) book sides in force at execution (BOOK_WALK).
+        bid_px, bid_qty, ask_px, ask_qty: (T, N, L) book sides in force at execution (BOOK_WALK).
+        bt, bi: row and asset index of the book levels to walk.
         max_levels, exhaustion, penalty_bps: book-walk settings (see walk_book).
 
     Returns:
@@ -112,29 +131,27 @@ def fill_order(  # type: ignore[no-untyped-def]
     """
     if model == FIXED_BPS:
         return ref_px * (1.0 + side * slip_bps * 1e-4), qty, ref_px, 0.0
-    if model == HALF_SPREAD or model == SQRT_IMPACT:
+    if model == HALF_SPREAD or model == SQRT_IMPACT:  # noqa: SIM109 - numba: no tuple `in`
         half = 0.0 if math.isnan(spread_bps) else 0.5 * spread_bps * 1e-4 * ref_px
         impact = 0.0
         if model == SQRT_IMPACT and adv > 0.0 and not math.isnan(sigma):
             impact = impact_k * sigma * math.sqrt(qty / adv) * ref_px
         return ref_px + side * (half + impact), qty, ref_px, half
     if model == BOOK_WALK:
-        b0 = bid_px[0]
-        a0 = ask_px[0]
+        b0 = bid_px[bt, bi, 0]
+        a0 = ask_px[bt, bi, 0]
         if math.isnan(b0) or math.isnan(a0):
             return math.nan, 0.0, ref_px, 0.0
         mid = 0.5 * (b0 + a0)
         if side > 0:
-            px, filled = walk_book(side, qty, ask_px, ask_qty, max_levels, exhaustion, penalty_bps)
+            px, filled = walk_book_at(
+                side, qty, ask_px, ask_qty, bt, bi, max_levels, exhaustion, penalty_bps
+            )
             half = a0 - mid
         else:
-            px, filled = walk_book(side, qty, bid_px, bid_qty, max_levels, exhaustion, penalty_bps)
+            px, filled = walk_book_at(
+                side, qty, bid_px, bid_qty, bt, bi, max_levels, exhaustion, penalty_bps
+            )
             half = mid - b0
         return px, filled, mid, half
     return ref_px, qty, ref_px, 0.0
-
-
-@njit(cache=True)
-def empty_levels():  # type: ignore[no-untyped-def]
-    """A (1,) NaN level array: 'no book' for models that do not read one."""
-    return np.full(1, np.nan)

@@ -52,7 +52,9 @@ def weights_from_signals(
             scheme = WeightScheme[scheme.upper()]
         except KeyError:
             names = [s.name.lower() for s in WeightScheme]
-            raise OptionError(f"unknown weight scheme {scheme!r}; expected one of {names}") from None
+            raise OptionError(
+                f"unknown weight scheme {scheme!r}; expected one of {names}"
+            ) from None
     if not (math.isfinite(gross) and gross > 0):
         raise OptionError(f"gross must be a positive number; got {gross}")
     if not 0 < quantile <= 0.5:
