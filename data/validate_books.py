@@ -290,8 +290,8 @@ def validate_depth_updates(
                 fut,
             )
             brk_rows.append(ev[brk])
-        et = t[ev]
-        back_rows.append(ev[1:][np.diff(et) < 0])
+        dv = ev[~snap[ev]]  # REST snapshots carry another clock: order diffs only
+        back_rows.append(dv[1:][np.diff(t[dv]) < 0])
     cat = concat_rows
     ids = {"first_update_id": U, "last_update_id": u, "prev_update_id": pu}
     checks: list[CheckResult] = []

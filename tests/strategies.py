@@ -42,3 +42,29 @@ def expr_asts(max_leaves: int = 12) -> st.SearchStrategy:
         return st.one_of(unary, binary, call())
 
     return st.recursive(leaves, extend, max_leaves=max_leaves)
+
+
+# --------------------------------------------------------------- data validation (issue 4)
+def planted_defects(kinds: tuple[str, ...], n_slots: int, max_defects: int = 8) -> st.SearchStrategy:
+    """Lists of (kind, slot, jitter): distinct slots (so defects never touch each other), each
+    kind drawn from ``kinds``; jitter in [0, 5) moves the defect inside its slot."""
+    return st.lists(
+        st.tuples(
+            st.sampled_from(kinds),
+            st.integers(0, n_slots - 1),
+            st.integers(0, 4),
+        ),
+        min_size=1,
+        max_size=max_defects,
+        unique_by=lambda d: d[1],
+    )
+
+
+def float_arrays_with_nans(max_size: int = 300) -> st.SearchStrategy:
+    """float64 lists with NaNs and ties (for rolling-median golden tests)."""
+    elem = st.one_of(
+        st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+        st.sampled_from([0.0, 1.0, -1.0, 2.5]),
+        st.just(float("nan")),
+    )
+    return st.lists(elem, min_size=0, max_size=max_size)
