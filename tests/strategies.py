@@ -45,7 +45,9 @@ def expr_asts(max_leaves: int = 12) -> st.SearchStrategy:
 
 
 # --------------------------------------------------------------- data validation (issue 4)
-def planted_defects(kinds: tuple[str, ...], n_slots: int, max_defects: int = 8) -> st.SearchStrategy:
+def planted_defects(
+    kinds: tuple[str, ...], n_slots: int, max_defects: int = 8
+) -> st.SearchStrategy:
     """Lists of (kind, slot, jitter): distinct slots (so defects never touch each other), each
     kind drawn from ``kinds``; jitter in [0, 5) moves the defect inside its slot."""
     return st.lists(

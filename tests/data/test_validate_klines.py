@@ -56,7 +56,8 @@ def test_cross_section_exchange_wide_vs_symbol_specific_gaps(real_dir: Path) -> 
     ]
     tables = [_futures(real_dir, n) for n in names]
     clean = validate_klines(pa.concat_tables(tables), "1m")
-    assert clean.worst_severity != "error" and clean.check("missing_bars").count == 0
+    assert clean.worst_severity != "error"
+    assert clean.check("missing_bars").count == 0
     t0 = tables[0]["open_time"][0].value
     wide = (t0 + 100 * IV, t0 + 102 * IV)  # 3 bars missing in every symbol: maintenance
     own = (t0 + 500 * IV, t0 + 500 * IV)  # 1 bar missing in ALGO only
@@ -228,22 +229,28 @@ def test_cdd_btc_hourly_quirks_are_each_reported(real_dir: Path) -> None:
     rep = validate_table(table, "klines", interval="1h", source=str(path))
     assert rep.failed("error")
     units = {d["ts_unit"]: d["rows"] for d in rep.check("mixed_timestamp_units").details}
-    assert set(units) == {"s", "ms"} and units["s"] + units["ms"] == table.num_rows
+    assert set(units) == {"s", "ms"}
+    assert units["s"] + units["ms"] == table.num_rows
     layouts = {d["layout"]: d["rows"] for d in rep.check("mixed_layouts").details}
     assert set(layouts) == {"legacy", "current"}
     # overlapping layouts: each of the 2,649 hours 2020-08-01 23:00 .. 2020-11-20 07:00 twice
     ov = rep.check("overlapping_layouts")
     assert ov.count == 2649
     ts = np.asarray(table["open_time"].cast(pa.int64()))[ov.row_index]
-    assert ts.min() == 1596322800 * 10**6 and ts.max() == 1605855600 * 10**6
+    assert ts.min() == 1596322800 * 10**6
+    assert ts.max() == 1605855600 * 10**6
     assert rep.check("duplicate_bars").count == 2649
     # outage gaps: 8 gaps longer than 1 h
     gaps = rep.check("missing_bars").details
-    assert len(gaps) == 8 and all(g["missing_bars"] >= 1 for g in gaps)
+    assert len(gaps) == 8
+    assert all(g["missing_bars"] >= 1 for g in gaps)
     # the bogus first bar: open = high = 16199.91, low = 4261.32
     first = rep.check("range_outlier").rows[0]
-    assert first["row"] == 0 and first["ts"].startswith("2017-08-17T04:00")
-    assert first["open"] == 16199.91 and first["high"] == 16199.91 and first["low"] == 4261.32
+    assert first["row"] == 0
+    assert first["ts"].startswith("2017-08-17T04:00")
+    assert first["open"] == 16199.91
+    assert first["high"] == 16199.91
+    assert first["low"] == 4261.32
 
 
 @pytest.mark.shared
@@ -267,15 +274,19 @@ def test_repair_fills_exactly_the_missing_bars_with_a_mask(real_dir: Path) -> No
     keep[[50, 51, 52, 300]] = False
     dup = pa.concat_tables([base.filter(pa.array(keep)), base.slice(10, 1)])
     fixed, log = repair_klines(dup, "1m")
-    assert log.n_filled == 4 and [f["bars"] for f in log.filled] == [3, 1]
-    assert log.dropped_duplicates == (dup.num_rows - 1,) and log.reordered
+    assert log.n_filled == 4
+    assert [f["bars"] for f in log.filled] == [3, 1]
+    assert log.dropped_duplicates == (dup.num_rows - 1,)
+    assert log.reordered
     assert fixed.num_rows == base.num_rows
     mask = np.asarray(fixed["repaired"])
     assert np.flatnonzero(mask).tolist() == [50, 51, 52, 300]
     close = np.asarray(fixed["close"])
-    assert close[50] == close[49] == close[52] and fixed["volume"][51].as_py() == 0.0
+    assert close[50] == close[49] == close[52]
+    assert fixed["volume"][51].as_py() == 0.0
     untouched = fixed.filter(pa.array(~mask)).drop_columns(["repaired"])
     assert untouched.equals(base.filter(pa.array(keep)))
     after = validate_klines(fixed.drop_columns(["repaired"]), "1m")
-    assert after.check("missing_bars").count == 0 and after.check("duplicate_bars").count == 0
+    assert after.check("missing_bars").count == 0
+    assert after.check("duplicate_bars").count == 0
     assert validate_klines(base, "1m").check("missing_bars").count == 0  # input unchanged

@@ -77,7 +77,8 @@ def test_strided_robust_zscore_equals_pandas_reference(
             want_med = np.median(lead)
             want_mad = np.median(np.abs(lead - want_med))
         else:
-            assert np.isnan(med[t]) and np.isnan(z[t])
+            assert np.isnan(med[t])
+            assert np.isnan(z[t])
             continue
         assert med[t] == pytest.approx(want_med, rel=1e-12, abs=0)
         assert mad[t] == pytest.approx(want_mad, rel=1e-12, abs=1e-300)
@@ -86,9 +87,12 @@ def test_strided_robust_zscore_equals_pandas_reference(
 def test_strided_zscore_zero_scale_policy() -> None:
     x = np.array([1.0] * 20 + [1.0, 2.0, 0.0])
     z, _, _ = validate_nb.strided_robust_zscore(x, 10, 1, 5, 0.0)
-    assert z[20] == 0.0 and z[21] == np.inf and z[22] == -np.inf
+    assert z[20] == 0.0
+    assert z[21] == np.inf
+    assert z[22] == -np.inf
     z2, _, _ = validate_nb.strided_robust_zscore(x, 10, 1, 5, 0.5)
-    assert z2[21] == pytest.approx(2.0) and z2[22] == pytest.approx(-2.0)
+    assert z2[21] == pytest.approx(2.0)
+    assert z2[22] == pytest.approx(-2.0)
 
 
 def test_kline_row_flags_hand_computed() -> None:
@@ -148,7 +152,8 @@ def test_trade_row_flags_hand_computed() -> None:
     nb = validate_nb
     assert f[0] == 0
     assert f[1] == nb.T_NONPOS_QTY
-    assert f[2] == nb.T_ID_GAP | nb.T_NONPOS_PRICE and missing[2] == 2
+    assert f[2] == nb.T_ID_GAP | nb.T_NONPOS_PRICE
+    assert missing[2] == 2
     assert f[3] == nb.T_ID_DUPLICATE
     assert f[4] == nb.T_ID_STEP_BACK | nb.T_TS_STEP_BACK
     assert missing.sum() == 2
