@@ -26,6 +26,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from data.store_merge import dedupe_sort, month_of_us, split_partitions
 
 KLINE_BASES = ("klines", "mark_klines", "index_klines")
 MARKETS = ("spot", "usdm", "coinm")
+WRITE_THREADS = max(1, min(4, os.cpu_count() or 1))
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _PART_SCHEMA = pa.schema([("symbol", pa.string()), ("month", pa.string())])
@@ -179,10 +181,20 @@ class Store:
         parts = list(split_partitions(table, tcol))
         for symbol, _, _ in parts:
             check_name("symbol", symbol)  # all before the first write
-        for symbol, month, part in parts:
-            info, n_added, was_skipped = self._write_partition(
+
+        def one(item: tuple[str, str, pa.Table]) -> tuple[PartitionInfo, int, bool]:
+            symbol, month, part = item
+            return self._write_partition(
                 part, base, dataset, exchange, market, symbol, month, source, source_sha256
             )
+
+        workers = min(len(parts), WRITE_THREADS)
+        if workers > 1:  # parquet encoding releases the GIL: partitions in parallel
+            with ThreadPoolExecutor(workers, thread_name_prefix="store-write") as pool:
+                results = list(pool.map(one, parts))
+        else:
+            results = [one(p) for p in parts]
+        for info, n_added, was_skipped in results:
             infos.append(info)
             added += n_added
             skipped += int(was_skipped)
@@ -240,7 +252,6 @@ class Store:
             mf.write_manifest(part_dir, doc, pending=True)
             _checkpoint("pending_written")
             os.replace(tmp, data_path)
-            mf.fsync_dir(part_dir)
             _checkpoint("data_replaced")
             os.replace(part_dir / mf.PENDING_FILE, part_dir / mf.MANIFEST_FILE)
             mf.fsync_dir(part_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -46,12 +47,12 @@ def dedupe_sort(table: pa.Table, keys: Sequence[str], time_col: str) -> pa.Table
         return table
     if len(keys) == 1:
         k = table.column(keys[0])
-        if pa.types.is_integer(k.type) or pa.types.is_timestamp(k.type):
-            kv = ts_int(k) if pa.types.is_timestamp(k.type) else k.to_numpy()
-            if k.null_count == 0 and bool(np.all(kv[1:] > kv[:-1])):
-                tv = ts_int(table.column(time_col))
-                if bool(np.all(tv[1:] >= tv[:-1])):
-                    return table  # already unique and in time order: the common append case
+        if (
+            (pa.types.is_int64(k.type) or pa.types.is_timestamp(k.type))
+            and is_increasing(k, strict=True)
+            and is_increasing(table.column(time_col), False)
+        ):
+            return table  # already unique and in time order: the common append case
     seq = pa.array(np.arange(n, dtype=np.int64))
     work = table.append_column("__seq", seq)
     order = [(k, "ascending") for k in keys] + [("__seq", "descending")]
@@ -66,10 +67,64 @@ def dedupe_sort(table: pa.Table, keys: Sequence[str], time_col: str) -> pa.Table
     return work.take(idx)
 
 
+def _int_chunks(col: pa.ChunkedArray) -> Iterable[np.ndarray[Any, np.dtype[np.int64]]]:
+    """Zero-copy int64 numpy views of the chunks of an int64/timestamp column without nulls."""
+    for chunk in col.chunks:
+        if len(chunk):
+            yield np.asarray(chunk.view(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def is_increasing(col: pa.ChunkedArray, strict: bool) -> bool:
+    """True when an int64/timestamp column without nulls is (strictly) increasing; no copies."""
+    if col.null_count:
+        return False
+    prev: int | None = None
+    for a in _int_chunks(col):
+        if prev is not None and (a[0] <= prev if strict else a[0] < prev):
+            return False
+        ok = a[1:] > a[:-1] if strict else a[1:] >= a[:-1]
+        if not bool(ok.all()):
+            return False
+        prev = int(a[-1])
+    return True
+
+
+def _month_index(t_us: int) -> int:
+    return int(np.datetime64(int(t_us), "us").astype("datetime64[M]").astype(np.int64))
+
+
 def split_partitions(table: pa.Table, tcol: str) -> Iterable[tuple[str, str, pa.Table]]:
-    """Yield (symbol, month, rows without the symbol column) per partition, in row order."""
+    """Yield (symbol, month, rows without the symbol column) per partition, in row order.
+
+    One symbol whose rows are in time order (an archive file) is split by zero-copy slices;
+    anything else by one stable sort on (symbol, month).
+    """
     if table.num_rows == 0:
         return
+    body = table.drop_columns(["symbol"])
+    sym_mm = pc.min_max(table.column("symbol"))
+    t_mm = pc.min_max(table.column(tcol).cast(schemas.TS))
+    m_lo = _month_index(t_mm["min"].value)
+    m_hi = _month_index(t_mm["max"].value)
+    sym0 = str(sym_mm["min"].as_py())
+    if sym0 == sym_mm["max"].as_py():
+        if m_lo == m_hi:
+            yield sym0, month_label(m_lo), body
+            return
+        if is_increasing(table.column(tcol), strict=False):
+            tv = ts_int(table.column(tcol))
+            starts = np.arange(m_lo + 1, m_hi + 1).astype("datetime64[M]").astype("datetime64[us]")
+            cuts = [0, *np.searchsorted(tv, starts.astype(np.int64)).tolist(), len(tv)]
+            for m, (s, e) in enumerate(itertools.pairwise(cuts)):
+                if e > s:
+                    yield sym0, month_label(m_lo + m), body.slice(s, e - s)
+            return
+    yield from _split_sorted(table, body, tcol)
+
+
+def _split_sorted(
+    table: pa.Table, body: pa.Table, tcol: str
+) -> Iterable[tuple[str, str, pa.Table]]:
     months = ts_int(table.column(tcol)).astype("datetime64[us]").astype("datetime64[M]")
     m_idx = months.astype(np.int64)
     enc = pc.dictionary_encode(table.column("symbol")).combine_chunks()
@@ -77,10 +132,6 @@ def split_partitions(table: pa.Table, tcol: str) -> Iterable[tuple[str, str, pa.
     sym_names = enc.dictionary.to_pylist()
     m_min = int(m_idx.min())
     code = sym_codes * (int(m_idx.max()) - m_min + 1) + (m_idx - m_min)
-    body = table.drop_columns(["symbol"])
-    if bool(np.all(code == code[0])):
-        yield sym_names[int(sym_codes[0])], month_label(int(m_idx[0])), body
-        return
     order = np.argsort(code, kind="stable")
     sorted_code = code[order]
     bounds = np.flatnonzero(np.diff(sorted_code)) + 1

@@ -23,7 +23,7 @@ from data import schemas
 from data.archive import read_archive_csv
 from data.errors import SchemaError, StoreError
 from data.store import Store, schema_name
-from data.store_merge import dedupe_sort
+from data.store_merge import dedupe_sort, split_partitions
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_704_067_200_000_000  # 2024-01-01 00:00 UTC in µs
@@ -504,3 +504,33 @@ def test_kill_9_mid_write_leaves_partitions_old_or_complete(
     assert all(final[k].equals(after[k]) for k in after)
     assert not list(root.rglob(".*.tmp"))
     assert not list(root.rglob("_manifest.pending.json"))
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["A", "B"]), st.integers(0, 3 * 44_640)), max_size=40),
+    st.booleans(),
+)
+def test_split_partitions_groups_rows_by_symbol_and_month(
+    rows: list[tuple[str, int]], presort: bool
+) -> None:
+    if presort:
+        rows = sorted(rows, key=lambda r: (r[0] != rows[0][0], r[1])) if rows else rows
+    t = pa.table(
+        {
+            "symbol": pa.array([r[0] for r in rows], pa.string()),
+            "ts": pa.array([T0 + r[1] * MIN for r in rows], pa.int64()).cast(schemas.TS),
+            "i": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+    seen = []
+    for sym, month, part in split_partitions(t, "ts"):
+        months = {
+            str(np.datetime64(v, "us").astype("datetime64[M]"))
+            for v in part["ts"].cast(pa.int64()).to_pylist()
+        }
+        assert months == {month}
+        idx = part["i"].to_pylist()
+        assert idx == sorted(idx)  # row order kept inside a partition
+        assert all(rows[i][0] == sym for i in idx)
+        seen += idx
+    assert sorted(seen) == list(range(len(rows)))
