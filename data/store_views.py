@@ -74,26 +74,46 @@ def kline_panel_table(
         end_us=None if end_us is None else end_us - iv,
         columns=["symbol", "open_time", *PANEL_COLUMNS],
     )
-    ts = _np_i64(t.column("open_time")) + iv
+    if t.num_rows == 0:
+        return panel_table_from_klines(t, None, iv)
+    funding = store.read(
+        "funding",
+        exchange=exchange,
+        market=market,
+        symbols=pc.unique(t.column("symbol")).to_pylist(),
+        start_us=int(pc.min(t.column("open_time")).cast(pa.int64()).as_py()),
+        end_us=int(pc.max(t.column("open_time")).cast(pa.int64()).as_py()) + iv + 1,
+        columns=["symbol", "funding_time", "funding_rate"],
+    )
+    return panel_table_from_klines(t, funding, iv)
+
+
+def panel_table_from_klines(
+    klines: pa.Table, funding: pa.Table | None, interval_us: int
+) -> pa.Table:
+    """Long table indexed by availability time from KLINES (+ optional FUNDING) tables.
+
+    Args:
+        klines: rows in the KLINES schema (at least symbol, open_time and PANEL_COLUMNS).
+        funding: rows in the FUNDING schema, or None / empty for none.
+        interval_us: bar length in microseconds.
+
+    Returns:
+        The table described in :func:`kline_panel_table` (``funding_rate`` only when
+        ``funding`` has rows).
+    """
+    t = klines.select(["symbol", "open_time", *PANEL_COLUMNS])
+    ts = _np_i64(t.column("open_time")) + interval_us
     vol = t.column("volume").to_numpy(zero_copy_only=False).astype(np.float64)
     qv = t.column("quote_volume").to_numpy(zero_copy_only=False).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         vwap = np.where(vol > 0, qv / np.where(vol > 0, vol, 1.0), np.nan)
     out = t.drop_columns(["open_time"]).add_column(0, "ts", pa.array(ts, pa.int64()))
     out = out.append_column("vwap", pa.array(vwap, pa.float64()))
-    if t.num_rows == 0:
+    if t.num_rows == 0 or funding is None or funding.num_rows == 0:
         return out
-    funding = store.read(
-        "funding",
-        exchange=exchange,
-        market=market,
-        symbols=pc.unique(t.column("symbol")).to_pylist(),
-        start_us=int(ts.min()) - iv,
-        end_us=int(ts.max()) + 1,
-        columns=["symbol", "funding_time", "funding_rate"],
-    )
-    if funding.num_rows == 0:
-        return out
+    order = pc.sort_indices(out, [("symbol", "ascending"), ("ts", "ascending")])
+    out = out.take(order)
     rate = _align_funding(out, funding)
     return out.append_column("funding_rate", pa.array(rate, pa.float64()))
 

@@ -1,0 +1,175 @@
+"""Composition root helpers: build Panels from the store or the synthetic market.
+
+This module (with engine/cli.py) is the only place that wires data/ to the engine: data/
+hands over pyarrow Tables, this module pivots them into Panels (bars indexed by their close
+time, see design.md) and attaches funding and order-book levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from data import schemas
+from data.store import Store
+from data.store_views import panel_table_from_klines
+from data.synthetic import SyntheticMarket, generate_market
+from engine.errors import PanelError
+from engine.panel import BookLevels, Panel
+
+F64 = npt.NDArray[np.float64]
+
+DEFAULT_SYNTHETIC: dict[str, Any] = {
+    "n_symbols": 20,
+    "n_bars": 4_000,
+    "interval": "1m",
+    "seed": 7,
+    "planted_ic": 0.05,
+    "book_levels": 0,
+}
+"""The embedded default market used when no store is given (always labelled synthetic)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticPanel:
+    """A Panel built from the synthetic market, with its planted factor.
+
+    Attributes:
+        panel: bars indexed by close time; fields as real klines (+ funding_rate for perps).
+        planted: (T, N) float64 planted signal aligned to panel rows (NaN on the last row).
+        market: the raw SyntheticMarket tables (klines, funding, books) and meta.
+    """
+
+    panel: Panel
+    planted: F64
+    market: SyntheticMarket
+
+
+def _parse_time(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(np.datetime64(text, "us").astype(np.int64))
+    except ValueError as exc:
+        raise PanelError(f"cannot parse time {text!r}: {exc}") from None
+
+
+def synthetic_panel(**kwargs: Any) -> SyntheticPanel:
+    """The seeded synthetic market as a Panel (kwargs go to ``data.synthetic.generate_market``)."""
+    params = {**DEFAULT_SYNTHETIC, **kwargs}
+    market = generate_market(**params)
+    step = schemas.interval_us(str(params["interval"]))
+    table = panel_table_from_klines(market.klines, market.funding, step)
+    panel = Panel.from_arrow(table, interval_us=step, meta={**market.meta, "source": "synthetic"})
+    if market.books.num_rows:
+        panel = panel.with_book(book_levels_at(market.books, panel.ts_us, panel.symbols))
+    planted = _pivot(market.planted, "planted_signal", panel)
+    return SyntheticPanel(panel=panel, planted=planted, market=market)
+
+
+def load_panel(
+    store: str | None,
+    symbols: Sequence[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    interval: str = "1m",
+    market: str = "usdm",
+    synthetic_kwargs: dict[str, Any] | None = None,
+) -> Panel:
+    """A Panel from the store at ``store``, or the synthetic market when ``store`` is None.
+
+    Args:
+        store: store root directory, or None for the embedded synthetic market.
+        symbols: symbols to keep (None = all).
+        start, end: ISO times (UTC) bounding the availability time, end exclusive.
+        interval: kline interval ("1m", "1h", ...).
+        market: "usdm" or "spot".
+        synthetic_kwargs: overrides of DEFAULT_SYNTHETIC when no store is given.
+
+    Raises:
+        PanelError: an empty selection, or unparsable times.
+    """
+    start_us, end_us = _parse_time(start), _parse_time(end)
+    if store is None:
+        kw = dict(synthetic_kwargs or {})
+        kw.setdefault("interval", interval)
+        kw.setdefault("market", market)
+        panel = synthetic_panel(**kw).panel
+        panel = panel.slice_time(start_us, end_us)
+        return panel.select(list(symbols)) if symbols else panel
+    table = Store(store).kline_panel_table(
+        list(symbols) if symbols else None, interval=interval, market=market,
+        start_us=start_us, end_us=end_us,
+    )  # fmt: skip
+    if table.num_rows == 0:
+        raise PanelError(
+            f"store {store!r} has no klines_{interval} for market={market} symbols={symbols} "
+            f"in [{start}, {end}); run `alphaforge pull` first or drop --store"
+        )
+    step = schemas.interval_us(interval)
+    panel = Panel.from_arrow(table, interval_us=step, meta={"source": f"store:{store}"})
+    return panel.select(list(symbols)) if symbols else panel
+
+
+def _pivot(table: pa.Table, field: str, panel: Panel) -> F64:
+    ts = np.asarray(table.column("ts").cast(schemas.TS).cast(pa.int64()).to_numpy(), np.int64)
+    sym = np.asarray(table.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
+    val = np.asarray(table.column(field).to_numpy(zero_copy_only=False), dtype=np.float64)
+    out = np.full((panel.T, panel.N), np.nan)
+    col = {s: i for i, s in enumerate(panel.symbols)}
+    rows = np.searchsorted(panel.ts_us, ts)
+    ok = (rows < panel.T) & np.isin(sym, list(col))
+    ok[ok] = panel.ts_us[rows[ok]] == ts[ok]
+    cols = np.array([col.get(s, -1) for s in sym], dtype=np.int64)
+    out[rows[ok], cols[ok]] = val[ok]
+    return out
+
+
+def book_levels_at(books: pa.Table, ts_us: npt.NDArray[np.int64],
+                   symbols: Sequence[str]) -> BookLevels:  # fmt: skip
+    """The book snapshot in force at each timestamp (last snapshot at or before it).
+
+    Args:
+        books: BOOK_SNAPSHOTS table (list columns bid_px, bid_qty, ask_px, ask_qty).
+        ts_us: (T,) int64 sample times. symbols: the N columns.
+
+    Returns:
+        BookLevels (T, N, L) with L the widest snapshot; NaN before the first snapshot.
+    """
+    n_levels = 0
+    for name in ("bid_px", "ask_px"):
+        lens = pa.compute.list_value_length(books.column(name)).to_numpy(zero_copy_only=False)
+        n_levels = max(n_levels, int(lens.max()) if lens.size else 0)
+    shape = (len(ts_us), len(symbols), n_levels)
+    arrays = {k: np.full(shape, np.nan) for k in ("bid_px", "bid_qty", "ask_px", "ask_qty")}
+    sym = np.asarray(books.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
+    bts = np.asarray(books.column("ts").cast(schemas.TS).cast(pa.int64()).to_numpy(), np.int64)
+    for j, s in enumerate(symbols):
+        rows = np.flatnonzero(sym == s)
+        if rows.size == 0:
+            continue
+        rows = rows[np.argsort(bts[rows], kind="stable")]
+        idx = np.searchsorted(bts[rows], ts_us, side="right") - 1
+        have = idx >= 0
+        for name, arr in arrays.items():
+            dense = _dense_levels(books.column(name).take(pa.array(rows)), n_levels)
+            arr[have, j, :] = dense[idx[have]]
+    return BookLevels(**arrays)
+
+
+def _dense_levels(col: pa.ChunkedArray, n_levels: int) -> F64:
+    """List column -> (rows, n_levels) float64 padded with NaN."""
+    arr = col.combine_chunks()
+    lens = pa.compute.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = np.asarray(pa.compute.list_flatten(arr).to_numpy(zero_copy_only=False), np.float64)
+    out = np.full((len(lens), n_levels), np.nan)
+    row = np.repeat(np.arange(len(lens)), lens)
+    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    pos = np.arange(flat.size) - np.repeat(starts, lens)
+    out[row, pos] = flat
+    return out
