@@ -48,35 +48,11 @@ def _score_panel(  # composition-root loader for `alphaforge score`
     market: str = "usdm",
     synthetic_kwargs: dict[str, Any] | None = None,
 ) -> Panel:
-    """engine.pipeline.load_panel when it exists, else a seeded synthetic market (no store)."""
-    try:
-        from engine.pipeline import load_panel
-    except ImportError:  # pipeline not written yet: synthetic only
-        import pyarrow as pa
+    """engine.pipeline.load_panel (the store, or the seeded synthetic market)."""
+    from engine.pipeline import load_panel
 
-        from data.synthetic import generate_market
-        from engine.errors import EngineError
-
-        if store is not None:
-            raise EngineError("reading a store needs engine.pipeline; use --synthetic") from None
-        kw = synthetic_kwargs or {}
-        m = generate_market(interval=interval, market=market, book_levels=0, **kw)  # type: ignore[arg-type]
-        k, step = m.klines, int(m.meta["parameters"]["interval_us"])
-        cols = ("open", "high", "low", "close", "volume", "quote_volume", "trades",
-                "taker_buy_volume")  # fmt: skip
-        ts = pa.compute.add(k["open_time"].cast(pa.int64()), step)
-        table = pa.table({"ts": ts, "symbol": k["symbol"], **{c: k[c] for c in cols}})
-        panel = Panel.from_arrow(table, interval_us=step, meta=m.meta)
-        return panel.select(symbols) if symbols else panel
-    return load_panel(  # type: ignore[no-any-return]
-        store,
-        symbols,
-        start,
-        end,
-        interval=interval,
-        market=market,
-        synthetic_kwargs=synthetic_kwargs,
-    )
+    return load_panel(store, symbols, start, end, interval=interval, market=market,
+                      synthetic_kwargs=synthetic_kwargs)  # fmt: skip
 
 
 register_score(app, _score_panel, (DataError, _EngineError))
@@ -84,3 +60,16 @@ register_score(app, _score_panel, (DataError, _EngineError))
 from data.cli_validate import register as register_validate  # noqa: E402 - registration area
 
 register_validate(app)
+
+# alphaforge backtest (engine.cli_backtest; panel loader and factor runner wired here)
+from engine.cli_backtest import register as register_backtest  # noqa: E402 - registration area
+from factors.errors import FactorError as _FactorError  # noqa: E402 - registration area
+
+
+def _run_factor_backtest(panel: Panel, factor: str, **kw: Any) -> Any:
+    from engine.pipeline import run_factor_backtest
+
+    return run_factor_backtest(panel, factor, **kw)
+
+
+register_backtest(app, _score_panel, _run_factor_backtest, (DataError, _EngineError, _FactorError))

@@ -173,3 +173,68 @@ def _dense_levels(col: pa.ChunkedArray, n_levels: int) -> F64:
     pos = np.arange(flat.size) - np.repeat(starts, lens)
     out[row, pos] = flat
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class FactorBacktest:
+    """A factor's long-short backtest: the result, its metrics and what was run.
+
+    Attributes:
+        factor: library name or expression text. expr: canonical expression (None for arrays).
+        weights: (T, N) target weights. result: the engine's BacktestResult.
+        metrics: compute_metrics(result, periods_per_year). settings: every option used.
+    """
+
+    factor: str
+    expr: str | None
+    weights: F64
+    result: Any
+    metrics: dict[str, Any]
+    settings: dict[str, Any]
+
+
+def run_factor_backtest(
+    panel: Panel,
+    factor: str | F64,
+    *,
+    scheme: str = "rank",
+    gross: float = 1.0,
+    quantile: float = 0.2,
+    lag: int = 1,
+    fee_bps: float = 4.0,
+    slippage: Any | None = None,
+    slippage_bps: float = 1.0,
+    use_funding: bool = True,
+    record_trades: bool = True,
+    rebalance_every: int = 1,
+) -> FactorBacktest:
+    """Evaluate ``factor`` on ``panel``, turn it into weights and backtest it.
+
+    Execution follows design.md: a decision at row t fills at the open of row t + lag.
+    Funding (when the panel has ``funding_rate``) is charged on held positions. With
+    ``rebalance_every`` = k > 1, targets are set on every k-th row only and positions are held
+    in between (NaN targets).
+    """
+    from engine.backtest import run_backtest
+    from engine.metrics import compute_metrics
+    from engine.weights import weights_from_signals
+    from factors.score import resolve_factor
+
+    name, expr, values = resolve_factor(factor, panel)
+    weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
+    if rebalance_every > 1:
+        weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
+    funding = panel["funding_rate"] if use_funding and "funding_rate" in panel else None
+    result = run_backtest(
+        weights, close=panel["close"], open=panel.fields.get("open"),
+        lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps, slippage=slippage,
+        funding=funding, record_trades=record_trades, symbols=panel.symbols,
+    )  # fmt: skip
+    metrics = compute_metrics(result, panel.periods_per_year)
+    settings = {
+        "scheme": scheme, "gross": gross, "quantile": quantile, "lag": lag,
+        "fee_bps": fee_bps, "slippage_bps": slippage_bps if slippage is None else None,
+        "slippage_model": result.meta["slippage"], "funding": funding is not None,
+        "rebalance_every": rebalance_every,
+    }  # fmt: skip
+    return FactorBacktest(name, expr, weights, result, metrics, settings)

@@ -1,0 +1,75 @@
+"""``alphaforge backtest``: backtest a factor's long-short portfolio and print its metrics.
+
+This module knows only the engine and typer; the composition root (engine/cli.py) injects
+the panel loader and the factor runner (which need data/ and factors/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli_render import table_text, to_json
+from engine.metrics import METRIC_NAMES
+
+Runner = Callable[..., Any]
+
+
+def render_backtest(run: Any, data_info: dict[str, Any], as_json: bool) -> str:
+    """Metrics of a FactorBacktest as a table, or JSON with the settings and data summary."""
+    doc = {"factor": run.factor, "expr": run.expr, "data": data_info,
+           "settings": run.settings, "metrics": run.metrics}  # fmt: skip
+    if as_json:
+        return to_json(doc)
+    head = f"backtest of {run.factor}"
+    if data_info.get("synthetic"):
+        head += " (SYNTHETIC market)"
+    rows = [(name, run.metrics[name]) for name in METRIC_NAMES]
+    info = ", ".join(f"{k}={v}" for k, v in data_info.items())
+    return table_text(head, ["metric", "value"], rows) + f"data: {info}\n"
+
+
+def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
+             errors: tuple[type[Exception], ...]) -> None:  # fmt: skip
+    """Add ``backtest`` to ``app``."""
+
+    @app.command("backtest")
+    def backtest(
+        factor: Annotated[str, typer.Argument(help="Library name or expression.")] = "mom_60",
+        symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols.")] = None,
+        start: Annotated[str | None, typer.Option(help="Start time (UTC ISO).")] = None,
+        end: Annotated[str | None, typer.Option(help="End time, exclusive (UTC ISO).")] = None,
+        interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
+        market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
+        scheme: Annotated[str, typer.Option(help="rank|quantile|sign|zscore|raw.")] = "rank",
+        gross: Annotated[float, typer.Option(help="Gross leverage sum |w|.")] = 1.0,
+        lag: Annotated[int, typer.Option(help="Bars between decision and fill.")] = 1,
+        fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = 4.0,
+        slippage_bps: Annotated[float, typer.Option(help="Fixed slippage, bps.")] = 1.0,
+        rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = 1,
+        store: Annotated[
+            str | None, typer.Option(envvar="ALPHAFORGE_STORE", help="Store directory.")
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+        bars: Annotated[int, typer.Option(help="Bars of the synthetic market.")] = 4000,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Backtest a factor (rank long-short by default) with fees, slippage and funding."""
+        try:
+            syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+            synth = {"seed": seed, "n_bars": bars} if store is None else None
+            panel = load_panel(store, syms, start, end, interval=interval, market=market,
+                               synthetic_kwargs=synth)  # fmt: skip
+            run = run_factor_backtest(panel, factor, scheme=scheme, gross=gross, lag=lag,
+                                      fee_bps=fee_bps, slippage_bps=slippage_bps,
+                                      rebalance_every=rebalance_every)  # fmt: skip
+        except errors as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        info = {
+            "source": panel.meta.get("source", "?"), "synthetic": bool(panel.meta.get("synthetic")),
+            "symbols": panel.N, "bars": panel.T, "interval_us": panel.interval_us,
+        }  # fmt: skip
+        typer.echo(render_backtest(run, info, as_json))
