@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from engine.panel import Panel
 from factors.errors import ExprError
-from factors.expr import ops_nb
+from factors.expr import ops_nb, ts_nb
 from factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
 from factors.expr.ops import BINARY_OPS, MAX, MIN, OPS, UNARY_OPS
 from factors.expr.parser import parse
@@ -140,14 +140,14 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
         return ops_nb.cross_section(_full(xs[0], shape), code, q)
     n = step.params[0]
     if fam == "ts_shift":
-        return ops_nb.ts_shift(_full(xs[0], shape), n, code)
+        return ts_nb.ts_shift(_full(xs[0], shape), n, code)
     if fam == "ts_window":
-        return ops_nb.ts_window(_full(xs[0], shape), n, code)
+        return ts_nb.ts_window(_full(xs[0], shape), n, code)
     if fam == "ts_pair":
         x, y = _full(xs[0], shape), _full(xs[1], shape)
-        return ops_nb.ts_pair(x, y, n, code)
+        return ts_nb.ts_pair(x, y, n, code)
     if fam == "ts_ewm":
-        return ops_nb.ts_ewm(_full(xs[0], shape), n)
+        return ts_nb.ts_ewm(_full(xs[0], shape), n)
     raise ExprError(f"internal: unknown kernel family {fam!r}")
 
 

@@ -1,18 +1,14 @@
-"""Numba kernels of the expression language over (T, N) float64 arrays.
+"""Numba elementwise and cross-sectional kernels of the expression language, (T, N) float64.
 
 A handful of kernels, each dispatching on an integer op code (codes mirror ``ops.py``), keeps
 JIT compile time low: ``unary``, ``binary`` and ``where`` (elementwise, rows in parallel,
-(1, 1) arrays broadcast as scalars), ``ts_shift``, ``ts_window``, ``ts_pair`` and ``ts_ewm``
-(per column, columns in parallel) and ``cross_section`` (per row, rows in parallel).
+(1, 1) arrays broadcast as scalars) and ``cross_section`` (per row, rows in parallel). The
+time-series kernels live in ``ts_nb``.
 
 NaN policy:
 - elementwise: NaN in -> NaN out; a result that is not finite (x / 0, log 0, overflow) is NaN;
-- time series: the output at row t is NaN until the window is full (t < w - 1) and whenever any
-  value in the window is not finite (pandas ``rolling(w)`` with ``min_periods=w``);
-- ``ts_ewm`` skips non-finite inputs (NaN out on those rows) and is NaN until ``span`` values;
 - cross-section: non-finite entries are left out of the row statistics and stay NaN.
-Every output at row t is computed from rows <= t only, scanning forward, so values at or before
-t are bit-identical whatever follows (lookahead checks rely on it).
+Each output row depends on the same input row only (no lookahead possible).
 """
 
 from __future__ import annotations
@@ -25,13 +21,9 @@ from numba import njit, prange
 # codes: keep equal to factors/expr/ops.py (tests check)
 NEG, ABS, LOG, SIGN, SQRT, NOT = 0, 1, 2, 3, 4, 5
 ADD, SUB, MUL, DIV, LT, LE, GT, GE, EQ, NE, AND, OR, MIN, MAX, POW, SPOW = range(16)
-DELAY, DELTA, PCT = 0, 1, 2
-MEAN, SUM, STD, ZSCORE, TMIN, TMAX, ARGMIN, ARGMAX, RANK, SKEW, PROD, DECAY = range(12)
-CORR, COV = 0, 1
 CS_RANK, CS_ZSCORE, CS_DEMEAN, CS_SCALE, CS_QUANTILE = range(5)
 
 _NAN = np.nan
-_RESYNC = 256  # rolling sums are recomputed from the window at least this often (drift control)
 
 
 # ---------------------------------------------------------------------------- elementwise
@@ -156,232 +148,6 @@ def where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 out[t, j] = a[t * ra, j * ca]
             else:
                 out[t, j] = b[t * rb, j * cb]
-    return out
-
-
-# ---------------------------------------------------------------------------- time series
-@njit(cache=True, parallel=True)
-def ts_shift(x: np.ndarray, d: int, code: int) -> np.ndarray:
-    """Lagged ops per column: DELAY x[t-d], DELTA x[t]-x[t-d], PCT x[t]/x[t-d]-1.
-
-    Equivalent to: ``df.shift(d)``, ``df.diff(d)``, ``df / df.shift(d) - 1`` (NaN where the
-    lagged value is 0). NaN for t < d.
-    """
-    n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    for j in prange(n_cols):
-        for t in range(n_rows):
-            if t < d:
-                out[t, j] = _NAN
-                continue
-            v, p = x[t, j], x[t - d, j]
-            if code == DELAY:
-                out[t, j] = p
-            elif code == DELTA:
-                r = v - p
-                out[t, j] = r if math.isfinite(r) else _NAN
-            else:
-                r = v / p - 1.0 if p != 0.0 else _NAN
-                out[t, j] = r if math.isfinite(r) else _NAN
-    return out
-
-
-@njit(cache=True)
-def _roll_moments(x: np.ndarray, out: np.ndarray, j: int, w: int, code: int) -> None:
-    """MEAN, SUM, STD, ZSCORE of column j by running sums of (x - ref), resynced periodically."""
-    n_rows = x.shape[0]
-    ref = 0.0
-    s = 0.0
-    ss = 0.0
-    nbad = 0
-    since = 0
-    for t in range(n_rows):
-        v = x[t, j]
-        if math.isfinite(v):
-            s += v - ref
-            ss += (v - ref) * (v - ref)
-        else:
-            nbad += 1
-        if t >= w:
-            o = x[t - w, j]
-            if math.isfinite(o):
-                s -= o - ref
-                ss -= (o - ref) * (o - ref)
-            else:
-                nbad -= 1
-        since += 1
-        if t < w - 1 or nbad > 0:
-            out[t, j] = _NAN
-            continue
-        if since >= _RESYNC or since >= w:
-            # recompute around the oldest value of the window: bounded drift and cancellation
-            ref = x[t - w + 1, j]
-            s = 0.0
-            ss = 0.0
-            for k in range(t - w + 1, t + 1):
-                s += x[k, j] - ref
-                ss += (x[k, j] - ref) * (x[k, j] - ref)
-            since = 0
-        mean_d = s / w
-        if code == MEAN:
-            out[t, j] = ref + mean_d
-        elif code == SUM:
-            out[t, j] = s + w * ref
-        else:
-            var = (ss - s * mean_d) / (w - 1)
-            if var <= 1e-14 * (ss / w):
-                var = 0.0
-            sd = math.sqrt(var)
-            if code == STD:
-                out[t, j] = sd
-            else:
-                out[t, j] = (v - ref - mean_d) / sd if sd > 0.0 else _NAN
-
-
-@njit(cache=True)
-def _window_value(x: np.ndarray, j: int, lo: int, hi: int, code: int) -> float:
-    """One window statistic over rows lo..hi (inclusive) of column j, all values finite."""
-    w = hi - lo + 1
-    if code in (TMIN, TMAX, ARGMIN, ARGMAX):
-        best = lo
-        for k in range(lo + 1, hi + 1):
-            if ((code in (TMIN, ARGMIN)) and x[k, j] < x[best, j]) or (
-                (code in (TMAX, ARGMAX)) and x[k, j] > x[best, j]
-            ):
-                best = k
-        if code in (TMIN, TMAX):
-            return float(x[best, j])
-        return float(best - lo + 1)
-    if code == RANK:
-        v = x[hi, j]
-        less = 0
-        same = 0
-        for k in range(lo, hi + 1):
-            if x[k, j] < v:
-                less += 1
-            elif x[k, j] == v:
-                same += 1
-        return (less + (same + 1) / 2.0) / w
-    if code == PROD:
-        p = 1.0
-        for k in range(lo, hi + 1):
-            p *= x[k, j]
-        return p if math.isfinite(p) else _NAN
-    if code == DECAY:
-        num = 0.0
-        for k in range(lo, hi + 1):
-            num += (k - lo + 1) * x[k, j]
-        return num / (w * (w + 1) / 2.0)
-    # SKEW: adjusted Fisher-Pearson (pandas rolling skew)
-    mean = 0.0
-    for k in range(lo, hi + 1):
-        mean += x[k, j]
-    mean /= w
-    m2 = 0.0
-    m3 = 0.0
-    for k in range(lo, hi + 1):
-        d = x[k, j] - mean
-        m2 += d * d
-        m3 += d * d * d
-    m2 /= w
-    m3 /= w
-    if m2 <= 1e-14 * mean * mean or m2 <= 0.0:
-        return _NAN
-    return float(math.sqrt(w * (w - 1.0)) * m3 / ((w - 2.0) * m2**1.5))
-
-
-@njit(cache=True, parallel=True)
-def ts_window(x: np.ndarray, w: int, code: int) -> np.ndarray:
-    """Rolling statistic over windows of ``w`` rows, per column.
-
-    Equivalent to: ``df.rolling(w).mean() / .sum() / .std() / .min() / .max() / .skew()``,
-    ``.rank(pct=True)``, ``.apply(np.argmax) + 1``, ``.apply(np.prod)``, a linearly weighted
-    mean (weights 1..w, newest largest) and ``(x - mean) / std``. NaN until the window is full
-    and wherever the window holds a non-finite value.
-    """
-    n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    for j in prange(n_cols):
-        if code <= ZSCORE:
-            _roll_moments(x, out, j, w, code)
-            continue
-        nbad = 0
-        for t in range(n_rows):
-            if not math.isfinite(x[t, j]):
-                nbad += 1
-            if t >= w and not math.isfinite(x[t - w, j]):
-                nbad -= 1
-            if t < w - 1 or nbad > 0:
-                out[t, j] = _NAN
-            else:
-                out[t, j] = _window_value(x, j, t - w + 1, t, code)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def ts_pair(x: np.ndarray, y: np.ndarray, w: int, code: int) -> np.ndarray:
-    """Rolling CORR (Pearson) or COV (ddof=1) of two (T, N) arrays, per column.
-
-    Equivalent to: ``dfx.rolling(w).corr(dfy)`` / ``.cov(dfy)``; NaN until full, where either
-    input is non-finite in the window, and (CORR) where either variance is 0.
-    """
-    n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    for j in prange(n_cols):
-        nbad = 0
-        for t in range(n_rows):
-            if not (math.isfinite(x[t, j]) and math.isfinite(y[t, j])):
-                nbad += 1
-            if t >= w and not (math.isfinite(x[t - w, j]) and math.isfinite(y[t - w, j])):
-                nbad -= 1
-            if t < w - 1 or nbad > 0:
-                out[t, j] = _NAN
-                continue
-            mx = 0.0
-            my = 0.0
-            for k in range(t - w + 1, t + 1):
-                mx += x[k, j]
-                my += y[k, j]
-            mx /= w
-            my /= w
-            sxy = 0.0
-            sxx = 0.0
-            syy = 0.0
-            for k in range(t - w + 1, t + 1):
-                dx, dy = x[k, j] - mx, y[k, j] - my
-                sxy += dx * dy
-                sxx += dx * dx
-                syy += dy * dy
-            if code == COV:
-                out[t, j] = sxy / (w - 1)
-            elif sxx <= 1e-14 * mx * mx or syy <= 1e-14 * my * my or sxx <= 0.0 or syy <= 0.0:
-                out[t, j] = _NAN
-            else:
-                out[t, j] = min(1.0, max(-1.0, sxy / math.sqrt(sxx * syy)))
-    return out
-
-
-@njit(cache=True, parallel=True)
-def ts_ewm(x: np.ndarray, span: int) -> np.ndarray:
-    """Exponentially weighted mean, alpha = 2 / (span + 1), recursive form, per column.
-
-    Equivalent to: ``df.ewm(span=span, adjust=False, ignore_na=True, min_periods=span).mean()``
-    masked to NaN where the input is NaN.
-    """
-    n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    alpha = 2.0 / (span + 1.0)
-    for j in prange(n_cols):
-        y = 0.0
-        seen = 0
-        for t in range(n_rows):
-            v = x[t, j]
-            if not math.isfinite(v):
-                out[t, j] = _NAN
-                continue
-            y = v if seen == 0 else alpha * v + (1.0 - alpha) * y
-            seen += 1
-            out[t, j] = y if seen >= span else _NAN
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from engine.panel import Panel
 from factors.errors import ExprError
-from factors.expr import compile_expr, evaluate, ops_nb, parse
+from factors.expr import compile_expr, evaluate, ops_nb, parse, ts_nb
 from factors.expr import ops as ops_table
 from factors.expr.compile import evaluate_many
 
@@ -251,9 +251,9 @@ def test_every_operator_has_a_reference_case() -> None:
 
 def test_kernel_codes_agree_with_the_operator_table() -> None:
     names = [n for n in dir(ops_table) if n.isupper() and isinstance(getattr(ops_table, n), int)]
-    shared = [n for n in names if hasattr(ops_nb, n)]
-    assert len(shared) > 40
-    assert all(getattr(ops_table, n) == getattr(ops_nb, n) for n in shared)
+    pairs = [(n, m) for n in names for m in (ops_nb, ts_nb) if hasattr(m, n)]
+    assert len({n for n, _ in pairs}) > 40
+    assert all(getattr(ops_table, n) == getattr(m, n) for n, m in pairs)
 
 
 def test_common_subexpressions_are_computed_once() -> None:

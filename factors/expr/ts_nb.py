@@ -1,0 +1,286 @@
+"""Numba time-series kernels of the expression language over (T, N) float64 arrays.
+
+Arrays are C-ordered (T, N): one row holds every asset. A kernel walks the rows forward and
+keeps per-column state for a block of ``BLOCK`` adjacent columns, so memory is read row by row
+(cache friendly); blocks of columns run in parallel. Every output at row t is computed from rows
+<= t only, so values at or before t are bit-identical whatever follows (lookahead checks rely
+on it).
+
+NaN policy: the output at row t is NaN until the window is full (t < w - 1; t < d for lags) and
+whenever any value in the window is not finite (pandas ``rolling(w)``, ``min_periods=w``);
+``ts_ewm`` skips non-finite inputs (NaN on those rows) and is NaN until ``span`` values.
+Op codes mirror ``factors/expr/ops.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+DELAY, DELTA, PCT = 0, 1, 2
+MEAN, SUM, STD, ZSCORE, TMIN, TMAX, ARGMIN, ARGMAX, RANK, SKEW, PROD, DECAY = range(12)
+CORR, COV = 0, 1
+
+BLOCK = 16  # columns per parallel task
+_NAN = np.nan
+_RESYNC = 256  # rolling sums are recomputed from the window at least this often (drift control)
+
+
+@njit(cache=True, parallel=True)
+def ts_shift(x: np.ndarray, d: int, code: int) -> np.ndarray:
+    """Lagged ops: DELAY x[t-d], DELTA x[t]-x[t-d], PCT x[t]/x[t-d]-1; rows in parallel.
+
+    Equivalent to: ``df.shift(d)``, ``df.diff(d)``, ``df / df.shift(d) - 1`` (NaN where the
+    lagged value is 0; non-finite results NaN). NaN for t < d.
+    """
+    n_rows, n_cols = x.shape
+    out = np.empty((n_rows, n_cols))
+    for t in prange(n_rows):
+        for j in range(n_cols):
+            if t < d:
+                out[t, j] = _NAN
+                continue
+            v, p = x[t, j], x[t - d, j]
+            if code == DELAY:
+                out[t, j] = p
+            elif code == DELTA:
+                r = v - p
+                out[t, j] = r if math.isfinite(r) else _NAN
+            else:
+                r = v / p - 1.0 if p != 0.0 else _NAN
+                out[t, j] = r if math.isfinite(r) else _NAN
+    return out
+
+
+@njit(cache=True)
+def _resync(x: np.ndarray, t: int, j: int, w: int) -> tuple[float, float, float]:
+    """(ref, sum, sum of squares) of x[t-w+1..t, j] - ref with ref the oldest value."""
+    ref = x[t - w + 1, j]
+    s = 0.0
+    ss = 0.0
+    for k in range(t - w + 1, t + 1):
+        s += x[k, j] - ref
+        ss += (x[k, j] - ref) * (x[k, j] - ref)
+    return ref, s, ss
+
+
+@njit(cache=True)
+def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int) -> None:
+    """MEAN, SUM, STD, ZSCORE of columns j0..j1-1 by running sums of (x - ref)."""
+    n_rows = x.shape[0]
+    nb = j1 - j0
+    ref = np.zeros(nb)
+    s = np.zeros(nb)
+    ss = np.zeros(nb)
+    nbad = np.zeros(nb, dtype=np.int64)
+    since = np.zeros(nb, dtype=np.int64)
+    for t in range(n_rows):
+        for b in range(nb):
+            j = j0 + b
+            v = x[t, j]
+            if math.isfinite(v):
+                s[b] += v - ref[b]
+                ss[b] += (v - ref[b]) * (v - ref[b])
+            else:
+                nbad[b] += 1
+            if t >= w:
+                o = x[t - w, j]
+                if math.isfinite(o):
+                    s[b] -= o - ref[b]
+                    ss[b] -= (o - ref[b]) * (o - ref[b])
+                else:
+                    nbad[b] -= 1
+            since[b] += 1
+            if t < w - 1 or nbad[b] > 0:
+                out[t, j] = _NAN
+                continue
+            if since[b] >= _RESYNC or since[b] >= w:
+                ref[b], s[b], ss[b] = _resync(x, t, j, w)
+                since[b] = 0
+            mean_d = s[b] / w
+            if code == MEAN:
+                out[t, j] = ref[b] + mean_d
+            elif code == SUM:
+                out[t, j] = s[b] + w * ref[b]
+            else:
+                var = (ss[b] - s[b] * mean_d) / (w - 1)
+                if var <= 1e-14 * (ss[b] / w):
+                    var = 0.0
+                sd = math.sqrt(var)
+                if code == STD:
+                    out[t, j] = sd
+                else:
+                    out[t, j] = (v - ref[b] - mean_d) / sd if sd > 0.0 else _NAN
+
+
+@njit(cache=True)
+def _window_value(x: np.ndarray, j: int, lo: int, hi: int, code: int) -> float:
+    """One window statistic over rows lo..hi (inclusive) of column j, all values finite."""
+    w = hi - lo + 1
+    if code in (TMIN, TMAX, ARGMIN, ARGMAX):
+        best = lo
+        for k in range(lo + 1, hi + 1):
+            if (code in (TMIN, ARGMIN) and x[k, j] < x[best, j]) or (
+                code in (TMAX, ARGMAX) and x[k, j] > x[best, j]
+            ):
+                best = k
+        if code in (TMIN, TMAX):
+            return float(x[best, j])
+        return float(best - lo + 1)
+    if code == RANK:
+        v = x[hi, j]
+        less = 0
+        same = 0
+        for k in range(lo, hi + 1):
+            if x[k, j] < v:
+                less += 1
+            elif x[k, j] == v:
+                same += 1
+        return (less + (same + 1) / 2.0) / w
+    if code == PROD:
+        p = 1.0
+        for k in range(lo, hi + 1):
+            p *= x[k, j]
+        return p if math.isfinite(p) else _NAN
+    if code == DECAY:
+        num = 0.0
+        for k in range(lo, hi + 1):
+            num += (k - lo + 1) * x[k, j]
+        return num / (w * (w + 1) / 2.0)
+    # SKEW: adjusted Fisher-Pearson (pandas rolling skew)
+    mean = 0.0
+    for k in range(lo, hi + 1):
+        mean += x[k, j]
+    mean /= w
+    m2 = 0.0
+    m3 = 0.0
+    for k in range(lo, hi + 1):
+        d = x[k, j] - mean
+        m2 += d * d
+        m3 += d * d * d
+    m2 /= w
+    m3 /= w
+    if m2 <= 1e-14 * mean * mean or m2 <= 0.0:
+        return _NAN
+    return float(math.sqrt(w * (w - 1.0)) * m3 / ((w - 2.0) * m2**1.5))
+
+
+@njit(cache=True)
+def _direct_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int) -> None:
+    """Window statistics computed from the whole window at each row (min, rank, skew, ...)."""
+    n_rows = x.shape[0]
+    nbad = np.zeros(j1 - j0, dtype=np.int64)
+    for t in range(n_rows):
+        for j in range(j0, j1):
+            if not math.isfinite(x[t, j]):
+                nbad[j - j0] += 1
+            if t >= w and not math.isfinite(x[t - w, j]):
+                nbad[j - j0] -= 1
+            if t < w - 1 or nbad[j - j0] > 0:
+                out[t, j] = _NAN
+            else:
+                out[t, j] = _window_value(x, j, t - w + 1, t, code)
+
+
+@njit(cache=True, parallel=True)
+def ts_window(x: np.ndarray, w: int, code: int) -> np.ndarray:
+    """Rolling statistic over windows of ``w`` rows, per column.
+
+    Equivalent to: ``df.rolling(w).mean() / .sum() / .std() / .min() / .max() / .skew()``,
+    ``.rank(pct=True)``, ``.apply(np.argmax) + 1``, ``.apply(np.prod)``, a linearly weighted
+    mean (weights 1..w, newest largest) and ``(x - mean) / std``. NaN until the window is full
+    and wherever the window holds a non-finite value.
+    """
+    n_rows, n_cols = x.shape
+    out = np.empty((n_rows, n_cols))
+    n_blocks = (n_cols + BLOCK - 1) // BLOCK
+    for blk in prange(n_blocks):
+        j0 = blk * BLOCK
+        j1 = min(n_cols, j0 + BLOCK)
+        if code <= ZSCORE:
+            _moments_block(x, out, j0, j1, w, code)
+        else:
+            _direct_block(x, out, j0, j1, w, code)
+    return out
+
+
+@njit(cache=True)
+def _pair_value(x: np.ndarray, y: np.ndarray, j: int, t: int, w: int, code: int) -> float:
+    mx = 0.0
+    my = 0.0
+    for k in range(t - w + 1, t + 1):
+        mx += x[k, j]
+        my += y[k, j]
+    mx /= w
+    my /= w
+    sxy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    for k in range(t - w + 1, t + 1):
+        dx, dy = x[k, j] - mx, y[k, j] - my
+        sxy += dx * dy
+        sxx += dx * dx
+        syy += dy * dy
+    if code == COV:
+        return sxy / (w - 1)
+    if sxx <= 1e-14 * mx * mx or syy <= 1e-14 * my * my or sxx <= 0.0 or syy <= 0.0:
+        return _NAN
+    return min(1.0, max(-1.0, sxy / math.sqrt(sxx * syy)))
+
+
+@njit(cache=True, parallel=True)
+def ts_pair(x: np.ndarray, y: np.ndarray, w: int, code: int) -> np.ndarray:
+    """Rolling CORR (Pearson) or COV (ddof=1) of two (T, N) arrays, per column.
+
+    Equivalent to: ``dfx.rolling(w).corr(dfy)`` / ``.cov(dfy)``; NaN until full, where either
+    input is non-finite in the window, and (CORR) where either variance is 0.
+    """
+    n_rows, n_cols = x.shape
+    out = np.empty((n_rows, n_cols))
+    n_blocks = (n_cols + BLOCK - 1) // BLOCK
+    for blk in prange(n_blocks):
+        j0 = blk * BLOCK
+        j1 = min(n_cols, j0 + BLOCK)
+        nbad = np.zeros(j1 - j0, dtype=np.int64)
+        for t in range(n_rows):
+            for j in range(j0, j1):
+                if not (math.isfinite(x[t, j]) and math.isfinite(y[t, j])):
+                    nbad[j - j0] += 1
+                if t >= w and not (math.isfinite(x[t - w, j]) and math.isfinite(y[t - w, j])):
+                    nbad[j - j0] -= 1
+                if t < w - 1 or nbad[j - j0] > 0:
+                    out[t, j] = _NAN
+                else:
+                    out[t, j] = _pair_value(x, y, j, t, w, code)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def ts_ewm(x: np.ndarray, span: int) -> np.ndarray:
+    """Exponentially weighted mean, alpha = 2 / (span + 1), recursive form, per column.
+
+    Equivalent to: ``df.ewm(span=span, adjust=False, ignore_na=True, min_periods=span).mean()``
+    masked to NaN where the input is NaN.
+    """
+    n_rows, n_cols = x.shape
+    out = np.empty((n_rows, n_cols))
+    alpha = 2.0 / (span + 1.0)
+    n_blocks = (n_cols + BLOCK - 1) // BLOCK
+    for blk in prange(n_blocks):
+        j0 = blk * BLOCK
+        j1 = min(n_cols, j0 + BLOCK)
+        y = np.zeros(j1 - j0)
+        seen = np.zeros(j1 - j0, dtype=np.int64)
+        for t in range(n_rows):
+            for j in range(j0, j1):
+                b = j - j0
+                v = x[t, j]
+                if not math.isfinite(v):
+                    out[t, j] = _NAN
+                    continue
+                y[b] = v if seen[b] == 0 else alpha * v + (1.0 - alpha) * y[b]
+                seen[b] += 1
+                out[t, j] = y[b] if seen[b] >= span else _NAN
+    return out
