@@ -36,7 +36,8 @@ class FundingChecks:
         window: funding events in the robust-z reference window.
         outlier_z: robust z of the rate above which it is an outlier (scale floored at
             ``min_scale``).
-        min_scale: floor of 1.4826*MAD, in rate units (1e-5 = 0.1 bp per interval).
+        min_scale: floor of 1.4826*MAD, in rate units (1e-4 = 1 bp per interval: rates sit
+            at the 0.01 % default for long stretches, where the MAD is 0).
         max_abs_rate: any |rate| above this is an outlier whatever its z (0.03 = 3 %).
     """
 
@@ -44,7 +45,7 @@ class FundingChecks:
     grid_tol_us: int = 60_000_000
     window: int = 90
     outlier_z: float = 10.0
-    min_scale: float = 1e-5
+    min_scale: float = 1e-4
     max_abs_rate: float = 0.03
 
 
@@ -60,7 +61,8 @@ def validate_funding(
     Checks: ``duplicate_funding``, ``non_monotonic_time``, ``non_positive_mark_price``:
     error; ``missing_funding`` (count = missing events; a step of k intervals misses k-1),
     ``irregular_funding_time`` (a time more than ``grid_tol_us`` off the symbol's interval
-    grid, or a step that is not a whole number of intervals), ``funding_outlier``: warning.
+    grid, anchored at the epoch: 00/08/16 UTC for 8h), ``funding_outlier``: warning. Steps
+    that are not whole intervals (around an irregular time) never count as missing events.
     Expected events (completeness) = per symbol, span / interval + 1.
     """
     p = params or FundingChecks()
@@ -89,7 +91,7 @@ def validate_funding(
         k = np.rint(step / iv).astype(np.int64)
         off_step = np.abs(step - k * iv) > p.grid_tol_us
         off = np.abs(((ts_u + iv // 2) % iv) - iv // 2) > p.grid_tol_us
-        irr.append(np.union1d(rows_u[off], rows_u[1:][off_step | (k < 1)]))
+        irr.append(rows_u[off])
         m = np.flatnonzero((k >= 2) & ~off_step)
         miss_rows.append(rows_u[1:][m])
         miss_n[rows_u[1:][m]] = k[m] - 1
@@ -155,7 +157,7 @@ def validate_funding(
             "irregular_funding_time",
             dataset,
             "warning",
-            "funding time off the interval grid or a step that is not whole intervals",
+            "funding time off the interval grid (anchored at 00:00 UTC)",
             cat(irr),
             t,
             {"interval_h": iv_all // HOUR_US},
