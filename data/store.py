@@ -40,7 +40,7 @@ from data import manifest as mf
 from data import schemas
 from data.errors import SchemaError, StoreError
 from data.manifest import PartitionInfo, SourceRecord
-from data.store_merge import dedupe_sort, month_of_us, split_partitions
+from data.store_merge import dedupe_sort, month_of_us, sorted_by_symbol_time, split_partitions
 
 KLINE_BASES = ("klines", "mark_klines", "index_klines")
 MARKETS = ("spot", "usdm", "coinm")
@@ -440,7 +440,9 @@ class Store:
             t = dset.to_table(columns=need, filter=flt)
         except (OSError, pa.ArrowInvalid) as exc:
             raise StoreError(f"{root}: read failed: {exc}") from exc
-        t = t.take(pc.sort_indices(t, sort_keys=[("symbol", "ascending"), (tcol, "ascending")]))
+        if not sorted_by_symbol_time(t, tcol):  # files are read in (symbol, month) order
+            keys = [("symbol", "ascending"), (tcol, "ascending")]
+            t = t.take(pc.sort_indices(t, sort_keys=keys))
         return t.select(cols).cast(out_schema)
 
     @staticmethod

@@ -141,3 +141,22 @@ def _split_sorted(
     for s, e in zip(starts, ends, strict=True):
         i = int(order[s])
         yield sym_names[int(sym_codes[i])], month_label(int(m_idx[i])), body.slice(s, e - s)
+
+
+def sorted_by_symbol_time(table: pa.Table, tcol: str) -> bool:
+    """True when ``table`` is sorted by (symbol, tcol) (the time column has no nulls)."""
+    if table.num_rows < 2:
+        return True
+    t = table.column(tcol)
+    if t.null_count:
+        return False
+    enc = pc.dictionary_encode(table.column("symbol")).combine_chunks()
+    names = enc.dictionary.to_pylist()
+    if names != sorted(names):
+        return False
+    codes = np.asarray(enc.indices.to_numpy(), dtype=np.int64)
+    dc = np.diff(codes)
+    if bool((dc < 0).any()):
+        return False  # a symbol reappears after another one
+    tv = ts_int(t)
+    return bool(((np.diff(tv) >= 0) | (dc > 0)).all())

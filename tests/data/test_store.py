@@ -23,7 +23,7 @@ from data import schemas
 from data.archive import read_archive_csv
 from data.errors import SchemaError, StoreError
 from data.store import Store, schema_name
-from data.store_merge import dedupe_sort, split_partitions
+from data.store_merge import dedupe_sort, sorted_by_symbol_time, split_partitions
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_704_067_200_000_000  # 2024-01-01 00:00 UTC in µs
@@ -534,3 +534,14 @@ def test_split_partitions_groups_rows_by_symbol_and_month(
         assert all(rows[i][0] == sym for i in idx)
         seen += idx
     assert sorted(seen) == list(range(len(rows)))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.integers(0, 4)), max_size=12))
+def test_sorted_by_symbol_time_matches_python(rows: list[tuple[str, int]]) -> None:
+    t = pa.table(
+        {
+            "symbol": pa.array([r[0] for r in rows], pa.string()),
+            "ts": pa.array([r[1] for r in rows], pa.int64()).cast(schemas.TS),
+        }
+    )
+    assert sorted_by_symbol_time(t, "ts") == (rows == sorted(rows))
