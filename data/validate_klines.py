@@ -275,6 +275,8 @@ def _sequence_checks(
     for sym, grp in symbol_groups(table):
         rows = rows_of(grp, n)
         ts = t[grp]
+        if ts.size == 0:
+            continue
         step = np.diff(ts)
         back.append(rows[1:][step < 0])
         if (step >= 0).all():

@@ -1,0 +1,195 @@
+"""QualityReport outputs and the `alphaforge validate` command (files, store, exit codes, repair)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from data.archive import read_archive_path
+from data.schemas import KLINES
+from data.store import Store
+from data.validate import validate_klines
+from data.validate_report import CheckResult, QualityReport
+from engine.cli import app
+
+IV = 60_000_000
+FUT = "binance_futures_klines"
+
+
+def _bars(n: int, drop: tuple[int, ...] = (), bad_ohlc: tuple[int, ...] = ()) -> pa.Table:
+    t0 = 1_700_000_000_000_000 - 1_700_000_000_000_000 % IV
+    ot = t0 + IV * np.arange(n, dtype=np.int64)
+    keep = np.setdiff1d(np.arange(n), drop)
+    px = 100.0 + np.sin(np.arange(n)) * 0.1
+    o, h, lo = px.copy(), px + 0.2, px - 0.2
+    o[list(bad_ohlc)] = h[list(bad_ohlc)] + 1.0
+    v = np.full(n, 2.0)
+    t = pa.table(
+        {
+            "symbol": ["TESTUSDT"] * n,
+            "open_time": pa.array(ot).cast(KLINES.field("open_time").type),
+            "open": o,
+            "high": h,
+            "low": lo,
+            "close": px,
+            "volume": v,
+            "close_time": pa.array(ot + IV - 1000).cast(KLINES.field("close_time").type),
+            "quote_volume": px * v,
+            "trades": np.full(n, 5, np.int64),
+            "taker_buy_volume": v / 2,
+            "taker_buy_quote_volume": px * v / 2,
+        }
+    ).cast(KLINES)
+    return t.take(pa.array(keep))
+
+
+def test_completeness_formula_hand_computed() -> None:
+    rep = validate_klines(_bars(12, drop=(3, 4), bad_ohlc=(7,)), "1m")
+    assert (rep.expected, rep.missing, rep.flagged) == (12, 2, 1)
+    assert rep.completeness == pytest.approx((12 - 2 - 1) / 12)
+    assert rep.worst_severity == "error"
+    assert rep.failed("error")
+    assert rep.failed("warning")
+    ohlc = rep.check("ohlc_inconsistent")
+    assert ohlc.count == 1
+    assert ohlc.rows[0]["row"] == 5  # row 7 of the grid, 2 rows dropped before it
+    assert ohlc.rows[0]["ts"].endswith("Z")
+
+
+def test_empty_and_clean_reports() -> None:
+    empty = validate_klines(_bars(0), "1m")
+    assert empty.completeness == 1.0
+    assert empty.worst_severity is None
+    clean = validate_klines(_bars(50), "1m")
+    assert clean.worst_severity is None
+    assert not clean.failed("info")
+
+
+def test_json_html_rich_outputs() -> None:
+    rep = validate_klines(_bars(30, drop=(10,), bad_ohlc=(20,)), "1m", source="<x&y>")
+    doc = json.loads(rep.to_json())
+    assert doc["completeness"] == pytest.approx(rep.completeness)
+    names = {c["name"]: c for c in doc["checks"]}
+    assert names["missing_bars"]["details"][0]["missing_bars"] == 1
+    assert names["ohlc_inconsistent"]["rows"][0]["row"] == 19
+    html = rep.to_html()
+    assert html.startswith('<section class="quality-report"')
+    assert "&lt;x&amp;y&gt;" in html
+    assert "<x&y>" not in html
+    from rich.console import Console
+
+    con = Console(record=True, width=200)
+    con.print(rep.to_rich())
+    text = con.export_text()
+    assert "ohlc_inconsistent" in text
+    assert "missing_bars" in text
+
+
+def test_check_result_validation() -> None:
+    with pytest.raises(ValueError, match="severity"):
+        CheckResult("x", "klines", "fatal", 0, "d")  # type: ignore[arg-type]
+    rep = QualityReport("klines", "t", 0, (), 0, 0, 0)
+    with pytest.raises(KeyError, match="no check"):
+        rep.check("nope")
+
+
+runner = CliRunner()
+
+
+@pytest.mark.shared
+def test_cli_exit_codes_on_real_files(real_dir: Path) -> None:
+    clean = str(real_dir / FUT / "DOTUSDT-1m-2024-11.csv.gz")
+    res = runner.invoke(app, ["validate", clean])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["validate", clean, "--fail-on", "warning", "--json"])
+    assert res.exit_code == 1  # the month has return-outlier warnings
+    doc = json.loads(res.output)
+    assert doc["reports"][0]["worst_severity"] == "warning"
+    cdd = str(real_dir / "cryptodatadownload" / "Binance_BTCUSDT_1h.csv.gz")
+    res = runner.invoke(app, ["validate", cdd, "--json"])
+    assert res.exit_code == 1
+    checks = {c["name"]: c["count"] for c in json.loads(res.output)["reports"][0]["checks"]}
+    assert checks["mixed_timestamp_units"] > 0
+    assert checks["overlapping_layouts"] == 2649
+
+
+def test_cli_bad_input_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "nothing-here.csv"
+    bad.write_text("a,b\n1,2\n")
+    res = runner.invoke(app, ["validate", str(bad)])
+    assert res.exit_code == 2
+    assert "nothing-here.csv" in res.output
+
+
+def test_cli_repair_parquet(tmp_path: Path) -> None:
+    src = tmp_path / "bars.parquet"
+    pq.write_table(_bars(40, drop=(5, 6, 30)), src)
+    out = tmp_path / "fixed.parquet"
+    res = runner.invoke(
+        app, ["validate", str(src), "--dataset", "klines_1m", "--repair", str(out), "--json"]
+    )
+    assert res.exit_code == 0, res.output  # gaps are warnings
+    doc = json.loads(res.output)
+    assert doc["repair"]["n_filled"] == 3
+    fixed = pq.read_table(out)
+    assert fixed.num_rows == 40
+    assert np.flatnonzero(np.asarray(fixed["repaired"])).tolist() == [5, 6, 30]
+    assert json.loads((tmp_path / "fixed.parquet.repair.json").read_text())["n_filled"] == 3
+    assert pq.read_table(src).num_rows == 37  # the input is never modified
+
+
+@pytest.mark.shared
+def test_cli_store_sets_partition_status(real_dir: Path, tmp_path: Path) -> None:
+    t = read_archive_path(real_dir / FUT / "AVAXUSDT-1m-2026-06.csv.gz", "klines_1m")
+    keep = np.ones(t.num_rows, dtype=bool)
+    keep[1000] = False
+    st = Store(tmp_path / "store")
+    st.write(t.filter(pa.array(keep)), "klines_1m", market="usdm", source="test")
+    res = runner.invoke(
+        app,
+        [
+            "validate",
+            "--store",
+            str(tmp_path / "store"),
+            "--dataset",
+            "klines_1m",
+            "--symbols",
+            "AVAXUSDT",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)["reports"][0]
+    miss = next(c for c in rep["checks"] if c["name"] == "missing_bars")
+    assert miss["count"] == 1
+    (part,) = st.partitions("klines_1m", market="usdm")
+    assert part.validation_status == "warnings"
+    assert part.validation_summary["checks"]["missing_bars"] == 1
+
+
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        "klines_1m",
+        "agg_trades",
+        "trades",
+        "funding",
+        "book_snapshots",
+        "book_ticker",
+        "depth_updates",
+    ],
+)
+def test_every_validator_accepts_an_empty_table(dataset: str) -> None:
+    from data.schemas import DATASETS
+    from data.validate import base_dataset, validate_table
+
+    rep = validate_table(DATASETS[base_dataset(dataset)[0]].empty_table(), dataset)
+    assert rep.n_rows == 0
+    assert rep.completeness == 1.0
+    assert rep.worst_severity is None
