@@ -1,4 +1,4 @@
-"""QualityReport outputs and the `alphaforge validate` command (files, store, exit codes, repair)."""
+"""QualityReport outputs and `alphaforge validate` (files, store, exit codes, repair)."""
 
 from __future__ import annotations
 
