@@ -13,6 +13,7 @@ variance gives +-inf or NaN as empyrical does.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -88,11 +89,18 @@ def annual_volatility(returns: F64, periods_per_year: float) -> Any:
 
 
 def _nanstd(r: F64) -> np.ndarray:
+    """Sample std (ddof=1) skipping NaN; exactly 0 for constant columns (no 1e-18 residue
+    from the floating-point mean, which would turn an infinite ratio into ~1e16)."""
     n = _valid_count(r)
     with np.errstate(invalid="ignore", divide="ignore"):
         mu = np.nansum(r, axis=0) / n
         ss = np.nansum((r - mu) ** 2, axis=0)
         sd = np.sqrt(ss / (n - 1))
+    if r.shape[0]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            constant = np.nanmax(r, axis=0) == np.nanmin(r, axis=0)
+        sd = np.where(constant, 0.0, sd)
     return np.where(n >= 2, sd, np.nan)
 
 

@@ -248,7 +248,7 @@ class Panel:
             bad = int(np.argmax(counts))
             raise PanelError(
                 f"duplicate rows for ts={int(ts_u[bad // len(sym_u)])} "
-                f"symbol={sym_u[bad % len(sym_u)]!r} ({counts[bad]} rows)"
+                f"symbol={str(sym_u[bad % len(sym_u)])!r} ({counts[bad]} rows)"
             )
         out: dict[str, F64] = {}
         for name in fields:

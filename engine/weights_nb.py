@@ -125,10 +125,10 @@ def row_weights(sig, scheme, gross, quantile, neutral, out):  # type: ignore[no-
             out[i] = math.nan if math.isnan(x) else (1.0 if x > 0 else (-1.0 if x < 0 else 0.0))
         c = 0
         for i in range(n):
-            if not math.isnan(out[i]):
+            if not math.isnan(out[i]) and out[i] != 0.0:
                 c += 1
         for i in range(n):
-            out[i] = 0.0 if math.isnan(out[i]) else out[i] * gross / c
+            out[i] = 0.0 if (math.isnan(out[i]) or c == 0) else out[i] * gross / c
     elif scheme == ZSCORE:
         s = 0.0
         ss = 0.0

@@ -70,3 +70,26 @@ def float_arrays_with_nans(max_size: int = 300) -> st.SearchStrategy:
         st.just(float("nan")),
     )
     return st.lists(elem, min_size=0, max_size=max_size)
+
+
+# ---------------------------------------------------------------- markets (engine backtest)
+@st.composite
+def price_paths(draw: st.DrawFn, max_t: int = 60, max_n: int = 4) -> tuple:
+    """(close (T, N), open (T, N), weights (T, N)) with positive prices and bounded weights.
+
+    Opens are the previous close moved by a small gap, so lag >= 1 fills differ from closes.
+    """
+    import numpy as np
+
+    t = draw(st.integers(2, max_t))
+    n = draw(st.integers(1, max_n))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    rets = rng.normal(0.0, draw(st.sampled_from([0.001, 0.01, 0.05])), (t, n))
+    close = 100.0 * np.exp(np.cumsum(rets, axis=0))
+    gaps = np.exp(rng.normal(0.0, 0.002, (t, n)))
+    open_ = np.vstack([close[:1] * gaps[:1], close[:-1] * gaps[1:]])
+    w = rng.uniform(-1.0, 1.0, (t, n)) / n
+    if draw(st.booleans()):
+        w[rng.random((t, n)) < 0.3] = np.nan
+    return close, open_, w
