@@ -113,6 +113,7 @@ class MessageParser:
             name: ([], []) for name in _DATASETS
         }
         self._lineno = 0
+        self._routes: dict[str, tuple[str, Callable[[dict[str, Any], int], None]]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any], int], None]] = {
             "trade": self._trade,
             "aggTrade": self._agg_trade,
@@ -145,23 +146,31 @@ class MessageParser:
         except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as e:
             raise self.fail(lineno, f"{type(e).__name__}: {e}; line starts {text[:80]!r}") from e
 
-    def _message(self, obj: dict[str, Any], local_us: int) -> None:
-        stream, data = obj["stream"], obj["data"]
-        if type(stream) is not str or "@" not in stream or not isinstance(data, dict):
-            raise ValueError(f"bad combined-stream envelope (stream {stream!r})")
+    def _route(self, stream: Any) -> tuple[str, Callable[[dict[str, Any], int], None]]:
+        """(stream kind, handler) of a stream name such as ``btcusdt@depth@100ms``."""
+        if type(stream) is not str or "@" not in stream:
+            raise ValueError(f"bad combined-stream name {stream!r}")
         kind = stream.split("@", 1)[1]
         base = kind.split("@", 1)[0]
         if base == "depth":
-            self._depth(data, local_us)
-        elif base == "markPrice":
-            self._mark(data, local_us)
-        elif base.startswith("kline_"):
-            self._kline(data, local_us)
-        elif base in self._handlers:
-            self._handlers[base](data, local_us)
-        else:
-            raise ValueError(f"unknown stream type {kind!r} in {stream!r}")
-        self.counts[base] = self.counts.get(base, 0) + 1
+            return base, self._depth
+        if base == "markPrice":
+            return base, self._mark
+        if base.startswith("kline_"):
+            return base, self._kline
+        if base in self._handlers:
+            return base, self._handlers[base]
+        raise ValueError(f"unknown stream type {kind!r} in {stream!r}")
+
+    def _message(self, obj: dict[str, Any], local_us: int) -> None:
+        stream, data = obj["stream"], obj["data"]
+        route = self._routes.get(stream) if type(stream) is str else None
+        if route is None:
+            route = self._routes[stream] = self._route(stream)
+        if type(data) is not dict:
+            raise ValueError(f"field 'data' of stream {stream!r} must be an object")
+        route[1](data, local_us)
+        self.counts[route[0]] = self.counts.get(route[0], 0) + 1
 
     def _levels(
         self, sym: str | None, ts: int, local_us: int,
@@ -172,10 +181,10 @@ class MessageParser:
         for is_bid, side, name in ((True, bids, "b"), (False, asks, "a")):
             if type(side) is not list:
                 raise ValueError(f"field {name!r} must be a list of [price, qty]")
-            if not all(type(lvl) is list and len(lvl) == 2 for lvl in side):
-                raise ValueError(f"every level of {name!r} must be [price, qty]")
             if side:
-                px, qty = zip(*side, strict=True)
+                if set(map(type, side)) != {list}:
+                    raise ValueError(f"every level of {name!r} must be [price, qty]")
+                px, qty = zip(*side, strict=True)  # ValueError unless all are pairs
                 d["price"] += px
                 d["qty"] += qty
             d["is_bid"] += [is_bid] * len(side)
@@ -226,8 +235,10 @@ class MessageParser:
         d["symbol"].append(_str(x["s"], "s"))
         d["update_id"].append(_int(x["u"], "u"))
         d["ts"].append(_ms(x["E"], "E") if "E" in x else local_us)
-        for col, key in (("bid_px", "b"), ("bid_qty", "B"), ("ask_px", "a"), ("ask_qty", "A")):
-            d[col].append(x[key])
+        d["bid_px"].append(x["b"])
+        d["bid_qty"].append(x["B"])
+        d["ask_px"].append(x["a"])
+        d["ask_qty"].append(x["A"])
 
     def _mark(self, x: dict[str, Any], local_us: int) -> None:
         d = self._rows("mark_price", "symbol")

@@ -21,6 +21,7 @@ I64 = npt.NDArray[np.int64]
 _RATE_BASE = 0.0001
 """Binance's default funding rate per 8 h (interest component 0.01 %)."""
 _RATE_CAP = 0.003
+_GAP_SCALE = -1.0 / np.log(1.0 - 0.55)
 
 
 def _to_decimals(x: F64, d: int) -> F64:
@@ -95,7 +96,8 @@ def _symbol_book(
     spread_rel = float(sym["spread_rel"][i, 0]) * np.exp(rng.normal(0.0, 0.3, s))
     spread = np.maximum(np.rint(spread_rel * close_px / tick), 1.0)
     below = np.floor(spread / 2.0)
-    gaps = rng.geometric(0.55, size=(2, s, levels)).astype(np.float64)
+    # 1 + geometric(0.55) - 1 extra ticks between levels, drawn by inverting exponentials
+    gaps = np.floor(rng.standard_exponential((2, s, levels)) * _GAP_SCALE) + 1.0
     gaps[:, :, 0] = 0.0
     bid_u = (close_units - below)[:, None] - np.cumsum(gaps[0], axis=1)
     ask_u = (close_units - below + spread)[:, None] + np.cumsum(gaps[1], axis=1)
