@@ -49,6 +49,8 @@ I64 = npt.NDArray[np.int64]
 SYNTHETIC_META: Final = {b"alphaforge.synthetic": b"true"}
 """Schema metadata stamped on every synthetic table."""
 
+_PLANT_BLOCK: Final = 8192
+
 PLANTED: Final = pa.schema(
     [
         pa.field("symbol", pa.string(), nullable=False),
@@ -224,29 +226,34 @@ def _expected_spearman(rho: float, scores: F64) -> float:
 def _planted(
     rng: np.random.Generator, open_: F64, close: F64, ic: float
 ) -> tuple[float, F64, float]:
-    """(rho, planted signal (N, T), realized mean rank IC) from the next bars' returns (N, T)."""
+    """(rho, planted signal (N, T), realized mean rank IC) from the next bars' returns (N, T).
+
+    Works in blocks of ``_PLANT_BLOCK`` bars so temporaries stay small; the noise is drawn in
+    the same order as one (T - 1, N) draw would be.
+    """
     n, t = close.shape
-    signal = np.full((t, n), np.nan)
-    noise = rng.standard_normal((t - 1, n))
+    signal = np.full((n, t), np.nan)
     if n < 2:
-        return 0.0, signal.T.copy(), float("nan")
-    nxt = np.ascontiguousarray((close[:, 1:] / open_[:, 1:]).T)  # (T-1, N); ranks of r + 1
+        return 0.0, signal, float("nan")
     scores = special.ndtri((np.arange(n) + 0.5) / n)
     rho = 0.0
     if ic != 0.0:
         rho = optimize.brentq(lambda x: _expected_spearman(x, scores) - ic, -0.999, 0.999)
-    rows = np.arange(t - 1)[:, None]
-    rank_r = np.empty((t - 1, n), dtype=np.intp)
-    rank_r[rows, np.argsort(nxt, axis=1, kind="stable")] = np.arange(n)
-    noise *= np.sqrt(1.0 - rho * rho)
-    noise += rho * scores[rank_r]
-    signal[:-1] = noise
-    rank_s = np.empty_like(rank_r)
-    rank_s[rows, np.argsort(noise, axis=1)] = np.arange(n)
-    c_r = rank_r - (n - 1) / 2.0
-    c_s = rank_s - (n - 1) / 2.0
-    realized = float(np.mean(np.einsum("ij,ij->i", c_r, c_s)) / ((n**3 - n) / 12.0))
-    return float(rho), np.ascontiguousarray(signal.T), realized
+    total = 0.0
+    for b0 in range(0, t - 1, _PLANT_BLOCK):
+        b1 = min(b0 + _PLANT_BLOCK, t - 1)
+        nxt = (close[:, b0 + 1 : b1 + 1] / open_[:, b0 + 1 : b1 + 1]).T  # (B, N): ranks of r + 1
+        rows = np.arange(b1 - b0)[:, None]
+        rank_r = np.empty(nxt.shape, dtype=np.intp)
+        rank_r[rows, np.argsort(nxt, axis=1, kind="stable")] = np.arange(n)
+        noise = rng.standard_normal(nxt.shape)
+        noise *= np.sqrt(1.0 - rho * rho)
+        noise += rho * scores[rank_r]
+        signal[:, b0:b1] = noise.T
+        rank_s = np.empty_like(rank_r)
+        rank_s[rows, np.argsort(noise, axis=1)] = np.arange(n)
+        total += float(np.einsum("ij,ij->", rank_r - (n - 1) / 2.0, rank_s - (n - 1) / 2.0))
+    return float(rho), signal, total / (t - 1) / ((n**3 - n) / 12.0)
 
 
 def _symbol_column(symbols: list[str], t: int) -> pa.Array:

@@ -25,7 +25,7 @@ CHUNK: Final = 8
 _BLOCK: Final = 128
 _US_PER_YEAR: Final = 365 * 86_400 * 1_000_000
 BAR_FIELDS: Final = (
-    "open", "high", "low", "close", "close_units", "volume", "quote_volume", "trades",
+    "open", "high", "low", "close", "volume", "quote_volume", "trades",
     "taker_buy_volume", "taker_buy_quote_volume",
 )  # fmt: skip
 
@@ -138,7 +138,7 @@ def _chunk_bars(
     r = z * sd * np.sqrt(1 - MARKET_SHARE) + sym["beta"] * np.sqrt(MARKET_SHARE) * market
     r *= scale
     scale *= sd
-    close, close_u = _round_price(np.exp(np.log(sym["price0"]) + np.cumsum(r, axis=1)), sym,
+    close, _ = _round_price(np.exp(np.log(sym["price0"]) + np.cumsum(r, axis=1)), sym,
                                   "nearest")  # fmt: skip
     open_ = np.empty_like(close)
     open_[:, :1] = _round_price(sym["price0"], sym, "nearest")[0]
@@ -158,7 +158,7 @@ def _chunk_bars(
     taker = from_units(buy_units, sym["lot_d"])
     trades = np.maximum(np.rint(quote / sym["trade_notional"] * trade_noise), 1.0)
     return {
-        "open": open_, "high": high, "low": low, "close": close, "close_units": close_u,
+        "open": open_, "high": high, "low": low, "close": close,
         "volume": volume, "quote_volume": vwap * volume, "trades": trades,
         "taker_buy_volume": taker, "taker_buy_quote_volume": vwap * taker,
     }  # fmt: skip
@@ -170,7 +170,7 @@ def generate_bars(
     sym: dict[str, Any],
     open_us: I64,
 ) -> dict[str, Any]:
-    """All bars: name -> (N, T) float64 (``trades`` int64), plus ``close_units`` (ticks).
+    """All bars: name -> (N, T) float64 (``trades`` int64).
 
     Log return of bar t: ``bar_vol_i * sqrt(season_t) * (beta_i * sqrt(w) * m_t +
     sqrt(1 - w) * e_it)`` with GARCH(1,1)-Student-t market factor m and idiosyncratic e.
@@ -179,11 +179,11 @@ def generate_bars(
     act = season(open_us)
     zm = student_t(market_rng, (1, t))
     market = (zm * np.sqrt(garch(zm)))[0]
-    out = {name: np.empty((n, t)) for name in BAR_FIELDS}
+    out = {name: np.empty((n, t), dtype=np.int64 if name == "trades" else np.float64)
+           for name in BAR_FIELDS}  # fmt: skip
     for lo in range(0, n, CHUNK):
         part = {k: v[lo : lo + CHUNK] for k, v in sym.items()}
         bars = _chunk_bars(rngs[lo : lo + CHUNK], part, market, act)
         for name, arr in bars.items():
             out[name][lo : lo + CHUNK] = arr
-    out["trades"] = out["trades"].astype(np.int64)
     return out

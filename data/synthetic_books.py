@@ -133,7 +133,7 @@ def snapshot_table(
         rngs: (N,) one random stream per symbol.
         symbols: (N,) names.
         close_us: (T,) bar close times (open_time + interval), int64 µs: the snapshot times.
-        bars: the (N, T) bar arrays of ``data.synthetic`` (close_units, volume, trades).
+        bars: the (N, T) bar arrays of ``data.synthetic`` (close, volume, trades).
         sym: per-symbol parameters (tick, tick_d, lot, lot_d, spread_rel).
         levels: L >= 1.
         every: bars between snapshots.
@@ -152,7 +152,7 @@ def snapshot_table(
         vol = bars["volume"][i, idx]
         arrays = _symbol_book(
             rngs[i],
-            bars["close_units"][i, idx],
+            np.rint(bars["close"][i, idx] * 10.0 ** int(sym["tick_d"][i, 0])),
             vol,
             float(bars["volume"][i].mean()),
             sym,
