@@ -20,7 +20,7 @@ from engine.panel import Panel
 from factors.errors import ExprError
 from factors.expr import ops_nb, ts_nb
 from factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
-from factors.expr.ops import BINARY_OPS, MAX, MIN, OPS, UNARY_OPS
+from factors.expr.ops import ADD, BINARY_OPS, DIV, MAX, MIN, MUL, OPS, UNARY_OPS
 from factors.expr.parser import parse
 from factors.fields import derive_field
 
@@ -132,7 +132,12 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
     if fam == "unary":
         return ops_nb.unary(xs[0], code)
     if fam == "binary":
-        return ops_nb.binary(xs[0], xs[1], code)
+        a, b = np.ascontiguousarray(xs[0]), np.ascontiguousarray(xs[1])
+        if code <= DIV and a.shape == shape and b.shape in (shape, (1, 1)):
+            return ops_nb.arith(a, b, code)
+        if code in (ADD, MUL) and a.shape == (1, 1) and b.shape == shape:
+            return ops_nb.arith(b, a, code)  # commutative: the scalar goes right
+        return ops_nb.binary(a, b, code)
     if fam == "where":
         return ops_nb.where(xs[0], xs[1], xs[2])
     if fam == "cs":

@@ -109,6 +109,61 @@ def unary(x: np.ndarray, code: int) -> np.ndarray:
     return out
 
 
+_CHUNK = 8192
+
+
+@njit(cache=True, error_model="numpy")
+def _arith_chunk(
+    a: np.ndarray, b: np.ndarray, out: np.ndarray, lo: int, hi: int, code: int
+) -> None:
+    """out[lo:hi] = a op b on flat arrays (b of length 1 broadcasts), then non-finite -> NaN."""
+    if b.size == 1:
+        y = b[0]
+        if code == ADD:
+            for i in range(lo, hi):
+                out[i] = a[i] + y
+        elif code == SUB:
+            for i in range(lo, hi):
+                out[i] = a[i] - y
+        elif code == MUL:
+            for i in range(lo, hi):
+                out[i] = a[i] * y
+        else:
+            for i in range(lo, hi):
+                out[i] = a[i] / y
+    elif code == ADD:
+        for i in range(lo, hi):
+            out[i] = a[i] + b[i]
+    elif code == SUB:
+        for i in range(lo, hi):
+            out[i] = a[i] - b[i]
+    elif code == MUL:
+        for i in range(lo, hi):
+            out[i] = a[i] * b[i]
+    else:
+        for i in range(lo, hi):
+            out[i] = a[i] / b[i]
+    for i in range(lo, hi):
+        if not abs(out[i]) < np.inf:
+            out[i] = _NAN
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def arith(a: np.ndarray, b: np.ndarray, code: int) -> np.ndarray:
+    """ADD, SUB, MUL or DIV of C-contiguous (T, N) arrays, ``b`` (T, N) or (1, 1).
+
+    The vectorizable fast path of ``binary``: same results (x / 0 and overflow give NaN).
+    """
+    out = np.empty(a.shape)
+    af = a.reshape(-1)
+    bf = b.reshape(-1)
+    of = out.reshape(-1)
+    n = af.size
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        _arith_chunk(af, bf, of, c * _CHUNK, min(n, (c + 1) * _CHUNK), code)
+    return out
+
+
 @njit(cache=True, parallel=True)
 def binary(a: np.ndarray, b: np.ndarray, code: int) -> np.ndarray:
     """Elementwise binary op of (T, N) or (1, 1) arrays ((1, 1) broadcasts as a scalar).

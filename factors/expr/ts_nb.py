@@ -207,27 +207,73 @@ def ts_window(x: np.ndarray, w: int, code: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _pair_value(x: np.ndarray, y: np.ndarray, j: int, t: int, w: int, code: int) -> float:
-    mx = 0.0
-    my = 0.0
+def _pair_add(st: np.ndarray, b: int, xv: float, yv: float, sign: float) -> None:
+    """Add (sign=1) or remove (sign=-1) one observation of block column b.
+
+    ``st[b]`` holds refx, refy, sx, sy, sxy, sxx, syy (sums of deviations from the refs).
+    """
+    dx, dy = xv - st[b, 0], yv - st[b, 1]
+    st[b, 2] += sign * dx
+    st[b, 3] += sign * dy
+    st[b, 4] += sign * dx * dy
+    st[b, 5] += sign * dx * dx
+    st[b, 6] += sign * dy * dy
+
+
+@njit(cache=True)
+def _pair_resync(
+    x: np.ndarray, y: np.ndarray, t: int, j: int, w: int, st: np.ndarray, b: int
+) -> None:
+    """Recompute the state of column j over rows t-w+1..t around its oldest values."""
+    st[b, 0], st[b, 1] = x[t - w + 1, j], y[t - w + 1, j]
+    for k in range(2, 7):
+        st[b, k] = 0.0
     for k in range(t - w + 1, t + 1):
-        mx += x[k, j]
-        my += y[k, j]
-    mx /= w
-    my /= w
-    sxy = 0.0
-    sxx = 0.0
-    syy = 0.0
-    for k in range(t - w + 1, t + 1):
-        dx, dy = x[k, j] - mx, y[k, j] - my
-        sxy += dx * dy
-        sxx += dx * dx
-        syy += dy * dy
+        _pair_add(st, b, x[k, j], y[k, j], 1.0)
+
+
+@njit(cache=True)
+def _pair_result(st: np.ndarray, b: int, w: int, code: int) -> float:
+    sx, sy = st[b, 2], st[b, 3]
+    cxy = st[b, 4] - sx * sy / w
     if code == COV:
-        return sxy / (w - 1)
-    if sxx <= 1e-14 * mx * mx or syy <= 1e-14 * my * my or sxx <= 0.0 or syy <= 0.0:
+        return float(cxy / (w - 1))
+    cxx = st[b, 5] - sx * sx / w
+    cyy = st[b, 6] - sy * sy / w
+    if cxx <= 1e-12 * (st[b, 5] / w) or cyy <= 1e-12 * (st[b, 6] / w) or cxx <= 0.0 or cyy <= 0.0:
         return _NAN
-    return min(1.0, max(-1.0, sxy / math.sqrt(sxx * syy)))
+    return float(min(1.0, max(-1.0, cxy / math.sqrt(cxx * cyy))))
+
+
+@njit(cache=True)
+def _pair_block(
+    x: np.ndarray, y: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int
+) -> None:
+    """Rolling CORR/COV of columns j0..j1-1 by running sums of (x - refx, y - refy)."""
+    n_rows = x.shape[0]
+    st = np.zeros((j1 - j0, 7))
+    nbad = np.zeros(j1 - j0, dtype=np.int64)
+    since = np.zeros(j1 - j0, dtype=np.int64)
+    for t in range(n_rows):
+        for j in range(j0, j1):
+            b = j - j0
+            if math.isfinite(x[t, j]) and math.isfinite(y[t, j]):
+                _pair_add(st, b, x[t, j], y[t, j], 1.0)
+            else:
+                nbad[b] += 1
+            if t >= w:
+                if math.isfinite(x[t - w, j]) and math.isfinite(y[t - w, j]):
+                    _pair_add(st, b, x[t - w, j], y[t - w, j], -1.0)
+                else:
+                    nbad[b] -= 1
+            since[b] += 1
+            if t < w - 1 or nbad[b] > 0:
+                out[t, j] = _NAN
+                continue
+            if since[b] >= _RESYNC or since[b] >= w:
+                _pair_resync(x, y, t, j, w, st, b)
+                since[b] = 0
+            out[t, j] = _pair_result(st, b, w, code)
 
 
 @njit(cache=True, parallel=True)
@@ -235,25 +281,15 @@ def ts_pair(x: np.ndarray, y: np.ndarray, w: int, code: int) -> np.ndarray:
     """Rolling CORR (Pearson) or COV (ddof=1) of two (T, N) arrays, per column.
 
     Equivalent to: ``dfx.rolling(w).corr(dfy)`` / ``.cov(dfy)``; NaN until full, where either
-    input is non-finite in the window, and (CORR) where either variance is 0.
+    input is non-finite in the window, and (CORR) where either variance is 0 (relative to the
+    values' spread around the window's oldest value, 1e-12).
     """
     n_rows, n_cols = x.shape
     out = np.empty((n_rows, n_cols))
     n_blocks = (n_cols + BLOCK - 1) // BLOCK
     for blk in prange(n_blocks):
         j0 = blk * BLOCK
-        j1 = min(n_cols, j0 + BLOCK)
-        nbad = np.zeros(j1 - j0, dtype=np.int64)
-        for t in range(n_rows):
-            for j in range(j0, j1):
-                if not (math.isfinite(x[t, j]) and math.isfinite(y[t, j])):
-                    nbad[j - j0] += 1
-                if t >= w and not (math.isfinite(x[t - w, j]) and math.isfinite(y[t - w, j])):
-                    nbad[j - j0] -= 1
-                if t < w - 1 or nbad[j - j0] > 0:
-                    out[t, j] = _NAN
-                else:
-                    out[t, j] = _pair_value(x, y, j, t, w, code)
+        _pair_block(x, y, out, j0, min(n_cols, j0 + BLOCK), w, code)
     return out
 
 
