@@ -6,8 +6,10 @@ The tree::
     ├── ShapeError(ValueError)       arrays whose shapes do not line up
     ├── InputError(ValueError)       bad values: NaN price under a position, negative price, ...
     ├── OptionError(ValueError)      unknown option name or a parameter out of range
-    └── PanelError(ValueError)       Panel construction / lookup: unsorted or duplicate
-                                     timestamps, unknown field or symbol
+    ├── PanelError(ValueError)       Panel construction / lookup: unsorted or duplicate
+    │                                timestamps, unknown field or symbol
+    └── BookSequenceError(ValueError) an order-book diff stream with a sequence break
+                                     (update ids do not chain) or a crossed rebuilt book
 
 Messages name the argument, field or row at fault and the expected vs actual value.
 """
@@ -33,3 +35,8 @@ class OptionError(EngineError, ValueError):
 
 class PanelError(EngineError, ValueError):
     """A Panel that cannot be built or queried as asked."""
+
+
+class BookSequenceError(EngineError, ValueError):
+    """A depth-diff stream that cannot be replayed: a sequence break (message names the symbol,
+    the message's row, time and the expected vs actual update id) or a crossed rebuilt book."""
