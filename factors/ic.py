@@ -97,6 +97,30 @@ def quantile_bins(factor: F64, quantiles: int = 5, min_obs: int = 3) -> I64:
     return out
 
 
+def argsort_rows(x: F64) -> I64:
+    """``np.argsort(x, axis=1)`` (NaN last), split over numba's thread count.
+
+    numpy releases the GIL while sorting, so row chunks sort in parallel threads.
+    """
+    import numba
+
+    out = np.empty(x.shape, dtype=np.int64)
+    workers = max(1, min(int(numba.get_num_threads()), x.shape[0] // 2048))
+    if workers == 1:
+        out[:] = np.argsort(x, axis=1)
+        return out
+    bounds = np.linspace(0, x.shape[0], workers + 1).astype(int)
+
+    def part(i: int) -> None:
+        out[bounds[i] : bounds[i + 1]] = np.argsort(x[bounds[i] : bounds[i + 1]], axis=1)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(part, range(workers)))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class CrossSection:
     """Per-timestamp cross-sectional statistics for H horizons.
@@ -134,8 +158,10 @@ def cross_section(
     r = as_panel_array("forward returns", fwd, ndim=3)
     if r.shape[1:] != f.shape:
         raise ScoreError(f"forward returns have (T, N) = {r.shape[1:]}; factor has {f.shape}")
+    f_order = argsort_rows(f)
+    r_order = argsort_rows(r.reshape(-1, r.shape[2])).reshape(r.shape)
     ic, ric, qm, qc = score_nb.cs_ic_quantiles(
-        f, r, qcut_probabilities(quantiles), _min_obs(min_obs), bool(demean)
+        f, r, f_order, r_order, qcut_probabilities(quantiles), _min_obs(min_obs), bool(demean)
     )
     return CrossSection(ic, ric, qm, qc)
 

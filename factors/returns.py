@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.panel import Panel
+from factors import score_nb
 from factors.errors import ScoreError
 
 F64 = npt.NDArray[np.float64]
@@ -55,11 +56,12 @@ def execution_prices(panel: Panel, lag: int = 1) -> F64:
         src, shift = panel["open"], lag
     else:
         src, shift = panel["close"], max(lag - 1, 0)
-    out = np.full(src.shape, np.nan)
-    if shift < src.shape[0]:
-        out[: src.shape[0] - shift] = src[shift:]
+    out = np.empty(src.shape)
+    n_ok = max(src.shape[0] - shift, 0)
     with np.errstate(invalid="ignore"):
-        out[~(out > 0)] = np.nan
+        np.copyto(out[:n_ok], src[shift:], where=src[shift:] > 0)
+        np.copyto(out[:n_ok], np.nan, where=~(src[shift:] > 0))
+    out[n_ok:] = np.nan
     return out
 
 
@@ -100,9 +102,10 @@ def forward_returns(panel: Panel, horizons: Sequence[int] = (1,), lag: int = 1) 
     hs = [int(h) for h in horizons]
     if not hs:
         raise ScoreError("horizons is empty; give at least one horizon in bars")
-    out = np.empty((len(hs), *px.shape))
-    for i, h in enumerate(hs):
-        out[i] = forward_returns_from_prices(px, h)
+    bad = [h for h in hs if h < 1]
+    if bad:
+        raise ScoreError(f"horizon must be >= 1 bar; got {bad[0]}")
+    out: F64 = score_nb.forward_returns(px, np.asarray(hs, dtype=np.int64))
     return out
 
 

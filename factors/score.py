@@ -323,10 +323,12 @@ def rank_factors(
     horizon: int = 1,
     lag: int = 1,
     min_obs: int = 3,
-) -> list[tuple[str, float]]:
-    """Factors ordered by |mean RankIC| at one horizon, best first: [(name, mean RankIC)].
+) -> list[tuple[str, float, float]]:
+    """Factors ordered by |t-stat| of their RankIC at one horizon: [(name, mean, t_stat)].
 
-    NaN RankIC (a factor with no valid rows) ranks last.
+    The t-stat (mean / std * sqrt(n / h), factors.ic.ic_summary) rather than the mean ranks
+    them, so a factor that is defined (non-constant) on only a handful of rows cannot top
+    the list on a noisy mean. NaN t-stats rank last.
     """
     from factors import ic
     from factors.returns import forward_returns
@@ -334,7 +336,6 @@ def rank_factors(
     fwd = forward_returns(panel, (horizon,), lag)[0]
     out = []
     for n, values in evaluate_all(factors, panel).items():
-        series = ic.cs_ic(values, fwd, "spearman", min_obs)
-        ok = np.isfinite(series)
-        out.append((n, float(series[ok].mean()) if ok.any() else math.nan))
-    return sorted(out, key=lambda kv: -abs(kv[1]) if math.isfinite(kv[1]) else math.inf)
+        summ = ic.ic_summary(ic.cs_ic(values, fwd, "spearman", min_obs), horizon)
+        out.append((n, summ["mean"], summ["t_stat"]))
+    return sorted(out, key=lambda kv: -abs(kv[2]) if math.isfinite(kv[2]) else math.inf)
