@@ -73,3 +73,16 @@ def _run_factor_backtest(panel: Panel, factor: str, **kw: Any) -> Any:
 
 
 register_backtest(app, _score_panel, _run_factor_backtest, (DataError, _EngineError, _FactorError))
+
+# alphaforge demo / report / gap (engine.cli_report; the demo runner is wired here)
+from engine.cli_report import register as register_report  # noqa: E402 - registration area
+
+
+def _run_demo(out: str, **kw: Any) -> Any:
+    from engine.pipeline import run_demo
+
+    return run_demo(out, **kw)
+
+
+register_report(app, _run_demo, _score_panel, _run_factor_backtest,
+                (DataError, _EngineError, _FactorError))  # fmt: skip
