@@ -48,7 +48,8 @@ class FactorScore:
         quantile_returns: horizon -> mean forward return per bin, lowest factor first.
         spread: horizon -> {mean, per_bar, t_stat} of top-minus-bottom bin returns.
         decay: horizon -> mean RankIC with the single bar h bars after entry; half_life (bars).
-        ts_rank_ic: symbol -> whole-period time-series RankIC.
+        ts_rank_ic: symbol -> whole-period time-series RankIC with the first horizon's
+            forward return (single-asset research).
         turnover: rank_autocorr, turnover_top, turnover_bottom.
         backtest: net sharpe, sortino, max_drawdown, ..., gross_sharpe, turnover_per_bar.
         costs: fee_bps, slippage_bps, breakeven_bps, ic_net, mean gross/net return per bar.
@@ -278,6 +279,12 @@ def _score(
     if not hs:
         raise ScoreError(
             f"no horizon in {list(horizons)} fits a panel of {panel.T} rows (lag {lag})"
+        )
+    n_assets = panel.N
+    if n_assets < min_obs:
+        notes.append(
+            f"{n_assets} asset(s) < min_obs={min_obs}: cross-sectional statistics are NaN; "
+            "see the time-series RankIC"
         )
     core = score_parts.ic_block(values, panel, hs, lag, quantiles, min_obs)
     rank_ic_h1 = core["rank_ic"][hs[0]]["mean"]

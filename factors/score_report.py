@@ -60,6 +60,12 @@ def summary_rows(s: FactorScore) -> list[tuple[str, str]]:
         q = ", ".join(_fmt(v * 1e4, 3) for v in s.quantile_returns[h])
         rows.append((f"quantile returns h={h} (bps)", q))
         rows.append((f"top-bottom h={h} (bps/bar)", _fmt(s.spread[h]["per_bar"] * 1e4, 3)))
+    ts_vals = [v for v in s.ts_rank_ic.values() if math.isfinite(v)]
+    if ts_vals:
+        h0 = s.horizons[0]
+        rows.append((f"time-series RankIC h={h0} (mean of assets)", _fmt(float(np.mean(ts_vals)))))
+        if len(s.ts_rank_ic) <= 4:
+            rows.extend((f"  time-series RankIC {k}", _fmt(v)) for k, v in s.ts_rank_ic.items())
     decay = ", ".join(f"{h}:{_fmt(v, 3)}" for h, v in s.decay.items())
     rows.append(("RankIC decay (h:ic)", decay))
     rows.append(("half-life (bars)", _fmt(s.half_life, 3)))

@@ -194,3 +194,15 @@ def test_bad_inputs_raise_clear_errors(market):
         score_factor(planted, panel, split="1990-01-01")
     with pytest.raises(ExprError, match="ts_pct_change"):
         score_factor("ts_pct_chang(close, 5)", panel)
+
+
+def test_single_asset_panel_gives_time_series_ic_and_a_note(market):
+    panel, planted, _ = market
+    one = panel.select([panel.symbols[0]])
+    s = score_factor(planted[:, :1], one, horizons=(1, 5))
+    assert math.isnan(s.rank_ic[1]["mean"])
+    assert any("time-series" in n for n in s.notes)
+    fwd = forward_returns(one, (1,), 1)[0][:, 0]
+    ref = pd.Series(planted[:, 0]).corr(pd.Series(fwd), method="spearman")
+    assert s.ts_rank_ic[panel.symbols[0]] == pytest.approx(ref, rel=1e-9)
+    assert any(k.startswith("time-series RankIC") for k, _ in s.summary_rows())
