@@ -279,10 +279,10 @@ def build_zip(name: str, text: bytes) -> bytes:
     key = (name, hashlib.sha256(text).hexdigest())
     if key not in _ZIP_CACHE:
         buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, text)
+            zf.writestr(info, text, compresslevel=1)
         _ZIP_CACHE[key] = buf.getvalue()
     return _ZIP_CACHE[key]
 
@@ -377,3 +377,44 @@ def _agg(fake: FakeBinance, market: str, q: dict[str, str], kind: str) -> tuple[
     if kind == "repeat":
         page = page + page[-3:]
     return 200, page
+
+
+def add_kline_archive(
+    fake: FakeBinance,
+    market: str,
+    symbol: str,
+    interval: str,
+    text: bytes,
+    daily: bool = True,
+    rest: bool = True,
+) -> None:
+    """Publish archive CSV ``text`` (one month of klines) as its monthly zip and, when ``daily``,
+    one zip per UTC day. USD-M files keep a header line, spot files have none (as Binance ships)."""
+    lines = text.decode().splitlines()
+    header = lines[0] if lines and not lines[0][:1].isdigit() else None
+    body = [ln for ln in lines if ln[:1].isdigit()]
+    if market == "usdm" and header is None:
+        header = (
+            "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+            "taker_buy_volume,taker_buy_quote_volume,ignore"
+        )
+    if market == "spot":
+        header = None
+    mdir = {"spot": "spot", "usdm": "futures/um"}[market]
+
+    def render(rows: list[str]) -> bytes:
+        return ("\n".join(([header] if header else []) + rows) + "\n").encode()
+
+    by_day: dict[str, list[str]] = {}
+    for ln in body if daily else body[:1]:
+        t = int(ln.split(",", 1)[0])
+        day = time.strftime("%Y-%m-%d", time.gmtime(t / (1e6 if t >= 10**14 else 1e3)))
+        by_day.setdefault(day, []).append(ln)
+    month = next(iter(by_day))[:7]
+    base = f"data/{mdir}/{{period}}/klines/{symbol}/{interval}/{symbol}-{interval}-{{label}}.zip"
+    fake.add_archive_file(base.format(period="monthly", label=month), render(body))
+    if daily:
+        for day, rows in by_day.items():
+            fake.add_archive_file(base.format(period="daily", label=day), render(rows))
+    if rest:
+        fake.add_klines(market, symbol, interval, kline_rows_from_csv(text))

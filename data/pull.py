@@ -1,0 +1,332 @@
+"""Pull Binance history into the store: bulk archive for whole past months/days, REST for the rest.
+
+Resumable and safe to kill:
+
+- an archive file whose sha256 (from its ``.CHECKSUM``) is already recorded in the store is not
+  downloaded again; a checksum mismatch raises before anything of that file is written;
+- a REST range restarts after the last row stored inside it (last time + 1 µs for bars and
+  funding, last ``agg_trade_id`` + 1 for aggregate trades);
+- every store write replaces whole partitions atomically, so a failed or killed pull leaves each
+  partition as before or complete, and the next pull finishes the job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data import schemas
+from data.archive import base_dataset
+from data.archive_fetch import ArchiveClient, ArchiveFile, plan_archive_files
+from data.binance_rest import BinanceRest
+from data.errors import SchemaError
+from data.http import RateLimitState
+
+__all__ = ["PullProgress", "PullReport", "dataset_partition", "parse_time_us", "pull"]
+
+SOURCES = ("archive", "rest", "auto")
+REST_DATASETS = ("klines", "mark_klines", "index_klines", "agg_trades", "funding")
+
+
+class StoreLike(Protocol):
+    """The part of :class:`data.store.Store` a pull needs."""
+
+    def write(
+        self,
+        table: pa.Table,
+        dataset: str,
+        exchange: str = ...,
+        market: str = ...,
+        source: str = ...,
+        source_sha256: str | None = ...,
+    ) -> Any: ...
+
+    def read(
+        self,
+        dataset: str,
+        exchange: str = ...,
+        market: str = ...,
+        symbols: Sequence[str] | None = ...,
+        start_us: int | None = ...,
+        end_us: int | None = ...,
+        columns: Sequence[str] | None = ...,
+    ) -> pa.Table: ...
+
+    def has_source(self, source_or_sha256: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgress:
+    """One progress event: what was just done and the running totals."""
+
+    symbol: str
+    stage: str  # "archive" | "archive-skip" | "archive-missing" | "rest" | "done"
+    detail: str
+    rows: int
+    bytes: int
+    rate: RateLimitState | None
+    files_done: int
+    files_total: int
+
+
+@dataclass
+class PullReport:
+    """Totals of one :func:`pull` (``to_dict`` for ``--json``)."""
+
+    dataset: str
+    market: str
+    source: str
+    symbols: list[str]
+    start_us: int
+    end_us: int
+    rows_fetched: int = 0
+    rows_added: int = 0
+    files_downloaded: int = 0
+    files_skipped: int = 0
+    files_missing: list[str] = field(default_factory=list)
+    gaps: list[tuple[str, int, int]] = field(default_factory=list)
+    rest_pages: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    rate: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["gaps"] = [{"symbol": s, "start_us": a, "end_us": b} for s, a, b in self.gaps]
+        return d
+
+
+def parse_time_us(value: str | int | datetime) -> int:
+    """``2024-01-01`` / ISO 8601 (UTC unless an offset is given) / epoch µs -> epoch µs."""
+    if isinstance(value, int):
+        return value
+    dt = value if isinstance(value, datetime) else None
+    if dt is None:
+        text = str(value).strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise SchemaError(
+                f"cannot read time {value!r}; expected YYYY-MM-DD, ISO 8601 or epoch µs"
+            ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+def dataset_partition(dataset: str, interval: str | None) -> str:
+    """Store partition value: ``klines`` + ``1m`` -> ``klines_1m``; others unchanged."""
+    base = base_dataset(dataset)
+    if base.endswith("klines"):
+        if dataset != base:
+            return dataset
+        if not interval:
+            raise SchemaError(f"{base} needs an interval (e.g. --interval 1m)")
+        schemas.interval_us(interval)
+        return f"{base}_{interval}"
+    return base
+
+
+def _spans_minus(lo: int, hi: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out, cur = [], lo
+    for a, b in sorted(covered):
+        if b <= cur or a >= hi:
+            continue
+        if a > cur:
+            out.append((cur, a))
+        cur = max(cur, b)
+    if cur < hi:
+        out.append((cur, hi))
+    return out
+
+
+class _Pull:
+    def __init__(self, store: StoreLike, report: PullReport, base: str, part: str,
+                 interval: str | None, exchange: str, rest: BinanceRest | None,
+                 archive: ArchiveClient | None, progress: Callable[[PullProgress], None] | None,
+                 now_us: int, flush_rows: int) -> None:  # fmt: skip
+        self.store, self.r, self.base, self.part = store, report, base, part
+        self.interval, self.exchange = interval, exchange
+        self.rest, self.archive, self.progress = rest, archive, progress
+        self.now_us, self.flush_rows = now_us, flush_rows
+        self.files_done = self.files_total = 0
+
+    def _bytes(self) -> int:
+        n = self.rest.http.bytes_received if self.rest else 0
+        return n + (self.archive.http.bytes_received if self.archive else 0)
+
+    def emit(self, symbol: str, stage: str, detail: str) -> None:
+        self.r.bytes = self._bytes()
+        if self.progress is not None:
+            rate = self.rest.state() if self.rest is not None else None
+            self.progress(PullProgress(symbol, stage, detail, self.r.rows_fetched, self.r.bytes,
+                                       rate, self.files_done, self.files_total))  # fmt: skip
+
+    def write(self, table: pa.Table, source: str, sha: str | None) -> None:
+        rep = self.store.write(table, dataset=self.part, exchange=self.exchange,
+                               market=self.r.market, source=source, source_sha256=sha)  # fmt: skip
+        self.r.rows_fetched += table.num_rows
+        self.r.rows_added += int(getattr(rep, "rows_added", 0))
+
+    # ------------------------------------------------------------------ archive
+    def archive_phase(self, symbol: str) -> list[tuple[int, int]]:
+        assert self.archive is not None
+        files = plan_archive_files(self.r.market, self.base, symbol, self.interval,
+                                   self.r.start_us, self.r.end_us, self.now_us)  # fmt: skip
+        self.files_total += len(files)
+        covered = []
+        for f in files:
+            if self._archive_file(symbol, f):
+                covered.append((f.start_us, f.end_us))
+            self.files_done += 1
+        return covered
+
+    def _archive_file(self, symbol: str, f: ArchiveFile) -> bool:
+        assert self.archive is not None
+        sha = self.archive.expected_sha256(f)
+        if sha is None:
+            self.r.files_missing.append(f.rel_path)
+            self.emit(symbol, "archive-missing", f.name)
+            return False
+        if self.store.has_source(sha):
+            self.r.files_skipped += 1
+            self.emit(symbol, "archive-skip", f.name)
+            return True
+        got = self.archive.fetch(f, sha)
+        if got is None:
+            self.r.files_missing.append(f.rel_path)
+            self.emit(symbol, "archive-missing", f.name)
+            return False
+        self.write(got.table, f"archive:{got.url}", got.sha256)
+        self.r.files_downloaded += 1
+        self.emit(symbol, "archive", f.name)
+        return True
+
+    # ------------------------------------------------------------------ REST
+    def rest_phase(self, symbol: str, segments: list[tuple[int, int]]) -> None:
+        assert self.rest is not None
+        for lo, hi in segments:
+            buf: list[pa.Table] = []
+            for page in self._rest_pages(symbol, lo, hi):
+                self.r.rest_pages += 1
+                buf.append(page)
+                if sum(t.num_rows for t in buf) >= self.flush_rows:
+                    self._flush(symbol, buf)
+                    buf = []
+                self.emit(symbol, "rest", f"{page.num_rows} rows")
+            self._flush(symbol, buf)
+
+    def _rest_pages(self, symbol: str, lo: int, hi: int) -> Iterator[pa.Table]:
+        assert self.rest is not None
+        tcol = schemas.time_column(self.base)
+        if self.base == "agg_trades":
+            done = self.store.read(self.part, self.exchange, self.r.market, [symbol], lo, hi,
+                                   columns=["agg_trade_id"])  # fmt: skip
+            from_id = None if done.num_rows == 0 else int(pc.max(done.column(0)).as_py()) + 1
+            return self.rest.iter_agg_trades(symbol, lo, hi, from_id)
+        done = self.store.read(self.part, self.exchange, self.r.market, [symbol], lo, hi,
+                               columns=[tcol])  # fmt: skip
+        if done.num_rows:
+            lo = int(pc.max(done.column(0).cast(pa.int64())).as_py()) + 1
+        if self.base == "funding":
+            return self.rest.iter_funding(symbol, lo, hi)
+        assert self.interval is not None
+        return self.rest.iter_klines(symbol, self.interval, lo, hi, kind=self.base)
+
+    def _flush(self, symbol: str, buf: list[pa.Table]) -> None:
+        if not buf:
+            return
+        t = pa.concat_tables(buf)
+        tcol = schemas.time_column(self.base)
+        ts = t.column(tcol).cast(pa.int64())
+        lo, hi = int(pc.min(ts).as_py()), int(pc.max(ts).as_py())
+        url = self.rest.http.base_url if self.rest else ""
+        self.write(t, f"rest:{url}/{self.part}?symbol={symbol}&start_us={lo}&end_us={hi}", None)
+
+
+def pull(
+    store: StoreLike,
+    source: str = "auto",
+    market: str = "usdm",
+    dataset: str = "klines",
+    symbols: Sequence[str] = (),
+    interval: str | None = "1m",
+    start: str | int | datetime = "2024-01-01",
+    end: str | int | datetime | None = None,
+    progress: Callable[[PullProgress], None] | None = None,
+    *,
+    exchange: str = "binance",
+    rest: BinanceRest | None = None,
+    archive: ArchiveClient | None = None,
+    base_url: str | None = None,
+    archive_base_url: str | None = None,
+    clock: Callable[[], float] = time.time,
+    flush_rows: int = 200_000,
+) -> PullReport:
+    """Pull ``dataset`` of ``symbols`` over ``[start, end)`` into ``store``.
+
+    Args:
+        store: a :class:`data.store.Store`.
+        source: ``archive`` (bulk files only), ``rest`` (REST only) or ``auto`` (archive for
+            whole past months/days, REST for the recent tail and for files the archive lacks).
+        market: ``spot`` or ``usdm``.
+        dataset: ``klines``, ``mark_klines``, ``index_klines``, ``agg_trades``, ``funding``,
+            ``trades`` or ``book_ticker`` (the last two from the archive only).
+        symbols: exchange symbols.
+        interval: kline interval (``1m``...); ignored for other datasets.
+        start, end: ``YYYY-MM-DD``/ISO (UTC) or epoch µs; ``end`` defaults to now.
+        progress: called after every archive file and REST page.
+        rest, archive: ready clients (else built from ``base_url`` / ``archive_base_url``).
+        clock: epoch seconds (which months/days are finished, which bars are closed).
+        flush_rows: REST rows buffered before a store write.
+
+    Returns:
+        PullReport with rows, files, bytes, gaps and the final rate-limit state.
+
+    Raises:
+        SchemaError: unknown source/dataset/market combination or bad times.
+        ChecksumMismatch, UnknownSymbol, RateLimited, IPBanned, SourceError: from the sources.
+    """
+    if source not in SOURCES:
+        raise SchemaError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    if not symbols:
+        raise SchemaError("no symbols given")
+    base = base_dataset(dataset)
+    part = dataset_partition(dataset, interval)
+    if source == "rest" and base not in REST_DATASETS:
+        raise SchemaError(f"Binance REST has no history of {base}; use --source archive")
+    now_us = int(clock() * 1_000_000)
+    start_us = parse_time_us(start)
+    end_us = min(parse_time_us(end), now_us) if end is not None else now_us
+    if end_us <= start_us:
+        raise SchemaError(f"empty time range: start {start} is not before end {end}")
+    t0 = time.perf_counter()
+    use_rest = source != "archive" and base in REST_DATASETS
+    if use_rest and rest is None:
+        rest = BinanceRest(market, base_url=base_url, clock=clock)
+    if source != "rest" and archive is None:
+        archive = ArchiveClient(archive_base_url) if archive_base_url else ArchiveClient()
+    report = PullReport(part, market, source, list(symbols), start_us, end_us)
+    job = _Pull(store, report, base, part, interval, exchange, rest if use_rest else None,
+                archive if source != "rest" else None, progress, now_us, flush_rows)  # fmt: skip
+    for symbol in symbols:
+        covered = job.archive_phase(symbol) if source != "rest" else []
+        segments = _spans_minus(start_us, end_us, covered)
+        if use_rest:
+            job.rest_phase(symbol, segments)
+        else:
+            report.gaps.extend((symbol, a, b) for a, b in segments)
+        job.emit(symbol, "done", symbol)
+    report.seconds = time.perf_counter() - t0
+    report.bytes = job._bytes()
+    if rest is not None and use_rest:
+        report.rate = asdict(rest.state())
+    return report

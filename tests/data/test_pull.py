@@ -1,0 +1,261 @@
+"""pull(): archive + REST into the store; faults, resume, kill -9, checksum mismatch, real files."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import data.store as store_mod
+from data.archive_fetch import ArchiveClient
+from data.binance_rest import BinanceRest
+from data.errors import ChecksumMismatch, SchemaError, UnknownSymbol
+from data.http import RetryPolicy
+from data.pull import PullProgress, dataset_partition, parse_time_us, pull
+from data.store import Store
+from tests.data.fake_binance import FakeBinance, add_kline_archive, read_text
+from tests.data.test_archive import _plain_parse, assert_klines_equal
+
+ROOT = Path(__file__).resolve().parents[2]
+JUNE = "binance_futures_klines/AVAXUSDT-1m-2026-06.csv.gz"
+JULY = "binance_futures_klines/AVAXUSDT-1m-2026-07.csv.gz"
+NOW = datetime(2026, 7, 3, 12, 0, 30, tzinfo=UTC).timestamp()  # 30 s into the 12:00 bar
+START, END = "2026-06-28", None  # 3 June days + 2 July days from daily zips, then REST
+
+
+def us(text: str) -> int:
+    return parse_time_us(text)
+
+
+@pytest.fixture(scope="module")
+def fake(real_dir: Path) -> Iterator[FakeBinance]:
+    f = FakeBinance()
+    add_kline_archive(f, "usdm", "AVAXUSDT", "1m", read_text(real_dir / JUNE))
+    add_kline_archive(f, "usdm", "AVAXUSDT", "1m", read_text(real_dir / JULY))
+    with f:
+        yield f
+
+
+@pytest.fixture(autouse=True)
+def _reset(fake: FakeBinance) -> Iterator[None]:
+    fake.faults.clear()
+    fake.log.clear()
+    yield
+    fake.faults.clear()
+
+
+def clients(fake: FakeBinance, now: float = NOW, read_s: float = 3.0) -> dict[str, object]:
+    retry = RetryPolicy(max_retries=6, backoff_base_s=0.001, backoff_cap_s=0.01)
+    rest = BinanceRest("usdm", base_url=fake.url, clock=lambda: now, retry=retry, page_limit=100,
+                       timeout_s=(2.0, read_s), rng=random.Random(3))  # fmt: skip
+    archive = ArchiveClient(fake.url, retry=retry, timeout_s=(2.0, read_s))
+    return {"rest": rest, "archive": archive, "clock": lambda: now}
+
+
+def run(store: Store, fake: FakeBinance, read_s: float = 3.0, **kw: object):  # type: ignore[no-untyped-def]
+    args = {"source": "auto", "market": "usdm", "dataset": "klines", "symbols": ["AVAXUSDT"],
+            "interval": "1m", "start": START, "end": END, "flush_rows": 300}  # fmt: skip
+    args.update(kw)
+    return pull(store, **clients(fake, read_s=read_s), **args)  # type: ignore[arg-type]
+
+
+def content(store: Store) -> pa.Table:
+    return store.read("klines_1m", "binance", "usdm", ["AVAXUSDT"])
+
+
+@pytest.fixture(scope="module")
+def clean(fake: FakeBinance, tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
+    store = Store(tmp_path_factory.mktemp("clean"))
+    run(store, fake)
+    return content(store)
+
+
+@pytest.mark.shared
+def test_clean_pull_archive_then_rest_tail(fake: FakeBinance, tmp_path: Path,
+                                           real_dir: Path) -> None:  # fmt: skip
+    events: list[PullProgress] = []
+    rep = run(Store(tmp_path), fake, progress=events.append)
+    got = content(Store(tmp_path))
+    assert rep.files_downloaded == 5  # 06-28 .. 07-02 daily zips; July's monthly is not out yet
+    zips = [p for p, _, _ in fake.log if p.endswith(".zip")]
+    assert all("/daily/" in p for p in zips)
+    assert got.num_rows == 5 * 1440 + 12 * 60  # + REST 07-03 00:00 .. 11:59 (12:00 is open)
+    june = pa.concat_tables([_rows(real_dir / JUNE), _rows(real_dir / JULY)])
+    ts = june.column("open_time").cast(pa.int64()).to_numpy()
+    want = june.filter(pa.array((ts >= us("2026-06-28")) & (ts < us("2026-07-03T12:00"))))
+    assert got.equals(want)
+    assert rep.rows_added == got.num_rows
+    assert events[-1].stage == "done"
+    assert events[-1].rows == rep.rows_fetched
+    assert events[-1].bytes > 0
+    assert events[-1].rate is not None
+    assert events[-1].rate.limit == 2400
+
+
+def _rows(path: Path) -> pa.Table:
+    from data.archive import read_archive_csv
+
+    return read_archive_csv(path, "klines", "AVAXUSDT")
+
+
+@pytest.mark.shared
+def test_resume_downloads_nothing_twice(fake: FakeBinance, tmp_path: Path,
+                                        clean: pa.Table) -> None:  # fmt: skip
+    store = Store(tmp_path)
+    run(store, fake)
+    fake.log.clear()
+    rep = run(store, fake)
+    assert rep.rows_added == 0
+    assert rep.files_skipped == 5
+    assert not [p for p, _, _ in fake.log if p.endswith(".zip")]
+    klines = [q for p, q, _ in fake.log if p == "/fapi/v1/klines"]
+    assert len(klines) == 1
+    assert int(klines[0]["startTime"]) == us("2026-07-03T11:59") // 1000 + 1
+    assert content(store).equals(clean)
+
+
+@pytest.mark.shared
+def test_pull_with_faults_equals_clean_pull(fake: FakeBinance, tmp_path: Path,
+                                            clean: pa.Table) -> None:  # fmt: skip
+    for prefix, kind in [("/data/", "truncate"), ("/data/", "503"), ("/data/", "slow"),
+                         ("/fapi/v1/klines", "overlap"), ("/fapi/v1/klines", "repeat"),
+                         ("/fapi/v1/klines", "429"), ("/fapi/v1/klines", "502"),
+                         ("/fapi/v1/klines", "truncate"), ("/data/", "500")]:  # fmt: skip
+        fake.add_fault(prefix, kind, retry_after=0.01, delay_s=1.2)
+    store = Store(tmp_path)
+    rep = run(store, fake, read_s=0.6)
+    assert not fake.faults  # every fault was served
+    assert content(store).equals(clean)
+    assert rep.rate["retries"] == 3  # 429, 502 and the truncated page; overlap/repeat are absorbed
+
+
+@pytest.mark.shared
+def test_checksum_mismatch_writes_nothing_and_names_the_file(fake: FakeBinance,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    store = Store(tmp_path)
+    fake.add_fault("/data/futures/um/monthly/klines/AVAXUSDT/1m/AVAXUSDT-1m-2026-06.zip.CHECKSUM",
+                   "bad_checksum")  # fmt: skip
+    with pytest.raises(ChecksumMismatch, match=r"AVAXUSDT-1m-2026-06\.zip"):
+        run(store, fake, start="2026-06-01", end="2026-07-01")
+    assert content(store).num_rows == 0
+    assert not list(tmp_path.rglob("*.parquet"))
+    assert not list(tmp_path.rglob("month=2026-06"))
+
+
+@pytest.mark.shared
+def test_archive_only_reports_gaps_and_rest_only(fake: FakeBinance, tmp_path: Path,
+                                                 clean: pa.Table) -> None:  # fmt: skip
+    a = Store(tmp_path / "a")
+    rep = run(a, fake, source="archive")
+    assert rep.gaps == [("AVAXUSDT", us("2026-07-03"), int(NOW * 1e6))]
+    assert content(a).num_rows == 5 * 1440
+    b = Store(tmp_path / "b")
+    fake.log.clear()
+    rep = run(b, fake, source="rest")
+    assert rep.files_downloaded == 0
+    assert content(b).equals(clean)
+    assert not [p for p, _, _ in fake.log if p.startswith("/data/")]
+
+
+@pytest.mark.shared
+def test_missing_archive_file_falls_back_to_rest(fake: FakeBinance, tmp_path: Path,
+                                                 clean: pa.Table) -> None:  # fmt: skip
+    rel = "data/futures/um/daily/klines/AVAXUSDT/1m/AVAXUSDT-1m-2026-06-29.zip"
+    saved = fake.archive.pop(rel)
+    try:
+        rep = run(Store(tmp_path), fake)
+    finally:
+        fake.archive[rel] = saved
+    assert rep.files_missing == [rel]
+    assert content(Store(tmp_path)).equals(clean)
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match="unknown source"):
+        pull(Store(tmp_path), "ftp", symbols=["X"])
+    with pytest.raises(SchemaError, match="REST has no history of trades"):
+        pull(Store(tmp_path), "rest", dataset="trades", symbols=["X"])
+    with pytest.raises(SchemaError, match="cannot read time"):
+        pull(Store(tmp_path), "rest", symbols=["X"], start="yesterday")
+    assert dataset_partition("mark_klines", "1h") == "mark_klines_1h"
+    assert parse_time_us("2024-01-01T00:00:01Z") == 1_704_067_201_000_000
+
+
+@pytest.mark.shared
+def test_unknown_symbol_is_clear(fake: FakeBinance, tmp_path: Path) -> None:
+    with pytest.raises(UnknownSymbol, match="NOPEUSDT"):
+        run(Store(tmp_path), fake, symbols=["NOPEUSDT"], start="2026-07-03T00:00")
+
+
+def _child(fake: FakeBinance, root: Path, kill_at: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = [sys.executable, "-m", "tests.data.pull_child", str(root), fake.url, START,
+            "2026-07-04", str(NOW), str(kill_at)]  # fmt: skip
+    return subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.PIPE)
+
+
+@pytest.mark.shared
+def test_kill_9_at_random_points_then_resume_equals_clean(
+    fake: FakeBinance, tmp_path: Path, clean: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(store_mod, "_checkpoint", calls.append)
+    run(Store(tmp_path / "count"), fake)
+    monkeypatch.undo()
+    assert len(calls) > 20
+    rng = random.Random(20260703)
+    points = sorted(rng.sample(range(1, len(calls)), 2))
+    for i, k in enumerate([*points, -1]):
+        root = tmp_path / f"kill{i}"
+        proc = _child(fake, root, k)
+        if k == -1:  # killed by the parent while it pulls (a download or page in flight)
+            deadline = time.monotonic() + 30
+            while len(fake.log) < 4 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, err.decode()
+        fake.log.clear()
+        run(Store(root), fake)
+        assert content(Store(root)).equals(clean)
+        assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.shared
+def test_every_real_kline_file_round_trips_through_archive_into_store(
+    real_dir: Path, tmp_path: Path
+) -> None:
+    files = sorted((real_dir / "binance_futures_klines").glob("*.csv.gz"))
+    files += sorted((real_dir / "binance_spot_klines").glob("*.csv"))
+    f = FakeBinance()
+    plan = []
+    for path in files:
+        sym, iv, rest = path.name.split(".")[0].split("-", 2)
+        market = "usdm" if "futures" in str(path.parent) else "spot"
+        add_kline_archive(f, market, sym, iv, read_text(path), daily=len(rest) == 10, rest=False)
+        lo = us(rest if len(rest) == 10 else rest + "-01")
+        hi = lo + 86_400_000_000 if len(rest) == 10 else us(_next_month(rest) + "-01")
+        plan.append((path, market, sym, iv, lo, hi))
+    store = Store(tmp_path)
+    with f:
+        for path, market, sym, iv, lo, hi in plan:
+            rep = pull(store, "archive", market, "klines", [sym], iv, lo, hi,
+                       archive=ArchiveClient(f.url), clock=lambda: 2_000_000_000.0)  # fmt: skip
+            assert rep.files_downloaded == 1, path
+    for path, market, sym, iv, lo, hi in plan:
+        got = store.read(f"klines_{iv}", "binance", market, [sym], lo, hi)
+        assert_klines_equal(got, _plain_parse(path), sym)
+
+
+def _next_month(ym: str) -> str:
+    y, m = map(int, ym.split("-"))
+    return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
