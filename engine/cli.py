@@ -19,8 +19,16 @@ app = typer.Typer(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: flags > ALPHAFORGE_* env > alphaforge.toml > defaults."""
+    from engine.config import load_config
+    from engine.errors import OptionError
+
+    try:
+        defaults = load_config()
+    except OptionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    app(default_map=defaults, auto_envvar_prefix="ALPHAFORGE")
 
 
 # ---------------------------------------------------------------- command registration area
