@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from data import validate_nb
 from data.validate_common import (
     I64,
+    FlagIndex,
     assemble,
     bit_check,
     concat_rows,
@@ -20,6 +21,7 @@ from data.validate_common import (
     i64,
     require_columns,
     rows_of,
+    strided_zscore,
     symbol_groups,
     ts_us,
 )
@@ -109,7 +111,8 @@ def _book_report(
     levels = p.expected_levels
     if levels is None:
         levels = int(max(np.diff(bo).max(initial=0), np.diff(ao).max(initial=0)))
-    flags, bb, ba = validate_nb.book_row_flags(bo, bp, bq, ao, ap, aq, levels)
+    raw_flags, bb, ba = validate_nb.book_row_flags(bo, bp, bq, ao, ap, aq, levels)
+    flags = FlagIndex(raw_flags)
     spread = ba - bb
     z_all = np.full(n, np.nan)
     out_rows, gap_rows, back_rows = [], [], []
@@ -117,7 +120,7 @@ def _book_report(
     for _sym, grp in symbol_groups(table):
         rows = rows_of(grp, n)
         s = np.ascontiguousarray(spread[grp])
-        _, med, mad = validate_nb.strided_robust_zscore(
+        _, med, mad = strided_zscore(
             s, p.spread_window, max(1, p.spread_window // 8), p.spread_window // 2, 0.0
         )
         scale = np.maximum(validate_nb.MAD_SCALE * mad, med)

@@ -41,8 +41,10 @@ def ts_us(table: pa.Table, column: str) -> I64:
         col = pc.cast(col, pa.int64())
     elif not pa.types.is_integer(typ):
         raise SchemaError(f"column {column!r}: expected timestamp or int64 µs, got {typ}")
-    arr = pc.fill_null(pc.cast(col, pa.int64()), np.iinfo(np.int64).min)
-    return np.ascontiguousarray(arr.to_numpy(), dtype=np.int64)
+    col = pc.cast(col, pa.int64())
+    if col.null_count:
+        col = pc.fill_null(col, np.iinfo(np.int64).min)
+    return np.ascontiguousarray(col.to_numpy(), dtype=np.int64)
 
 
 def f64(table: pa.Table, column: str) -> F64:
@@ -57,7 +59,9 @@ def i64(table: pa.Table, column: str, fill: int = -1) -> I64:
     """(n,) int64 of an integer column with nulls as ``fill``."""
     if column not in table.column_names:
         return np.full(table.num_rows, fill, dtype=np.int64)
-    col = pc.fill_null(pc.cast(table.column(column), pa.int64()), fill)
+    col = pc.cast(table.column(column), pa.int64())
+    if col.null_count:
+        col = pc.fill_null(col, fill)
     return np.ascontiguousarray(col.to_numpy(), dtype=np.int64)
 
 
@@ -66,7 +70,12 @@ def symbol_groups(table: pa.Table) -> Iterator[tuple[str, I64 | slice]]:
     if "symbol" not in table.column_names or table.num_rows == 0:
         yield ("", slice(0, table.num_rows))
         return
-    enc = pc.dictionary_encode(table.column("symbol")).combine_chunks()
+    col = table.column("symbol")
+    first = col[0]
+    if first.is_valid and col.null_count == 0 and pc.all(pc.equal(col, first)).as_py():
+        yield (str(first.as_py()), slice(0, table.num_rows))
+        return
+    enc = pc.dictionary_encode(col).combine_chunks()
     names = enc.dictionary.to_pylist()
     if len(names) == 1:
         yield (str(names[0]), slice(0, table.num_rows))
@@ -85,8 +94,20 @@ def rows_of(rows: I64 | slice, n: int) -> I64:
     return rows
 
 
+class FlagIndex:
+    """Offending rows per bit of a flag array, with one pass over the rows for all bits."""
+
+    def __init__(self, flags: npt.NDArray[np.uint16]) -> None:
+        self.rows = np.flatnonzero(flags).astype(np.int64)
+        self.vals = flags[self.rows]
+
+    def rows_of(self, bit: int) -> I64:
+        """Sorted rows whose flags have ``bit`` set."""
+        return self.rows[(self.vals & bit) != 0]
+
+
 def bit_check(
-    flags: npt.NDArray[np.uint16],
+    flags: npt.NDArray[np.uint16] | FlagIndex,
     bit: int,
     name: str,
     dataset: str,
@@ -95,8 +116,9 @@ def bit_check(
     ts: I64,
     values: dict[str, npt.NDArray[Any]],
 ) -> CheckResult:
-    """A check from one bit of a per-row flag array."""
-    idx = np.flatnonzero(flags & bit).astype(np.int64)
+    """A check from one bit of a per-row flag array (or its `FlagIndex`)."""
+    fi = flags if isinstance(flags, FlagIndex) else FlagIndex(flags)
+    idx = fi.rows_of(bit)
     return make_check(name, dataset, severity, description, idx, ts, values)
 
 
@@ -127,3 +149,42 @@ def concat_rows(parts: list[Any]) -> I64:
     if not parts:
         return np.zeros(0, dtype=np.int64)
     return np.sort(np.concatenate(parts).astype(np.int64))
+
+
+def strided_zscore(
+    x: F64, window: int, stride: int, min_periods: int, min_scale: float
+) -> tuple[F64, F64, F64]:
+    """`validate_nb.strided_robust_zscore` (same results), blocks pre-sorted by numpy.
+
+    numpy's vectorised sort of the (n/stride, stride) block matrix replaces the kernel's
+    per-block sorts; the kernel then only merges and reads medians. Falls back to the plain
+    kernel when ``window`` is not a multiple of ``stride``.
+
+    Args:
+        x: (n,) float64; window, stride, min_periods, min_scale: see the kernel.
+
+    Returns:
+        z, med, mad: (n,) float64 each.
+    """
+    from data import validate_nb
+
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+    if window % stride:
+        out = validate_nb.strided_robust_zscore(x, window, stride, min_periods, min_scale)
+        return out[0], out[1], out[2]
+    n = x.size
+    full = n // stride * stride
+    srt = np.empty(n)
+    srt[:full] = np.sort(x[:full].reshape(-1, stride), axis=1).ravel()
+    srt[full:] = np.sort(x[full:])
+    nan = np.isnan(x)
+    cnt = stride - np.add.reduceat(nan, np.arange(0, n, stride)) if n else np.zeros(0, np.int64)
+    if n and n > full:
+        cnt[-1] = (n - full) - int(nan[full:].sum())
+    cnt = np.ascontiguousarray(cnt, dtype=np.int64)
+    out = validate_nb.strided_robust_zscore_presorted(
+        x, srt, cnt, window, stride, min_periods, min_scale
+    )
+    return out[0], out[1], out[2]

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from data import validate_nb
 from data.validate_common import (
     I64,
     assemble,
@@ -16,6 +15,7 @@ from data.validate_common import (
     f64,
     require_columns,
     rows_of,
+    strided_zscore,
     symbol_groups,
     ts_us,
 )
@@ -98,9 +98,7 @@ def validate_funding(
         if ts_u.size:
             expected += int(np.rint((ts_u[-1] - ts_u[0]) / iv)) + 1
         r = np.ascontiguousarray(rate[rows_u])
-        z = validate_nb.strided_robust_zscore(
-            r, p.window, max(1, p.window // 9), p.window // 2, p.min_scale
-        )[0]
+        z = strided_zscore(r, p.window, max(1, p.window // 9), p.window // 2, p.min_scale)[0]
         z_all[rows_u] = z
         outl.append(rows_u[(np.abs(z) > p.outlier_z) | (np.abs(r) > p.max_abs_rate)])
     cat = concat_rows

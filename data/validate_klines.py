@@ -19,6 +19,7 @@ from data.errors import SchemaError
 from data.schemas import INTERVAL_US
 from data.validate_common import (
     I64,
+    FlagIndex,
     assemble,
     bit_check,
     concat_rows,
@@ -26,6 +27,7 @@ from data.validate_common import (
     i64,
     require_columns,
     rows_of,
+    strided_zscore,
     symbol_groups,
     ts_us,
 )
@@ -44,7 +46,7 @@ class KlineChecks:
 
     Attributes:
         outlier_window: reference window of the robust z-score, in bars.
-        outlier_stride: bars per reference refresh (None: window // 8, see
+        outlier_stride: bars per reference refresh (None: window // 4, see
             `validate_nb.strided_robust_zscore`).
         outlier_z: |z| above this is an outlier (returns; the bar range is one-sided).
         min_scale: floor of 1.4826*MAD for returns and log ranges (1e-4 = 1 bp), so that quiet
@@ -78,10 +80,10 @@ class KlineChecks:
 
     @property
     def stride(self) -> int:
-        """Reference refresh stride in bars (window // 8 by default, dividing the window)."""
+        """Reference refresh stride in bars (window // 4 by default, dividing the window)."""
         if self.outlier_stride is not None:
             return self.outlier_stride
-        s = max(1, self.outlier_window // 8)
+        s = max(1, self.outlier_window // 4)
         while self.outlier_window % s:
             s -= 1
         return s
@@ -165,7 +167,9 @@ def validate_klines(
     ct = np.where(ct == np.iinfo(np.int64).min, t + iv - 1000, ct)
     o, h, lo, c = (f64(table, k) for k in ("open", "high", "low", "close"))
     v, qv, tb = f64(table, "volume"), f64(table, "quote_volume"), f64(table, "taker_buy_volume")
-    flags = validate_nb.kline_row_flags(t, ct, o, h, lo, c, v, qv, tb, iv, p.quote_rel_tol)
+    flags = FlagIndex(
+        validate_nb.kline_row_flags(t, ct, o, h, lo, c, v, qv, tb, iv, p.quote_rel_tol)
+    )
     vals = {"open": o, "high": h, "low": lo, "close": c}
     checks = [
         bit_check(
@@ -273,60 +277,38 @@ def _sequence_checks(
     uniq: dict[str, I64] = {}
     expected = 0
     for sym, grp in symbol_groups(table):
-        rows = rows_of(grp, n)
         ts = t[grp]
         if ts.size == 0:
             continue
-        step = np.diff(ts)
-        back.append(rows[1:][step < 0])
-        if (step >= 0).all():
-            keep = np.concatenate(([True], step != 0))
-            dups.append(rows[~keep])
-            ts_u, rows_u = ts[keep], rows[keep]
-        else:
-            order = np.argsort(ts, kind="stable")
-            ts_s, rows_s = ts[order], rows[order]
-            keep = np.concatenate(([True], ts_s[1:] != ts_s[:-1]))
-            dups.append(rows_s[~keep])
-            ts_u, rows_u = ts_s[keep], rows_s[keep]
+        b_rows, d_rows, ts_u, ru = _time_order(ts, grp, n)
+        back.append(b_rows)
+        dups.append(d_rows)
         uniq[sym] = ts_u
-        if ts_u.size:
-            expected += round((int(ts_u[-1]) - int(ts_u[0])) / iv) + 1
-        d = np.diff(ts_u)
-        miss = np.rint(d / iv).astype(np.int64) - 1
+        expected += round((int(ts_u[-1]) - int(ts_u[0])) / iv) + 1
+        miss = np.rint(np.diff(ts_u) / iv).astype(np.int64) - 1
         for j in np.flatnonzero(miss >= 1):
-            gaps.append(
-                {
-                    "symbol": sym,
-                    "from_us": int(ts_u[j]) + iv,
-                    "to_us": int(ts_u[j + 1]) - iv,
-                    "missing_bars": int(miss[j]),
-                    "row": int(rows_u[j + 1]),
-                }
-            )
-        starts, lens = validate_nb.run_starts(
-            np.ascontiguousarray(v[rows_u] == 0.0), p.zero_volume_run
-        )
-        run_rows.append(rows_u[starts])
-        run_len[rows_u[starts]] = lens
-        cu = c[rows_u]
-        r = np.full(cu.size, np.nan)
-        r[1:] = cu[1:] / cu[:-1] - 1.0
-        ret[rows_u] = r
-        z = validate_nb.strided_robust_zscore(
-            r, p.outlier_window, p.stride, p.outlier_window // 2, p.min_scale
-        )[0]
-        zret[rows_u] = z
-        ret_rows.append(rows_u[np.abs(z) > p.outlier_z])
+            gaps.append({"symbol": sym, "from_us": int(ts_u[j]) + iv,
+                         "to_us": int(ts_u[j + 1]) - iv, "missing_bars": int(miss[j]),
+                         "row": int(_at(ru, np.array([j + 1]))[0])})  # fmt: skip
+        starts, lens = validate_nb.run_starts(np.ascontiguousarray(v[ru] == 0.0), p.zero_volume_run)
+        run_rows.append(_at(ru, starts))
+        run_len[_at(ru, starts)] = lens
+        cu = c[ru]
+        r = np.empty(cu.size)
+        r[0] = np.nan
+        np.divide(cu[1:], cu[:-1], out=r[1:])
+        r[1:] -= 1.0
+        ret[ru] = r
+        z = strided_zscore(r, p.outlier_window, p.stride, p.outlier_window // 2, p.min_scale)[0]
+        zret[ru] = z
+        ret_rows.append(_at(ru, np.flatnonzero(np.abs(z) > p.outlier_z)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            lr = np.log(h[rows_u] / lo[rows_u])
-        lr = np.where(np.isfinite(lr), lr, np.nan)
-        ref = validate_nb.strided_robust_zscore(
-            lr, p.outlier_window, p.stride, p.outlier_window // 2, 0.0
-        )[1]
+            lr = np.log(h[ru] / lo[ru])
+        lr[~np.isfinite(lr)] = np.nan
+        ref = strided_zscore(lr, p.outlier_window, p.stride, p.outlier_window // 2, 0.0)[1]
         ratio = lr / np.maximum(ref, p.range_floor)
-        zrng[rows_u] = ratio
-        rng_rows.append(rows_u[ratio > p.range_ratio])
+        zrng[ru] = ratio
+        rng_rows.append(_at(ru, np.flatnonzero(ratio > p.range_ratio)))
     _classify_gaps(gaps, uniq)
     cat = concat_rows
     missing = sum(g["missing_bars"] for g in gaps)
@@ -400,6 +382,34 @@ def _sequence_checks(
         ),
     ]
     return _Seq(checks, expected, missing)
+
+
+def _time_order(ts: I64, grp: I64 | slice, n: int) -> tuple[I64, I64, I64, I64 | slice]:
+    """(rows stepping back, duplicate rows, unique sorted times, their rows) of one symbol.
+
+    The rows come back as the group's slice when the symbol is already strictly increasing
+    (the common case), so later gathers are views.
+    """
+    step = np.diff(ts)
+    rows = rows_of(grp, n)
+    back = rows[1:][step < 0]
+    if (step > 0).all():
+        return back, np.zeros(0, np.int64), ts, grp
+    if (step >= 0).all():
+        keep = np.concatenate(([True], step != 0))
+        return back, rows[~keep], ts[keep], rows[keep]
+    order = np.argsort(ts, kind="stable")
+    ts_s, rows_s = ts[order], rows[order]
+    keep = np.concatenate(([True], ts_s[1:] != ts_s[:-1]))
+    return back, rows_s[~keep], ts_s[keep], rows_s[keep]
+
+
+def _at(rows: I64 | slice, idx: Any) -> I64:
+    """Table rows of positions ``idx`` within a group given as an index array or a slice."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if isinstance(rows, slice):
+        return idx + (rows.start or 0)
+    return rows[idx]
 
 
 def _gap_text(g: dict[str, Any]) -> dict[str, Any]:

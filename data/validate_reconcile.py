@@ -9,9 +9,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data import validate_nb
 from data.schemas import NATURAL_KEYS, time_column
-from data.validate_common import I64, assemble, concat_rows, f64, i64, require_columns, ts_us
+from data.validate_common import (
+    I64,
+    assemble,
+    concat_rows,
+    f64,
+    i64,
+    require_columns,
+    strided_zscore,
+    ts_us,
+)
 from data.validate_report import QualityReport, make_check
 
 
@@ -243,7 +251,7 @@ def basis_outliers(
     z_all = np.full(futures.num_rows, np.nan)
     order = np.argsort(ts_f[i_f], kind="stable")
     rows = i_f[order].astype(np.int64)
-    z = validate_nb.strided_robust_zscore(
+    z = strided_zscore(
         np.ascontiguousarray(basis[rows]), window, max(1, window // 8), window // 2, min_scale_bps
     )[0]
     z_all[rows] = z

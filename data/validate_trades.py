@@ -15,11 +15,13 @@ import pyarrow as pa
 from data import validate_nb
 from data.validate_common import (
     I64,
+    FlagIndex,
     assemble,
     f64,
     i64,
     require_columns,
     rows_of,
+    strided_zscore,
     symbol_groups,
     ts_us,
 )
@@ -32,7 +34,7 @@ class TradeChecks:
 
     Attributes:
         outlier_window: trades in the reference window of the price robust z-score.
-        outlier_stride: trades per reference refresh (None: window // 8).
+        outlier_stride: trades per reference refresh (None: window // 4).
         outlier_z: |z| of ``price`` against the reference median/MAD above which a trade is an
             outlier (a single bad print is flagged alone: the median ignores it).
         min_scale_rel: floor of 1.4826*MAD relative to the reference median (1e-4 = 1 bp).
@@ -51,10 +53,10 @@ class TradeChecks:
 
     @property
     def stride(self) -> int:
-        """Reference refresh stride (window // 8, dividing the window, by default)."""
+        """Reference refresh stride (window // 4, dividing the window, by default)."""
         if self.outlier_stride is not None:
             return self.outlier_stride
-        s = max(1, self.outlier_window // 8)
+        s = max(1, self.outlier_window // 4)
         while self.outlier_window % s:
             s -= 1
         return s
@@ -115,36 +117,16 @@ def validate_trades(
         flags[grp] = f
         missing[grp] = m
         if has_ids and rows.size:
-            gi = ids[grp]
-            if (f & validate_nb.T_ID_STEP_BACK).any():
-                order = np.argsort(gi, kind="stable")
-                srt = gi[order]
-                dup_parts.append(rows[order[1:][srt[1:] == srt[:-1]]])
-                missing[grp] = 0
-                uniq = np.unique(gi)
-                jumps = np.flatnonzero(np.diff(uniq) > 1)
-                for j in jumps:  # rare: charge the jump to the row holding the next id
-                    at = rows[np.flatnonzero(gi == uniq[j + 1])[0]]
-                    missing[at] = uniq[j + 1] - uniq[j] - 1
-                expected += int(uniq[-1] - uniq[0] + 1)
-            else:
-                dup_parts.append(rows[np.flatnonzero(f & validate_nb.T_ID_DUPLICATE)])
-                expected += int(gi.max() - gi.min() + 1)
+            dup, exp_sym = _id_order(ids[grp], rows, FlagIndex(f), missing)
+            dup_parts.append(dup)
+            expected += exp_sym
         else:
             expected += rows.size
-        _, med, mad = validate_nb.strided_robust_zscore(
-            np.ascontiguousarray(px[grp]),
-            p.outlier_window,
-            p.stride,
-            p.outlier_window // 2,
-            0.0,
-        )
-        dev = px[grp] - med
-        scale = np.maximum(validate_nb.MAD_SCALE * mad, p.min_scale_rel * np.abs(med))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            zz = np.where(dev == 0.0, 0.0, dev / scale)
-        z_all[grp] = zz
-        out_parts.append(rows[np.abs(zz) > p.outlier_z])
+        z = strided_zscore(
+            px[grp], p.outlier_window, p.stride, p.outlier_window // 2, -p.min_scale_rel
+        )[0]
+        z_all[grp] = z
+        out_parts.append(rows[np.abs(z) > p.outlier_z])
     checks = _checks(
         dataset,
         agg,
@@ -164,6 +146,22 @@ def validate_trades(
     return assemble(dataset, source, n, checks, expected, int(missing.sum()))
 
 
+def _id_order(gi: I64, rows: I64, fi: FlagIndex, missing: I64) -> tuple[I64, int]:
+    """(duplicate rows, expected ids) of one symbol; re-charges missing ids when unordered."""
+    if fi.rows_of(validate_nb.T_ID_STEP_BACK).size == 0:
+        dup = fi.rows_of(validate_nb.T_ID_DUPLICATE)
+        return rows[dup], int(gi.max() - gi.min() + 1)
+    order = np.argsort(gi, kind="stable")
+    srt = gi[order]
+    dup = rows[order[1:][srt[1:] == srt[:-1]]]
+    missing[rows] = 0
+    uniq = np.unique(gi)
+    for j in np.flatnonzero(np.diff(uniq) > 1):  # charge each jump to the row of the next id
+        at = rows[np.flatnonzero(gi == uniq[j + 1])[0]]
+        missing[at] = uniq[j + 1] - uniq[j] - 1
+    return dup, int(uniq[-1] - uniq[0] + 1)
+
+
 def _checks(
     dataset: str,
     agg: bool,
@@ -181,6 +179,7 @@ def _checks(
     z: Any,
 ) -> list[CheckResult]:
     nb = validate_nb
+    fi = FlagIndex(flags)
     idv = {"id": ids}
     gap_rows = np.flatnonzero(missing > 0).astype(np.int64)
     details = [
@@ -193,7 +192,7 @@ def _checks(
         for i in gap_rows[:1000]
     ]
     dups = np.concatenate(dup_parts) if dup_parts else np.zeros(0, np.int64)
-    back = np.flatnonzero(flags & nb.T_ID_STEP_BACK).astype(np.int64)
+    back = fi.rows_of(nb.T_ID_STEP_BACK)
     out: list[CheckResult] = []
     if has_ids:
         out += [
@@ -228,7 +227,7 @@ def _checks(
                 dataset,
                 "error",
                 "consecutive aggTrades with first_trade_id != previous last_trade_id + 1",
-                np.flatnonzero(flags & nb.T_FIRST_LAST_GAP).astype(np.int64),
+                fi.rows_of(nb.T_FIRST_LAST_GAP),
                 t,
                 idv | {"first_trade_id": fid, "last_trade_id": lid},
             ),
@@ -237,7 +236,7 @@ def _checks(
                 dataset,
                 "error",
                 "first_trade_id > last_trade_id",
-                np.flatnonzero(flags & nb.T_FIRST_GT_LAST).astype(np.int64),
+                fi.rows_of(nb.T_FIRST_GT_LAST),
                 t,
                 idv | {"first_trade_id": fid, "last_trade_id": lid},
             ),
@@ -248,7 +247,7 @@ def _checks(
             dataset,
             "error",
             "ts earlier than the previous row of the symbol",
-            np.flatnonzero(flags & nb.T_TS_STEP_BACK).astype(np.int64),
+            fi.rows_of(nb.T_TS_STEP_BACK),
             t,
             idv,
         ),
@@ -257,7 +256,7 @@ def _checks(
             dataset,
             "error",
             "price <= 0 or NaN",
-            np.flatnonzero(flags & nb.T_NONPOS_PRICE).astype(np.int64),
+            fi.rows_of(nb.T_NONPOS_PRICE),
             t,
             idv | {"price": px},
         ),
@@ -266,7 +265,7 @@ def _checks(
             dataset,
             "error",
             "qty <= 0 or NaN",
-            np.flatnonzero(flags & nb.T_NONPOS_QTY).astype(np.int64),
+            fi.rows_of(nb.T_NONPOS_QTY),
             t,
             idv | {"qty": qty},
         ),

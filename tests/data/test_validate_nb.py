@@ -157,3 +157,24 @@ def test_trade_row_flags_hand_computed() -> None:
     assert f[3] == nb.T_ID_DUPLICATE
     assert f[4] == nb.T_ID_STEP_BACK | nb.T_TS_STEP_BACK
     assert missing.sum() == 2
+
+
+@settings(max_examples=60)
+@given(
+    x=float_arrays_with_nans(400),
+    stride=st.integers(1, 30),
+    blocks=st.integers(1, 8),
+    min_periods=st.integers(1, 60),
+)
+def test_presorted_strided_path_equals_the_plain_kernel(
+    x: list[float], stride: int, blocks: int, min_periods: int
+) -> None:
+    from data.validate_common import strided_zscore
+
+    arr = np.asarray(x, dtype=np.float64)
+    window = stride * blocks
+    mp = min(min_periods, window)
+    want = validate_nb.strided_robust_zscore(arr, window, stride, mp, 1e-3)
+    got = strided_zscore(arr, window, stride, mp, 1e-3)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
