@@ -69,7 +69,8 @@ class BookRebuild:
         depth_bps: the X band half-widths of ``depth_bid`` / ``depth_ask``.
         depth_bid, depth_ask: (T, N, X) quote notional within each band of mid.
         stats: per symbol: messages, applied, dropped, pending, snapshots, breaks (list of
-            dicts), crossed, rows_applied, seconds (kernel), updates_per_s, seq_mode.
+            dicts), crossed, rows_applied, seconds (kernel), updates_per_s, seq_mode,
+            max_levels (deepest side seen after a diff).
         traces: per symbol SymbolTrace when ``keep_trace``.
     """
 
@@ -291,6 +292,7 @@ def _rebuild_one(sym: str, t: pa.Table, rows: I64, sample: I64, levels: int, ban
         "crossed": int(info[book_nb.I_CROSSED]), "rows_applied": int(info[book_nb.I_ROWS]),
         "seconds": secs, "updates_per_s": float(a["row_px"].size / secs) if secs > 0 else 0.0,
         "seq_mode": {0: "none", 1: "spot", 2: "futures"}[int(a["mode"])],
+        "max_levels": int(max(info[book_nb.I_MAX_BID], info[book_nb.I_MAX_ASK])),
     }  # fmt: skip
     return outs, st, SymbolTrace(a["msg_time"], a["msg_last"], status, best[0], best[1])
 

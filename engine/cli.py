@@ -94,3 +94,16 @@ def _run_demo(out: str, **kw: Any) -> Any:
 
 register_report(app, _run_demo, _score_panel, _run_factor_backtest,
                 (DataError, _EngineError, _FactorError))  # fmt: skip
+
+# alphaforge slippage-study (engine.cli_slippage; the recording reader wired here)
+from engine.cli_slippage import register as register_slippage  # noqa: E402 - registration area
+
+
+def _load_recording(paths: list[Any]) -> Any:
+    from data.recordings import read_hftbacktest
+
+    rec = read_hftbacktest(paths)
+    return rec.depth_updates, rec.trades
+
+
+register_slippage(app, _load_recording, (DataError, _EngineError))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 NONE = 0
@@ -155,3 +156,28 @@ def fill_order(  # type: ignore[no-untyped-def]
             half = mid - b0
         return px, filled, mid, half
     return ref_px, qty, ref_px, 0.0
+
+
+@njit(cache=True)
+def walk_many(side, qty, level_px, level_qty, max_levels, exhaustion, penalty_bps):  # type: ignore[no-untyped-def]
+    """``walk_book`` for M orders against M books.
+
+    Args:
+        side: (M,) float64 +1/-1. qty: (M,) base units. level_px, level_qty: (M, L) the side
+            each order consumes, best first. max_levels, exhaustion, penalty_bps: see walk_book.
+
+    Returns:
+        (avg_px (M,), filled (M,)).
+
+    Equivalent to: ``[walk_book(side[m], qty[m], level_px[m], level_qty[m], ...) for m]``.
+    """
+    m_len, n = level_px.shape
+    avg = np.empty(m_len)
+    filled = np.empty(m_len)
+    px3 = level_px.reshape(m_len, 1, n)
+    q3 = level_qty.reshape(m_len, 1, n)
+    for m in range(m_len):
+        avg[m], filled[m] = walk_book_at(
+            side[m], qty[m], px3, q3, m, 0, max_levels, exhaustion, penalty_bps
+        )
+    return avg, filled
