@@ -203,6 +203,14 @@ class BinanceRest:
         pages = list(self.iter_klines(symbol, interval, start_us, end_us, kind))
         return pa.concat_tables([schemas.KLINES.empty_table(), *pages])
 
+    def edge_bar_us(self, symbol: str, interval: str = "1d", last: bool = False) -> int | None:
+        """Open time (µs) of the first (or latest) bar Binance has for ``symbol``, or None."""
+        params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": 1}
+        if not last:
+            params["startTime"] = 0
+        raw = self._get("/klines", params, symbol)
+        return int(raw[0][0]) * 1000 if raw else None
+
     # ------------------------------------------------------------------ aggTrades
     def _first_agg_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None:
         t = start_ms
