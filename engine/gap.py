@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.errors import InputError, OptionError
+from engine.errors import InputError
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -106,7 +106,7 @@ def _sides(name: str, side: np.ndarray) -> F64:
         s = np.where(low == "buy", 1.0, np.where(low == "sell", -1.0, np.nan))
     bad = np.flatnonzero(~np.isin(s, (-1.0, 1.0)))
     if bad.size:
-        raise InputError(f"{name}: row {int(bad[0])} has side {side[bad[0]]!r}; "
+        raise InputError(f"{name}: row {int(bad[0])} has side {str(side[bad[0]])!r}; "
                          "expected buy/sell or +1/-1")  # fmt: skip
     return s
 
@@ -125,9 +125,10 @@ def match_fills(orders: Mapping[str, Any], fills: Mapping[str, Any], window_us: 
     """
     o_sym = np.asarray(orders["symbol"]).astype(str)
     f_sym = np.asarray(fills["symbol"]).astype(str)
-    unknown = sorted(set(f_sym) - set(o_sym))
+    unknown = sorted(str(x) for x in set(f_sym) - set(o_sym))
     if unknown:
-        raise InputError(f"fills: unknown symbol(s) {unknown}; orders trade {sorted(set(o_sym))}")
+        known = sorted(str(x) for x in set(o_sym))
+        raise InputError(f"fills: unknown symbol(s) {unknown}; orders trade {known}")
     out = np.full(f_sym.size, -1, dtype=np.int64)
     if "order_id" in orders and "order_id" in fills:
         index = {str(v): i for i, v in enumerate(np.asarray(orders["order_id"]))}
@@ -172,7 +173,7 @@ def _fee_quote(f: Mapping[str, np.ndarray], quote_asset: str,
         elif np.all(base[rows] == a):
             rate[rows] = f["price"].astype(np.float64)[rows]
         else:
-            raise InputError(f"fills: fee asset {a!r} needs a price in quote ({quote_asset}); "
+            raise InputError(f"fills: fee asset {str(a)!r} needs a price in quote ({quote_asset}); "
                              "pass fee_rates={asset: price}")  # fmt: skip
     return fee * rate
 
@@ -283,38 +284,51 @@ def analyze_gap(
     )
 
 
+def _cv_rmse(y: F64, design: F64) -> tuple[float, F64]:
+    """Two-fold (even/odd rows) cross-validated RMSE of a least-squares fit, and the
+    coefficients fitted on all rows. Out-of-sample, so extra parameters cannot win by
+    overfitting."""
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    if y.size < 4:
+        return float(np.sqrt(np.mean((y - design @ coef) ** 2))), coef
+    err = np.empty_like(y)
+    for fit, test in (
+        (slice(0, None, 2), slice(1, None, 2)),
+        (slice(1, None, 2), slice(0, None, 2)),
+    ):
+        c, *_ = np.linalg.lstsq(design[fit], y[fit], rcond=None)
+        err[test] = y[test] - design[test] @ c
+    return float(np.sqrt(np.mean(err**2))), coef
+
+
 def calibrate_models(cost_bps: F64, qty: F64, mid: F64,
                      features: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
     """Fit each slippage model to the live per-order execution costs (bps) and rank them.
 
-    Models: ``fixed_bps`` (one constant = mean cost); ``sqrt_impact`` (cost = c + k * sigma *
-    sqrt(qty / adv) * 1e4 with c, k by least squares; needs features sigma and adv);
+    Models: ``fixed_bps`` (one constant); ``sqrt_impact`` (cost = c + k * sigma *
+    sqrt(qty / adv) * 1e4, c and k by least squares; needs features sigma and adv);
     ``book_walk@<label>`` for every feature named ``book_walk_bps@<label>`` (the cost a book
-    walk predicts per order, e.g. at each depth and latency). The best model has the lowest
-    RMSE.
+    walk predicts per order, e.g. at each depth and latency; nothing fitted). Fitted models are
+    scored by two-fold cross-validated RMSE; the best model has the lowest RMSE, except that
+    sqrt_impact must beat fixed_bps by more than 1% (fewer parameters win ties).
 
     Returns:
-        {model: {"rmse_bps": ..., params...}, "best": model name}.
+        {model: {"rmse_bps": ..., params...}, "best": model name or None}.
     """
     y = np.asarray(cost_bps, dtype=np.float64)
     ok = np.isfinite(y)
     out: dict[str, Any] = {}
     if ok.sum() == 0:
         return {"best": None}
-    c = float(np.mean(y[ok]))
-    out["fixed_bps"] = {"bps": c, "rmse_bps": float(np.sqrt(np.mean((y[ok] - c) ** 2)))}
+    rmse, coef = _cv_rmse(y[ok], np.ones((int(ok.sum()), 1)))
+    out["fixed_bps"] = {"bps": float(coef[0]), "rmse_bps": rmse}
     if "sigma" in features and "adv" in features:
         x = np.asarray(features["sigma"], float) * np.sqrt(qty / np.asarray(features["adv"], float))
         good = ok & np.isfinite(x)
         if good.sum() >= 3:
-            a = np.column_stack([np.ones(good.sum()), x[good] * 1e4])
-            (c0, k), *_ = np.linalg.lstsq(a, y[good], rcond=None)
-            pred = c0 + k * x[good] * 1e4
-            out["sqrt_impact"] = {
-                "half_spread_bps": float(c0),
-                "k": float(k),
-                "rmse_bps": float(np.sqrt(np.mean((y[good] - pred) ** 2))),
-            }
+            design = np.column_stack([np.ones(good.sum()), x[good] * 1e4])
+            rmse, (c0, k) = _cv_rmse(y[good], design)
+            out["sqrt_impact"] = {"half_spread_bps": float(c0), "k": float(k), "rmse_bps": rmse}
     for name, pred in features.items():
         if name.startswith("book_walk_bps@"):
             p = np.asarray(pred, dtype=np.float64)
@@ -323,7 +337,8 @@ def calibrate_models(cost_bps: F64, qty: F64, mid: F64,
                 out["book_walk@" + name.split("@", 1)[1]] = {
                     "rmse_bps": float(np.sqrt(np.mean((y[good] - p[good]) ** 2)))
                 }
-    if not out:
-        raise OptionError("no model could be calibrated")
-    out["best"] = min((k for k in out), key=lambda k: out[k]["rmse_bps"])
+    best = min(out, key=lambda k: out[k]["rmse_bps"])
+    if best == "sqrt_impact" and out["fixed_bps"]["rmse_bps"] <= 1.01 * out[best]["rmse_bps"]:
+        best = "fixed_bps"  # within 1%: prefer the model with fewer parameters
+    out["best"] = best
     return out
