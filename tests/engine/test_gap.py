@@ -8,8 +8,8 @@ import pytest
 
 from engine.errors import InputError
 from engine.gap import Quotes, analyze_gap, calibrate_models
-from engine.paper_live import LatencyModel, simulate_fills
 from engine.panel import BookLevels
+from engine.paper_live import LatencyModel, simulate_fills
 
 MID0 = 100.0
 
