@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,6 +57,12 @@ _DECIMALS: Final[dict[str, tuple[str, ...]]] = {
                       "taker_buy_volume", "taker_buy_quote_volume"),
 }  # fmt: skip
 """Float columns that arrive as Binance decimal strings (converted once per column)."""
+
+
+_DEPTH_MSG: Final = (
+    "symbol", "ts", "local_ts", "first_update_id", "last_update_id", "prev_update_id",
+    "is_snapshot", "n_bid", "n_ask",
+)  # fmt: skip
 
 
 def _int(v: Any, name: str) -> int:
@@ -113,6 +120,7 @@ class MessageParser:
             name: ([], []) for name in _DATASETS
         }
         self._lineno = 0
+        self._depth_msgs: dict[str, list[Any]] = {k: [] for k in _DEPTH_MSG}
         self._routes: dict[str, tuple[str, Callable[[dict[str, Any], int], None]]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any], int], None]] = {
             "trade": self._trade,
@@ -177,8 +185,7 @@ class MessageParser:
         ids: tuple[int | None, int, int | None], snap: bool, bids: Any, asks: Any,
     ) -> None:  # fmt: skip
         d = self._rows("depth_updates", "price")
-        n = 0
-        for is_bid, side, name in ((True, bids, "b"), (False, asks, "a")):
+        for side, name in ((bids, "b"), (asks, "a")):
             if type(side) is not list:
                 raise ValueError(f"field {name!r} must be a list of [price, qty]")
             if side:
@@ -187,12 +194,12 @@ class MessageParser:
                 px, qty = zip(*side, strict=True)  # ValueError unless all are pairs
                 d["price"] += px
                 d["qty"] += qty
-            d["is_bid"] += [is_bid] * len(side)
-            n += len(side)
+        m = self._depth_msgs  # per message; expanded to one row per level in tables()
         for col, v in (("symbol", sym), ("ts", ts), ("local_ts", local_us),
                        ("first_update_id", ids[0]), ("last_update_id", ids[1]),
-                       ("prev_update_id", ids[2]), ("is_snapshot", snap)):  # fmt: skip
-            d[col] += [v] * n
+                       ("prev_update_id", ids[2]), ("is_snapshot", snap),
+                       ("n_bid", len(bids)), ("n_ask", len(asks))):  # fmt: skip
+            m[col].append(v)
 
     def _depth(self, x: dict[str, Any], local_us: int) -> None:
         pu = _int(x["pu"], "pu") if "pu" in x else None
@@ -271,7 +278,7 @@ class MessageParser:
         d["is_closed"].append(_bool(k["x"], "k.x"))
 
     def _fill_snapshot_symbols(self) -> None:
-        syms = self.cols["depth_updates"]["symbol"]
+        syms = self._depth_msgs["symbol"]
         if None not in syms:
             return
         seen = {s for s in syms if s is not None}
@@ -283,7 +290,18 @@ class MessageParser:
                 f"{self.source}: a REST depth snapshot has no symbol and the recording names "
                 f"{sorted(seen) or 'none'}; pass symbol="
             )
-        self.cols["depth_updates"]["symbol"] = [sym if s is None else s for s in syms]
+        self._depth_msgs["symbol"] = [sym if s is None else s for s in syms]
+
+    def _expand_depth(self) -> None:
+        """Per-message depth columns -> one value per level row (Arrow take, no Python loop)."""
+        m, d = self._depth_msgs, self.cols["depth_updates"]
+        nb, na = np.array(m["n_bid"], dtype=np.int64), np.array(m["n_ask"], dtype=np.int64)
+        rows = pa.array(np.repeat(np.arange(nb.size), nb + na))
+        for f in schemas.DEPTH_UPDATES:
+            if f.name in m:
+                d[f.name] = pa.array(m[f.name], type=f.type).take(rows)
+        sides = np.tile(np.array([True, False]), nb.size)
+        d["is_bid"] = pa.array(np.repeat(sides, np.column_stack([nb, na]).ravel()))
 
     def _decimals(self, name: str, col: str, vals: list[Any]) -> pa.Array:
         """Convert a column of raw decimal strings to float64, naming the line of a bad one."""
@@ -306,6 +324,7 @@ class MessageParser:
     def tables(self) -> dict[str, pa.Table]:
         """The accumulated rows as tables of the declared schemas (in arrival order)."""
         self._fill_snapshot_symbols()
+        self._expand_depth()
         out: dict[str, pa.Table] = {}
         for name, schema in _DATASETS.items():
             cols = self.cols[name]
@@ -316,6 +335,8 @@ class MessageParser:
                         arrays[f.name] = self._decimals(name, f.name, cols[f.name])
                     elif f.name == "quote_qty":
                         arrays[f.name] = pc.multiply(arrays["price"], arrays["qty"])
+                    elif isinstance(cols[f.name], pa.Array):
+                        arrays[f.name] = cols[f.name]
                     else:
                         arrays[f.name] = pa.array(cols[f.name], type=f.type)
                 out[name] = pa.table(list(arrays.values()), schema=schema)

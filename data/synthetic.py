@@ -5,9 +5,10 @@
 takes; each table's schema metadata carries ``alphaforge.synthetic = true`` and ``.meta`` says
 ``synthetic: True`` with the seed and every parameter.
 
-The model, per bar t and symbol i (all draws from one ``numpy.random.Generator`` tree seeded by
-``seed``; each component has its own child stream, so e.g. changing ``book_levels`` leaves the
-klines unchanged):
+The model, per bar t and symbol i (all draws from one ``numpy.random.SeedSequence`` tree seeded
+by ``seed``: the market factor, each symbol, the planted signal, funding and books have their own
+child streams, so changing ``book_levels`` leaves the klines unchanged and symbol i's bars do not
+depend on ``n_symbols``; see ``data.synthetic_bars``):
 
 - returns ``r[t, i] = vol_i * season_vol[t] * (beta_i * sqrt(w) * m[t] + sqrt(1 - w) * e[t, i])``
   where the market factor ``m`` and each idiosyncratic ``e`` follow a GARCH(1,1) with unit
@@ -16,7 +17,8 @@ klines unchanged):
 - prices are rounded to each symbol's tick size; a bar opens at the previous bar's close;
   high/low extend the open/close range by an exponential excursion and are rounded outwards;
 - volume follows an intraday seasonality (peak near 15:00 UTC) times ``0.5 + |r| / vol`` times
-  log-normal noise; taker-buy volume is a return-dependent share of it; ``trades`` is Poisson;
+  log-normal noise; taker-buy volume is a return-dependent share of it (whole lots); ``trades``
+  is quote volume over a per-symbol trade size, with noise tied to the bar's range;
 - funding rates (perpetuals only) every ``funding_interval_h`` hours at epoch-aligned times;
 - book snapshots (``book_levels > 0``) at bar closes, depth proportional to the bar's volume.
 
@@ -26,7 +28,10 @@ bar's close, when it becomes known) has an expected cross-sectional Spearman ran
 from the rounded klines). It is built from that future return (it is an oracle, not a feature of
 past prices): ``signal = rho * g + sqrt(1 - rho**2) * noise`` with ``g`` the normal scores of the
 next returns' cross-sectional ranks and ``rho`` solved so that the expected Spearman for
-``n_symbols`` equals ``planted_ic`` exactly. The last bar's signal is null (no next bar exists).
+``n_symbols`` equals ``planted_ic`` exactly (finite-N formula, see ``_expected_spearman``;
+``meta["planted_ic_realized"]`` is the realized mean). The last bar's signal is null (no next bar
+exists). With the default lag-1 execution at the next bar's open, a long-short book on this
+signal earns the planted edge before costs, which is what demos and tests should recover.
 """
 
 from __future__ import annotations
