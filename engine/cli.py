@@ -107,3 +107,7 @@ def _load_recording(paths: list[Any]) -> Any:
 
 
 register_slippage(app, _load_recording, (DataError, _EngineError))
+
+from data.cli_pull import register as _register_pull  # noqa: E402 - registration area
+
+_register_pull(app)
