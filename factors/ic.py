@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from factors import score_nb
+from factors import score_nb, ts_ic_nb
 from factors.errors import ScoreError
 
 F64 = npt.NDArray[np.float64]
@@ -226,7 +226,7 @@ def quantile_turnover(bins: I64, k: int, lag: int = 1) -> F64:
 def ts_ic(factor: F64, fwd: F64, method: Method = "spearman", min_obs: int = 10) -> F64:
     """Whole-period time-series IC per asset: corr(factor[:, j], fwd[:, j]) -> (N,)."""
     f, r = _pair(factor, fwd)
-    out: F64 = score_nb.ts_corr_assets(f, r, method == "spearman", _min_obs(min_obs))
+    out: F64 = ts_ic_nb.ts_corr_assets(f, r, method == "spearman", _min_obs(min_obs))
     return out
 
 
@@ -240,7 +240,7 @@ def rolling_ts_ic(factor: F64, fwd: F64, window: int, min_obs: int | None = None
     if window < 2:
         raise ScoreError(f"window must be >= 2 rows; got {window}")
     mo = _min_obs(window if min_obs is None else min_obs)
-    out: F64 = score_nb.ts_rolling_corr(f, r, int(window), mo)
+    out: F64 = ts_ic_nb.ts_rolling_corr(f, r, int(window), mo)
     return out
 
 

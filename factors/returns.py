@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.panel import Panel
-from factors import score_nb
+from factors import returns_nb
 from factors.errors import ScoreError
 
 F64 = npt.NDArray[np.float64]
@@ -105,7 +105,7 @@ def forward_returns(panel: Panel, horizons: Sequence[int] = (1,), lag: int = 1) 
     bad = [h for h in hs if h < 1]
     if bad:
         raise ScoreError(f"horizon must be >= 1 bar; got {bad[0]}")
-    out: F64 = score_nb.forward_returns(px, np.asarray(hs, dtype=np.int64))
+    out: F64 = returns_nb.forward_returns(px, np.asarray(hs, dtype=np.int64))
     return out
 
 

@@ -1,0 +1,50 @@
+"""Numba kernels of time-series IC (factors.ic.ts_ic, rolling_ts_ic): per asset, over time.
+
+They reuse the cross-sectional row kernels of factors.score_nb on a column at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from factors import score_nb
+
+
+@njit(cache=True, parallel=True)
+def ts_corr_assets(f, r, rank, min_obs):  # type: ignore[no-untyped-def]
+    """Whole-period time-series correlation of f[:, j] with r[:, j] per asset -> (N,)."""
+    _t_len, m = f.shape
+    out = np.full(m, np.nan)
+    for j in prange(m):
+        a = np.ascontiguousarray(f[:, j])
+        b = np.ascontiguousarray(r[:, j])
+        out[j] = score_nb.row_corr(a, b, rank, min_obs)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def ts_rolling_corr(f, r, window, min_obs):  # type: ignore[no-untyped-def]
+    """Rolling Pearson correlation over the last ``window`` rows per asset -> (T, N).
+
+    Row t uses rows t-window+1..t (pairwise complete); NaN before the first full window.
+    Equivalent to: ``pd.Series(f).rolling(window, min_periods=min_obs).corr(pd.Series(r))``
+    up to the first window-1 rows (NaN here).
+    """
+    t_len, m = f.shape
+    out = np.full((t_len, m), np.nan)
+    for j in prange(m):
+        fx = np.empty(window)
+        ry = np.empty(window)
+        for t in range(window - 1, t_len):
+            n = 0
+            for s in range(t - window + 1, t + 1):
+                a = f[s, j]
+                b = r[s, j]
+                if np.isfinite(a) and np.isfinite(b):
+                    fx[n] = a
+                    ry[n] = b
+                    n += 1
+            if n >= min_obs:
+                out[t, j] = score_nb.pearson_prefix(fx, ry, n)
+    return out
