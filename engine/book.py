@@ -156,8 +156,7 @@ def _stream(t: pa.Table, time_col: str) -> dict[str, np.ndarray]:
                          "qty >= 0, both finite")  # fmt: skip
     kind = snap[starts].astype(np.int8)
     diff_prev = prev[starts][kind == 0]
-    diff_last = last[starts][kind == 0]
-    if diff_last.size and np.all(diff_last < 0):
+    if np.all(last[starts] < 0):  # no update ids at all (Tardis)
         mode = book_nb.SEQ_NONE
     else:
         mode = book_nb.SEQ_FUTURES if np.any(diff_prev >= 0) else book_nb.SEQ_SPOT

@@ -184,6 +184,8 @@ def rebuild_book(  # type: ignore[no-untyped-def]
                 else:
                     na = set_level(ak, aq, na, -row_px[r], row_qty[r])
             status[m] = ST_SNAPSHOT
+            info[I_MAX_BID] = max(info[I_MAX_BID], nb)
+            info[I_MAX_ASK] = max(info[I_MAX_ASK], na)
             synced = True
             seen_first = False
             snap_id = msg_last[m]

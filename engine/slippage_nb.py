@@ -64,6 +64,7 @@ def walk_book_at(side, qty, px3, qty3, t, i, max_levels, exhaustion, penalty_bps
         n = max_levels
     remaining = qty
     cost = 0.0
+    filled = 0.0  # summed, not qty - remaining (which cancels catastrophically)
     last_px = math.nan
     for j in range(n):
         px = px3[t, i, j]
@@ -75,15 +76,17 @@ def walk_book_at(side, qty, px3, qty3, t, i, max_levels, exhaustion, penalty_bps
         last_px = px
         take = q if q < remaining else remaining
         cost += take * px
+        filled += take
         remaining -= take
         if remaining <= 0.0:
             break
     if remaining > 0.0 and exhaustion == PENALTY and not math.isnan(last_px):
         cost += remaining * last_px * (1.0 + side * penalty_bps * 1e-4)
-        remaining = 0.0
-    filled = qty - remaining
+        filled += remaining
     if filled <= 0.0:
         return math.nan, 0.0
+    if cost == filled * last_px:  # one price level (exact: no rounding of cost / filled)
+        return last_px, filled
     return cost / filled, filled
 
 

@@ -93,3 +93,21 @@ def price_paths(draw: st.DrawFn, max_t: int = 60, max_n: int = 4) -> tuple:
     if draw(st.booleans()):
         w[rng.random((t, n)) < 0.3] = np.nan
     return close, open_, w
+
+
+# ---------------------------------------------------------------- order-book sides (issue 6)
+def book_sides(max_levels: int = 30) -> st.SearchStrategy:
+    """One side of a book as (px (L,), qty (L,)) float64: prices strictly increasing from a
+    positive best (an ask side; reverse for bids), positive quantities."""
+    import numpy as np
+
+    @st.composite
+    def side(draw: st.DrawFn) -> tuple:
+        n = draw(st.integers(1, max_levels))
+        best = draw(st.floats(1.0, 1e5))
+        steps = draw(st.lists(st.floats(1e-4, 0.05), min_size=n, max_size=n))
+        qty = draw(st.lists(st.floats(1e-3, 50.0), min_size=n, max_size=n))
+        px = best * np.cumprod(1.0 + np.array(steps)) / (1.0 + steps[0])
+        return px.astype(np.float64), np.array(qty, dtype=np.float64)
+
+    return side()
