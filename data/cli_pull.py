@@ -101,10 +101,10 @@ def pull_cmd(
         }  # fmt: skip
         rep = pull(**args) if as_json else _pull_with_bar(args)
     except IPBanned as exc:
-        err.print(f"[red]stopped:[/red] {exc}")
+        err.print(f"[red]stopped:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(code=3) from None
     except (DataError, KeyError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(code=2) from None
     if as_json:
         sys.stdout.write(json.dumps(rep.to_dict(), sort_keys=True) + "\n")
