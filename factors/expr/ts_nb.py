@@ -26,6 +26,7 @@ CORR, COV = 0, 1
 BLOCK = 16  # columns per parallel task
 _NAN = np.nan
 _RESYNC = 256  # rolling sums are recomputed from the window at least this often (drift control)
+_NEAR_ZERO = 1e-8  # a running variance this small relative to the values' scale is recomputed
 
 
 @njit(cache=True, parallel=True)
@@ -64,6 +65,19 @@ def _resync(x: np.ndarray, t: int, j: int, w: int) -> tuple[float, float, float]
         s += x[k, j] - ref
         ss += (x[k, j] - ref) * (x[k, j] - ref)
     return ref, s, ss
+
+
+@njit(cache=True)
+def _exact_var(x: np.ndarray, t: int, j: int, w: int) -> float:
+    """Two-pass sample variance of x[t-w+1..t, j]."""
+    mean = 0.0
+    for k in range(t - w + 1, t + 1):
+        mean += x[k, j]
+    mean /= w
+    acc = 0.0
+    for k in range(t - w + 1, t + 1):
+        acc += (x[k, j] - mean) * (x[k, j] - mean)
+    return acc / (w - 1)
 
 
 @njit(cache=True)
@@ -106,8 +120,14 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
                 out[t, j] = s[b] + w * ref[b]
             else:
                 var = (ss[b] - s[b] * mean_d) / (w - 1)
-                if var <= 1e-14 * (ss[b] / w):
-                    var = 0.0
+                if var <= _NEAR_ZERO * (ss[b] / w + ref[b] * ref[b]):
+                    # near-degenerate window: running sums hold only rounding residue here,
+                    # recompute exactly (a constant window gives exactly 0)
+                    ref[b], s[b], ss[b] = _resync(x, t, j, w)
+                    since[b] = 0
+                    mean_d = s[b] / w
+                    var = max(0.0, (ss[b] - s[b] * mean_d) / (w - 1))
+                    var = _exact_var(x, t, j, w) if var > 0.0 else 0.0
                 sd = math.sqrt(var)
                 if code == STD:
                     out[t, j] = sd
@@ -246,6 +266,39 @@ def _pair_result(st: np.ndarray, b: int, w: int, code: int) -> float:
 
 
 @njit(cache=True)
+def _pair_degenerate(st: np.ndarray, b: int, w: int) -> bool:
+    """True when a running variance is too small to trust (only rounding residue may remain)."""
+    cxx = st[b, 5] - st[b, 2] * st[b, 2] / w
+    cyy = st[b, 6] - st[b, 3] * st[b, 3] / w
+    sx = st[b, 5] / w + st[b, 0] * st[b, 0]
+    sy = st[b, 6] / w + st[b, 1] * st[b, 1]
+    return bool(cxx <= _NEAR_ZERO * sx or cyy <= _NEAR_ZERO * sy)
+
+
+@njit(cache=True)
+def _pair_exact(x: np.ndarray, y: np.ndarray, j: int, t: int, w: int) -> float:
+    """Two-pass Pearson correlation of rows t-w+1..t of column j; NaN for zero variance."""
+    mx = 0.0
+    my = 0.0
+    for k in range(t - w + 1, t + 1):
+        mx += x[k, j]
+        my += y[k, j]
+    mx /= w
+    my /= w
+    sxy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    for k in range(t - w + 1, t + 1):
+        dx, dy = x[k, j] - mx, y[k, j] - my
+        sxy += dx * dy
+        sxx += dx * dx
+        syy += dy * dy
+    if sxx <= 1e-14 * mx * mx or syy <= 1e-14 * my * my or sxx <= 0.0 or syy <= 0.0:
+        return _NAN
+    return float(min(1.0, max(-1.0, sxy / math.sqrt(sxx * syy))))
+
+
+@njit(cache=True)
 def _pair_block(
     x: np.ndarray, y: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int
 ) -> None:
@@ -274,6 +327,8 @@ def _pair_block(
                 _pair_resync(x, y, t, j, w, st, b)
                 since[b] = 0
             out[t, j] = _pair_result(st, b, w, code)
+            if code == CORR and _pair_degenerate(st, b, w):
+                out[t, j] = _pair_exact(x, y, j, t, w)
 
 
 @njit(cache=True, parallel=True)

@@ -290,3 +290,18 @@ def test_missing_field_is_an_expr_error() -> None:
 def test_empty_panel() -> None:
     empty = Panel(np.zeros(0, dtype=np.int64), ("a",), {"close": np.zeros((0, 1))})
     assert evaluate("cs_rank(ts_mean(returns, 3))", empty).shape == (0, 1)
+
+
+def test_constant_windows_after_varying_data_are_exactly_degenerate() -> None:
+    # running sums keep rounding residue after large values leave the window; a constant
+    # window must still give std 0 and NaN correlation / z-score, not noise
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(0, 1e3, (57, 3)), np.full((40, 3), 0.7)])
+    y = rng.normal(0, 1, x.shape)
+    p = Panel(np.arange(x.shape[0], dtype=np.int64), ("a", "b", "c"), {"open": x, "close": y})
+    std = evaluate("ts_std(open, 10)", p)
+    np.testing.assert_array_equal(std[66:], 0.0)
+    assert np.isnan(evaluate("ts_zscore(open, 10)", p)[66:]).all()
+    corr = evaluate("ts_corr(open, close, 10)", p)
+    assert np.isnan(corr[66:]).all()
+    assert np.isfinite(corr[9:66]).all()
