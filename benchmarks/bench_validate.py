@@ -7,7 +7,7 @@ handed to the validators as Arrow tables in the declared schemas.
 Cases, all measured in the same run:
 - ``klines/ours``: `data.validate.validate_klines` (all checks, report included);
 - ``klines/pandas``: a straightforward pandas implementation of the same checks and the same
-  outlier statistic (`validate_nb.strided_robust_zscore`: median from ``rolling().median()``
+  outlier statistic (`validate_rolling_nb.strided_robust_zscore`: median from ``rolling().median()``
   at block starts, MAD per block with numpy); parity: identical offending rows per check;
 - ``outlier/pandas-rolling-2pass``, ``outlier/bottleneck-2pass``, ``outlier/numba-exact-2pass``:
   the outlier check ALONE in the per-row two-pass form the issue quotes (median over the
@@ -45,7 +45,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data import validate_nb  # noqa: E402
+from data import validate_rolling_nb  # noqa: E402
 from data.schemas import AGG_TRADES, KLINES  # noqa: E402
 from data.validate import KlineChecks, TradeChecks, validate_klines, validate_trades  # noqa: E402
 
@@ -146,8 +146,8 @@ def make_agg_trades(n: int, seed: int) -> pa.Table:
 
 
 def _strided_pandas(x: pd.Series, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row (median, MAD) of validate_nb.strided_robust_zscore, the straightforward pandas
-    way: rolling().median() on the shifted series at block starts, MAD per block with numpy."""
+    """Per-row (median, MAD) of validate_rolling_nb.strided_robust_zscore, the plain pandas way:
+    rolling().median() on the shifted series at block starts, MAD per block with numpy."""
     n = len(x)
     arr = x.to_numpy()
     starts = np.arange(0, n, stride)
@@ -310,7 +310,7 @@ def outlier_two_pass_anchors(r: np.ndarray, w: int) -> dict[str, Callable[[], np
         return (r - med) / np.maximum(1.4826 * mad, 1e-4)
 
     def numba_exact_2pass() -> np.ndarray:
-        return validate_nb.robust_zscore(r, w, mp, 1e-4)[0]
+        return validate_rolling_nb.robust_zscore(r, w, mp, 1e-4)[0]
 
     return {
         "pandas-rolling-2pass": pandas_2pass,
@@ -324,7 +324,7 @@ def jit_seconds() -> float:
     t0 = time.perf_counter()
     validate_klines(make_klines(3000, 0), "1m")
     validate_trades(make_agg_trades(300_000, 0), "agg_trades")
-    validate_nb.robust_zscore(np.zeros(10), 4, 2, 0.0)
+    validate_rolling_nb.robust_zscore(np.zeros(10), 4, 2, 0.0)
     return time.perf_counter() - t0
 
 
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
     closes = np.asarray(kl["close"])
     r = np.concatenate(([np.nan], closes[1:] / closes[:-1] - 1))
-    z_ours = validate_nb.strided_robust_zscore(
+    z_ours = validate_rolling_nb.strided_robust_zscore(
         r, kp.outlier_window, kp.stride, kp.outlier_window // 2, kp.min_scale
     )[0]
     f_ours = np.abs(z_ours) > kp.outlier_z

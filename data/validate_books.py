@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data import validate_nb
+from data import validate_nb, validate_rolling_nb
 from data.validate_common import (
     I64,
     FlagIndex,
@@ -123,7 +123,7 @@ def _book_report(
         _, med, mad = strided_zscore(
             s, p.spread_window, max(1, p.spread_window // 8), p.spread_window // 2, 0.0
         )
-        scale = np.maximum(validate_nb.MAD_SCALE * mad, med)
+        scale = np.maximum(validate_rolling_nb.MAD_SCALE * mad, med)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = (s - med) / scale
         z_all[grp] = z

@@ -103,7 +103,8 @@ class FlagIndex:
 
     def rows_of(self, bit: int) -> I64:
         """Sorted rows whose flags have ``bit`` set."""
-        return self.rows[(self.vals & bit) != 0]
+        out: I64 = self.rows[(self.vals & bit) != 0]
+        return out
 
 
 def bit_check(
@@ -154,7 +155,7 @@ def concat_rows(parts: list[Any]) -> I64:
 def strided_zscore(
     x: F64, window: int, stride: int, min_periods: int, min_scale: float
 ) -> tuple[F64, F64, F64]:
-    """`validate_nb.strided_robust_zscore` (same results), blocks pre-sorted by numpy.
+    """`validate_rolling_nb.strided_robust_zscore` (same results), blocks pre-sorted by numpy.
 
     numpy's vectorised sort of the (n/stride, stride) block matrix replaces the kernel's
     per-block sorts; the kernel then only merges and reads medians. Falls back to the plain
@@ -166,13 +167,13 @@ def strided_zscore(
     Returns:
         z, med, mad: (n,) float64 each.
     """
-    from data import validate_nb
+    from data import validate_rolling_nb
 
     x = np.ascontiguousarray(x, dtype=np.float64)
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
     if window % stride:
-        out = validate_nb.strided_robust_zscore(x, window, stride, min_periods, min_scale)
+        out = validate_rolling_nb.strided_robust_zscore(x, window, stride, min_periods, min_scale)
         return out[0], out[1], out[2]
     n = x.size
     full = n // stride * stride
@@ -184,7 +185,7 @@ def strided_zscore(
     if n and n > full:
         cnt[-1] = (n - full) - int(nan[full:].sum())
     cnt = np.ascontiguousarray(cnt, dtype=np.int64)
-    out = validate_nb.strided_robust_zscore_presorted(
+    out = validate_rolling_nb.strided_robust_zscore_presorted(
         x, srt, cnt, window, stride, min_periods, min_scale
     )
     return out[0], out[1], out[2]

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from data import validate_nb
 from data.errors import SchemaError
@@ -24,13 +23,13 @@ from data.validate_common import (
     bit_check,
     concat_rows,
     f64,
-    i64,
     require_columns,
     rows_of,
     strided_zscore,
     symbol_groups,
     ts_us,
 )
+from data.validate_layout import layout_checks
 from data.validate_report import CheckResult, QualityReport, iso_us, make_check
 
 QUOTE_REL_TOL = 1e-6
@@ -47,7 +46,7 @@ class KlineChecks:
     Attributes:
         outlier_window: reference window of the robust z-score, in bars.
         outlier_stride: bars per reference refresh (None: window // 4, see
-            `validate_nb.strided_robust_zscore`).
+            `validate_rolling_nb.strided_robust_zscore`).
         outlier_z: |z| above this is an outlier (returns; the bar range is one-sided).
         min_scale: floor of 1.4826*MAD for returns and log ranges (1e-4 = 1 bp), so that quiet
             windows whose MAD is 0 do not flag one-tick moves.
@@ -406,10 +405,12 @@ def _time_order(ts: I64, grp: I64 | slice, n: int) -> tuple[I64, I64, I64, I64 |
 
 def _at(rows: I64 | slice, idx: Any) -> I64:
     """Table rows of positions ``idx`` within a group given as an index array or a slice."""
-    idx = np.asarray(idx, dtype=np.int64)
+    pos: I64 = np.asarray(idx, dtype=np.int64)
     if isinstance(rows, slice):
-        return idx + (rows.start or 0)
-    return rows[idx]
+        out: I64 = pos + int(rows.start or 0)
+        return out
+    picked: I64 = rows[pos]
+    return picked
 
 
 def _gap_text(g: dict[str, Any]) -> dict[str, Any]:
@@ -441,58 +442,3 @@ def _classify_gaps(gaps: list[dict[str, Any]], uniq: dict[str, I64]) -> None:
             for ts in covering
         )
         g["scope"] = "symbol_specific" if inside else "exchange_wide"
-
-
-def layout_checks(table: pa.Table, t: I64, dataset: str) -> list[CheckResult]:
-    """Per-row provenance checks (``ts_unit``/``layout`` columns, as `data.cdd` writes them).
-
-    Returns no checks when the table has no provenance columns. Otherwise: rows whose
-    timestamp unit / layout differs from the file's most common one (error), and rows of a
-    minority layout whose (symbol, open_time) also appears in another layout (error).
-    """
-    out: list[CheckResult] = []
-    src = i64(table, "source_row") if "source_row" in table.column_names else None
-    vals = {"source_row": src} if src is not None else {}
-    for col, name in (("ts_unit", "mixed_timestamp_units"), ("layout", "mixed_layouts")):
-        if col not in table.column_names:
-            continue
-        labels = np.asarray(pc.fill_null(table.column(col), "?").to_pylist(), dtype=object)
-        kinds, counts = np.unique(labels.astype(str), return_counts=True)
-        major = kinds[np.argmax(counts)]
-        idx = np.flatnonzero(labels.astype(str) != major).astype(np.int64)
-        det = [{col: str(k), "rows": int(n)} for k, n in zip(kinds, counts, strict=True)]
-        out.append(
-            make_check(
-                name,
-                dataset,
-                "error",
-                f"{col} differs from the file's most common ({major}); "
-                "such files are never merged silently",
-                idx,
-                t,
-                vals | {col: labels},
-                details=det,
-            )
-        )
-        if col == "layout":
-            out.append(_overlap_check(table, t, labels.astype(str), str(major), dataset, vals))
-    return out
-
-
-def _overlap_check(
-    table: pa.Table, t: I64, layout: Any, major: str, dataset: str, vals: dict[str, Any]
-) -> CheckResult:
-    sym = np.asarray(pc.fill_null(table.column("symbol"), "").to_pylist(), dtype=object)
-    key_major = set(zip(sym[layout == major], t[layout == major].tolist(), strict=True))
-    minority = np.flatnonzero(layout != major)
-    idx = np.array([i for i in minority if (sym[i], int(t[i])) in key_major], dtype=np.int64)
-    return make_check(
-        "overlapping_layouts",
-        dataset,
-        "error",
-        "rows of a minority layout whose (symbol, open_time) the main layout "
-        "also has (two versions of the same bar)",
-        idx,
-        t,
-        vals | {"layout": layout, "close": f64(table, "close")},
-    )

@@ -239,7 +239,7 @@ def basis_outliers(
     """Spot vs futures basis outliers on klines of one symbol, matched on open_time.
 
     ``basis_bps = (futures close / spot close - 1) * 1e4`` on the shared bars; its robust
-    z (`validate_nb.strided_robust_zscore`, scale floored at ``min_scale_bps``) above
+    z (`validate_rolling_nb.strided_robust_zscore`, scale floored at ``min_scale_bps``) above
     ``outlier_z`` is a ``basis_outlier`` (warning; rows index ``futures``). Bars in only one
     table are ``basis_unmatched`` (info, count only).
     """

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data import validate_nb
+from data import validate_nb, validate_rolling_nb
 from tests.strategies import float_arrays_with_nans
 
 
@@ -21,7 +21,7 @@ from tests.strategies import float_arrays_with_nans
 def test_rolling_median_equals_pandas(x: list[float], window: int, min_periods: int) -> None:
     arr = np.asarray(x, dtype=np.float64)
     mp = min(min_periods, window)
-    got = validate_nb.rolling_median(arr, window, mp)
+    got = validate_rolling_nb.rolling_median(arr, window, mp)
     want = pd.Series(arr, dtype=float).rolling(window, min_periods=mp).median().to_numpy()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, equal_nan=True)
 
@@ -31,7 +31,7 @@ def test_rolling_median_random_with_nans_large() -> None:
     x = rng.standard_t(3, 20_000)
     x[rng.random(x.size) < 0.05] = np.nan
     for w, mp in ((5, 1), (60, 30), (1440, 720)):
-        got = validate_nb.rolling_median(x, w, mp)
+        got = validate_rolling_nb.rolling_median(x, w, mp)
         want = pd.Series(x).rolling(w, min_periods=mp).median().to_numpy()
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, equal_nan=True)
 
@@ -40,7 +40,7 @@ def test_two_pass_robust_zscore_equals_pandas() -> None:
     rng = np.random.default_rng(3)
     x = rng.standard_normal(5_000)
     x[rng.random(x.size) < 0.03] = np.nan
-    z, med, mad = validate_nb.robust_zscore(x, 100, 50, 0.0)
+    z, med, mad = validate_rolling_nb.robust_zscore(x, 100, 50, 0.0)
     s = pd.Series(x)
     pm = s.rolling(100, min_periods=50).median()
     pmad = (s - pm).abs().rolling(100, min_periods=50).median()
@@ -62,7 +62,7 @@ def test_strided_robust_zscore_equals_pandas_reference(
 ) -> None:
     arr = np.asarray(x, dtype=np.float64)
     mp = min(min_periods, window)
-    z, med, mad = validate_nb.strided_robust_zscore(arr, window, stride, mp, 0.0)
+    z, med, mad = validate_rolling_nb.strided_robust_zscore(arr, window, stride, mp, 0.0)
     s = pd.Series(arr, dtype=float)
     ref_med = s.shift(1).rolling(window, min_periods=mp).median().to_numpy()
     lead = arr[:window][~np.isnan(arr[:window])]
@@ -86,11 +86,11 @@ def test_strided_robust_zscore_equals_pandas_reference(
 
 def test_strided_zscore_zero_scale_policy() -> None:
     x = np.array([1.0] * 20 + [1.0, 2.0, 0.0])
-    z, _, _ = validate_nb.strided_robust_zscore(x, 10, 1, 5, 0.0)
+    z, _, _ = validate_rolling_nb.strided_robust_zscore(x, 10, 1, 5, 0.0)
     assert z[20] == 0.0
     assert z[21] == np.inf
     assert z[22] == -np.inf
-    z2, _, _ = validate_nb.strided_robust_zscore(x, 10, 1, 5, 0.5)
+    z2, _, _ = validate_rolling_nb.strided_robust_zscore(x, 10, 1, 5, 0.5)
     assert z2[21] == pytest.approx(2.0)
     assert z2[22] == pytest.approx(-2.0)
 
@@ -174,7 +174,7 @@ def test_presorted_strided_path_equals_the_plain_kernel(
     arr = np.asarray(x, dtype=np.float64)
     window = stride * blocks
     mp = min(min_periods, window)
-    want = validate_nb.strided_robust_zscore(arr, window, stride, mp, 1e-3)
+    want = validate_rolling_nb.strided_robust_zscore(arr, window, stride, mp, 1e-3)
     got = strided_zscore(arr, window, stride, mp, 1e-3)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
