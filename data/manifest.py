@@ -268,11 +268,14 @@ def _rebuild(
     )
 
 
-def load_manifest(part_dir: Path, key: Mapping[str, str], time_col: str) -> dict[str, Any] | None:
+def load_manifest(
+    part_dir: Path, key: Mapping[str, str], time_col: str, *, locked: bool = False
+) -> dict[str, Any] | None:
     """The manifest that describes the data file now in ``part_dir`` (None if no data file).
 
     Promotes a pending manifest, or rebuilds from the data file, when the stored manifest
-    describes an older file (a write killed between its two renames).
+    describes an older file (a write killed between its two renames). Pass ``locked=True``
+    when the caller already holds :func:`partition_lock` (flock is not re-entrant).
     """
     data = part_dir / DATA_FILE
     try:
@@ -283,18 +286,27 @@ def load_manifest(part_dir: Path, key: Mapping[str, str], time_col: str) -> dict
     doc = _read_json(part_dir / MANIFEST_FILE)
     if doc is not None and doc.get("fingerprint") == fp:
         return doc
+    if locked:
+        return _reconcile(part_dir, key, time_col, fp)
     with partition_lock(part_dir):
-        pending = _read_json(part_dir / PENDING_FILE)
-        if pending is not None and pending.get("fingerprint") == fp:
-            os.replace(part_dir / PENDING_FILE, part_dir / MANIFEST_FILE)
-            fsync_dir(part_dir)
-            return pending
-        doc = _read_json(part_dir / MANIFEST_FILE)  # re-read under the lock
-        if doc is not None and doc.get("fingerprint") == fp:
-            return doc
-        rebuilt = _rebuild(part_dir, key, time_col, doc)
-        write_manifest(part_dir, rebuilt)
-        return rebuilt
+        return _reconcile(part_dir, key, time_col, fp)
+
+
+def _reconcile(
+    part_dir: Path, key: Mapping[str, str], time_col: str, fp: list[int]
+) -> dict[str, Any]:
+    """Under the partition lock: promote the pending manifest or rebuild one from the data."""
+    pending = _read_json(part_dir / PENDING_FILE)
+    if pending is not None and pending.get("fingerprint") == fp:
+        os.replace(part_dir / PENDING_FILE, part_dir / MANIFEST_FILE)
+        fsync_dir(part_dir)
+        return pending
+    doc = _read_json(part_dir / MANIFEST_FILE)  # re-read under the lock
+    if doc is not None and doc.get("fingerprint") == fp:
+        return doc
+    rebuilt = _rebuild(part_dir, key, time_col, doc)
+    write_manifest(part_dir, rebuilt)
+    return rebuilt
 
 
 def source_from_dict(d: Mapping[str, Any]) -> SourceRecord:

@@ -228,7 +228,9 @@ class Store:
         data_path = part_dir / mf.DATA_FILE
         with mf.partition_lock(part_dir):
             mf.clean_leftovers(part_dir)
-            old_doc = mf.load_manifest(part_dir, key, tcol) if data_path.exists() else None
+            old_doc = (
+                mf.load_manifest(part_dir, key, tcol, locked=True) if data_path.exists() else None
+            )
             old = self._read_file(data_path, part.schema) if old_doc is not None else None
             merged = part if old is None else pa.concat_tables([old, part])
             merged = dedupe_sort(merged, keys, tcol)
@@ -284,7 +286,18 @@ class Store:
             "rows": rows,
             "written_at": mf.utc_now_iso(),
         }
-        mf.write_bytes_atomic(d / f"{key}.json", json.dumps(doc, sort_keys=True).encode())
+        # a fixed temp name per source: a record killed mid-way is overwritten by the next one
+        tmp, final = d / f".{key}.json.tmp", d / f"{key}.json"
+        with open(tmp, "wb") as fh:
+            fh.write(json.dumps(doc, sort_keys=True).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:  # a concurrent writer of the same source renamed it first
+            if not final.exists():
+                raise
+        mf.fsync_dir(d)
         _checkpoint("source_recorded")
 
     def has_source(self, source_or_sha256: str) -> bool:

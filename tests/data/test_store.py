@@ -389,7 +389,7 @@ CHILD = textwrap.dedent(
             seen.append(name)
             if len(seen) == nth:
                 os.kill(os.getpid(), signal.SIGKILL)
-    if point != "timer":
+    if point not in ("timer", "none"):
         store_mod._checkpoint = checkpoint
     new = pa.concat_tables([klines("BTCUSDT", 40_000, 80_000, bump=3.0),
                             klines("ETHUSDT", 0, 20_000, bump=3.0)])
@@ -545,3 +545,19 @@ def test_sorted_by_symbol_time_matches_python(rows: list[tuple[str, int]]) -> No
         }
     )
     assert sorted_by_symbol_time(t, "ts") == (rows == sorted(rows))
+
+
+@pytest.mark.slow
+def test_resume_write_right_after_a_kill_reconciles_under_its_own_lock(
+    tmp_path: Path, expected_states
+) -> None:
+    _, after = expected_states
+    root = tmp_path / "store"
+    Store(root).write(_initial(), "klines_1m", source="first")
+    assert _run_child(root, "data_replaced", 1, None) == -signal.SIGKILL
+    # the next touch is a write (no listing first): it must reconcile the stale manifest
+    # while holding the partition lock, not deadlock on it (timeout in _run_child)
+    assert _run_child(root, "none", 0, None) == 0
+    final = _state(Store(root))
+    assert final.keys() == after.keys()
+    assert all(final[k].equals(after[k]) for k in after)
