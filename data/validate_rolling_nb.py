@@ -258,11 +258,14 @@ def strided_robust_zscore(x, window, stride, min_periods, min_scale):  # type: i
     ``min_periods`` values (the start of a series) use the leading window x[0 : window]
     instead; still fewer gives NaN.
 
-    The reference is kept sorted: per block the ``stride`` entering and leaving values are
-    sorted and merged in one pass (O(window + stride log stride) per block, so about
-    window/stride + 2 log2(stride) operations per row: 8 + 2*log2(window/8) at the default
-    stride = window/8), then median and MAD are read off the sorted window in O(window/2).
-    Scratch buffers of (window,) and (stride,) are the only allocations besides the outputs.
+    The reference is kept sorted: per block the ``stride`` entering values are sorted and
+    merged with the window minus the leaving values in one pass (O(window + stride log
+    stride) per block, i.e. about window/stride + log2(stride) operations per row: 4 + log2
+    (window/4) at the validators' default stride = window/4); median and MAD are then read off
+    the sorted window in O(log window) (`_kth_deviation`). The validators call
+    `data.validate_common.strided_zscore`, which sorts all blocks at once with numpy and runs
+    `strided_robust_zscore_presorted` (same results). Scratch buffers of (window,) and
+    (stride,) values are the only allocations besides the outputs.
 
     Args:
         x: (n,) float64.
