@@ -58,7 +58,8 @@ def test_commands_run_with_json(tmp_path: Path, real_dir: Path) -> None:
     out = json.loads(run_cli(["factors", "list", "--json"], tmp_path).stdout)
     assert len(out) >= 40
     bt = json.loads(run_cli(["backtest", "mom_20", "--bars", "600", "--json"], tmp_path).stdout)
-    assert bt["data"]["synthetic"] is True and "sharpe" in bt["metrics"]
+    assert bt["data"]["synthetic"] is True
+    assert "sharpe" in bt["metrics"]
     sc = json.loads(run_cli(["score", "mom_20", "--synthetic", "--bars", "800", "--horizons",
                              "1,5", "--no-redundancy", "--json"], tmp_path).stdout)  # fmt: skip
     assert "rank_ic" in sc
@@ -94,4 +95,5 @@ def test_gap_command_on_files(tmp_path: Path) -> None:
     assert res["live_bps"]["fees"] == pytest.approx(4.0 * 1.0005, rel=1e-3)
     bad = run_cli(["gap", "--orders", "orders.csv", "--fills", "missing.csv"], tmp_path,
                   check=False)  # fmt: skip
-    assert bad.returncode == 2 and "missing.csv" in bad.stderr
+    assert bad.returncode == 2
+    assert "missing.csv" in bad.stderr

@@ -61,4 +61,5 @@ def test_report_renders_with_every_image(tmp_path: Path) -> None:
     subprocess.run([exe, *_flags(tmp_path), "--window-size=1000,4000",
                     f"--screenshot={shot}", paths.html.as_uri()], capture_output=True,
                    timeout=120, check=False)  # fmt: skip
-    assert shot.is_file() and shot.stat().st_size > 20_000
+    assert shot.is_file()
+    assert shot.stat().st_size > 20_000

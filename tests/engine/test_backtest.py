@@ -123,7 +123,8 @@ def test_zero_weights_keep_equity_constant(path: tuple, lag: int) -> None:
     close, open_, _ = path
     res = run_backtest(np.zeros_like(close), close=close, open=open_, lag=lag, fee_bps=5.0)
     np.testing.assert_array_equal(res.equity, np.ones(close.shape[0]))
-    assert res.fees == 0 and res.n_fills == 0
+    assert res.fees == 0
+    assert res.n_fills == 0
 
 
 @given(price_paths())
@@ -162,7 +163,8 @@ def test_costs_nonnegative_and_monotone_in_fee_and_slippage(
     base = run_backtest(w, close=close, open=open_, fee_bps=fee, slippage_bps=slip)
     more_fee = run_backtest(w, close=close, open=open_, fee_bps=fee + 5, slippage_bps=slip)
     more_slip = run_backtest(w, close=close, open=open_, fee_bps=fee, slippage_bps=slip + 5)
-    assert base.fees >= 0 and base.slippage >= 0
+    assert base.fees >= 0
+    assert base.slippage >= 0
     assert more_fee.fees >= base.fees - 1e-15
     assert more_slip.slippage >= base.slippage - 1e-15
     if base.n_fills:

@@ -69,7 +69,8 @@ def test_slicing_selection_and_empty_panel() -> None:
     q = p.select(["B"])
     np.testing.assert_array_equal(q["close"][:, 0], [11.0, np.nan, 30.0])
     empty = p.slice_time(10, 20)
-    assert empty.T == 0 and empty["close"].shape == (0, 2)
+    assert empty.T == 0
+    assert empty["close"].shape == (0, 2)
 
 
 def test_pandas_round_trip() -> None:
@@ -87,7 +88,8 @@ def test_book_levels_shapes_and_truncation() -> None:
     bid = np.ones((3, 2, 5))
     book = BookLevels(bid, bid, bid, bid)
     p = Panel(np.array([1, 2, 3]), ("A", "B"), {"close": np.ones((3, 2))}, book=book)
-    assert p.book is not None and p.book.levels == 5
+    assert p.book is not None
+    assert p.book.levels == 5
     assert p.book.truncate(2).levels == 2
     assert p.select(["B"]).book.bid_px.shape == (3, 1, 5)  # type: ignore[union-attr]
     with pytest.raises(ShapeError, match="book.ask_px has shape"):

@@ -22,9 +22,10 @@ signals = arrays(
 @given(signals, st.sampled_from(["rank", "zscore", "quantile", "sign"]), st.floats(0.1, 3.0))
 def test_rows_sum_to_gross_and_nan_means_flat(sig: np.ndarray, scheme: str, gross: float) -> None:
     w = weights_from_signals(sig, scheme, gross=gross, quantile=0.3)
-    assert w.shape == sig.shape and np.isfinite(w).all()
+    assert w.shape == sig.shape
+    assert np.isfinite(w).all()
     assert np.all(w[np.isnan(sig)] == 0.0)
-    for row, s in zip(w, sig, strict=True):
+    for row, _s in zip(w, sig, strict=True):
         tot = np.abs(row).sum()
         assert tot == pytest.approx(gross, rel=1e-9) or tot == 0.0
         if scheme in ("rank", "zscore") and tot > 0:
