@@ -255,6 +255,7 @@ def _rebuild_one(sym: str, t: pa.Table, rows: I64, sample: I64, levels: int, ban
     outs = [np.full((t_len, levels), np.nan) for _ in range(4)]
     outs += [np.full((t_len, bands.size), np.nan) for _ in range(2)]
     status = np.zeros(n_msg, dtype=np.int8)
+    expect = np.full(n_msg, -1, dtype=np.int64)
     best = [np.full(n_msg, np.nan) for _ in range(2)]
     info = np.zeros(book_nb.N_INFO, dtype=np.int64)
     n_bid = int(a["row_bid"].sum())
@@ -264,12 +265,11 @@ def _rebuild_one(sym: str, t: pa.Table, rows: I64, sample: I64, levels: int, ban
     book_nb.rebuild_book(
         a["msg_start"], a["msg_kind"], a["msg_first"], a["msg_last"], a["msg_prev"],
         a["msg_time"], a["row_bid"], a["row_px"], a["row_qty"], int(a["mode"]),
-        on_gap == "raise", sample, bands, *bufs, *outs, status, best[0], best[1], info,
+        on_gap == "raise", sample, bands, *bufs, *outs, status, expect, best[0], best[1], info,
     )  # fmt: skip
     secs = time.perf_counter() - t0
-    breaks = [
-        _break_info(a, status, int(k), rows) for k in np.flatnonzero(status == book_nb.ST_BREAK)
-    ]
+    is_break = (status == book_nb.ST_BREAK) | (status == book_nb.ST_BREAK_FIRST)
+    breaks = [_break_info(a, status, expect, int(k), rows) for k in np.flatnonzero(is_break)]
     if breaks and on_gap == "raise":
         b = breaks[0]
         raise BookSequenceError(
@@ -296,22 +296,16 @@ def _rebuild_one(sym: str, t: pa.Table, rows: I64, sample: I64, levels: int, ban
     return outs, st, SymbolTrace(a["msg_time"], a["msg_last"], status, best[0], best[1])
 
 
-def _break_info(a: dict[str, np.ndarray], status: np.ndarray, k: int, rows: I64) -> dict[str, Any]:
-    done = np.flatnonzero((status[:k] == book_nb.ST_APPLIED) | (status[:k] == book_nb.ST_SNAPSHOT))
-    prev_u = int(a["msg_last"][done[-1]]) if done.size else -1
+def _break_info(a: dict[str, np.ndarray], status: np.ndarray, expect: I64, k: int,
+                rows: I64) -> dict[str, Any]:  # fmt: skip
     futures = int(a["mode"]) == book_nb.SEQ_FUTURES
-    after_snap = done.size and status[done[-1]] == book_nb.ST_SNAPSHOT
-    if after_snap:
-        rule, exp = (
-            ("U <= lastUpdateId <= u", prev_u)
-            if futures
-            else ("U <= lastUpdateId + 1 <= u", prev_u + 1)
-        )
+    if status[k] == book_nb.ST_BREAK_FIRST:
+        rule = "U <= lastUpdateId <= u" if futures else "U <= lastUpdateId + 1 <= u"
     else:
-        rule, exp = ("pu == previous u", prev_u) if futures else ("U == previous u + 1", prev_u + 1)
+        rule = "pu == previous u" if futures else "U == previous u + 1"
     return {"message": k, "row": int(rows[a["msg_start"][k]]), "time_us": int(a["msg_time"][k]),
-            "rule": rule, "expected": exp, "U": int(a["msg_first"][k]), "u": int(a["msg_last"][k]),
-            "pu": int(a["msg_prev"][k])}  # fmt: skip
+            "rule": rule, "expected": int(expect[k]), "U": int(a["msg_first"][k]),
+            "u": int(a["msg_last"][k]), "pu": int(a["msg_prev"][k])}  # fmt: skip
 
 
 def quote_agreement(trace: SymbolTrace, update_id: Any, bid_px: Any, ask_px: Any) -> dict[str, Any]:

@@ -39,6 +39,7 @@ ST_DROPPED = 2  # older than the snapshot in force (u below lastUpdateId)
 ST_BREAK = 3  # sequence break detected at this message
 ST_SNAPSHOT = 4  # snapshot applied (book reset)
 ST_STALE_SNAPSHOT = 5  # snapshot older than the synced book, ignored
+ST_BREAK_FIRST = 6  # the first diff after a snapshot does not straddle lastUpdateId
 
 # info slots
 I_APPLIED = 0
@@ -130,7 +131,8 @@ def _emit(bk, bq, nb, ak, aq, na, out_bpx, out_bqty, out_apx, out_aqty, depth_bp
 def rebuild_book(  # type: ignore[no-untyped-def]
     msg_start, msg_kind, msg_first, msg_last, msg_prev, msg_time, row_bid, row_px, row_qty,
     seq_mode, stop_on_break, sample_ts, depth_bps, bk, bq, ak, aq,
-    out_bpx, out_bqty, out_apx, out_aqty, out_dbid, out_dask, status, best_bid, best_ask, info,
+    out_bpx, out_bqty, out_apx, out_aqty, out_dbid, out_dask, status, expect, best_bid,
+    best_ask, info,
 ):  # fmt: skip
     """Replay one symbol's snapshot + diff stream and sample the book at ``sample_ts``.
 
@@ -146,8 +148,10 @@ def rebuild_book(  # type: ignore[no-untyped-def]
         bk, bq, ak, aq: (C,) work buffers (C >= rows of that side + snapshot levels).
         out_bpx, out_bqty, out_apx, out_aqty: (T, L) outputs, pre-filled with NaN.
         out_dbid, out_dask: (T, X) quote notional within the band per side, NaN-filled.
-        status: (M,) int8 per-message status (ST_*). best_bid, best_ask: (M,) after each
-            message (NaN while unsynced). info: (N_INFO,) int64 counters (I_*).
+        status: (M,) int8 per-message status (ST_*). expect: (M,) int64, at breaks the id the
+            rule expected (prev u + 1 for spot U, prev u for futures pu, lastUpdateId (+1 on
+            spot) for a first diff). best_bid, best_ask: (M,) after each message (NaN while
+            unsynced). info: (N_INFO,) int64 counters (I_*).
     """
     n_msg = msg_kind.shape[0]
     n_samp = sample_ts.shape[0]
@@ -207,6 +211,7 @@ def rebuild_book(  # type: ignore[no-untyped-def]
                 continue
             u = msg_last[k]
             ok = True
+            target = prev_u
             if seq_mode != SEQ_NONE:
                 first_rule = seq_mode == SEQ_SPOT and u <= snap_id
                 if seq_mode == SEQ_FUTURES and u < snap_id:
@@ -218,11 +223,13 @@ def rebuild_book(  # type: ignore[no-untyped-def]
                     target = snap_id + 1 if seq_mode == SEQ_SPOT else snap_id
                     ok = msg_first[k] <= target and target <= u
                 elif seq_mode == SEQ_SPOT:
-                    ok = msg_first[k] == prev_u + 1
+                    target = prev_u + 1
+                    ok = msg_first[k] == target
                 else:
                     ok = msg_prev[k] == prev_u
             if not ok:
-                status[k] = ST_BREAK
+                status[k] = ST_BREAK if seen_first else ST_BREAK_FIRST
+                expect[k] = target
                 info[I_BREAKS] += 1
                 if info[I_FIRST_BREAK] < 0:
                     info[I_FIRST_BREAK] = k

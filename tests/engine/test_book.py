@@ -42,7 +42,7 @@ SNAP = [(True, 99.0, 1.0), (True, 98.0, 2.0), (False, 101.0, 1.0), (False, 102.0
 def _spot_stream(gap: bool = False) -> list[tuple]:
     return [
         (10, False, 95, 99, None, [(True, 97.0, 5.0)]),  # buffered, u <= L: dropped
-        (20, False, 100, 103, None, [(False, 101.0, 0.0), (True, 99.5, 1.5)]),  # buffered, U <= L+1 <= u
+        (20, False, 100, 103, None, [(False, 101.0, 0.0), (True, 99.5, 1.5)]),  # U <= L+1 <= u
         (30, True, None, 101, None, SNAP),  # REST snapshot, lastUpdateId 101
         (40, False, 104 + 2 * gap, 106, None, [(False, 100.5, 4.0)]),
         (50, False, 107 + 2 * gap, 108, None, [(True, 99.0, 0.0)]),
@@ -188,14 +188,15 @@ def test_real_planted_gap_detected(real_dir: Path) -> None:
     last = depth["last_update_id"].to_numpy()
     snap = depth["is_snapshot"].to_numpy(zero_copy_only=False)
     diff_ids = np.unique(last[~snap])
-    victim = diff_ids[diff_ids.size // 2]
+    i = diff_ids.size // 2
+    victim = diff_ids[i]  # one whole diff message removed: the next one's pu names it
     cut = depth.filter(pa.array(last != victim))
     t_end = int(depth["local_ts"].cast(pa.int64()).to_numpy().max())
     with pytest.raises(BookSequenceError, match="pu == previous u"):
         rebuild_books(cut, np.array([t_end]))
     rb = rebuild_books(cut, np.array([t_end]), on_gap="resync")
     (brk,) = rb.stats["BTCUSDT"]["breaks"]
-    assert (brk["expected"], brk["pu"]) == (victim, victim)
+    assert (brk["expected"], brk["pu"]) == (diff_ids[i - 1], victim)
     assert np.isnan(rb.levels.bid_px).all()  # no later snapshot: the book stays invalid
 
 
