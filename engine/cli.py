@@ -111,3 +111,7 @@ register_slippage(app, _load_recording, (DataError, _EngineError))
 from data.cli_pull import register as _register_pull  # noqa: E402 - registration area
 
 _register_pull(app)
+
+from data.cli_sql import register as register_sql  # noqa: E402 - registration area
+
+register_sql(app)

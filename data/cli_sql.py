@@ -1,0 +1,42 @@
+"""``alphaforge sql "<query>"``: DuckDB SQL over the parquet store (one view per dataset)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from data.errors import DataError
+from data.sql import dataset_views, query
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sql`` to ``app``."""
+
+    @app.command("sql")
+    def sql(
+        statement: Annotated[str, typer.Argument(help="SQL; tables: the store's datasets.")],
+        store: Annotated[Path, typer.Option("--store", envvar="ALPHAFORGE_STORE")] = Path("store"),
+        limit: Annotated[int, typer.Option(help="Max rows printed.")] = 1000,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    ) -> None:
+        """Query the store with DuckDB, e.g. "select symbol, count(*) from klines_1m group by 1"."""
+        try:
+            table = query(store, statement, limit=limit)
+        except DataError as exc:
+            views = ", ".join(dataset_views(store)) if store.is_dir() else "none"
+            typer.echo(f"error: {exc}\n(tables: {views})", err=True)
+            raise typer.Exit(code=2) from None
+        if as_json:
+            typer.echo(json.dumps(table.to_pylist(), default=str, indent=2))
+            return
+        t = Table(title=f"{table.num_rows} row(s)")
+        for name in table.column_names:
+            t.add_column(name)
+        for row in table.to_pylist():
+            t.add_row(*(str(v) for v in row.values()))
+        Console().print(t)
