@@ -201,11 +201,23 @@ def read_archive_csv(source: Source, dataset: str, symbol: str) -> pa.Table:
     with ExitStack() as stack:
         stream, name = _open_stream(source, stack)
         first = _first_line(stream)
-        return _parse(stream, first, name, kind, layout, symbol)
+        native = _native_path(source, stream)
+        return _parse(native or stream, first, name, kind, layout, symbol)
+
+
+def _native_path(source: Source, stream: IO[bytes]) -> str | None:
+    """The path itself when pyarrow can read it natively (plain CSV, or gzip named ``*.gz``):
+    its C++ reader then does the I/O and decompression without Python in the loop."""
+    if not isinstance(source, str | os.PathLike):
+        return None
+    path = os.fspath(source)
+    if isinstance(stream, gzip.GzipFile):
+        return path if path.endswith(".gz") else None
+    return path if not isinstance(stream, zipfile.ZipExtFile) else None
 
 
 def _parse(
-    stream: IO[bytes],
+    stream: IO[bytes] | str,
     first: bytes,
     name: str,
     kind: str,
@@ -224,12 +236,21 @@ def _parse(
             f"{_MIN_FIELDS[base]}..{len(layout)}"
         )
     cols = layout[: len(fields)]
-    body: IO[bytes] | _Prepend = stream if has_header else _Prepend(first + b"\n", stream)
+    body: IO[bytes] | _Prepend | str = stream
+    skip = 0
+    if isinstance(stream, str):
+        skip = int(has_header)  # a path: pyarrow reads it from the start
+    elif not has_header:
+        body = _Prepend(first + b"\n", stream)  # the first line was data: put it back
     types = {c.name: (_I if c.kind == _T else c.kind) for c in cols if c.out is not None}
     try:
         table = pacsv.read_csv(
             body,
-            read_options=pacsv.ReadOptions(column_names=[c.name for c in cols], block_size=1 << 24),
+            read_options=pacsv.ReadOptions(
+                column_names=[c.name for c in cols],
+                skip_rows=skip,
+                block_size=(1 << 20) if isinstance(body, str) else (1 << 22),
+            ),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,

