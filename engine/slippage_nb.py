@@ -64,7 +64,7 @@ def walk_book_at(side, qty, px3, qty3, t, i, max_levels, exhaustion, penalty_bps
         n = max_levels
     remaining = qty
     cost = 0.0
-    filled = 0.0  # summed, not qty - remaining (which cancels catastrophically)
+    filled = 0.0  # partial fills: summed, not qty - remaining (which cancels)
     last_px = math.nan
     for j in range(n):
         px = px3[t, i, j]
@@ -80,9 +80,11 @@ def walk_book_at(side, qty, px3, qty3, t, i, max_levels, exhaustion, penalty_bps
         remaining -= take
         if remaining <= 0.0:
             break
-    if remaining > 0.0 and exhaustion == PENALTY and not math.isnan(last_px):
+    if remaining <= 0.0:
+        filled = qty  # complete: exactly the order size
+    elif exhaustion == PENALTY and not math.isnan(last_px):
         cost += remaining * last_px * (1.0 + side * penalty_bps * 1e-4)
-        filled += remaining
+        filled = qty
     if filled <= 0.0:
         return math.nan, 0.0
     if cost == filled * last_px:  # one price level (exact: no rounding of cost / filled)

@@ -129,7 +129,7 @@ def _summarise(res: Any, k: int | None, size: float, ppy: float) -> dict[str, An
     eq = res.equity if k is None else res.equity[:, k]
     rets = res.returns if k is None else res.returns[:, k]
     filled = trades[trades["qty"] != 0]
-    notional = float(filled["notional"].sum())
+    notional = float((np.abs(filled["qty"]) * filled["ref_px"]).sum())  # at the arrival price
     slip = float(filled["slippage"].sum())
     asked = np.abs(trades["qty"]) + np.abs(trades["unfilled_qty"])
     return {
@@ -154,6 +154,9 @@ def run_study(bars: StudyBars, sizes: Sequence[float], levels: Sequence[int], *,
     Returns:
         {"rows": [{model, levels, size, pnl, pnl_bps, sharpe, fills, cost_bps,
         cost_per_trade, half_spread_bps, unfilled_frac}, ...], "impact_k", "bars", ...}.
+        pnl: final equity - size (quote); sharpe: annualised from bar returns (365-day year);
+        cost_bps: slippage paid / filled notional at the arrival price, in bps; cost_per_trade:
+        slippage per fill (quote); unfilled_frac: unfilled / ordered base quantity.
     """
     if not sizes or not levels or window < 1:
         raise InputError(f"need sizes, levels and window >= 1; got {sizes}, {levels}, {window}")
