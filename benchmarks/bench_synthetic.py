@@ -94,15 +94,18 @@ def cases(rows: int, cols: int, seed: int) -> list[BenchCase]:
     ]  # fmt: skip
 
 
-def best_of(fn: Callable[[], Any], repeat: int, warmup: int) -> float:
+def best_of(fn: Callable[[], Any], repeat: int, warmup: int) -> tuple[float, float]:
+    """(best wall time, best process CPU time) in seconds; CPU time is the steadier figure on
+    a shared machine (it includes system time, e.g. page faults)."""
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(wall), min(cpu)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -117,23 +120,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     out: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
-                    "cpus": os.cpu_count(), "platform": platform.platform()},
+                    "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_avg_1m": os.getloadavg()[0]},
         "rows": args.rows, "cols": args.cols, "cases": {},
     }  # fmt: skip
     for case in cases(args.rows, args.cols, args.seed):
         if args.check:
             case.check(case.ours(), case.anchor())
-        ours = best_of(case.ours, args.repeat, args.warmup)
-        anchor = best_of(case.anchor, args.repeat, args.warmup)
+        ours, ours_cpu = best_of(case.ours, args.repeat, args.warmup)
+        anchor, anchor_cpu = best_of(case.anchor, args.repeat, args.warmup)
         out["cases"][case.name] = {
             "ours_s": round(ours, 4), "anchor_s": round(anchor, 4),
-            "ours_ns_per_unit": round(ours / case.cells * 1e9, 2),
-            "anchor_over_ours": round(anchor / ours, 2),
+            "ours_cpu_s": round(ours_cpu, 4), "anchor_cpu_s": round(anchor_cpu, 4),
+            "ours_cpu_ns_per_unit": round(ours_cpu / case.cells * 1e9, 2),
+            "anchor_over_ours_cpu": round(anchor_cpu / ours_cpu, 2),
         }  # fmt: skip
         if not args.json:
-            ns = ours / case.cells * 1e9
-            print(f"{case.name:8s} ours {ours:8.3f} s  anchor {anchor:8.3f} s  "
-                  f"anchor/ours {anchor / ours:6.2f}  {ns:7.2f} ns/unit")  # fmt: skip
+            ns = ours_cpu / case.cells * 1e9
+            print(f"{case.name:8s} wall ours {ours:7.3f} s anchor {anchor:7.3f} s | cpu ours "
+                  f"{ours_cpu:7.3f} s anchor {anchor_cpu:7.3f} s anchor/ours "
+                  f"{anchor_cpu / ours_cpu:5.2f} | {ns:7.2f} cpu ns/unit")  # fmt: skip
     if args.json:
         print(json.dumps(out, indent=2))
     return out
