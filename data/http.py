@@ -152,6 +152,10 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
+def _utc(t_ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t_ms / 1000))
+
+
 def _retry_after_s(resp: requests.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     if value is None:
@@ -217,6 +221,7 @@ class HttpClient:
         self._requests = 0
         self._retries = 0
         self.bytes_received = 0
+        self.banned_until_ms: int | None = None
 
     # ----------------------------------------------------------------- state
     def state(self) -> RateLimitState:
@@ -297,6 +302,12 @@ class HttpClient:
         handle: Callable[[requests.Response], Any],
         stream_body: bool,
     ) -> Any:
+        if self.banned_until_ms is not None and self._clock() * 1000 < self.banned_until_ms:
+            raise IPBanned(
+                f"{url}: not sent, this IP is banned until {_utc(self.banned_until_ms)} "
+                "(HTTP 418 earlier)",
+                until_ms=self.banned_until_ms,
+            )
         if self.limiter is not None:
             self.limiter.acquire(weight)
         used_header: str | None = None
@@ -329,10 +340,10 @@ class HttpClient:
         if status == 418:
             wait = retry_after if retry_after is not None else 120.0
             until_ms = int((self._clock() + wait) * 1000)
-            until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until_ms / 1000))
+            self.banned_until_ms = until_ms
             raise IPBanned(
-                f"HTTP 418 from {url}: this IP is banned until {until} (Retry-After {wait:g} s); "
-                "all requests stopped",
+                f"HTTP 418 from {url}: this IP is banned until {_utc(until_ms)} "
+                f"(Retry-After {wait:g} s); all requests stopped",
                 until_ms=until_ms,
             )
         if status == 429:

@@ -114,6 +114,15 @@ def test_418_stops_at_once_and_names_until_when(fake: FakeBinance) -> None:
     assert ei.value.until_ms == (1_700_000_000 + 120) * 1000
     assert len(fake.requests_to("/fapi/v1/klines")) == 1
     assert clock.sleeps == []
+    c = client(fake, clock)
+    fake.add_fault("/fapi/v1/klines", "418", retry_after=120)
+    with pytest.raises(IPBanned):
+        c.get_json("/fapi/v1/klines", PARAMS)
+    with pytest.raises(IPBanned, match="not sent"):  # the ban holds: nothing reaches the server
+        c.get_json("/fapi/v1/klines", PARAMS)
+    assert len(fake.requests_to("/fapi/v1/klines")) == 2
+    clock.now += 121
+    assert len(c.get_json("/fapi/v1/klines", PARAMS)) == 5
 
 
 @pytest.mark.parametrize("kind", ["slow", "truncate"])
