@@ -12,8 +12,11 @@ Resumable and safe to kill:
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -23,7 +26,7 @@ import pyarrow.compute as pc
 
 from data import schemas
 from data.archive import base_dataset
-from data.archive_fetch import ArchiveClient, ArchiveFile, plan_archive_files
+from data.archive_fetch import ArchiveClient, ArchiveFile, Fetched, plan_archive_files
 from data.binance_rest import BinanceRest
 from data.errors import SchemaError
 from data.http import RateLimitState
@@ -152,11 +155,11 @@ class _Pull:
     def __init__(self, store: StoreLike, report: PullReport, base: str, part: str,
                  interval: str | None, exchange: str, rest: BinanceRest | None,
                  archive: ArchiveClient | None, progress: Callable[[PullProgress], None] | None,
-                 now_us: int, flush_rows: int) -> None:  # fmt: skip
+                 now_us: int, flush_rows: int, workers: int) -> None:  # fmt: skip
         self.store, self.r, self.base, self.part = store, report, base, part
         self.interval, self.exchange = interval, exchange
         self.rest, self.archive, self.progress = rest, archive, progress
-        self.now_us, self.flush_rows = now_us, flush_rows
+        self.now_us, self.flush_rows, self.workers = now_us, flush_rows, max(1, workers)
         self.files_done = self.files_total = 0
 
     def _bytes(self) -> int:
@@ -178,33 +181,53 @@ class _Pull:
 
     # ------------------------------------------------------------------ archive
     def archive_phase(self, symbol: str) -> list[tuple[int, int]]:
+        """Download (up to ``workers`` files ahead, in threads) and write (in plan order)."""
         assert self.archive is not None
         files = plan_archive_files(self.r.market, self.base, symbol, self.interval,
                                    self.r.start_us, self.r.end_us, self.now_us)  # fmt: skip
         self.files_total += len(files)
         covered = []
-        for f in files:
-            if self._archive_file(symbol, f):
-                covered.append((f.start_us, f.end_us))
-            self.files_done += 1
+        pending = iter(files)
+        window: deque[tuple[ArchiveFile, Future[Fetched | str]]] = deque()
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="archive") as pool:
+            try:
+                for f in itertools.islice(pending, self.workers):
+                    window.append((f, pool.submit(self._download, f)))
+                while window:
+                    f, fut = window.popleft()
+                    got = fut.result()
+                    nxt = next(pending, None)
+                    if nxt is not None:
+                        window.append((nxt, pool.submit(self._download, nxt)))
+                    if self._store_file(symbol, f, got):
+                        covered.append((f.start_us, f.end_us))
+                    self.files_done += 1
+            finally:
+                for _, fut in window:
+                    fut.cancel()
         return covered
 
-    def _archive_file(self, symbol: str, f: ArchiveFile) -> bool:
+    def _download(self, f: ArchiveFile) -> Fetched | str:
+        """(worker thread) ``"missing"``, ``"stored"`` (sha already in the store) or the file."""
         assert self.archive is not None
         sha = self.archive.expected_sha256(f)
         if sha is None:
+            return "missing"
+        if self.store.has_source(sha):
+            return "stored"
+        got = self.archive.fetch(f, sha)
+        return "missing" if got is None else got
+
+    def _store_file(self, symbol: str, f: ArchiveFile, got: Fetched | str) -> bool:
+        if got == "missing":
             self.r.files_missing.append(f.rel_path)
             self.emit(symbol, "archive-missing", f.name)
             return False
-        if self.store.has_source(sha):
+        if got == "stored":
             self.r.files_skipped += 1
             self.emit(symbol, "archive-skip", f.name)
             return True
-        got = self.archive.fetch(f, sha)
-        if got is None:
-            self.r.files_missing.append(f.rel_path)
-            self.emit(symbol, "archive-missing", f.name)
-            return False
+        assert isinstance(got, Fetched)
         self.write(got.table, f"archive:{got.url}", got.sha256)
         self.r.files_downloaded += 1
         self.emit(symbol, "archive", f.name)
@@ -270,6 +293,7 @@ def pull(
     archive_base_url: str | None = None,
     clock: Callable[[], float] = time.time,
     flush_rows: int = 200_000,
+    archive_workers: int = 3,
 ) -> PullReport:
     """Pull ``dataset`` of ``symbols`` over ``[start, end)`` into ``store``.
 
@@ -287,6 +311,8 @@ def pull(
         rest, archive: ready clients (else built from ``base_url`` / ``archive_base_url``).
         clock: epoch seconds (which months/days are finished, which bars are closed).
         flush_rows: REST rows buffered before a store write.
+        archive_workers: archive files downloaded and parsed ahead, in threads (each holds one
+            parsed file in memory until it is written, in plan order).
 
     Returns:
         PullReport with rows, files, bytes, gaps and the final rate-limit state.
@@ -316,7 +342,8 @@ def pull(
         archive = ArchiveClient(archive_base_url) if archive_base_url else ArchiveClient()
     report = PullReport(part, market, source, list(symbols), start_us, end_us)
     job = _Pull(store, report, base, part, interval, exchange, rest if use_rest else None,
-                archive if source != "rest" else None, progress, now_us, flush_rows)  # fmt: skip
+                archive if source != "rest" else None, progress, now_us, flush_rows,
+                archive_workers)  # fmt: skip
     for symbol in symbols:
         covered = job.archive_phase(symbol) if source != "rest" else []
         segments = _spans_minus(start_us, end_us, covered)
