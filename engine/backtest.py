@@ -125,21 +125,17 @@ def _weights(weights: Any) -> tuple[F64, bool]:
         w = w[:, :, None]
     elif w.ndim != 3:
         raise ShapeError(f"weights must be (T,), (T, N) or (T, N, K); got shape {w.shape}")
-    wk = np.ascontiguousarray(np.moveaxis(w, -1, 0))
-    if np.isinf(wk).any():
-        raise InputError("weights contain inf")
-    return wk, squeeze
+    # inf weights are reported by the kernel (status INF_WEIGHT), which reads every weight
+    return np.ascontiguousarray(np.moveaxis(w, -1, 0)), squeeze
 
 
-def _exec_prices(close: F64, open_: F64 | None, lag: int) -> F64:
+def _exec_prices(close: F64, open_: F64 | None, lag: int) -> tuple[F64, int]:
+    """Execution price array and row shift: row s executes at ``px[s - shift]``."""
     if lag == 0:
-        return close
+        return close, 0
     if open_ is not None:
-        return open_
-    shifted = np.empty_like(close)
-    shifted[0] = np.nan
-    shifted[1:] = close[:-1]
-    return shifted
+        return open_, 0
+    return close, 1  # the previous close, without copying
 
 
 def run_backtest(
@@ -184,6 +180,84 @@ def run_backtest(
     Raises:
         ShapeError, InputError, OptionError: bad inputs, named with row/column.
     """
+    out = simulate(
+        weights, close=close, open=open, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
+        slippage=slippage, funding=funding, lot_size=lot_size, max_gross=max_gross,
+        min_trade_frac=min_trade_frac, init_cash=init_cash, record_trades=record_trades,
+        symbols=symbols, curves=True,
+    )  # fmt: skip
+    stats = out.stats
+    trades = _trades(out.rec, int(lag)) if record_trades else None
+    sq = out.squeeze_fn()
+    return BacktestResult(
+        equity=sq(out.equity.T),
+        returns=sq(out.returns.T),
+        fees=sq(stats[:, backtest_nb.S_FEES]),
+        slippage=sq(stats[:, backtest_nb.S_SLIPPAGE]),
+        funding=sq(stats[:, backtest_nb.S_FUNDING]),
+        turnover=sq(stats[:, backtest_nb.S_TURNOVER]),
+        exposure=sq(stats[:, backtest_nb.S_EXPOSED] / out.t_len),
+        n_fills=sq(stats[:, backtest_nb.S_FILLS].astype(np.int64)),
+        gross=sq(out.gross.T) if record_trades else None,
+        turnover_series=sq(out.turn.T) if record_trades else None,
+        trades=trades,
+        init_cash=float(init_cash),
+        meta={"lag": int(lag), "slippage": out.model.name.lower()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KernelOutput:
+    """Raw kernel outputs of ``simulate``: (K, T) rows (or (K, 0) without curves), stats
+    (K, N_STATS) by the S_* columns of engine.backtest_path_nb, record arrays, and shape info."""
+
+    equity: F64
+    returns: F64
+    stats: F64
+    gross: F64
+    turn: F64
+    rec: F64
+    t_len: int
+    squeeze: bool
+    model: SlippageModel
+
+    def squeeze_fn(self) -> Any:
+        """A function dropping the K axis of single-run outputs ((T, 1) -> (T,), (1,) -> float)."""
+
+        def sq(a: np.ndarray) -> Any:
+            if not self.squeeze:
+                return a
+            return a[..., 0] if a.ndim == 2 else a[0].item()
+
+        return sq
+
+
+def simulate(
+    weights: Any,
+    *,
+    close: Any,
+    open: Any | None,
+    lag: int,
+    fee_bps: float | F64,
+    slippage_bps: float | F64,
+    slippage: Slippage | None,
+    funding: Any | None,
+    lot_size: float | F64 | None,
+    max_gross: float | F64,
+    min_trade_frac: float,
+    init_cash: float,
+    record_trades: bool,
+    symbols: tuple[str, ...] | None,
+    curves: bool,
+) -> KernelOutput:
+    """Validate the inputs of ``run_backtest`` (same arguments) and run the kernel.
+
+    ``curves`` False skips the (K, T) equity and return rows (parameter sweeps, see
+    engine.sweep); the per-path statistics are computed either way.
+
+    Raises:
+        ShapeError, InputError, OptionError: bad inputs, named with row/column.
+    """
     w, squeeze = _weights(weights)
     k_len, t_len, n = w.shape
     if not isinstance(lag, int | np.integer) or lag < 0:
@@ -194,7 +268,7 @@ def run_backtest(
         raise OptionError(f"init_cash must be a positive number; got {init_cash}")
     close_a = _prices_allow_nan("close", close, (t_len, n))
     open_a = None if open is None else _prices_allow_nan("open", open, (t_len, n))
-    exec_px = _exec_prices(close_a, open_a, int(lag))
+    exec_px, exec_shift = _exec_prices(close_a, open_a, int(lag))
     slip = slippage if slippage is not None else Slippage(SlippageModel.FIXED_BPS, bps=slippage_bps)
     code = slip.code
     ctx = _context(slip, code, t_len, n)
@@ -216,58 +290,32 @@ def run_backtest(
     )
     if np.any(kparams[:, 3] <= 0):
         raise OptionError(f"max_gross must be > 0; got {kparams[:, 3]}")
-    eq_kt, stats, gross_kt, turn_kt, rec = backtest_nb.simulate_weights(
-        w,
-        exec_px,
-        close_a,
-        fund,
-        int(lag),
-        np.ascontiguousarray(kparams),
-        int(code.value),
-        int(slip.exhaustion.value),
-        float(slip.penalty_bps),
-        lots,
-        float(min_trade_frac),
-        float(init_cash),
-        *ctx,
-        bool(record_trades),
-    )
-    equity = eq_kt.T
-    status = stats[:, backtest_nb.S_STATUS].astype(np.int64)
-    s_row = stats[:, backtest_nb.S_ROW].astype(np.int64)
-    s_col = stats[:, backtest_nb.S_COL].astype(np.int64)
-    fees = stats[:, backtest_nb.S_FEES]
-    slip_paid = stats[:, backtest_nb.S_SLIPPAGE]
-    fund_paid = stats[:, backtest_nb.S_FUNDING]
-    traded = stats[:, backtest_nb.S_TURNOVER]
-    exposed = stats[:, backtest_nb.S_EXPOSED]
-    n_fills = stats[:, backtest_nb.S_FILLS].astype(np.int64)
-    gross, turn = gross_kt.T, turn_kt.T
-    _raise_status(status, s_row, s_col, symbols)
-    returns = np.empty_like(equity)
-    returns[0] = equity[0] / init_cash - 1.0
-    returns[1:] = equity[1:] / equity[:-1] - 1.0
-    trades = _trades(rec, int(lag)) if record_trades else None
+    out = allocate_outputs(k_len, t_len, n, bool(record_trades), bool(curves))
+    kernel = backtest_nb.simulate_weights if k_len > 1 else backtest_nb.simulate_weights_serial
+    kernel(
+        w, exec_px, exec_shift, close_a, fund, int(lag), np.ascontiguousarray(kparams),
+        int(code.value), int(slip.exhaustion.value), float(slip.penalty_bps), lots,
+        float(min_trade_frac), float(init_cash), *ctx, bool(record_trades), bool(curves), out,
+    )  # fmt: skip
+    _raise_status(out[2], symbols)
+    return KernelOutput(*out, t_len, squeeze, code)
 
-    def sq(a: np.ndarray) -> Any:
-        if not squeeze:
-            return a
-        return a[..., 0] if a.ndim == 2 else a[0].item()
 
-    return BacktestResult(
-        equity=sq(equity),
-        returns=sq(returns),
-        fees=sq(fees),
-        slippage=sq(slip_paid),
-        funding=sq(fund_paid),
-        turnover=sq(traded),
-        exposure=sq(exposed / t_len),
-        n_fills=sq(n_fills),
-        gross=sq(gross) if record_trades else None,
-        turnover_series=sq(turn) if record_trades else None,
-        trades=trades,
-        init_cash=float(init_cash),
-        meta={"lag": int(lag), "slippage": code.name.lower()},
+def allocate_outputs(
+    k_len: int, t_len: int, n: int, record: bool, curves: bool
+) -> tuple[F64, F64, F64, F64, F64, F64]:
+    """Kernel outputs (see ``backtest_nb.simulate_weights``), allocated by numpy."""
+    ct = t_len if curves else 0
+    rt = t_len if record else 0
+    rec = np.zeros((k_len, 6, rt, n))
+    rec[:, 1:3] = np.nan
+    return (
+        np.empty((k_len, ct)),
+        np.empty((k_len, ct)),
+        np.zeros((k_len, backtest_nb.N_STATS)),
+        np.zeros((k_len, rt)),
+        np.zeros((k_len, rt)),
+        rec,
     )
 
 
@@ -278,10 +326,9 @@ def _prices_allow_nan(name: str, px: Any, shape: tuple[int, int]) -> F64:
         arr = arr.reshape(-1, 1)
     if arr.shape != shape:
         raise ShapeError(f"{name} has shape {arr.shape}; weights imply (T, N) = {shape}")
-    with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero((arr <= 0) | np.isinf(arr))
-    if bad.size:
-        r, c = divmod(int(bad[0]), shape[1])
+    bad = int(backtest_nb.find_invalid_price(arr))
+    if bad >= 0:
+        r, c = divmod(bad, shape[1])
         raise InputError(f"{name} has an invalid price {arr[r, c]} at row {r}, column {c}")
     return arr
 
@@ -336,21 +383,23 @@ def _context(slip: Slippage, code: SlippageModel, t_len: int, n: int) -> tuple[A
     return (ctx, *book)
 
 
-def _raise_status(
-    status: np.ndarray, row: np.ndarray, col: np.ndarray, symbols: tuple[str, ...] | None
-) -> None:
+def _raise_status(stats: F64, symbols: tuple[str, ...] | None) -> None:
+    status = stats[:, backtest_nb.S_STATUS].astype(np.int64)
     bad = np.flatnonzero((status != backtest_nb.OK) & (status != backtest_nb.BANKRUPT))
     if not bad.size:
         return
     k = int(bad[0])
-    c = int(col[k])
+    row = int(stats[k, backtest_nb.S_ROW])
+    c = int(stats[k, backtest_nb.S_COL])
     name = symbols[c] if symbols is not None and 0 <= c < len(symbols) else f"column {c}"
+    if int(status[k]) == backtest_nb.INF_WEIGHT:
+        raise InputError(f"weights contain inf: asset {name}, row {row}, parameter set {k}")
     what = {
         backtest_nb.NAN_PRICE_WITH_POSITION: "price is NaN while a position is held",
         backtest_nb.NONPOSITIVE_PRICE: "price is not positive",
         backtest_nb.NAN_PRICE_WITH_TARGET: "a non-zero target weight meets a NaN execution price",
     }[int(status[k])]
-    raise InputError(f"{what}: asset {name}, row {int(row[k])}, parameter set {k}")
+    raise InputError(f"{what}: asset {name}, row {row}, parameter set {k}")
 
 
 def _trades(rec: np.ndarray, lag: int) -> np.ndarray:

@@ -2,285 +2,101 @@
 
 Layout: weights arrive as (K, T, N) C-contiguous (parameter set, time, asset), so each path's
 weights are one contiguous block; paths are independent and run in parallel (prange over K),
-each walking time with its state in local scalars (``simulate_path``). Assets of one path share
-one equity, so they are simulated together, not in parallel. Per-path outputs are written as
-(K, T) rows; the API returns them transposed to (T, K) without copying.
+each walking time with its state in local scalars. Assets of one path share one equity, so
+they are simulated together, not in parallel. Per-path outputs are written as (K, T) rows; the
+API returns them transposed to (T, K) without copying.
 
 Row ``s`` of a run, for parameter set k (times are Panel availability times):
-  1. lag >= 1: execute the targets decided at row d = s - lag at ``exec_px[s]`` (the open of
-     bar s, i.e. right after the decision row's close);
+  1. lag >= 1: execute the targets decided at row d = s - lag at the execution price of row s
+     (the open of bar s, i.e. right after the decision row's close);
   2. funding: every held position pays ``pos * mark_px[s] * funding[s]`` (longs pay when > 0);
   3. mark to market at ``mark_px[s]`` (the close) -> equity[s];
-  4. lag == 0: execute the targets decided at row s at ``exec_px[s]`` (= the close).
+  4. lag == 0: execute the targets decided at row s at the execution price (= the close).
 A NaN target means "no order for this asset at this row" (the position is kept).
+
+Execution prices are ``exec_px[s - exec_shift]``: the open (shift 0), or the previous close
+(``exec_px`` = the close array, shift 1) when no open is given, without copying the array.
+
+Three per-path kernels implement these rules with the same arithmetic, operation for
+operation, so they give bit-identical results where more than one applies:
+  - ``backtest_path_nb.simulate_path``: every slippage model, funding, per-fill records;
+  - ``backtest_fast_nb.simulate_path_fast``: slippage NONE / FIXED_BPS, no funding, no
+    records. Its loop holds no model dispatch, funding or record branches and no calls;
+  - ``backtest_fast_nb.simulate_one_fast``: the same for one asset, position in a register.
+``run_path`` picks one per path (branch hoisting by dispatch: the choice is made once, not
+per row). ``simulate_weights`` runs the paths in parallel, ``simulate_weights_serial`` on the
+calling thread (K = 1). With ``curves`` False no kernel writes the (K, T) equity / return
+rows, only the per-path statistics (S_* columns), which is what parameter sweeps need.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit, prange
 
-from engine import slippage_nb
+from engine import backtest_fast_nb, backtest_path_nb
+from engine.backtest_path_nb import (
+    BANKRUPT,
+    INF_WEIGHT,
+    N_STATS,
+    NAN_PRICE_WITH_POSITION,
+    NAN_PRICE_WITH_TARGET,
+    NONPOSITIVE_PRICE,
+    OK,
+    P_FEE_BPS,
+    P_MAX_GROSS,
+    P_SLIP_BPS,
+    S_COL,
+    S_EXPOSED,
+    S_FEES,
+    S_FILLS,
+    S_FUNDING,
+    S_HALF,
+    S_MAX_DD,
+    S_RET_SQ,
+    S_RET_SUM,
+    S_ROW,
+    S_SLIPPAGE,
+    S_STATUS,
+    S_TURNOVER,
+)
+from engine.slippage_nb import FIXED_BPS, NONE
 
-OK = 0
-NAN_PRICE_WITH_POSITION = 1
-NONPOSITIVE_PRICE = 2
-BANKRUPT = 3
-NAN_PRICE_WITH_TARGET = 4
-
-
-# columns of the per-path parameter array kparams (K, 5)
-P_FEE_BPS = 0
-P_SLIP_BPS = 1
-P_IMPACT_K = 2
-P_MAX_GROSS = 3
-P_BOOK_LEVELS = 4
-# columns of the per-path statistics array stats (K, 10)
-S_FEES = 0
-S_SLIPPAGE = 1
-S_FUNDING = 2
-S_TURNOVER = 3
-S_EXPOSED = 4
-S_FILLS = 5
-S_STATUS = 6
-S_ROW = 7
-S_COL = 8
-S_HALF = 9
-
-
-@njit(cache=True, error_model="numpy")
-def simulate_path(  # type: ignore[no-untyped-def]
-    wk,
-    exec_px,
-    mark_px,
-    funding,
-    lag,
-    kp,
-    slip_model,
-    exhaustion,
-    penalty_bps,
-    lot_size,
-    min_trade_frac,
-    init_cash,
-    ctx,
-    bid_px,
-    bid_qty,
-    ask_px,
-    ask_qty,
-    record,
-    eq_out,
-    gross_out,
-    turn_out,
-    rec,
-    stats,
-):
-    """Simulate one parameter set's target weights over T rows (see module docstring).
-
-    Args:
-        wk: (T, N) target weights of this path (NaN = no order).
-        exec_px, mark_px: (T, N) execution reference and mark (close) prices.
-        funding: (T, N) funding rates, or (1, 1) for none.
-        lag: decision-to-execution lag in rows. kp: (5,) fee_bps, slip_bps, impact_k,
-            max_gross, book_levels of this path. ctx: (3, T, N) spread_bps, sigma, adv or
-            (3, 1, 1) for none. bid_px..ask_qty: (T, N, L) book or (1, 1, 1) for none.
-        eq_out: (T,) equity output. gross_out, turn_out: (T,) per-row series (record only).
-        rec: (6, T, N) per-fill records (record only): qty, arrival, fill_px, fee,
-            half-spread cost, unfilled qty. stats: (10,) output, see the S_* columns.
-    """
-    t_len, n = wk.shape
-    pos = np.zeros(n)
-    cash = init_cash
-    fee_rate = kp[P_FEE_BPS] * 1e-4
-    slip_rate = kp[P_SLIP_BPS] * 1e-4
-    cap = kp[P_MAX_GROSS]
-    levels = int(kp[P_BOOK_LEVELS])
-    has_funding = funding.shape[0] > 1
-    has_ctx = ctx.shape[1] > 1
-    has_book = bid_px.shape[0] > 1
-    fees = 0.0
-    slipped = 0.0
-    funded = 0.0
-    traded = 0.0
-    half_paid = 0.0
-    exposed = 0
-    fills = 0
-    status = OK
-    bad_row = -1
-    bad_col = -1
-    e = cash
-    for s in range(t_len):
-        d = s - lag
-        turn_before = traded
-        g = 0.0
-        # phase 0: mark (lag 0 only, with funding); 1: trade row d's targets; 2: mark
-        for phase in range(3):
-            if phase == 1:
-                if d < 0:
-                    continue
-                e = cash
-                any_target = False
-                held_untargeted = 0.0
-                gross_target = 0.0
-                for i in range(n):
-                    w = wk[d, i]
-                    q = pos[i]
-                    if q != 0.0:
-                        px = exec_px[s, i]
-                        if not px > 0.0:
-                            status = (
-                                NAN_PRICE_WITH_POSITION if math.isnan(px) else NONPOSITIVE_PRICE
-                            )
-                            bad_col = i
-                            break
-                        e += q * px
-                        if math.isnan(w):
-                            held_untargeted += abs(q * px)
-                    if not math.isnan(w):
-                        any_target = True
-                        gross_target += abs(w)
-                if status != OK:
-                    break
-                if not any_target:
-                    continue
-                if e <= 0.0:
-                    status = BANKRUPT
-                    break
-                scale = 1.0
-                if gross_target * e + held_untargeted > cap * e and gross_target > 0.0:
-                    scale = max(cap * e - held_untargeted, 0.0) / (gross_target * e)
-                for i in range(n):
-                    w = wk[d, i]
-                    if math.isnan(w):
-                        continue
-                    px = exec_px[s, i]
-                    if not px > 0.0:
-                        if w == 0.0 and pos[i] == 0.0:
-                            continue
-                        status = NAN_PRICE_WITH_TARGET if math.isnan(px) else NONPOSITIVE_PRICE
-                        bad_col = i
-                        break
-                    tq = w * scale * e / px
-                    lot = lot_size[i]
-                    if lot > 0.0:
-                        tq = math.copysign(math.floor(abs(tq) / lot + 1e-9) * lot, tq)
-                    dq = tq - pos[i]
-                    if dq == 0.0 or abs(dq) * px < min_trade_frac * e:
-                        continue
-                    side = 1.0 if dq > 0.0 else -1.0
-                    size = abs(dq)
-                    half = 0.0
-                    arrival = px
-                    if slip_model == slippage_nb.NONE:
-                        fpx = px
-                        filled = size
-                    elif slip_model == slippage_nb.FIXED_BPS:
-                        fpx = px * (1.0 + side * slip_rate)
-                        filled = size
-                    else:
-                        ci = s if has_ctx else 0
-                        cj = i if has_ctx else 0
-                        fpx, filled, arrival, half = slippage_nb.fill_order(
-                            slip_model,
-                            side,
-                            size,
-                            px,
-                            kp[P_SLIP_BPS],
-                            ctx[0, ci, cj],
-                            kp[P_IMPACT_K],
-                            ctx[1, ci, cj],
-                            ctx[2, ci, cj],
-                            bid_px,
-                            bid_qty,
-                            ask_px,
-                            ask_qty,
-                            s if has_book else 0,
-                            i if has_book else 0,
-                            levels,
-                            exhaustion,
-                            penalty_bps,
-                        )
-                    fee = 0.0
-                    if filled > 0.0:
-                        notional = filled * fpx
-                        fee = notional * fee_rate
-                        cash -= side * notional + fee
-                        pos[i] += side * filled
-                        fees += fee
-                        slipped += side * filled * (fpx - arrival)
-                        half_paid += filled * half
-                        traded += notional / e
-                        fills += 1
-                    if record:
-                        rec[0, s, i] = side * filled
-                        rec[1, s, i] = arrival
-                        rec[2, s, i] = fpx
-                        rec[3, s, i] = fee
-                        rec[4, s, i] = filled * half
-                        rec[5, s, i] = side * (size - filled)
-                if status != OK:
-                    break
-                continue
-            if phase == 0 and lag != 0:
-                continue
-            # funding (once per row) + mark to market at mark_px[s]
-            charge = has_funding and (phase == 0 or lag > 0)
-            e = cash
-            g = 0.0
-            for i in range(n):
-                q = pos[i]
-                if q != 0.0:
-                    p = mark_px[s, i]
-                    if not p > 0.0:
-                        status = NAN_PRICE_WITH_POSITION if math.isnan(p) else NONPOSITIVE_PRICE
-                        bad_col = i
-                        break
-                    if charge:
-                        r = funding[s, i]
-                        if r != 0.0 and not math.isnan(r):
-                            amt = q * p * r
-                            cash -= amt
-                            e -= amt
-                            funded += amt
-                    v = q * p
-                    e += v
-                    g += abs(v)
-            if status != OK:
-                break
-        if status != OK:
-            bad_row = s
-            for s2 in range(s, t_len):
-                eq_out[s2] = eq_out[s - 1] if s > 0 else init_cash
-            break
-        eq_out[s] = e
-        if g > 0.0:
-            exposed += 1
-        if record:
-            gross_out[s] = g / e if e > 0.0 else math.nan
-            turn_out[s] = traded - turn_before
-        if e <= 0.0:
-            status = BANKRUPT
-            bad_row = s
-            for s2 in range(s + 1, t_len):
-                eq_out[s2] = e
-            break
-    stats[S_FEES] = fees
-    stats[S_SLIPPAGE] = slipped
-    stats[S_FUNDING] = funded
-    stats[S_TURNOVER] = traded
-    stats[S_EXPOSED] = exposed
-    stats[S_FILLS] = fills
-    stats[S_STATUS] = status
-    stats[S_ROW] = bad_row
-    stats[S_COL] = bad_col
-    stats[S_HALF] = half_paid
+__all__ = [
+    "BANKRUPT",
+    "INF_WEIGHT",
+    "NAN_PRICE_WITH_POSITION",
+    "NAN_PRICE_WITH_TARGET",
+    "NONPOSITIVE_PRICE",
+    "N_STATS",
+    "OK",
+    "S_COL",
+    "S_EXPOSED",
+    "S_FEES",
+    "S_FILLS",
+    "S_FUNDING",
+    "S_HALF",
+    "S_MAX_DD",
+    "S_RET_SQ",
+    "S_RET_SUM",
+    "S_ROW",
+    "S_SLIPPAGE",
+    "S_STATUS",
+    "S_TURNOVER",
+    "find_invalid_price",
+    "run_path",
+    "simulate_weights",
+    "simulate_weights_serial",
+]
 
 
-@njit(cache=True, parallel=True)
-def simulate_weights(  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def run_path(  # type: ignore[no-untyped-def]
+    k,
     weights,
     exec_px,
+    exec_shift,
     mark_px,
     funding,
     lag,
@@ -297,51 +113,136 @@ def simulate_weights(  # type: ignore[no-untyped-def]
     ask_px,
     ask_qty,
     record,
+    curves,
+    out,
 ):
-    """Simulate K target-weight paths in parallel (one ``simulate_path`` per parameter set).
+    """Simulate path k with the fastest kernel that applies (``out``: see simulate_weights)."""
+    equity, rets, stats, gross, turn, rec = out
+    n = weights.shape[2]
+    fast = (slip_model == NONE or slip_model == FIXED_BPS) and funding.shape[0] == 1  # noqa: SIM109 - numba
+    if fast and not record:
+        slip_rate = kparams[k, P_SLIP_BPS] * 1e-4 if slip_model == FIXED_BPS else 0.0
+        if n == 1:
+            backtest_fast_nb.simulate_one_fast(
+                weights[k], exec_px, exec_shift, mark_px, lag, kparams[k, P_FEE_BPS] * 1e-4,
+                slip_rate, kparams[k, P_MAX_GROSS], lot_size, min_trade_frac, init_cash,
+                curves, equity[k], rets[k], stats[k],
+            )  # fmt: skip
+        else:
+            backtest_fast_nb.simulate_path_fast(
+                weights[k], exec_px, exec_shift, mark_px, lag, kparams[k, P_FEE_BPS] * 1e-4,
+                slip_rate, kparams[k, P_MAX_GROSS], lot_size, min_trade_frac, init_cash,
+                curves, equity[k], rets[k], stats[k],
+            )  # fmt: skip
+        return
+    backtest_path_nb.simulate_path(
+        weights[k], exec_px, exec_shift, mark_px, funding, lag, kparams[k], slip_model,
+        exhaustion, penalty_bps, lot_size, min_trade_frac, init_cash, ctx, bid_px, bid_qty,
+        ask_px, ask_qty, record, curves, equity[k], rets[k], gross[k], turn[k], rec[k], stats[k],
+    )  # fmt: skip
+
+
+@njit(cache=True, parallel=True)
+def simulate_weights(  # type: ignore[no-untyped-def]
+    weights,
+    exec_px,
+    exec_shift,
+    mark_px,
+    funding,
+    lag,
+    kparams,
+    slip_model,
+    exhaustion,
+    penalty_bps,
+    lot_size,
+    min_trade_frac,
+    init_cash,
+    ctx,
+    bid_px,
+    bid_qty,
+    ask_px,
+    ask_qty,
+    record,
+    curves,
+    out,
+):
+    """Simulate K target-weight paths in parallel (one per-path kernel per parameter set).
 
     Args:
         weights: (K, T, N) float64 C-contiguous target fractions of equity (NaN = no order).
+        exec_px: (T, N) execution prices read at row s - exec_shift (shift 0 or 1).
+        mark_px: (T, N) closes. funding: (T, N) rates or (1, 1) for none.
         kparams: (K, 5) per-path fee_bps, slip_bps, impact_k, max_gross, book_levels.
-        Others: as ``simulate_path``.
-
-    Returns:
-        equity (K, T); stats (K, 10) (see S_* columns); gross (K, T) and turnover (K, T)
-        series and records (K, 6, T, N) when ``record`` (else zero-size).
+        curves: write the (K, T) equity and return rows.
+        out: the outputs, filled in place (allocated by the caller, so large ones get the
+            allocator's huge pages and can be reused across chunks of a sweep): equity and
+            returns (K, T) (or (K, 0) without curves), stats (K, N_STATS) zeros (see S_*
+            columns), gross and turnover (K, T) zeros and records (K, 6, T, N) zeros with
+            NaN arrival/fill prices when ``record`` (else zero-size).
+        Others: as ``backtest_path_nb.simulate_path``.
     """
-    k_len, t_len, n = weights.shape
-    equity = np.empty((k_len, t_len))
-    stats = np.zeros((k_len, 10))
-    rt = t_len if record else 0
-    gross = np.zeros((k_len, rt))
-    turn = np.zeros((k_len, rt))
-    rec = np.zeros((k_len, 6, rt, n))
-    if record:
-        rec[:, 1:3] = np.nan
-    for k in prange(k_len):
-        simulate_path(
-            weights[k],
-            exec_px,
-            mark_px,
-            funding,
-            lag,
-            kparams[k],
-            slip_model,
-            exhaustion,
-            penalty_bps,
-            lot_size,
-            min_trade_frac,
-            init_cash,
-            ctx,
-            bid_px,
-            bid_qty,
-            ask_px,
-            ask_qty,
-            record,
-            equity[k],
-            gross[k],
-            turn[k],
-            rec[k],
-            stats[k],
-        )
-    return equity, stats, gross, turn, rec
+    for k in prange(weights.shape[0]):
+        run_path(
+            k, weights, exec_px, exec_shift, mark_px, funding, lag, kparams, slip_model,
+            exhaustion, penalty_bps, lot_size, min_trade_frac, init_cash, ctx, bid_px,
+            bid_qty, ask_px, ask_qty, record, curves, out,
+        )  # fmt: skip
+
+
+@njit(cache=True)
+def simulate_weights_serial(  # type: ignore[no-untyped-def]
+    weights,
+    exec_px,
+    exec_shift,
+    mark_px,
+    funding,
+    lag,
+    kparams,
+    slip_model,
+    exhaustion,
+    penalty_bps,
+    lot_size,
+    min_trade_frac,
+    init_cash,
+    ctx,
+    bid_px,
+    bid_qty,
+    ask_px,
+    ask_qty,
+    record,
+    curves,
+    out,
+):
+    """``simulate_weights`` on the calling thread (K = 1: no thread-pool start or wake-up)."""
+    for k in range(weights.shape[0]):
+        run_path(
+            k, weights, exec_px, exec_shift, mark_px, funding, lag, kparams, slip_model,
+            exhaustion, penalty_bps, lot_size, min_trade_frac, init_cash, ctx, bid_px,
+            bid_qty, ask_px, ask_qty, record, curves, out,
+        )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def find_invalid_price(px):  # type: ignore[no-untyped-def]
+    """Flat index of the first price that is <= 0 or infinite (NaN is allowed), else -1.
+
+    Args:
+        px: (T, N) float64 prices, C-contiguous.
+
+    A branch-free counting pass first (it vectorises, so valid input costs one streaming
+    read), then a scalar search only when something is wrong.
+
+    Equivalent to: ``np.flatnonzero((px <= 0) | np.isinf(px))[:1]`` (or -1).
+    """
+    flat = px.ravel()
+    bad = 0
+    for j in range(flat.size):
+        x = flat[j]
+        bad += (x <= 0.0) | (x == math.inf)
+    if bad == 0:
+        return -1
+    for j in range(flat.size):
+        x = flat[j]
+        if x <= 0.0 or x == math.inf:
+            return j
+    return -1
