@@ -259,3 +259,60 @@ def test_every_real_kline_file_round_trips_through_archive_into_store(
 def _next_month(ym: str) -> str:
     y, m = map(int, ym.split("-"))
     return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def test_plan_archive_files() -> None:
+    from data.archive_fetch import plan_archive_files
+
+    now = us("2024-03-10T12:00")
+    plan = plan_archive_files("usdm", "klines", "BTCUSDT", "1m", us("2024-01-15"), now, now)
+    names = [f.name for f in plan]
+    assert names[:17] == [f"BTCUSDT-1m-2024-01-{d:02d}.zip" for d in range(15, 32)]
+    assert names[17] == "BTCUSDT-1m-2024-02.zip"  # a finished month: one monthly file
+    assert names[18:] == [f"BTCUSDT-1m-2024-03-{d:02d}.zip" for d in range(1, 10)]  # to 03-09
+    assert plan[17].rel_path == "data/futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-02.zip"
+    assert (plan[17].start_us, plan[17].end_us) == (us("2024-02-01"), us("2024-03-01"))
+    agg = plan_archive_files("spot", "agg_trades", "BTCUSDT", None, us("2024-01-01"), now, now)
+    assert agg[0].rel_path == "data/spot/monthly/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-01.zip"
+    fund = plan_archive_files("usdm", "funding", "BTCUSDT", None, us("2024-01-01"), now, now)
+    assert [f.name for f in fund] == ["BTCUSDT-fundingRate-2024-01.zip",
+                                      "BTCUSDT-fundingRate-2024-02.zip"]  # fmt: skip
+    with pytest.raises(SchemaError, match="spot archive has no funding"):
+        plan_archive_files("spot", "funding", "BTCUSDT", None, 0, now, now)
+
+
+@pytest.mark.shared
+def test_spot_archive_in_microseconds_joins_rest_tail_in_milliseconds(
+    real_dir: Path, tmp_path: Path
+) -> None:
+    """A 2025 spot daily file (µs, no header) + the REST tail (ms) give one contiguous 1m grid."""
+    rows = (real_dir / "binance_spot_klines/ADABTC-1m-2021-11-27.csv").read_text().splitlines()
+    shift_ms = us("2025-01-02") // 1000 - 1637971200000
+    micro, rest_rows = [], []
+    for day in range(2):  # 10 real rows on 2025-01-02 (µs archive) and 2025-01-03 (REST, ms)
+        for ln in rows:
+            f = ln.split(",")
+            t0 = int(f[0]) + shift_ms + day * 86_400_000
+            f[0], f[6] = str(t0), str(t0 + 59_999)
+            rest_rows.append(",".join(f))
+            micro.append(",".join([str(t0 * 1000), *f[1:6], str(t0 * 1000 + 59_999_999), *f[7:]]))
+    fake = FakeBinance()
+    fake.add_archive_file("data/spot/daily/klines/ADABTC/1m/ADABTC-1m-2025-01-02.zip",
+                          ("\n".join(micro[:10]) + "\n").encode())  # fmt: skip
+    from tests.data.fake_binance import kline_rows_from_csv
+
+    fake.add_klines("spot", "ADABTC", "1m", kline_rows_from_csv("\n".join(rest_rows).encode()))
+    now = us("2025-01-03T12:00") / 1e6
+    with fake:
+        rest = BinanceRest("spot", base_url=fake.url, clock=lambda: now)
+        rep = pull(Store(tmp_path), "auto", "spot", "klines", ["ADABTC"], "1m", "2025-01-02",
+                   None, rest=rest, archive=ArchiveClient(fake.url), clock=lambda: now)  # fmt: skip
+    assert rep.files_downloaded == 1
+    got = Store(tmp_path).read("klines_1m", "binance", "spot", ["ADABTC"])
+    ot = got.column("open_time").cast(pa.int64()).to_pylist()
+    assert ot[:10] == [us("2025-01-02") + i * 60_000_000 for i in range(10)]
+    assert ot[10:] == [us("2025-01-03") + i * 60_000_000 for i in range(10)]
+    ct = got.column("close_time").cast(pa.int64()).to_pylist()
+    assert ct[0] == us("2025-01-02") + 59_999_999  # µs file keeps its µs close time
+    assert ct[10] == us("2025-01-03") + 59_999_000  # REST gives ms
+    assert got.column("close").to_pylist() == [float(r.split(",")[4]) for r in rest_rows]
