@@ -115,3 +115,15 @@ _register_pull(app)
 from data.cli_sql import register as register_sql  # noqa: E402 - registration area
 
 register_sql(app)
+
+# alphaforge sweep (engine.cli_sweep; the sweep runner is wired here)
+from engine.cli_sweep import register as register_sweep  # noqa: E402 - registration area
+
+
+def _run_sweep_study(*args: Any, **kw: Any) -> Any:
+    from engine.pipeline import run_sweep_study
+
+    return run_sweep_study(*args, **kw)
+
+
+register_sweep(app, _score_panel, _run_sweep_study, (DataError, _EngineError, _FactorError))

@@ -404,3 +404,102 @@ def _offline_proposals(panel: Panel, train_rows: int, progress: Any) -> str:
     except ImportError:
         return "skipped (factors.propose not available in this build)"
     return "see `alphaforge propose --offline`"
+
+
+def factor_signal(factor: str, panel: Panel) -> F64:
+    """(T, N) values of a library factor or expression (module-level: picklable for Dask)."""
+    from factors.score import resolve_factor
+
+    return resolve_factor(factor, panel)[2]
+
+
+class _ProvenanceSink:
+    """Adds the trial ledger's provenance columns to every chunk before storing it."""
+
+    def __init__(self, store: Any, provenance: dict[str, Any]) -> None:
+        self.store = store
+        self.provenance = provenance
+
+    def done(self) -> set[int]:
+        return set(self.store.done())
+
+    def write_chunk(self, chunk: int, table: pa.Table) -> Any:
+        for k, v in self.provenance.items():
+            table = table.append_column(k, pa.array([v] * table.num_rows))
+        return self.store.write_chunk(chunk, table)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepOutcome:
+    """A finished (or partial) sweep: its id, chunk counts, ranked trials and PBO."""
+
+    sweep_id: str
+    counts: dict[str, int]
+    ranked: list[dict[str, Any]]
+    pbo: float
+    n_trials: int
+    results_dir: str
+
+
+def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[Any]],
+                    results_root: str, *, scheduler: Any = None, chunk_size: int = 64,
+                    memory_budget_bytes: int = 1 << 30, progress: Any = None,
+                    stop_after: int | None = None) -> SweepOutcome:  # fmt: skip
+    """Run (or resume) a sweep, store it under results_root, rank trials by Deflated Sharpe.
+
+    The sweep id is a hash of the trials and the data window, so rerunning the same command
+    resumes it. DSR uses the sweep's true trial count and the variance of the trials'
+    per-bar Sharpe ratios; PBO comes from CSCV over the stored per-block return sums.
+    """
+    import hashlib
+    import json
+
+    from data.results import ResultsStore
+    from engine.sweep import expand_trials, run_sweep, sweep_spec
+
+    trials = expand_trials(factors, grid)
+    spec = sweep_spec(trials, panel, {"grid": grid, "source": panel.meta.get("source")})
+    sweep_id = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
+    store = ResultsStore(results_root, sweep_id)
+    store.write_spec(spec)
+    sink = _ProvenanceSink(store, {"sweep_id": sweep_id, "source": "sweep",
+                                   "data_source": str(panel.meta.get("source"))})  # fmt: skip
+    counts = run_sweep(panel, trials, factor_signal, sink, chunk_size=chunk_size,
+                       memory_budget_bytes=memory_budget_bytes, scheduler=scheduler,
+                       progress=progress, stop_after=stop_after)  # fmt: skip
+    ranked, pbo_value = rank_trials(store.read(), len(trials))
+    return SweepOutcome(sweep_id, counts, ranked, pbo_value, len(trials), str(store.dir))
+
+
+def rank_trials(table: pa.Table, n_trials: int) -> tuple[list[dict[str, Any]], float]:
+    """Trial rows ordered by Deflated Sharpe (best first) and the sweep's PBO."""
+    from factors.dsr import deflated_sharpe_ratio
+    from factors.pbo import pbo_from_blocks
+
+    if table.num_rows == 0:
+        return [], float("nan")
+    rows = table.drop_columns(["block_sum", "block_sumsq", "block_n"]).to_pylist()
+    sr = np.array([r["sr_per_bar"] for r in rows], dtype=np.float64)
+    finite = sr[np.isfinite(sr)]
+    var = float(np.var(finite, ddof=1)) if finite.size >= 2 else None
+    for r in rows:
+        if not np.isfinite(r["sr_per_bar"]) or r["n_obs"] < 2:
+            r["dsr"] = r["psr"] = float("nan")
+            continue
+        d = deflated_sharpe_ratio(sr=r["sr_per_bar"], n_obs=int(r["n_obs"]), skew=r["skew"],
+                                  kurtosis=r["kurtosis"], n_trials=max(n_trials, 1),
+                                  var_trials=var)  # fmt: skip
+        r["dsr"], r["psr"] = d.dsr, d.psr
+
+    def key(r: dict[str, Any]) -> tuple[float, float]:
+        d, s = r["dsr"], r["sharpe"]
+        return (-d if np.isfinite(d) else np.inf, -s if np.isfinite(s) else np.inf)
+
+    rows.sort(key=key)
+    blocks = [
+        np.stack(table.column(c).to_pylist()) for c in ("block_sum", "block_sumsq", "block_n")
+    ]
+    result = pbo_from_blocks(*blocks) if table.num_rows >= 2 else None
+    return rows, (result.pbo if result is not None else float("nan"))

@@ -1,0 +1,106 @@
+"""Probability of Backtest Overfitting by combinatorially symmetric cross-validation (CSCV).
+
+Bailey, Borwein, Lopez de Prado and Zhu (2015), "The Probability of Backtest Overfitting".
+The T x N matrix of trial returns is cut into S contiguous blocks. For every split of the
+blocks into two halves (in-sample J, out-of-sample J-bar), the trial with the best in-sample
+Sharpe is located in the out-of-sample ranking: omega = rank / (N + 1), logit = ln(omega /
+(1 - omega)). PBO is the fraction of splits whose logit is <= 0, i.e. where the in-sample
+winner is at or below the out-of-sample median.
+
+Formula: PBO = #{c : logit_c <= 0} / #splits.
+NaN: trials with a non-finite Sharpe in a half are ranked last there; fewer than 2 trials
+gives NaN.
+
+It works from per-block sums (sum, sum of squares, count of returns per trial and block), so a
+sweep never needs to keep every trial's full return series.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from math import comb
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from factors.errors import ScoreError
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class PBOResult:
+    """pbo, the logits of every split, and the number of splits used (sampled if many)."""
+
+    pbo: float
+    logits: F64
+    n_splits: int
+    n_trials: int
+
+
+def block_stats(returns: F64, n_blocks: int) -> tuple[F64, F64, F64]:
+    """(sum, sum of squares, count) per (trial, block) of a (T, N) return matrix -> (N, S)."""
+    r = np.asarray(returns, dtype=np.float64)
+    edges = np.linspace(0, r.shape[0], n_blocks + 1).astype(np.int64)
+    s = np.add.reduceat(r, edges[:-1], axis=0).T
+    ss = np.add.reduceat(r * r, edges[:-1], axis=0).T
+    cnt = np.broadcast_to(np.diff(edges).astype(np.float64), s.shape).copy()
+    return s, ss, cnt
+
+
+def _sharpe(mask: F64, s: F64, ss: F64, cnt: F64) -> F64:
+    n = mask @ cnt.T
+    mean = (mask @ s.T) / n
+    var = (mask @ ss.T) / n - mean**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return mean / np.sqrt(np.maximum(var, 0.0))
+
+
+def pbo_from_blocks(block_sum: F64, block_sumsq: F64, block_n: F64, max_splits: int = 2000,
+                    seed: int = 0) -> PBOResult:  # fmt: skip
+    """PBO from per-block sums (each (N trials, S blocks), S even).
+
+    Args:
+        max_splits: when C(S, S/2) exceeds it, that many splits are drawn at random (seeded).
+
+    Raises:
+        ScoreError: an odd or < 2 number of blocks, or mismatched shapes.
+    """
+    s = np.asarray(block_sum, dtype=np.float64)
+    ss = np.asarray(block_sumsq, dtype=np.float64)
+    cnt = np.asarray(block_n, dtype=np.float64)
+    if s.ndim != 2 or s.shape != ss.shape or s.shape != cnt.shape:
+        raise ScoreError(f"block arrays must share one (N, S) shape; got {s.shape}, {ss.shape}")
+    n_trials, n_blocks = s.shape
+    if n_blocks < 2 or n_blocks % 2:
+        raise ScoreError(f"CSCV needs an even number of blocks >= 2; got {n_blocks}")
+    if n_trials < 2:
+        return PBOResult(math.nan, np.array([]), 0, n_trials)
+    half = n_blocks // 2
+    total = comb(n_blocks, half)
+    if total <= max_splits:
+        combos = list(itertools.combinations(range(n_blocks), half))
+    else:
+        rng = np.random.default_rng(seed)
+        combos = [tuple(sorted(rng.choice(n_blocks, half, replace=False)))
+                  for _ in range(max_splits)]  # fmt: skip
+    mask = np.zeros((len(combos), n_blocks))
+    for c, idx in enumerate(combos):
+        mask[c, list(idx)] = 1.0
+    sr_in = _sharpe(mask, s, ss, cnt)
+    sr_out = _sharpe(1.0 - mask, s, ss, cnt)
+    sr_in = np.where(np.isfinite(sr_in), sr_in, -np.inf)
+    best = np.argmax(sr_in, axis=1)
+    oos = np.where(np.isfinite(sr_out), sr_out, -np.inf)
+    ranks = stats.rankdata(oos, axis=1, method="average")
+    omega = ranks[np.arange(len(combos)), best] / (n_trials + 1)
+    logits = np.log(omega / (1.0 - omega))
+    return PBOResult(float(np.mean(logits <= 0)), logits, len(combos), n_trials)
+
+
+def pbo(returns: F64, n_blocks: int = 16, max_splits: int = 2000, seed: int = 0) -> PBOResult:
+    """PBO of a (T, N) matrix of trial returns (see module docstring)."""
+    return pbo_from_blocks(*block_stats(returns, n_blocks), max_splits=max_splits, seed=seed)
