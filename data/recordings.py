@@ -100,6 +100,7 @@ def _local_scale(first: int, source: str) -> int:
 def _hft_lines(parser: MessageParser, lines: Iterable[str], source: str) -> dict[str, Any]:
     scale = 0
     n = 0
+    before = dict(parser.counts)
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -113,7 +114,9 @@ def _hft_lines(parser: MessageParser, lines: Iterable[str], source: str) -> dict
             raise parser.fail(lineno, f"local timestamp {local} changes unit within the file")
         parser.add_json(body, local // scale, lineno)
         n += 1
-    return {"source": source, "lines": n, "local_ts_unit": {1000: "ns", 1: "us"}.get(scale)}
+    counts = {k: v - before.get(k, 0) for k, v in parser.counts.items() if v != before.get(k, 0)}
+    unit = {1000: "ns", 1: "us"}.get(scale)
+    return {"source": source, "lines": n, "local_ts_unit": unit, "counts": counts}
 
 
 def _symbol_from_name(path: Path) -> str | None:
@@ -149,9 +152,9 @@ def read_hftbacktest(
         symbol: symbol of spot REST snapshots (default: from the file name ``<sym>_<date>``).
 
     Returns:
-        The recording's tables; ``meta["files"]`` lists each file's lines and local time unit,
-        ``meta["counts"]`` the messages per stream kind (``depth``, ``trade``, ``bookTicker``,
-        ``markPrice``, ``snapshot``).
+        The recording's tables; ``meta["files"]`` lists each file's lines, local time unit and
+        messages per stream kind, ``meta["counts"]`` the totals (``depth``, ``trade``,
+        ``bookTicker``, ``markPrice``, ``snapshot``).
 
     Raises:
         SchemaError: an unreadable file or a malformed line (names file and line number).

@@ -179,6 +179,12 @@ def test_depth_sequence_and_trade_ids_are_continuous(
         alone = read_hft(real_dir, names[0])
         assert r.trades.num_rows > alone.trades.num_rows
         assert r.trades.slice(0, alone.trades.num_rows).equals(alone.trades)
+        second = read_hft(real_dir, names[1])
+        assert [f["counts"] for f in r.meta["files"]] == [
+            alone.meta["counts"],
+            second.meta["counts"],
+        ]
+        assert r.trades.num_rows == alone.trades.num_rows + second.trades.num_rows
 
 
 @pytest.mark.parametrize(
