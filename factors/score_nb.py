@@ -222,8 +222,9 @@ def sorted_bins(s, n, edges, bins):  # type: ignore[no-untyped-def]
 def walk_ranks(vals, order, f_row, slot, out):  # type: ignore[no-untyped-def]
     """Average ranks of vals over the assets finite in both vals and f_row, by a walk.
 
-    ``order`` sorts ``vals`` ascending with NaN last (numpy argsort); ``slot[j]`` is the
-    position of asset j in the caller's pairwise-complete arrays. out[slot[j]] = rank of j.
+    ``order`` sorts ``vals`` ascending (non-finite values anywhere: they are skipped);
+    ``slot[j]`` is the position of asset j in the caller's pairwise-complete arrays, and
+    out[slot[j]] receives the rank of j.
     """
     m = order.shape[0]
     k = 0  # rank position among the pairwise-complete assets
@@ -231,9 +232,7 @@ def walk_ranks(vals, order, f_row, slot, out):  # type: ignore[no-untyped-def]
     while i < m:
         j = order[i]
         v = vals[j]
-        if not np.isfinite(v):
-            break
-        if not np.isfinite(f_row[j]):
+        if not np.isfinite(v) or not np.isfinite(f_row[j]):
             i += 1
             continue
         # the run of equal values starting at i (skipping assets without a factor value)
@@ -257,8 +256,9 @@ def cs_ic_quantiles(f, fwd, f_order, r_order, qk, min_obs, demean):  # type: ign
 
     The sorting is done before the call (numpy's vectorized argsort is several times faster
     than a sort compiled here): ``f_order[t]`` sorts f[t] and ``r_order[h, t]`` sorts
-    fwd[h, t], ascending with NaN last. The kernel only walks those orders, so factor ranks,
-    forward-return ranks and qcut bins of the pairwise-complete assets need no sort.
+    fwd[h, t] ascending (non-finite values anywhere: they are skipped). The kernel only
+    walks those orders, so factor ranks, forward-return ranks and qcut bins of the
+    pairwise-complete assets need no sort.
 
     Args:
         f: (T, N) factor.
@@ -294,7 +294,7 @@ def cs_ic_quantiles(f, fwd, f_order, r_order, qk, min_obs, demean):  # type: ign
                 j = f_order[t, i]
                 a = f[t, j]
                 if not np.isfinite(a):
-                    break
+                    continue
                 v = fwd[h, t, j]
                 if np.isfinite(v):
                     sx[n] = a
