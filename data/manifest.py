@@ -169,7 +169,7 @@ def write_parquet_tmp(table: pa.Table, final: Path) -> tuple[Path, tuple[int, in
             use_dictionary=dict_cols or False,
         )
         fh.flush()
-        os.fsync(fh.fileno())
+        os.fdatasync(fh.fileno())
     st = tmp.stat()
     return tmp, (st.st_size, st.st_mtime_ns)
 
@@ -219,19 +219,29 @@ def manifest_dict(
 
 
 def write_manifest(part_dir: Path, doc: Mapping[str, Any], *, pending: bool = False) -> None:
-    """Atomically write the manifest (or the pending manifest, whose directory entry the
-    caller syncs together with the data rename) of ``part_dir``."""
-    name = PENDING_FILE if pending else MANIFEST_FILE
+    """Atomically write the manifest of ``part_dir``; or write its pending manifest in place
+    (no temp file: a torn pending manifest reads as absent, and the caller renames it to the
+    manifest and syncs the directory)."""
     payload = json.dumps(doc, indent=1, sort_keys=True).encode()
-    write_bytes_atomic(part_dir / name, payload, sync_dir=not pending)
+    if not pending:
+        write_bytes_atomic(part_dir / MANIFEST_FILE, payload)
+        return
+    with open(part_dir / PENDING_FILE, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fdatasync(fh.fileno())
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(path: Path, *, torn_ok: bool = False) -> dict[str, Any] | None:
     try:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except ValueError:
+        if torn_ok:
+            return None  # a pending manifest cut short by a kill
+        raise StoreError(f"{path}: unreadable manifest (not JSON)") from None
+    except OSError as exc:
         raise StoreError(f"{path}: unreadable manifest ({exc})") from exc
     if not isinstance(doc, dict):
         raise StoreError(f"{path}: manifest is not a JSON object")
@@ -296,7 +306,7 @@ def _reconcile(
     part_dir: Path, key: Mapping[str, str], time_col: str, fp: list[int]
 ) -> dict[str, Any]:
     """Under the partition lock: promote the pending manifest or rebuild one from the data."""
-    pending = _read_json(part_dir / PENDING_FILE)
+    pending = _read_json(part_dir / PENDING_FILE, torn_ok=True)
     if pending is not None and pending.get("fingerprint") == fp:
         os.replace(part_dir / PENDING_FILE, part_dir / MANIFEST_FILE)
         fsync_dir(part_dir)
