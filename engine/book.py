@@ -133,7 +133,7 @@ def _col(t: pa.Table, name: str, fill: int | None = None) -> np.ndarray:
     return np.asarray(c.to_numpy(), dtype=np.int64 if fill is not None else None)
 
 
-def _stream(t: pa.Table, time_col: str) -> dict[str, np.ndarray]:
+def _stream(t: pa.Table, time_col: str) -> dict[str, Any]:
     """One symbol's rows -> message arrays for book_nb.rebuild_book."""
     first = _col(t, "first_update_id", -1)
     last = _col(t, "last_update_id", -1)
@@ -262,7 +262,7 @@ def _rebuild_one(sym: str, t: pa.Table, rows: I64, sample: I64, levels: int, ban
     n_ask = a["row_bid"].size - n_bid
     bufs = [np.empty(n_bid + 1), np.empty(n_bid + 1), np.empty(n_ask + 1), np.empty(n_ask + 1)]
     t0 = time.perf_counter()
-    book_nb.rebuild_book(
+    book_nb.rebuild_book(  # type: ignore[call-arg]
         a["msg_start"], a["msg_kind"], a["msg_first"], a["msg_last"], a["msg_prev"],
         a["msg_time"], a["row_bid"], a["row_px"], a["row_qty"], int(a["mode"]),
         on_gap == "raise", sample, bands, *bufs, *outs, status, expect, best[0], best[1], info,
@@ -329,7 +329,10 @@ def quote_agreement(trace: SymbolTrace, update_id: Any, bid_px: Any, ask_px: Any
     mb = bb[k] == np.asarray(bid_px, dtype=np.float64)[use]
     ma = ba[k] == np.asarray(ask_px, dtype=np.float64)[use]
     n = int(use.sum())
-    frac = lambda m: float(m.mean()) if n else float("nan")  # noqa: E731
+
+    def frac(m: np.ndarray) -> float:
+        return float(m.mean()) if n else float("nan")
+
     return {"events": n, "either": frac(mb | ma), "both": frac(mb & ma), "bid": frac(mb),
             "ask": frac(ma)}  # fmt: skip
 

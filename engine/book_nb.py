@@ -97,8 +97,9 @@ def set_level(keys, qtys, n, key, qty):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _emit(bk, bq, nb, ak, aq, na, out_bpx, out_bqty, out_apx, out_aqty, depth_bps, out_dbid,
-          out_dask, s):  # type: ignore[no-untyped-def]  # fmt: skip
+def _emit(  # type: ignore[no-untyped-def]
+    bk, bq, nb, ak, aq, na, out_bpx, out_bqty, out_apx, out_aqty, depth_bps, out_dbid, out_dask, s
+):
     """Write the top levels and depth-within-x-bps of the current book into sample row s."""
     n_lev = out_bpx.shape[1]
     for j in range(min(n_lev, nb)):

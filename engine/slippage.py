@@ -153,4 +153,7 @@ def walk_books(
         raise InputError("walk_books: qty must be finite > 0 and side +-1")
     if max_levels < 0 or penalty_bps < 0:
         raise OptionError(f"max_levels and penalty_bps must be >= 0: {max_levels}, {penalty_bps}")
-    return slippage_nb.walk_many(sd, q, px, lq, int(max_levels), int(exhaustion), penalty_bps)
+    out: tuple[F64, F64] = slippage_nb.walk_many(
+        sd, q, px, lq, int(max_levels), int(exhaustion), penalty_bps
+    )
+    return out

@@ -126,6 +126,8 @@ def flow_weights(flow: F64, window: int) -> F64:
 
 def _summarise(res: Any, k: int | None, size: float, ppy: float) -> dict[str, Any]:
     trades = res.trades if k is None else res.trades[res.trades["param"] == k]
+    if trades is None:
+        raise InputError("the study needs per-fill records (record_trades=True)")
     eq = res.equity if k is None else res.equity[:, k]
     rets = res.returns if k is None else res.returns[:, k]
     filled = trades[trades["qty"] != 0]
@@ -163,7 +165,7 @@ def run_study(bars: StudyBars, sizes: Sequence[float], levels: Sequence[int], *,
     bar_us = int(np.median(np.diff(bars.ts_us)))
     ppy = 365 * 86_400_000_000 / bar_us
     w = flow_weights(bars.flow, window)
-    common = {"close": bars.close, "open": bars.open, "lag": 1, "fee_bps": fee_bps,
+    common: dict[str, Any] = {"close": bars.close, "open": bars.open, "lag": 1, "fee_bps": fee_bps,
               "record_trades": True}  # fmt: skip
     sigma = to_execution_rows(trailing_sigma(bars.close, window_impact, max(2, window_impact // 2)))
     adv = to_execution_rows(trailing_adv(bars.volume, window_impact, max(1, window_impact // 2)))
@@ -180,7 +182,7 @@ def run_study(bars: StudyBars, sizes: Sequence[float], levels: Sequence[int], *,
         for k, lev in enumerate(lv):
             rows.append({"model": "book_walk", "levels": int(lev) or "all",
                          **_summarise(res, k, float(size), ppy)})  # fmt: skip
-        walks.append(res.trades[res.trades["param"] == deepest])
+        walks.append(res.trades[res.trades["param"] == deepest] if res.trades is not None else [])
     k_fit = impact_k
     if k_fit is None:
         try:
