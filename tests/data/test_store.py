@@ -294,10 +294,14 @@ def test_stale_manifest_is_rebuilt_from_the_data_file(tmp_path: Path) -> None:
     doc["fingerprint"] = [1, 2]
     doc["rows"] = 999
     (part / "_manifest.json").write_text(json.dumps(doc))
+    (part / "_manifest.pending.json").write_text('{"fingerprint": [')  # torn by a kill
     info = store.partitions()[0]
     assert info.rows == 10
     assert info.rebuilt
     assert [s.source for s in info.sources] == ["a"]
+    assert info.min_time_us == T0
+    assert info.max_time_us == T0 + 9 * MIN
+    assert json.loads((part / "_manifest.json").read_text())["rows"] == 10  # persisted
 
 
 # ------------------------------------------------------------------ kline panel table
