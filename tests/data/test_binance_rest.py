@@ -209,3 +209,31 @@ def test_depth_snapshot(fake: FakeBinance, real_dir: Path) -> None:
     assert t.column("update_id").to_pylist() == [raw["lastUpdateId"]]
     assert t.column("bid_px").to_pylist() == [[float(p) for p, _ in raw["bids"][:5]]]
     assert t.column("ask_qty").to_pylist() == [[float(q) for _, q in raw["asks"][:5]]]
+
+
+@pytest.mark.shared
+def test_real_futures_depth_snapshots(real_dir: Path) -> None:
+    """Real /fapi/v1/depth bodies (cryptofeed recording): ts is the transaction time T."""
+    text = (real_dir / "binance_ws_cryptofeed/BINANCE_FUTURES.http.0.0").read_text()
+    bodies = {}
+    for line in text.splitlines():
+        if " -> " in line:
+            url, rest_ = line.split(" -> ", 1)
+            sym = url.split("symbol=")[1].split("&")[0]
+            bodies[sym] = json.loads(rest_.split(": ", 1)[1])
+    assert len(bodies) >= 4
+    with FakeBinance() as f:
+        for sym, body in bodies.items():
+            f.depth[("usdm", sym)] = body
+        c = rest(f, "usdm")
+        for sym, body in bodies.items():
+            t = c.depth(sym, limit=1000)
+            assert t.column("ts").cast(pa.int64()).to_pylist() == [body["T"] * 1000]
+            assert t.column("update_id").to_pylist() == [body["lastUpdateId"]]
+            bids = t.column("bid_px").to_pylist()[0]
+            asks = t.column("ask_px").to_pylist()[0]
+            assert bids == [float(p) for p, _ in body["bids"]]
+            assert bids == sorted(bids, reverse=True)
+            assert asks == sorted(asks)
+            assert bids[0] < asks[0]
+        assert f.requests_to("/fapi/v1/depth")[0][1]["limit"] == "1000"
