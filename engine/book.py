@@ -309,32 +309,39 @@ def _break_info(a: dict[str, np.ndarray], status: np.ndarray, expect: I64, k: in
 
 
 def quote_agreement(trace: SymbolTrace, update_id: Any, bid_px: Any, ask_px: Any) -> dict[str, Any]:
-    """Compare the rebuilt best bid/ask with a bookTicker stream at matching update ids.
+    """Compare the rebuilt best bid/ask with a bookTicker stream by update id.
 
-    Each bookTicker event (update id u_bt) is compared with the book after the last applied
-    message whose u <= u_bt. Events before the book is synced are not counted.
+    Exact: bookTicker events whose update id equals the last id u of an applied diff (or a
+    snapshot's lastUpdateId) are compared with the book right after that message; both sides
+    must agree. Nearest: every event (id u_bt) is compared with the book after the last applied
+    message with u <= u_bt; depth diffs are batched while bookTicker is real time, so only
+    partial agreement is expected. Events before the book is synced are not counted.
 
     Returns:
-        {"events": compared, "either": fraction where bid or ask matches, "both": fraction
-        where both match, "bid": ..., "ask": ...}.
+        {"exact_events", "exact_both" (fraction where bid and ask both match), "events",
+        "either" (bid or ask matches), "both", "bid", "ask"} (fractions NaN without events).
     """
     ok = (trace.status == book_nb.ST_APPLIED) | (trace.status == book_nb.ST_SNAPSHOT)
     ids, bb, ba = trace.msg_last_id[ok], trace.best_bid[ok], trace.best_ask[ok]
     order = np.argsort(ids, kind="stable")
     ids, bb, ba = ids[order], bb[order], ba[order]
     uid = np.asarray(update_id, dtype=np.int64)
+    bid = np.asarray(bid_px, dtype=np.float64)
+    ask = np.asarray(ask_px, dtype=np.float64)
     k = np.searchsorted(ids, uid, side="right") - 1
     use = k >= 0
-    k = k[use]
-    mb = bb[k] == np.asarray(bid_px, dtype=np.float64)[use]
-    ma = ba[k] == np.asarray(ask_px, dtype=np.float64)[use]
-    n = int(use.sum())
+    mb = bb[k[use]] == bid[use]
+    ma = ba[k[use]] == ask[use]
+    exact = use & (ids[np.maximum(k, 0)] == uid)
+    ke = k[exact]
+    both_exact = (bb[ke] == bid[exact]) & (ba[ke] == ask[exact])
 
     def frac(m: np.ndarray) -> float:
-        return float(m.mean()) if n else float("nan")
+        return float(m.mean()) if m.size else float("nan")
 
-    return {"events": n, "either": frac(mb | ma), "both": frac(mb & ma), "bid": frac(mb),
-            "ask": frac(ma)}  # fmt: skip
+    return {"exact_events": int(exact.sum()), "exact_both": frac(both_exact),
+            "events": int(use.sum()), "either": frac(mb | ma), "both": frac(mb & ma),
+            "bid": frac(mb), "ask": frac(ma)}  # fmt: skip
 
 
 def book_levels_at(books: pa.Table, ts_us: Any, symbols: Sequence[str], *,
