@@ -127,3 +127,8 @@ def _run_sweep_study(*args: Any, **kw: Any) -> Any:
 
 
 register_sweep(app, _score_panel, _run_sweep_study, (DataError, _EngineError, _FactorError))
+
+# alphaforge propose / leaderboard (factors.cli_propose; panel loader wired here)
+from factors.cli_propose import register as register_propose  # noqa: E402 - registration area
+
+register_propose(app, _score_panel, (DataError, _EngineError))

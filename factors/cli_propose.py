@@ -1,0 +1,102 @@
+"""``alphaforge propose`` and ``alphaforge leaderboard`` (panel loader injected by engine/cli)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from factors.errors import FactorError
+
+DEFAULT_LEDGER = ".alphaforge/ledger.sqlite"
+
+
+def _render(rows: list[dict[str, Any]], title: str) -> str:
+    from engine.cli_render import table_text
+
+    if not rows:
+        return f"{title}: no rows\n"
+    keys = list(rows[0])
+    return table_text(title, keys, [[r[k] for k in keys] for r in rows], width=180)
+
+
+def register(app: typer.Typer, load_panel: Callable[..., Any],
+             errors: tuple[type[Exception], ...] = ()) -> None:  # fmt: skip
+    """Add ``propose`` and ``leaderboard`` to ``app``."""
+    errs: tuple[type[Exception], ...] = (FactorError, *errors)
+
+    @app.command("propose")
+    def propose(
+        rounds: Annotated[int, typer.Option(help="Proposal rounds.")] = 3,
+        per_round: Annotated[int, typer.Option(help="Candidates per round.")] = 10,
+        offline: Annotated[
+            bool, typer.Option("--offline", help="Seeded generator, no LLM.")
+        ] = False,
+        study: Annotated[str, typer.Option(help="Study name (ledger scope).")] = "default",
+        ledger: Annotated[str, typer.Option(help="Ledger SQLite file.")] = DEFAULT_LEDGER,
+        base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+        model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+        max_calls: Annotated[int | None, typer.Option(help="Budget: LLM calls.")] = None,
+        max_tokens: Annotated[int | None, typer.Option(help="Budget: tokens.")] = None,
+        max_cost: Annotated[float | None, typer.Option(help="Budget: money.")] = None,
+        cache_dir: Annotated[
+            str | None, typer.Option(help="LLM response cache.")
+        ] = ".alphaforge/llm-cache",
+        min_t: Annotated[float, typer.Option(help="Gate: |RankIC t-stat|.")] = 3.0,
+        min_sharpe: Annotated[float, typer.Option(help="Gate: net Sharpe.")] = 0.0,
+        store: Annotated[str | None, typer.Option(envvar="ALPHAFORGE_STORE")] = None,
+        bars: Annotated[int, typer.Option(help="Synthetic bars.")] = 3000,
+        seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Propose factors (LLM, or the offline generator), gate them, record every trial."""
+        from engine.cli_render import to_json
+        from factors.ledger import Ledger
+        from factors.llm import Budget, LLMClient
+        from factors.propose import Gate, Study, StudyConfig
+
+        try:
+            panel = load_panel(store, None, None, None,
+                               synthetic_kwargs=None if store else {"n_bars": bars, "seed": seed})  # fmt: skip
+            client = LLMClient(base_url=base_url, model=model, cache_dir=cache_dir,
+                               budget=Budget(max_calls, max_tokens, max_cost))  # fmt: skip
+            use_llm = not offline and client.has_key
+            if not offline and not use_llm:
+                typer.echo("note: no LLM key (ALPHAFORGE_LLM_API_KEY / OPENAI_API_KEY): "
+                           "using the offline generator", err=True)  # fmt: skip
+            cfg = StudyConfig(study=study, rounds=rounds, per_round=per_round, seed=seed,
+                              gate=Gate(min_abs_t=min_t, min_sharpe=min_sharpe))  # fmt: skip
+            res = Study(panel, cfg, Ledger(ledger), client if use_llm else None,
+                        progress=lambda m: typer.echo(m, err=True)).run()  # fmt: skip
+        except errs as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        doc = {"study": res.study, "source": res.source, "counts": res.counts,
+               "rounds": res.rounds_run, "stop_reason": res.stop_reason, "cost": res.cost,
+               "tokens": res.tokens, "accepted": res.accepted, "ledger": ledger}  # fmt: skip
+        typer.echo(to_json(doc) if as_json else _render(
+            [{"expression": a["expression"], "train_t": a["train"]["t_stat"],
+              "train_sharpe": a["train"]["sharpe"],
+              "holdout_sharpe": (a["holdout"] or {}).get("sharpe")} for a in res.accepted],
+            f"{res.source} study {res.study!r}: {res.counts}; stop: {res.stop_reason}"))  # fmt: skip
+
+    @app.command("leaderboard")
+    def leaderboard_cmd(
+        study: Annotated[str, typer.Option(help="Study name.")] = "default",
+        ledger: Annotated[str, typer.Option(help="Ledger SQLite file.")] = DEFAULT_LEDGER,
+        top: Annotated[int, typer.Option(help="Rows shown.")] = 20,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Every scored trial of a study, best train |t| first, with DSR and holdout."""
+        from pathlib import Path
+
+        from engine.cli_render import to_json
+        from factors.ledger import Ledger
+        from factors.propose import leaderboard
+
+        if not Path(ledger).is_file():
+            typer.echo(f"error: no ledger at {ledger}; run `alphaforge propose` first", err=True)
+            raise typer.Exit(code=2)
+        rows = leaderboard(Ledger(ledger), study)[:top]
+        typer.echo(to_json(rows) if as_json else _render(rows, f"leaderboard {study!r}"))

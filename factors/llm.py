@@ -1,0 +1,179 @@
+"""A client for any OpenAI-compatible chat-completions endpoint, with cache, retries and budget.
+
+- ``base_url`` (e.g. ``https://api.openai.com/v1`` or a local server), ``model`` and the API
+  key come from arguments or the environment (``ALPHAFORGE_LLM_BASE_URL``,
+  ``ALPHAFORGE_LLM_MODEL``, ``ALPHAFORGE_LLM_API_KEY`` or ``OPENAI_API_KEY``). The key is
+  never printed, logged or stored (not even in the cache key).
+- Retries on connection errors, timeouts, 429 and 5xx with exponential backoff, honouring
+  ``Retry-After``; other 4xx fail at once with the server's message.
+- A response cache keyed by the request (model, messages, temperature, seed) makes a rerun
+  cost nothing; cached answers are marked ``cached=True`` and cost 0.
+- Usage (prompt/completion tokens) and cost from a price table (quote per 1M tokens) are
+  accounted per call and per client; a ``Budget`` stops the loop cleanly (BudgetExceeded)
+  before a call that would exceed calls, tokens or money already spent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from factors.errors import BudgetExceeded, LLMError
+
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+}
+"""model -> (USD per 1M prompt tokens, USD per 1M completion tokens); unknown models cost 0
+unless a price is configured."""
+
+
+@dataclass
+class Budget:
+    """Limits of a study; None = unlimited. ``spent_*`` are updated by the client."""
+
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    spent_calls: int = 0
+    spent_tokens: int = 0
+    spent_cost: float = 0.0
+
+    def check(self) -> None:
+        """Raise BudgetExceeded when any limit is already reached."""
+        for name, used, cap in (("calls", self.spent_calls, self.max_calls),
+                                ("tokens", self.spent_tokens, self.max_tokens),
+                                ("cost", self.spent_cost, self.max_cost)):  # fmt: skip
+            if cap is not None and used >= cap:
+                raise BudgetExceeded(f"LLM budget exhausted: {name} used {used} of {cap}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """One chat completion: the text, the response id, token usage and cost."""
+
+    content: str
+    response_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    cached: bool
+    model: str
+
+
+@dataclass
+class LLMClient:
+    """OpenAI-compatible chat client (see module docstring)."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 60.0
+    max_retries: int = 4
+    backoff_s: float = 1.0
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    cache_dir: str | None = None
+    budget: Budget = field(default_factory=Budget)
+    session: requests.Session | None = field(default=None, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        self.base_url = (self.base_url or os.environ.get("ALPHAFORGE_LLM_BASE_URL")
+                         or "https://api.openai.com/v1").rstrip("/")  # fmt: skip
+        self.model = self.model or os.environ.get("ALPHAFORGE_LLM_MODEL") or "gpt-4o-mini"
+        if self.api_key is None:
+            self.api_key = (os.environ.get("ALPHAFORGE_LLM_API_KEY")
+                            or os.environ.get("OPENAI_API_KEY"))  # fmt: skip
+        self.session = self.session or requests.Session()
+
+    @property
+    def has_key(self) -> bool:
+        """Whether an API key is configured (the proposal loop goes offline without one)."""
+        return bool(self.api_key)
+
+    def _cache_path(self, payload: Mapping[str, Any]) -> Path | None:
+        if not self.cache_dir:
+            return None
+        key = hashlib.sha256(json.dumps([self.base_url, payload], sort_keys=True).encode())
+        return Path(self.cache_dir) / f"{key.hexdigest()}.json"
+
+    def chat(self, messages: Sequence[Mapping[str, str]], *, temperature: float = 0.7,
+             seed: int | None = None) -> ChatResult:  # fmt: skip
+        """One chat completion (cached when a cache_dir is set).
+
+        Raises:
+            BudgetExceeded: the budget is already used up.
+            LLMError: the endpoint failed after retries, or answered without content.
+        """
+        payload: dict[str, Any] = {"model": self.model, "messages": list(messages),
+                                   "temperature": temperature}  # fmt: skip
+        if seed is not None:
+            payload["seed"] = seed
+        path = self._cache_path(payload)
+        if path is not None and path.is_file():
+            return self._result(json.loads(path.read_text()), cached=True)
+        self.budget.check()
+        body = self._post(payload)
+        result = self._result(body, cached=False)
+        self.budget.spent_calls += 1
+        self.budget.spent_tokens += result.prompt_tokens + result.completion_tokens
+        self.budget.spent_cost += result.cost
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(body))
+            os.replace(tmp, path)
+        return result
+
+    def _post(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last = "no attempt"
+        session = self.session or requests.Session()
+        for attempt in range(self.max_retries + 1):
+            wait = self.backoff_s * (2**attempt)
+            try:
+                resp = session.post(url, json=payload, headers=headers,
+                                         timeout=self.timeout_s)  # fmt: skip
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = f"{type(exc).__name__}"
+            else:
+                if resp.status_code == 200:
+                    try:
+                        data: dict[str, Any] = resp.json()
+                    except ValueError:
+                        raise LLMError(f"{url}: response is not JSON") from None
+                    return data
+                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                if resp.status_code != 429 and resp.status_code < 500:
+                    raise LLMError(f"{url}: {last}")
+                retry_after = resp.headers.get("Retry-After")
+                if retry_after is not None and retry_after.replace(".", "", 1).isdigit():
+                    wait = float(retry_after)
+            if attempt < self.max_retries:
+                self.sleep(wait)
+        raise LLMError(f"{url}: failed after {self.max_retries + 1} attempts ({last})")
+
+    def _result(self, body: Mapping[str, Any], cached: bool) -> ChatResult:
+        try:
+            content = str(body["choices"][0]["message"]["content"] or "")
+        except (KeyError, IndexError, TypeError):
+            raise LLMError("chat response has no choices[0].message.content") from None
+        usage = body.get("usage") or {}
+        pt = int(usage.get("prompt_tokens", 0) or 0)
+        ct = int(usage.get("completion_tokens", 0) or 0)
+        model = str(body.get("model") or self.model)
+        price = self.prices.get(model) or self.prices.get(str(self.model)) or (0.0, 0.0)
+        cost = 0.0 if cached else (pt * price[0] + ct * price[1]) / 1e6
+        return ChatResult(content, str(body.get("id", "")), pt, ct, cost, cached, model)

@@ -1,0 +1,301 @@
+"""The proposal loop: propose -> parse -> de-duplicate -> lookahead -> score (train) -> gate ->
+one-shot holdout, with every trial in the ledger.
+
+Sources: an OpenAI-compatible LLM (``LLMClient``) or the seeded ``OfflineGenerator`` (the
+default without a key, and the baseline). Text from the LLM is data: candidates are parsed by
+the expression language only; nothing is executed or interpolated into code, and instructions
+inside the text have no effect. Scores shown to the LLM are train-period scores only; each
+accepted factor's holdout is evaluated once (the ledger refuses a second look).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.backtest import run_backtest
+from engine.metrics import sharpe_ratio
+from engine.panel import Panel
+from engine.weights import weights_from_signals
+from factors import ic
+from factors.errors import BudgetExceeded, ExprError, FactorError, LLMError
+from factors.ledger import Ledger
+from factors.llm import LLMClient
+from factors.offline_gen import OfflineGenerator
+from factors.propose_parse import Candidate, parse_candidates
+from factors.returns import forward_returns
+
+F64 = np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Acceptance thresholds on the TRAIN period.
+
+    Attributes:
+        min_abs_t: |t-stat| of the mean 1-horizon RankIC. min_sharpe: annualized Sharpe of
+        the sign-aligned long-short after costs. max_corr: above this mean cross-sectional
+        rank correlation with an accepted or library factor, a candidate is a duplicate.
+    """
+
+    min_abs_t: float = 3.0
+    min_sharpe: float = 0.0
+    max_corr: float = 0.9
+
+
+@dataclass
+class StudyConfig:
+    """A proposal study's settings."""
+
+    study: str = "default"
+    rounds: int = 3
+    per_round: int = 10
+    split: float = 0.7
+    horizon: int = 1
+    lag: int = 1
+    fee_bps: float = 4.0
+    slippage_bps: float = 1.0
+    rebalance_every: int = 15
+    gate: Gate = field(default_factory=Gate)
+    seed: int = 0
+    library_check: bool = True
+
+
+@dataclass
+class StudyResult:
+    """Counts per status, accepted factors with train/holdout scores, cost and stop reason."""
+
+    study: str
+    source: str
+    counts: dict[str, int]
+    accepted: list[dict[str, Any]]
+    rounds_run: int
+    stop_reason: str
+    cost: float
+    tokens: int
+
+
+def _rank_rows(x: F64) -> F64:
+    from scipy import stats
+
+    return np.asarray(stats.rankdata(x, axis=1, nan_policy="omit"), dtype=np.float64)
+
+
+def mean_rank_corr(a: F64, b: F64) -> float:
+    """Mean over rows of the Spearman correlation of two (T, N) factors (NaN rows skipped)."""
+    values = ic.cs_ic(a, b, "spearman", 3)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
+
+
+def score_train(values: F64, panel: Panel, cfg: StudyConfig) -> dict[str, float]:
+    """Lean score: 1-horizon RankIC mean / t-stat and the sign-aligned long-short Sharpe."""
+    fwd = forward_returns(panel, (cfg.horizon,), cfg.lag)[0]
+    summ = ic.ic_summary(ic.cs_ic(values, fwd, "spearman", 3), cfg.horizon)
+    sign = 1.0 if not (summ["mean"] < 0) else -1.0
+    w = weights_from_signals(sign * values, "rank")
+    if cfg.rebalance_every > 1:
+        w[np.arange(panel.T) % cfg.rebalance_every != 0] = np.nan
+    res = run_backtest(w, close=panel["close"], open=panel.fields.get("open"), lag=cfg.lag,
+                       fee_bps=cfg.fee_bps, slippage_bps=cfg.slippage_bps)  # fmt: skip
+    return {"rank_ic": float(summ["mean"]), "t_stat": float(summ["t_stat"]),
+            "sharpe": float(sharpe_ratio(res.returns, panel.periods_per_year)),
+            "sign": sign, "n_obs": int(panel.T), "ppy": float(panel.periods_per_year)}  # fmt: skip
+
+
+def build_prompt(panel: Panel, k: int, best: list[tuple[str, dict]], worst: list[tuple[str, dict]],
+                 library: list[str]) -> list[dict[str, str]]:  # fmt: skip
+    """Chat messages asking for k candidates as a JSON list (train scores only)."""
+    from factors.expr.ops import OPS
+    from factors.fields import available_fields
+
+    ops = ", ".join(sorted(OPS))
+    fields = ", ".join(sorted(available_fields(panel)))
+    hist = "\n".join(f"- {e}: RankIC {s['rank_ic']:.4f}, t {s['t_stat']:.2f}, Sharpe {s['sharpe']:.2f}"
+                     for e, s in best) or "- (none yet)"  # fmt: skip
+    bad = "\n".join(f"- {e}" for e, _ in worst) or "- (none yet)"
+    system = ("You propose cross-sectional crypto factors in a small expression language. "
+              "Reply with a JSON list only: [{\"name\": str, \"expression\": str, "
+              "\"rationale\": str}]. No code, no prose.")  # fmt: skip
+    user = (f"Grammar: numbers, fields, + - * /, comparisons, and/or/not, function calls. "
+            f"Time-series windows are integer literals; ts_delay lags are >= 0.\n"
+            f"Fields: {fields}\nOperators: {ops}\n"
+            f"Data: {panel.N} symbols, {panel.T} bars of {panel.interval_us} us.\n"
+            f"Library (already known, do not repeat): {', '.join(library[:40])}\n"
+            f"Best earlier candidates (train period):\n{hist}\nWorst:\n{bad}\n"
+            f"Propose {k} new, diverse factors.")  # fmt: skip
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+class Study:
+    """State of one proposal study over a Panel (train/holdout split by time)."""
+
+    def __init__(self, panel: Panel, cfg: StudyConfig, ledger: Ledger,
+                 client: LLMClient | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        if not 0.1 <= cfg.split <= 0.95:
+            raise FactorError(f"split must be in [0.1, 0.95]; got {cfg.split}")
+        cut = int(panel.T * cfg.split)
+        self.train, self.holdout = (
+            panel.take_rows(slice(0, cut)),
+            panel.take_rows(slice(cut, panel.T)),
+        )
+        self.cfg, self.ledger, self.client = cfg, ledger, client
+        self.source = "llm" if client is not None else "offline"
+        self.gen = OfflineGenerator(cfg.seed)
+        self.progress = progress or (lambda _m: None)
+        self.accepted: dict[str, F64] = {}
+        self.scores: dict[str, dict[str, float]] = {}
+        self.library: dict[str, F64] = self._library() if cfg.library_check else {}
+
+    def _library(self) -> dict[str, F64]:
+        from factors.expr import evaluate
+        from factors.library import list_factors
+
+        out = {}
+        for f in list_factors(panel=self.train):
+            try:
+                out[str(f.expr)] = evaluate(f.expr, self.train)
+            except FactorError:
+                continue
+        return out
+
+    def _candidates(self, k: int) -> tuple[list[Candidate], dict[str, Any]]:
+        elites = [e for e, _ in sorted(self.scores.items(), key=lambda kv: -abs(kv[1]["t_stat"]))][
+            :8
+        ]
+        if self.client is None:
+            return self.gen.propose(k, elites), {"model": None}
+        ranked = sorted(self.scores.items(), key=lambda kv: -abs(kv[1]["t_stat"]))
+        msgs = build_prompt(self.train, k, ranked[:5], ranked[-3:] if len(ranked) > 5 else [],
+                            sorted(self.library))  # fmt: skip
+        prompt_hash = hashlib.sha256(json.dumps(msgs).encode()).hexdigest()[:16]
+        reply = self.client.chat(msgs, seed=self.cfg.seed)
+        cands, notes = parse_candidates(reply.content)
+        for note in notes:
+            self.progress(f"reply: {note}")
+        return cands, {"model": reply.model, "prompt_hash": prompt_hash,
+                       "response_id": reply.response_id, "prompt_tokens": reply.prompt_tokens,
+                       "completion_tokens": reply.completion_tokens, "cost": reply.cost}  # fmt: skip
+
+    def evaluate(self, cand: Candidate, prov: dict[str, Any]) -> str:
+        """Run one candidate through every gate; record it; return its status."""
+        from factors.expr import evaluate, parse
+        from factors.lookahead import check_lookahead
+
+        rec = dict(study=self.cfg.study, source=self.source, expression=cand.expression,
+                   name=cand.name, rationale=cand.rationale, provenance=prov)  # fmt: skip
+        try:
+            node = parse(cand.expression)
+        except ExprError as exc:
+            self.ledger.record(status="rejected", reason=str(exc), **rec)
+            return "rejected"
+        canon = str(node)
+        if self.ledger.seen(self.cfg.study, canon) or canon in self.library:
+            self.ledger.record(
+                status="duplicate", canonical=canon, reason="same canonical form", **rec
+            )
+            return "duplicate"
+        try:
+            values = evaluate(node, self.train)
+        except FactorError as exc:
+            self.ledger.record(status="rejected", canonical=canon, reason=str(exc), **rec)
+            return "rejected"
+        if not np.isfinite(values).any() or np.nanstd(values) == 0:
+            self.ledger.record(
+                status="rejected", canonical=canon, reason="constant or all NaN", **rec
+            )
+            return "rejected"
+        for other, vals in (*self.accepted.items(), *self.library.items()):
+            c = mean_rank_corr(values, vals)
+            if abs(c) > self.cfg.gate.max_corr:
+                self.ledger.record(status="duplicate", canonical=canon,
+                                   reason=f"rank corr {c:.3f} with {other}", **rec)  # fmt: skip
+                return "duplicate"
+        tail = self.train.take_rows(slice(max(0, self.train.T - 400), self.train.T))
+        report = check_lookahead(node, tail, n_cuts=2, seed=self.cfg.seed)
+        if report.leaks:
+            self.ledger.record(
+                status="leak", canonical=canon, reason=str(report.first_leak_ts_us), **rec
+            )
+            return "leak"
+        s = score_train(values, self.train, self.cfg)
+        self.scores[canon] = s
+        g = self.cfg.gate
+        if not (abs(s["t_stat"]) >= g.min_abs_t and s["sharpe"] >= g.min_sharpe):
+            self.ledger.record(status="failed_gate", canonical=canon, train=s, **rec)
+            return "failed_gate"
+        tid = self.ledger.record(status="accepted", canonical=canon, train=s, **rec)
+        self.accepted[canon] = values
+        held = score_train(evaluate(node, self.holdout), self.holdout, self.cfg)
+        self.ledger.record_holdout(tid, held)
+        return "accepted"
+
+    def run(self) -> StudyResult:
+        """Rounds until the configured number, the budget, or a round with nothing new."""
+        counts: dict[str, int] = {}
+        stop, rounds = "rounds done", 0
+        for r in range(self.cfg.rounds):
+            try:
+                cands, prov = self._candidates(self.cfg.per_round)
+            except BudgetExceeded as exc:
+                stop = f"budget: {exc}"
+                break
+            except LLMError as exc:
+                stop = f"llm error: {exc}"
+                break
+            rounds += 1
+            new = 0
+            for c in cands:
+                st = self.evaluate(c, prov)
+                counts[st] = counts.get(st, 0) + 1
+                new += st in ("accepted", "failed_gate")
+            self.progress(f"round {r + 1}: {len(cands)} candidate(s), {counts}")
+            if new == 0:
+                stop = "a round brought nothing new"
+                break
+        rows = [r for r in self.ledger.rows(self.cfg.study) if r.status == "accepted"]
+        cost = sum(r.cost for r in self.ledger.rows(self.cfg.study))
+        tokens = self.client.budget.spent_tokens if self.client else 0
+        acc = [{"name": r.name, "expression": r.canonical, "train": r.train, "holdout": r.holdout}
+               for r in rows]  # fmt: skip
+        return StudyResult(self.cfg.study, self.source, counts, acc, rounds, stop, cost, tokens)
+
+
+def leaderboard(ledger: Ledger, study: str) -> list[dict[str, Any]]:
+    """Scored trials of a study, best |train t-stat| first, with the Deflated Sharpe of each
+    (per-bar Sharpe from the annualized one, n_trials = every trial of the study)."""
+    from factors.dsr import deflated_sharpe_ratio
+
+    rows = ledger.rows(study)
+    n_trials = len(rows)
+    scored = [r for r in rows if r.train]
+    sharpes = [r.train["sharpe"] for r in scored if math.isfinite(r.train["sharpe"])]
+    out = []
+    for r in scored:
+        t = r.train or {}
+        dsr = math.nan
+        if len(sharpes) >= 2 and math.isfinite(t.get("sharpe", math.nan)):
+            ppy = float(t.get("ppy", 365 * 24 * 60))
+            per_bar = np.asarray(sharpes) / math.sqrt(ppy)
+            d = deflated_sharpe_ratio(sr=t["sharpe"] / math.sqrt(ppy), n_obs=int(t["n_obs"]),
+                                      n_trials=n_trials, trial_sharpes=per_bar)  # fmt: skip
+            dsr = d.dsr
+        out.append({"id": r.id, "name": r.name, "expression": r.canonical, "source": r.source,
+                    "status": r.status, "train_rank_ic": t.get("rank_ic"), "train_t": t.get("t_stat"),
+                    "train_sharpe": t.get("sharpe"), "dsr": dsr,
+                    "holdout_sharpe": (r.holdout or {}).get("sharpe"),
+                    "holdout_rank_ic": (r.holdout or {}).get("rank_ic")})  # fmt: skip
+    out.sort(
+        key=lambda d: (
+            -abs(d["train_t"])
+            if d["train_t"] is not None and math.isfinite(d["train_t"])
+            else math.inf
+        )
+    )
+    return out
