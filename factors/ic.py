@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from factors import score_nb, ts_ic_nb
+from factors import score_nb, ts_ic_nb, turnover_nb
 from factors.errors import ScoreError
 
 F64 = npt.NDArray[np.float64]
@@ -211,7 +211,7 @@ def rank_autocorrelation(factor: F64, lag: int = 1, min_obs: int = 3) -> F64:
     f = as_panel_array("factor", factor)
     if lag < 1:
         raise ScoreError(f"lag must be >= 1 row; got {lag}")
-    out: F64 = score_nb.cs_rank_autocorr(f, int(lag), _min_obs(min_obs))
+    out: F64 = turnover_nb.cs_rank_autocorr(f, int(lag), _min_obs(min_obs))
     return out
 
 
@@ -223,7 +223,7 @@ def quantile_turnover(bins: I64, k: int, lag: int = 1) -> F64:
     b = np.ascontiguousarray(bins, dtype=np.int64)
     if b.ndim != 2:
         raise ScoreError(f"bins must be (T, N); got shape {b.shape}")
-    out: F64 = score_nb.bin_turnover(b, int(k), int(lag))
+    out: F64 = turnover_nb.bin_turnover(b, int(k), int(lag))
     return out
 
 

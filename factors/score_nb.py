@@ -250,6 +250,47 @@ def walk_ranks(vals, order, f_row, slot, out):  # type: ignore[no-untyped-def]
         i = e + 1
 
 
+@njit(cache=True)
+def pearson_and_rank(x, y, rx, ry, n):  # type: ignore[no-untyped-def]
+    """(Pearson of x, y; Pearson of their ranks rx, ry) over [:n] in one centred pass.
+
+    Average ranks of n values always have mean (n + 1) / 2, so the rank correlation needs
+    no mean pass. NaN for a constant side.
+    """
+    mx = 0.0
+    my = 0.0
+    for i in range(n):
+        mx += x[i]
+        my += y[i]
+    mx /= n
+    my /= n
+    c = 0.5 * (n + 1)
+    sxy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    rxy = 0.0
+    rxx = 0.0
+    ryy = 0.0
+    for i in range(n):
+        dx = x[i] - mx
+        dy = y[i] - my
+        sxy += dx * dy
+        sxx += dx * dx
+        syy += dy * dy
+        ex = rx[i] - c
+        ey = ry[i] - c
+        rxy += ex * ey
+        rxx += ex * ex
+        ryy += ey * ey
+    p = np.nan
+    if sxx > 0.0 and syy > 0.0:
+        p = min(1.0, max(-1.0, sxy / np.sqrt(sxx * syy)))
+    r = np.nan
+    if rxx > 0.0 and ryy > 0.0:
+        r = min(1.0, max(-1.0, rxy / np.sqrt(rxx * ryy)))
+    return p, r
+
+
 @njit(cache=True, parallel=True)
 def cs_ic_quantiles(f, fwd, f_order, r_order, qk, min_obs, demean):  # type: ignore[no-untyped-def]
     """IC, RankIC and quantile mean returns for every (horizon, timestamp).
@@ -303,10 +344,9 @@ def cs_ic_quantiles(f, fwd, f_order, r_order, qk, min_obs, demean):  # type: ign
                     n += 1
             if n < min_obs or n < 2:
                 continue
-            ic[h, t] = pearson_prefix(sx, ry, n)
             sorted_ranks(sx, n, rf)
             walk_ranks(fwd[h, t], r_order[h, t], f[t], slot, rr)
-            ric[h, t] = pearson_prefix(rf, rr, n)
+            ic[h, t], ric[h, t] = pearson_and_rank(sx, ry, rf, rr, n)
             qcut_edges(sx, n, qk, edges)
             unique = True
             for k in range(q):
@@ -331,65 +371,3 @@ def cs_ic_quantiles(f, fwd, f_order, r_order, qk, min_obs, demean):  # type: ign
                 else:
                     qmean[h, t, k] = np.nan
     return ic, ric, qmean, qcount
-
-
-@njit(cache=True, parallel=True)
-def cs_rank_autocorr(f, lag, min_obs):  # type: ignore[no-untyped-def]
-    """Correlation of each row's cross-sectional ranks with the ranks ``lag`` rows earlier.
-
-    Ranks are average ranks among the finite factor values of each row; the correlation is
-    Pearson on the assets finite in both rows. Equivalent to alphalens
-    ``factor_rank_autocorrelation``. Rows t < lag are NaN. Returns (T,).
-    """
-    t_len, m = f.shape
-    out = np.full(t_len, np.nan)
-    for t in prange(lag, t_len):
-        a = np.full(m, np.nan)
-        b = np.full(m, np.nan)
-        row_ranks(f[t], a)
-        row_ranks(f[t - lag], b)
-        fx = np.empty(m)
-        ry = np.empty(m)
-        n = gather_pairs(a, b, fx, ry)
-        if n >= min_obs and n >= 2:
-            out[t] = pearson_prefix(fx, ry, n)
-    return out
-
-
-@njit(cache=True)
-def row_ranks(row, out):  # type: ignore[no-untyped-def]
-    """Average ranks of the finite values of row into out (NaN elsewhere)."""
-    m = row.shape[0]
-    vals = np.empty(m)
-    idx = np.empty(m, dtype=np.int64)
-    n = 0
-    for j in range(m):
-        if np.isfinite(row[j]):
-            vals[n] = row[j]
-            idx[n] = j
-            n += 1
-    rk = np.empty(n)
-    average_ranks(vals, n, rk)
-    for i in range(n):
-        out[idx[i]] = rk[i]
-
-
-@njit(cache=True, parallel=True)
-def bin_turnover(bins, k, lag):  # type: ignore[no-untyped-def]
-    """Share of the assets in bin k at row t that were not in bin k at row t - lag -> (T,).
-
-    Equivalent to alphalens ``quantile_turnover``. NaN where bin k is empty or t < lag.
-    """
-    t_len, m = bins.shape
-    out = np.full(t_len, np.nan)
-    for t in prange(lag, t_len):
-        now = 0
-        stay = 0
-        for j in range(m):
-            if bins[t, j] == k:
-                now += 1
-                if bins[t - lag, j] == k:
-                    stay += 1
-        if now > 0:
-            out[t] = 1.0 - stay / now
-    return out

@@ -1,0 +1,70 @@
+"""Numba kernels of factor turnover: rank autocorrelation and quantile-membership churn."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from factors import score_nb
+
+
+@njit(cache=True, parallel=True)
+def cs_rank_autocorr(f, lag, min_obs):  # type: ignore[no-untyped-def]
+    """Correlation of each row's cross-sectional ranks with the ranks ``lag`` rows earlier.
+
+    Ranks are average ranks among the finite factor values of each row; the correlation is
+    Pearson on the assets finite in both rows. Equivalent to alphalens
+    ``factor_rank_autocorrelation``. Rows t < lag are NaN. Returns (T,).
+    """
+    t_len, m = f.shape
+    out = np.full(t_len, np.nan)
+    for t in prange(lag, t_len):
+        a = np.full(m, np.nan)
+        b = np.full(m, np.nan)
+        row_ranks(f[t], a)
+        row_ranks(f[t - lag], b)
+        fx = np.empty(m)
+        ry = np.empty(m)
+        n = score_nb.gather_pairs(a, b, fx, ry)
+        if n >= min_obs and n >= 2:
+            out[t] = score_nb.pearson_prefix(fx, ry, n)
+    return out
+
+
+@njit(cache=True)
+def row_ranks(row, out):  # type: ignore[no-untyped-def]
+    """Average ranks of the finite values of row into out (NaN elsewhere)."""
+    m = row.shape[0]
+    vals = np.empty(m)
+    idx = np.empty(m, dtype=np.int64)
+    n = 0
+    for j in range(m):
+        if np.isfinite(row[j]):
+            vals[n] = row[j]
+            idx[n] = j
+            n += 1
+    rk = np.empty(n)
+    score_nb.average_ranks(vals, n, rk)
+    for i in range(n):
+        out[idx[i]] = rk[i]
+
+
+@njit(cache=True, parallel=True)
+def bin_turnover(bins, k, lag):  # type: ignore[no-untyped-def]
+    """Share of the assets in bin k at row t that were not in bin k at row t - lag -> (T,).
+
+    Equivalent to alphalens ``quantile_turnover``. NaN where bin k is empty or t < lag.
+    """
+    t_len, m = bins.shape
+    out = np.full(t_len, np.nan)
+    for t in prange(lag, t_len):
+        now = 0
+        stay = 0
+        for j in range(m):
+            if bins[t, j] == k:
+                now += 1
+                if bins[t - lag, j] == k:
+                    stay += 1
+        if now > 0:
+            out[t] = 1.0 - stay / now
+    return out
