@@ -32,22 +32,20 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from data import manifest as mf
 from data import schemas
 from data.errors import SchemaError, StoreError
 from data.manifest import PartitionInfo, SourceRecord
-from data.store_merge import dedupe_sort, month_of_us, sorted_by_symbol_time, split_partitions
+from data.store_merge import dedupe_sort, split_partitions
+from data.store_query import read_partitions
 
 KLINE_BASES = ("klines", "mark_klines", "index_klines")
 MARKETS = ("spot", "usdm", "coinm")
 WRITE_THREADS = max(1, min(4, os.cpu_count() or 1))
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_PART_SCHEMA = pa.schema([("symbol", pa.string()), ("month", pa.string())])
 
 
 def _checkpoint(name: str) -> None:
@@ -417,68 +415,5 @@ class Store:
         """
         base = schema_name(dataset)
         self._check_market(market, exchange)
-        schema = schemas.DATASETS[base]
-        tcol = schemas.time_column(base)
-        cols = list(columns) if columns is not None else schema.names
-        bad = [c for c in cols if c not in schema.names]
-        if bad:
-            raise StoreError(f"{dataset}: unknown column(s) {bad}; columns: {schema.names}")
-        out_schema = pa.schema([schema.field(c) for c in cols])
         root = self._dataset_dir(dataset, exchange, market)
-        if not root.is_dir():
-            return out_schema.empty_table()
-        files = self._files(root, symbols, start_us, end_us)
-        if not files:
-            return out_schema.empty_table()
-        file_schema = pa.schema([f for f in schema if f.name != "symbol"])
-        dset = ds.dataset(
-            [str(f) for f in files],
-            schema=pa.unify_schemas([file_schema, _PART_SCHEMA]),
-            format="parquet",
-            partitioning=ds.partitioning(_PART_SCHEMA, flavor="hive"),
-            partition_base_dir=str(root),
-        )
-        flt = None
-        tfield = ds.field(tcol)
-        if start_us is not None:
-            flt = tfield >= pa.scalar(int(start_us), schemas.TS)
-        if end_us is not None:
-            f2 = tfield < pa.scalar(int(end_us), schemas.TS)
-            flt = f2 if flt is None else flt & f2
-        if symbols is not None:
-            f3 = ds.field("symbol").isin(list(symbols))
-            flt = f3 if flt is None else flt & f3
-        need = list(dict.fromkeys([*cols, "symbol", tcol]))
-        try:
-            t = dset.to_table(columns=need, filter=flt)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise StoreError(f"{root}: read failed: {exc}") from exc
-        if not sorted_by_symbol_time(t, tcol):  # files are read in (symbol, month) order
-            keys = [("symbol", "ascending"), (tcol, "ascending")]
-            t = t.take(pc.sort_indices(t, sort_keys=keys))
-        return t.select(cols).cast(out_schema)
-
-    @staticmethod
-    def _files(
-        root: Path, symbols: Sequence[str] | None, start_us: int | None, end_us: int | None
-    ) -> list[Path]:
-        """Data files of the partitions that can hold rows in range (directory pruning)."""
-        m_lo = month_of_us(start_us) if start_us is not None else None
-        m_hi = month_of_us(end_us - 1) if end_us is not None else None
-        sym_dirs = (
-            [root / f"symbol={s}" for s in dict.fromkeys(symbols)]
-            if symbols is not None
-            else sorted(root.glob("symbol=*"))
-        )
-        files: list[Path] = []
-        for sd in sym_dirs:
-            if not sd.is_dir():
-                continue
-            for md in sorted(sd.glob("month=*")):
-                month = md.name.split("=", 1)[1]
-                if (m_lo and month < m_lo) or (m_hi and month > m_hi):
-                    continue
-                f = md / mf.DATA_FILE
-                if f.exists():
-                    files.append(f)
-        return files
+        return read_partitions(root, base, symbols, start_us, end_us, columns)

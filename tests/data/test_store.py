@@ -24,6 +24,7 @@ from data.archive import read_archive_csv
 from data.errors import SchemaError, StoreError
 from data.store import Store, schema_name
 from data.store_merge import dedupe_sort, sorted_by_symbol_time, split_partitions
+from data.store_query import partition_files
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_704_067_200_000_000  # 2024-01-01 00:00 UTC in µs
@@ -233,12 +234,12 @@ def test_pushdown_returns_exactly_the_filtered_rows(tmp_path: Path) -> None:
     assert got.equals(want.select(["open_time", "symbol", "close"]))
     assert got.num_rows == 2 * (47_123 - 44_701)
     # directory pruning: only February files of AAA and CCC are opened
-    files = store._files(
+    files = partition_files(
         tmp_path / "exchange=binance/market=usdm/dataset=klines_1m", ["CCC", "AAA"], lo, hi
     )
     assert [f.parent.parent.name + "/" + f.parent.name for f in files] == [
-        "symbol=CCC/month=2024-02",
         "symbol=AAA/month=2024-02",
+        "symbol=CCC/month=2024-02",
     ]
 
 

@@ -1,0 +1,102 @@
+"""Read side of the store: directory pruning by symbol/month + pyarrow.dataset pushdown."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from data import schemas
+from data.errors import StoreError
+from data.manifest import DATA_FILE
+from data.store_merge import month_of_us, sorted_by_symbol_time
+
+_PART_SCHEMA = pa.schema([("symbol", pa.string()), ("month", pa.string())])
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def read_partitions(
+    root: Path,
+    base: str,
+    symbols: Sequence[str] | None,
+    start_us: int | None,
+    end_us: int | None,
+    columns: Sequence[str] | None,
+) -> pa.Table:
+    """Rows under the dataset directory ``root`` (schema ``base``); see ``Store.read``."""
+    schema = schemas.DATASETS[base]
+    tcol = schemas.time_column(base)
+    cols = list(columns) if columns is not None else schema.names
+    bad = [c for c in cols if c not in schema.names]
+    if bad:
+        raise StoreError(f"{root.name}: unknown column(s) {bad}; columns: {schema.names}")
+    out_schema = pa.schema([schema.field(c) for c in cols])
+    files = partition_files(root, symbols, start_us, end_us) if root.is_dir() else []
+    if not files:
+        return out_schema.empty_table()
+    file_schema = pa.schema([f for f in schema if f.name != "symbol"])
+    dset = ds.dataset(
+        [str(f) for f in files],
+        schema=pa.unify_schemas([file_schema, _PART_SCHEMA]),
+        format="parquet",
+        partitioning=ds.partitioning(_PART_SCHEMA, flavor="hive"),
+        partition_base_dir=str(root),
+    )
+    need = list(dict.fromkeys([*cols, "symbol", tcol]))
+    try:
+        t = dset.to_table(columns=need, filter=_filter(tcol, symbols, start_us, end_us))
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreError(f"{root}: read failed: {exc}") from exc
+    if not sorted_by_symbol_time(t, tcol):  # files are read in (symbol, month) order
+        keys = [("symbol", "ascending"), (tcol, "ascending")]
+        t = t.take(pc.sort_indices(t, sort_keys=keys))
+    return t.select(cols).cast(out_schema)
+
+
+def _filter(
+    tcol: str, symbols: Sequence[str] | None, start_us: int | None, end_us: int | None
+) -> ds.Expression | None:
+    """Time range on the time column (row-group statistics) and the symbol set."""
+    parts = []
+    if start_us is not None:
+        parts.append(ds.field(tcol) >= pa.scalar(int(start_us), schemas.TS))
+    if end_us is not None:
+        parts.append(ds.field(tcol) < pa.scalar(int(end_us), schemas.TS))
+    if symbols is not None:
+        parts.append(ds.field("symbol").isin(list(symbols)))
+    flt = None
+    for p in parts:
+        flt = p if flt is None else flt & p
+    return flt
+
+
+def partition_files(
+    root: Path, symbols: Sequence[str] | None, start_us: int | None, end_us: int | None
+) -> list[Path]:
+    """Data files of the partitions that can hold rows in range, in (symbol, month) order.
+
+    Symbols that cannot be partition values (``../x``) cannot be stored and match nothing.
+    """
+    m_lo = month_of_us(start_us) if start_us is not None else None
+    m_hi = month_of_us(end_us - 1) if end_us is not None else None
+    sym_dirs = (
+        [root / f"symbol={s}" for s in sorted(set(symbols)) if _SAFE_NAME.match(s)]
+        if symbols is not None
+        else sorted(root.glob("symbol=*"))
+    )
+    files: list[Path] = []
+    for sd in sym_dirs:
+        if not sd.is_dir():
+            continue
+        for md in sorted(sd.glob("month=*")):
+            month = md.name.split("=", 1)[1]
+            if (m_lo and month < m_lo) or (m_hi and month > m_hi):
+                continue
+            f = md / DATA_FILE
+            if f.exists():
+                files.append(f)
+    return files
