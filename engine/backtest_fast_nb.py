@@ -196,7 +196,7 @@ def simulate_path_fast(  # type: ignore[no-untyped-def]
     if status != OK:
         bad_row = s if status != INF_WEIGHT else s - lag
     backtest_path_nb.finish_path(
-        wk, lag, s, rows_done, status, bad_row, bad_col, init_cash, curves, eq_out, ret_out, stats
+        wk, lag, s, rows_done, status, bad_row, bad_col, prev, curves, eq_out, ret_out, stats
     )
     stats[S_FEES] = fees
     stats[S_SLIPPAGE] = slipped
@@ -326,7 +326,7 @@ def simulate_one_fast(  # type: ignore[no-untyped-def]
     if status != OK:
         bad_row = s if status != INF_WEIGHT else s - lag
     backtest_path_nb.finish_path(
-        wk, lag, s, rows_done, status, bad_row, bad_col, init_cash, curves, eq_out, ret_out, stats
+        wk, lag, s, rows_done, status, bad_row, bad_col, prev, curves, eq_out, ret_out, stats
     )
     stats[S_FEES] = fees
     stats[S_SLIPPAGE] = slipped

@@ -42,16 +42,18 @@ S_RET_SUM = 10  # sum of the per-row returns of the simulated rows
 S_RET_SQ = 11  # sum of their squares
 S_MAX_DD = 12  # maximum drawdown 1 - equity / running peak (peak starts at init_cash)
 S_ROWS = 13  # rows simulated (the rest repeat the last equity)
-N_STATS = 14
+S_FINAL = 14  # equity of the last row
+N_STATS = 15
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)
 def finish_path(  # type: ignore[no-untyped-def]
-    wk, lag, s_stop, rows_done, status, bad_row, bad_col, init_cash, curves, eq_out, ret_out, stats
+    wk, lag, s_stop, rows_done, status, bad_row, bad_col, final, curves, eq_out, ret_out, stats
 ):
     """Close a path that stopped at row ``s_stop`` with ``rows_done`` rows marked: repeat the
     last equity over the remaining rows, check the weights never read for inf, and store the
-    status, row, column and row count in ``stats``.
+    status, row, column, row count and final equity (the last marked one, init_cash if
+    none) in ``stats``.
 
     After an error or a bankruptcy before marking row s, equity stays at row s - 1's value
     (init_cash before row 0) from row s on; after a bankruptcy marked at row s it stays at
@@ -60,7 +62,7 @@ def finish_path(  # type: ignore[no-untyped-def]
     t_len, n = wk.shape
     if curves:
         for s2 in range(rows_done, t_len):
-            last = eq_out[s2 - 1] if s2 > 0 else init_cash
+            last = eq_out[s2 - 1] if s2 > 0 else final
             eq_out[s2] = last
             ret_out[s2] = last / last - 1.0
     if status == OK or status == BANKRUPT:  # noqa: SIM109 - numba: no tuple `in`
@@ -77,6 +79,7 @@ def finish_path(  # type: ignore[no-untyped-def]
     stats[S_ROW] = bad_row
     stats[S_COL] = bad_col
     stats[S_ROWS] = rows_done
+    stats[S_FINAL] = final
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)
@@ -319,7 +322,7 @@ def simulate_path(  # type: ignore[no-untyped-def]
     if status != OK:
         bad_row = s if status != INF_WEIGHT else s - lag
     finish_path(
-        wk, lag, s, rows_done, status, bad_row, bad_col, init_cash, curves, eq_out, ret_out, stats
+        wk, lag, s, rows_done, status, bad_row, bad_col, prev, curves, eq_out, ret_out, stats
     )
     stats[S_FEES] = fees
     stats[S_SLIPPAGE] = slipped
