@@ -220,8 +220,10 @@ def rebuild_books(
     if ts.ndim != 1 or (ts.size > 1 and np.any(np.diff(ts) < 0)):
         raise ShapeError(f"sample_ts_us must be 1-D ascending µs; got shape {ts.shape}")
     bands = np.asarray(depth_bps, dtype=np.float64).reshape(-1)
-    sym_col = np.asarray(depth["symbol"].to_numpy(zero_copy_only=False)).astype(str)
-    syms = tuple(symbols) if symbols is not None else tuple(dict.fromkeys(sym_col.tolist()))
+    enc = pc.dictionary_encode(depth["symbol"]).combine_chunks()
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False))
+    names = [str(x) for x in enc.dictionary.to_pylist()]  # in order of first appearance
+    syms = tuple(symbols) if symbols is not None else tuple(names)
     t_len, n = ts.size, len(syms)
     arrs = [np.full((t_len, n, levels), np.nan) for _ in range(4)]
     dbid = np.full((t_len, n, bands.size), np.nan)
@@ -229,11 +231,12 @@ def rebuild_books(
     stats: dict[str, dict[str, Any]] = {}
     traces: dict[str, SymbolTrace] = {}
     for j, s in enumerate(syms):
-        rows = np.flatnonzero(sym_col == s)
+        rows = np.flatnonzero(codes == names.index(s)) if s in names else np.zeros(0, np.int64)
         if rows.size == 0:
             raise InputError(f"symbol {s!r} has no depth rows")
-        outs, st, tr = _rebuild_one(s, depth.take(pa.array(rows)), rows, ts + latency_us,
-                                    levels, bands, time_col, on_gap)  # fmt: skip
+        sub = depth if rows.size == depth.num_rows else depth.take(pa.array(rows))
+        outs, st, tr = _rebuild_one(s, sub, rows, ts + latency_us, levels, bands, time_col,
+                                    on_gap)  # fmt: skip
         for a, o in zip(arrs, outs[:4], strict=True):
             a[:, j, :] = o
         dbid[:, j, :], dask[:, j, :] = outs[4], outs[5]

@@ -2,9 +2,10 @@
 
 Book layout (work buffers owned by the caller): each side is a sorted array of price keys with
 the BEST level at the END, so that the frequent updates near the top shift few elements:
-bids use key = price (ascending), asks use key = -price (ascending). ``n`` counts the levels.
-Levels are found by binary search; an update sets the absolute quantity (0 removes the level,
-removing an absent level is a no-op, as Binance documents).
+bids use key = price (ascending), asks use key = -price (ascending). ``n`` counts the slots in
+use. Levels are found by binary search; an update sets the absolute quantity (removing an
+absent level is a no-op, as Binance documents). Removal leaves a tombstone (qty 0) that a later
+insert next to it reuses, and tombstones at the best end are popped (see ``set_level``).
 
 Stream model (one symbol, arrival order): messages are row ranges ``msg_start[m] ..
 msg_start[m + 1]`` of (is_bid, price, qty) rows, each a snapshot (kind 1) or a diff (kind 0)
@@ -69,31 +70,46 @@ def _search(keys, n, key):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def set_level(keys, qtys, n, key, qty):  # type: ignore[no-untyped-def]
-    """Set the quantity of the level ``key`` in a sorted side (0 removes); returns the new n.
+    """Set the quantity of the level ``key`` in a sorted side (0 removes).
+
+    Removal is lazy: a removed level stays as a tombstone (qty 0) so that the frequent
+    remove / re-add of the same price shifts nothing; an insert reuses a neighbouring
+    tombstone when there is one, and tombstones at the end (the best side) are popped, so
+    ``keys[n - 1]`` is always a live level (or n == 0). Capacity: one slot per insert.
 
     Args:
-        keys: (C,) float64 ascending level keys (first n valid). qtys: (C,) quantities.
-        n: levels in use. key: price key. qty: absolute quantity, base units (0 = remove).
+        keys: (C,) float64 ascending level keys (first n in use). qtys: (C,) quantities.
+        n: slots in use. key: price key. qty: absolute quantity, base units (0 = remove).
+
+    Returns:
+        (n, delta_live): the new slot count and the change in live (qty > 0) levels.
 
     Equivalent to: dict-of-levels ``book[key] = qty`` (``del`` when qty == 0), kept sorted.
     """
     j = _search(keys, n, key)
     if j < n and keys[j] == key:
-        if qty > 0.0:
-            qtys[j] = qty
-            return n
-        for k in range(j, n - 1):
-            keys[k] = keys[k + 1]
-            qtys[k] = qtys[k + 1]
-        return n - 1
+        old = qtys[j]
+        qtys[j] = qty
+        d = (1 if qty > 0.0 else 0) - (1 if old > 0.0 else 0)
+        while n > 0 and qtys[n - 1] <= 0.0:
+            n -= 1
+        return n, d
     if qty <= 0.0:
-        return n
+        return n, 0
+    if j > 0 and qtys[j - 1] <= 0.0:  # tombstone just below: keys[j-2] < key < keys[j]
+        keys[j - 1] = key
+        qtys[j - 1] = qty
+        return n, 1
+    if j < n and qtys[j] <= 0.0:  # tombstone just above: keys[j-1] < key < keys[j+1]
+        keys[j] = key
+        qtys[j] = qty
+        return n, 1
     for k in range(n, j, -1):
         keys[k] = keys[k - 1]
         qtys[k] = qtys[k - 1]
     keys[j] = key
     qtys[j] = qty
-    return n + 1
+    return n + 1, 1
 
 
 @njit(cache=True)
@@ -102,12 +118,22 @@ def _emit(  # type: ignore[no-untyped-def]
 ):
     """Write the top levels and depth-within-x-bps of the current book into sample row s."""
     n_lev = out_bpx.shape[1]
-    for j in range(min(n_lev, nb)):
-        out_bpx[s, j] = bk[nb - 1 - j]
-        out_bqty[s, j] = bq[nb - 1 - j]
-    for j in range(min(n_lev, na)):
-        out_apx[s, j] = -ak[na - 1 - j]
-        out_aqty[s, j] = aq[na - 1 - j]
+    lev = 0
+    for j in range(nb - 1, -1, -1):
+        if lev >= n_lev:
+            break
+        if bq[j] > 0.0:  # skip tombstones
+            out_bpx[s, lev] = bk[j]
+            out_bqty[s, lev] = bq[j]
+            lev += 1
+    lev = 0
+    for j in range(na - 1, -1, -1):
+        if lev >= n_lev:
+            break
+        if aq[j] > 0.0:
+            out_apx[s, lev] = -ak[j]
+            out_aqty[s, lev] = aq[j]
+            lev += 1
     if nb == 0 or na == 0:
         return
     mid = 0.5 * (bk[nb - 1] - ak[na - 1])
@@ -158,6 +184,8 @@ def rebuild_book(  # type: ignore[no-untyped-def]
     n_samp = sample_ts.shape[0]
     nb = 0
     na = 0
+    live_b = 0
+    live_a = 0
     synced = False
     seen_first = False  # first diff after the snapshot applied
     snap_id = -1
@@ -183,14 +211,18 @@ def rebuild_book(  # type: ignore[no-untyped-def]
                 continue
             nb = 0
             na = 0
+            live_b = 0
+            live_a = 0
             for r in range(msg_start[m], msg_start[m + 1]):
                 if row_bid[r]:
-                    nb = set_level(bk, bq, nb, row_px[r], row_qty[r])
+                    nb, d = set_level(bk, bq, nb, row_px[r], row_qty[r])
+                    live_b += d
                 else:
-                    na = set_level(ak, aq, na, -row_px[r], row_qty[r])
+                    na, d = set_level(ak, aq, na, -row_px[r], row_qty[r])
+                    live_a += d
             status[m] = ST_SNAPSHOT
-            info[I_MAX_BID] = max(info[I_MAX_BID], nb)
-            info[I_MAX_ASK] = max(info[I_MAX_ASK], na)
+            info[I_MAX_BID] = max(info[I_MAX_BID], live_b)
+            info[I_MAX_ASK] = max(info[I_MAX_ASK], live_a)
             synced = True
             seen_first = False
             snap_id = msg_last[m]
@@ -237,24 +269,28 @@ def rebuild_book(  # type: ignore[no-untyped-def]
                 synced = False
                 nb = 0
                 na = 0
+                live_b = 0
+                live_a = 0
                 pending = k + 1
                 if stop_on_break:
                     return
                 break
             for r in range(msg_start[k], msg_start[k + 1]):
                 if row_bid[r]:
-                    nb = set_level(bk, bq, nb, row_px[r], row_qty[r])
+                    nb, d = set_level(bk, bq, nb, row_px[r], row_qty[r])
+                    live_b += d
                 else:
-                    na = set_level(ak, aq, na, -row_px[r], row_qty[r])
+                    na, d = set_level(ak, aq, na, -row_px[r], row_qty[r])
+                    live_a += d
             info[I_ROWS] += msg_start[k + 1] - msg_start[k]
             info[I_APPLIED] += 1
             status[k] = ST_APPLIED
             seen_first = True
             prev_u = u
-            if nb > info[I_MAX_BID]:
-                info[I_MAX_BID] = nb
-            if na > info[I_MAX_ASK]:
-                info[I_MAX_ASK] = na
+            if live_b > info[I_MAX_BID]:
+                info[I_MAX_BID] = live_b
+            if live_a > info[I_MAX_ASK]:
+                info[I_MAX_ASK] = live_a
         if synced:
             bb = bk[nb - 1] if nb > 0 else math.nan
             ba = -ak[na - 1] if na > 0 else math.nan

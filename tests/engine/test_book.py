@@ -125,19 +125,24 @@ def test_crossed_book_and_bad_rows_are_errors() -> None:
 
 
 @given(st.lists(st.tuples(st.integers(0, 40), st.sampled_from([0.0, 0.0, 1.0, 2.5])),
-                min_size=1, max_size=200))  # fmt: skip
+                min_size=1, max_size=300))  # fmt: skip
 def test_set_level_matches_dict_model(ops) -> None:
-    keys, qtys = np.empty(64), np.empty(64)
+    keys, qtys = np.empty(len(ops) + 1), np.empty(len(ops) + 1)  # one slot per insert
     n = 0
     model: dict[float, float] = {}
     for k, q in ops:
-        n = book_nb.set_level(keys, qtys, n, float(k), q)
+        n, d = book_nb.set_level(keys, qtys, n, float(k), q)
+        before = len(model)
         if q > 0:
             model[float(k)] = q
         else:
             model.pop(float(k), None)
-    assert keys[:n].tolist() == sorted(model)
-    assert qtys[:n].tolist() == [model[k] for k in sorted(model)]
+        assert d == len(model) - before
+        live = qtys[:n] > 0
+        assert keys[:n][live].tolist() == sorted(model)  # live slots: the model, in order
+        assert qtys[:n][live].tolist() == [model[k] for k in sorted(model)]
+        assert np.all(np.diff(keys[:n]) > 0)  # tombstones keep the keys strictly sorted
+        assert n == 0 or qtys[n - 1] > 0  # the best slot is always live
 
 
 # ---------------------------------------------------------------- real recordings
