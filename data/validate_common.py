@@ -177,14 +177,14 @@ def strided_zscore(
         return out[0], out[1], out[2]
     n = x.size
     full = n // stride * stride
-    srt = np.empty(n)
-    srt[:full] = np.sort(x[:full].reshape(-1, stride), axis=1).ravel()
-    srt[full:] = np.sort(x[full:])
-    nan = np.isnan(x)
-    cnt = stride - np.add.reduceat(nan, np.arange(0, n, stride)) if n else np.zeros(0, np.int64)
-    if n and n > full:
-        cnt[-1] = (n - full) - int(nan[full:].sum())
-    cnt = np.ascontiguousarray(cnt, dtype=np.int64)
+    srt = x.copy()
+    srt[:full].reshape(-1, stride).sort(axis=1)  # in place, NaNs last in each block
+    srt[full:].sort()
+    n_blocks = -(-n // stride)
+    cnt = np.full(n_blocks, stride, dtype=np.int64)
+    if n > full:
+        cnt[-1] = n - full
+    cnt -= np.bincount(np.flatnonzero(np.isnan(x)) // stride, minlength=n_blocks)
     out = validate_rolling_nb.strided_robust_zscore_presorted(
         x, srt, cnt, window, stride, min_periods, min_scale
     )

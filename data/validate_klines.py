@@ -51,7 +51,8 @@ class KlineChecks:
         min_scale: floor of 1.4826*MAD for returns and log ranges (1e-4 = 1 bp), so that quiet
             windows whose MAD is 0 do not flag one-tick moves.
         range_ratio: a bar whose log(high/low) exceeds this many times the median of the
-            reference window (same window/stride as returns) is a range outlier.
+            reference window is a range outlier (the reference is the ``outlier_window``
+            bars before the bar's block of ``outlier_window`` bars: refreshed once per window).
         range_floor: floor of that median (1e-3 = 10 bps), so flat markets do not flag
             one-tick bars.
         zero_volume_run: runs of at least this many zero-volume bars are reported.
@@ -297,17 +298,20 @@ def _sequence_checks(
         r[0] = np.nan
         np.divide(cu[1:], cu[:-1], out=r[1:])
         r[1:] -= 1.0
-        ret[ru] = r
         z = strided_zscore(r, p.outlier_window, p.stride, p.outlier_window // 2, p.min_scale)[0]
-        zret[ru] = z
-        ret_rows.append(_at(ru, np.flatnonzero(np.abs(z) > p.outlier_z)))
+        hit = np.flatnonzero(np.abs(z) > p.outlier_z)
+        ret_rows.append(_at(ru, hit))
+        ret[ret_rows[-1]] = r[hit]  # values only where flagged (report examples)
+        zret[ret_rows[-1]] = z[hit]
         with np.errstate(divide="ignore", invalid="ignore"):
             lr = np.log(h[ru] / lo[ru])
         lr[~np.isfinite(lr)] = np.nan
-        ref = strided_zscore(lr, p.outlier_window, p.stride, p.outlier_window // 2, 0.0)[1]
+        # the range test needs only a median: a tumbling reference (stride = window) is enough
+        ref = strided_zscore(lr, p.outlier_window, p.outlier_window, p.outlier_window // 2, 0.0)[1]
         ratio = lr / np.maximum(ref, p.range_floor)
-        zrng[ru] = ratio
-        rng_rows.append(_at(ru, np.flatnonzero(ratio > p.range_ratio)))
+        hit = np.flatnonzero(ratio > p.range_ratio)
+        rng_rows.append(_at(ru, hit))
+        zrng[rng_rows[-1]] = ratio[hit]
     _classify_gaps(gaps, uniq)
     cat = concat_rows
     missing = sum(g["missing_bars"] for g in gaps)
