@@ -193,3 +193,16 @@ def test_every_validator_accepts_an_empty_table(dataset: str) -> None:
     assert rep.n_rows == 0
     assert rep.completeness == 1.0
     assert rep.worst_severity is None
+
+
+def test_synthetic_market_passes_every_error_check() -> None:
+    from data.synthetic import generate_market
+    from data.validate import validate_table
+
+    m = generate_market(n_symbols=3, n_bars=2000, book_levels=5, book_every=10)
+    for name, table in (("klines_1m", m.klines), ("funding", m.funding),
+                        ("book_snapshots", m.books)):  # fmt: skip
+        rep = validate_table(table, name)
+        assert rep.worst_severity != "error", (name, rep.to_json())
+        assert rep.n_rows == table.num_rows > 0
+    assert validate_table(m.klines, "klines_1m").completeness == 1.0
