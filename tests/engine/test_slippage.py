@@ -246,3 +246,28 @@ def test_trailing_inputs_match_pandas_and_have_no_lookahead() -> None:
     ex1 = to_execution_rows(trailing_sigma(bumped, 10), 1)
     np.testing.assert_array_equal(ex0[:51], ex1[:51])  # row s uses data up to s - 1
     assert np.all(np.isnan(ex0[:11]))
+
+
+def test_book_walk_multi_asset_uses_each_assets_book() -> None:
+    t_len = 4
+    close = np.column_stack([np.full(t_len, 100.0), np.full(t_len, 50.0)])
+    b1 = _book(t_len)  # asset 0: asks 100.2 (1), 100.7 (2), 101.7 (100)
+    b2 = _book(t_len, ask0=50.1, bid0=49.9)  # asset 1: asks 50.1 (1), 50.6 (2), 51.6 (100)
+    book = BookLevels(*(np.concatenate([a, b], axis=1) for a, b in zip(b1._arrays(), b2._arrays(),
+                                                                        strict=True)))  # fmt: skip
+    w = np.full((t_len, 2), np.nan)
+    w[1] = [0.5, 0.5]  # 100 quote each at row 2: 1 unit of asset 0, 2 units of asset 1
+    weights = np.repeat(w[:, :, None], 2, axis=2)
+    slip = Slippage("book_walk", book=book, book_levels=np.array([0, 1]),
+                    exhaustion=Exhaustion.PENALTY, penalty_bps=100.0)  # fmt: skip
+    res = run_backtest(weights, close=close, open=close, init_cash=200.0,
+                       record_trades=True, slippage=slip)  # fmt: skip
+    tr = res.trades
+    a0 = tr[(tr["col"] == 0) & (tr["param"] == 0)][0]
+    a1 = tr[(tr["col"] == 1) & (tr["param"] == 0)][0]
+    assert a0["fill_px"] == 100.2
+    assert a1["fill_px"] == pytest.approx((50.1 + 50.6) / 2, rel=1e-12)
+    # one level with a 100 bps penalty: 1 @ 50.1, 1 @ 50.1 * 1.01
+    b1_ = tr[(tr["col"] == 1) & (tr["param"] == 1)][0]
+    assert b1_["fill_px"] == pytest.approx((50.1 + 50.1 * 1.01) / 2, rel=1e-12)
+    assert b1_["unfilled_qty"] == 0.0
