@@ -6,7 +6,6 @@ for the results store and factors/ for signals and the DSR / PBO statistics).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -30,16 +29,18 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
         vals = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not name.strip() or not vals:
             raise OptionError(f"--grid {item!r}: expected name=v1,v2,...")
-        grid[name.strip()] = [json.loads(v) if _is_number(v) else v for v in vals]
+        grid[name.strip()] = [_number_or_text(v) for v in vals]
     return grid
 
 
-def _is_number(v: str) -> bool:
-    try:
-        float(v)
-    except ValueError:
-        return False
-    return True
+def _number_or_text(v: str) -> int | float | str:
+    """'5' -> 5, '2.5' / '1e3' / 'nan' -> float, anything else stays text."""
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return v
 
 
 def parse_bytes(text: str) -> int:

@@ -458,7 +458,10 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     from engine.sweep import expand_trials, run_sweep, sweep_spec
 
     trials = expand_trials(factors, grid)
-    spec = sweep_spec(trials, panel, {"grid": grid, "source": panel.meta.get("source")})
+    # the chunking is part of the identity: chunk i of another plan holds other trials
+    spec = sweep_spec(trials, panel, {"grid": grid, "source": panel.meta.get("source"),
+                                      "chunk_size": chunk_size,
+                                      "memory_budget_bytes": memory_budget_bytes})  # fmt: skip
     sweep_id = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[
         :16
     ]

@@ -25,6 +25,7 @@ from engine.backtest import run_backtest
 from engine.errors import OptionError
 from engine.metrics import compute_metrics
 from engine.panel import Panel
+from engine.types import WeightScheme
 from engine.weights import weights_from_signals
 
 F64 = npt.NDArray[np.float64]
@@ -61,7 +62,9 @@ def expand_trials(factors: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> 
     """Every (factor, grid point) as a Trial, in a stable order.
 
     Raises:
-        OptionError: an unknown parameter name or an empty value list.
+        OptionError: an unknown parameter name, an empty value list, or a value of the wrong
+            type (scheme: a WeightScheme name; rebalance_every >= 1 and lag >= 0: integers;
+            the others: finite numbers).
     """
     unknown = sorted(set(grid) - set(DEFAULT_PARAMS))
     if unknown:
@@ -71,6 +74,9 @@ def expand_trials(factors: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> 
         raise OptionError(
             f"sweep needs at least one factor and value per parameter; empty: {empty}"
         )
+    for name, values in grid.items():
+        for v in values:
+            _check_value(name, v)
     names = sorted(grid)
     trials = []
     for f in factors:
@@ -79,6 +85,28 @@ def expand_trials(factors: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> 
                 Trial(len(trials), f, {**DEFAULT_PARAMS, **dict(zip(names, combo, strict=True))})
             )
     return trials
+
+
+_INT_PARAMS = {"rebalance_every": 1, "lag": 0}  # name -> smallest value
+_SCHEMES = tuple(s.name.lower() for s in WeightScheme)
+
+
+def _check_value(name: str, v: Any) -> None:
+    """Raise OptionError unless ``v`` has the type (and integer floor) of parameter ``name``."""
+    if name == "scheme":
+        if not isinstance(v, str) or v.lower() not in _SCHEMES:
+            raise OptionError(f"sweep parameter scheme: value {v!r} is not one of {_SCHEMES}")
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        kind = "an integer" if name in _INT_PARAMS else "a number"
+        raise OptionError(f"sweep parameter {name}: value {v!r} is not {kind}")
+    if not np.isfinite(v):
+        raise OptionError(f"sweep parameter {name}: value {v!r} is not a finite number")
+    if name in _INT_PARAMS:
+        if int(v) != v:
+            raise OptionError(f"sweep parameter {name}: value {v!r} is not an integer")
+        if v < _INT_PARAMS[name]:
+            raise OptionError(f"sweep parameter {name}: value {v!r} is below {_INT_PARAMS[name]}")
 
 
 def bytes_per_trial(t_len: int, n: int) -> int:
@@ -163,7 +191,8 @@ def run_chunk(panel: Panel, trials: Sequence[Trial], signal_fn: SignalFn,
         cols[name] = [t.params[name] for t in trials]
     for name, v in met.items():
         cols[name] = np.asarray(v, dtype=np.float64)
-    cols |= {"sr_per_bar": sr_bar, "skew": skew, "kurtosis": kurt, "n_obs": [r.shape[0]] * len(trials),
+    cols |= {"sr_per_bar": sr_bar, "skew": skew, "kurtosis": kurt,
+             "n_obs": [r.shape[0]] * len(trials),
              "block_sum": list(bs), "block_sumsq": list(bss), "block_n": list(bn)}  # fmt: skip
     cols["scheme"] = [str(s) for s in cols["scheme"]]
     return pa.table(cols)
@@ -225,7 +254,8 @@ def _run_dask(panel: Panel, chunks: list[list[Trial]], todo: Iterable[int], sign
     try:
         panel_f = client.scatter(panel, broadcast=True)
         futures = {client.submit(run_chunk, panel_f, chunks[i], signal_fn, retries=3,
-                                 key=f"alphaforge-chunk-{i}-{id(chunks)}"): i for i in todo}  # fmt: skip
+                                 key=f"alphaforge-chunk-{i}-{id(chunks)}"): i
+                   for i in todo}  # fmt: skip
         computed = 0
         for fut in as_completed(futures):
             i = futures[fut]
