@@ -81,6 +81,8 @@ class Ledger:
     def _conn(self) -> Iterator[sqlite3.Connection]:
         conn = sqlite3.connect(self.path, timeout=30)
         conn.row_factory = sqlite3.Row
+        conn.execute("pragma journal_mode=wal")  # readers never block the writer
+        conn.execute("pragma synchronous=normal")  # durable at checkpoints, no fsync per trial
         try:
             yield conn
             conn.commit()
