@@ -329,7 +329,9 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: in
     progress("3/6 scoring the factor library (train split)")
     name, ic, ranked = _best_library_factor(panel, train_rows, progress)
     expr = name if ic >= 0 else f"-({_expr_of(name)})"
-    progress("4/6 offline proposals: " + _offline_proposals(panel, train_rows, progress))
+    progress("4/6 offline factor proposals (seeded generator, same gates as an LLM's)")
+    proposals = _offline_proposals(panel, train_rows, out_dir, seed, progress)
+    progress(f"   {proposals['counts']}; accepted {proposals['accepted']}")
     test = panel.take_rows(slice(train_rows, panel.T))
     assert test.book is not None
     progress(f"5/6 backtesting {expr!r} on the test split with book-walk slippage")
@@ -368,7 +370,9 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: in
         gap_components={k: gap.gap_bps[k] for k in ("delay", "half_spread", "impact", "fees",
                                                     "opportunity")},
         quality_html=quality.to_html(),
-        sections=[("Top library factors by |t| of 1-bar RankIC (train): mean RankIC",
+        sections=[("Offline proposals (train split)", {"trials": sum(proposals["counts"].values()),
+                   **proposals["counts"], "best accepted": proposals["best"]}),
+                  ("Top library factors by |t| of 1-bar RankIC (train): mean RankIC",
                    {n: v["rank_ic"] for n, v in ranked[:10]}),
                   ("Gap (bps of notional): live minus backtest", gap.gap_bps),
                   ("Slippage model calibration: RMSE of predicted live cost (bps)",
@@ -381,7 +385,8 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: in
     paths = build_report(inputs, out_dir)
     summary = {"synthetic": True, "best_factor": expr, "train_rank_ic": ic,
                "metrics": bt.metrics, "gap_bps": dict(gap.gap_bps), "gap_driver": gap.driver,
-               "quality": quality.worst_severity, "report": str(paths.html)}  # fmt: skip
+               "quality": quality.worst_severity, "proposals": proposals,
+               "report": str(paths.html)}  # fmt: skip
     return DemoResult(str(paths.html), summary)
 
 
@@ -397,13 +402,24 @@ def _evaluate(expr: str, panel: Panel) -> F64:
     return resolve_factor(expr, panel)[2]
 
 
-def _offline_proposals(panel: Panel, train_rows: int, progress: Any) -> str:
-    """Run the offline proposal loop when factors.propose exists (the LLM-proposals issue)."""
-    try:
-        from factors import propose  # noqa: F401
-    except ImportError:
-        return "skipped (factors.propose not available in this build)"
-    return "see `alphaforge propose --offline`"
+def _offline_proposals(panel: Panel, train_rows: int, out_dir: str, seed: int,
+                       progress: Any) -> dict[str, Any]:  # fmt: skip
+    """A small offline proposal study on the training rows (trials land in a ledger in
+    ``out_dir``); returns its counts and the best accepted expression, if any."""
+    from pathlib import Path
+
+    from factors.ledger import Ledger
+    from factors.propose import Gate, Study, StudyConfig
+
+    ledger_path = Path(out_dir) / "ledger.sqlite"
+    ledger_path.unlink(missing_ok=True)
+    train = panel.take_rows(slice(0, train_rows))
+    cfg = StudyConfig(study="demo", rounds=2, per_round=8, seed=seed, library_check=False,
+                      rebalance_every=15, gate=Gate(min_abs_t=3.0, min_sharpe=0.0))  # fmt: skip
+    res = Study(train, cfg, Ledger(ledger_path), None, progress=lambda m: progress("   " + m)).run()
+    best = max(res.accepted, key=lambda a: abs(a["train"]["t_stat"]), default=None)
+    return {"counts": res.counts, "accepted": len(res.accepted), "ledger": str(ledger_path),
+            "best": best["expression"] if best else None}  # fmt: skip
 
 
 def factor_signal(factor: str, panel: Panel) -> F64:
