@@ -21,7 +21,8 @@ Definitions (documented once here, shown by ``alphaforge score``):
   the cost per unit of traded notional at which the long-short earns nothing;
   ic_net = RankIC(h=1) * (1 - cost_bps / breakeven_bps) with cost_bps = fee_bps +
   slippage_bps (the rank-weighted long-short return is proportional to RankIC, so costs
-  remove the same fraction of both); NaN when breakeven_bps <= 0.
+  remove the same fraction of both); NaN when breakeven_bps <= 0. It is an IC-equivalent,
+  not a correlation: when costs are many times the break-even it falls below -1.
 """
 
 from __future__ import annotations

@@ -71,9 +71,10 @@ def summary_rows(s: FactorScore) -> list[tuple[str, str]]:
     rows.append(("half-life (bars)", _fmt(s.half_life, 3)))
     for k, v in s.turnover.items():
         rows.append((k.replace("_", " "), _fmt(v)))
-    for k in ("breakeven_bps", "ic_net"):
+    labels = {"breakeven_bps": "break-even cost (bps)", "ic_net": "RankIC net of costs (IC-equiv.)"}
+    for k, label in labels.items():
         if k in s.costs:
-            rows.append((k.replace("_", " "), _fmt(s.costs[k])))
+            rows.append((label, _fmt(s.costs[k])))
     for k in ("sharpe", "gross_sharpe", "max_drawdown", "turnover_per_bar"):
         if k in s.backtest:
             rows.append((f"long-short {k.replace('_', ' ')}", _fmt(s.backtest[k])))

@@ -317,3 +317,29 @@ def test_ic_rank_ic_quantiles_match_alphalens_on_synthetic():
     factor = rng.standard_normal((t, n))
     factor[rng.random((t, n)) < 0.05] = np.nan
     _check_against_alphalens(factor, panel, (1, 3, 10), quantiles=5)
+
+
+@pytest.mark.shared
+def test_score_factor_end_to_end_on_real_klines(real_dir):
+    from factors.expr import parse
+    from factors.score import score_factor
+
+    panel = real_panel(real_dir, 15)
+    s = score_factor("rev_1", panel, horizons=(1, 4), quantiles=2)
+    assert s.n_rows == 2688
+    assert s.n_assets == 4
+    assert s.expression == str(parse("-returns"))  # canonical printed form
+    # library factor rev_1 = minus the last close-to-close return; recompute by hand
+    close = panel["close"]
+    rev = np.full_like(close, np.nan)
+    rev[1:] = -(close[1:] / close[:-1] - 1.0)
+    fwd = forward_returns(panel, (1, 4), 1)
+    ref = np.nanmean(ic.cs_ic(rev, fwd[0], "spearman"))
+    assert s.rank_ic[1]["mean"] == pytest.approx(ref, rel=1e-9)
+    for j, sym in enumerate(panel.symbols):
+        m = np.isfinite(rev[:, j]) & np.isfinite(fwd[0, :, j])
+        want = ss.spearmanr(rev[m, j], fwd[0, m, j])[0]
+        assert s.ts_rank_ic[sym] == pytest.approx(want, rel=1e-9)
+    assert np.isfinite(s.backtest["sharpe"])
+    assert np.isfinite(s.costs["breakeven_bps"])
+    assert 0.0 <= s.dsr["psr"] <= 1.0
