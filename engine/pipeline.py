@@ -113,7 +113,13 @@ def load_panel(
         )
     step = schemas.interval_us(interval)
     panel = Panel.from_arrow(table, interval_us=step, meta={"source": f"store:{store}"})
-    return panel.select(list(symbols)) if symbols else panel
+    panel = panel.select(list(symbols)) if symbols else panel
+    from data.universe import listings_from_store, tradable_mask
+
+    listings = listings_from_store(Store(store), f"klines_{interval}", market=market,
+                                   symbols=panel.symbols, interval_us=step)  # fmt: skip
+    mask = tradable_mask(panel.ts_us, panel.symbols, listings)
+    return panel.with_fields(tradable=mask.astype(np.float64))
 
 
 def _pivot(table: pa.Table, field: str, panel: Panel) -> F64:
@@ -193,6 +199,22 @@ class FactorBacktest:
     settings: dict[str, Any]
 
 
+def _executable(panel: Panel, lag: int) -> npt.NDArray[np.bool_]:
+    """(T, N): may row t's decision hold a position? Its fill at row t + lag needs the symbol
+    listed (the ``tradable`` field from data.universe, when present) and trading (a price),
+    and so does row t + lag + 1, so that a position can still be closed before a symbol stops
+    trading (delisting schedules are announced ahead). Rows without a future row are False."""
+    px = panel.fields.get("open") if lag >= 1 else panel["close"]
+    px = panel["close"] if px is None else px
+    live = np.isfinite(px) & (panel["close"] > 0)
+    if "tradable" in panel:
+        live &= panel["tradable"] > 0
+    ok = np.zeros((panel.T, panel.N), dtype=bool)
+    if lag + 1 < panel.T:
+        ok[: panel.T - lag - 1] = live[lag:-1] & live[lag + 1 :]
+    return ok
+
+
 def run_factor_backtest(
     panel: Panel,
     factor: str | F64,
@@ -225,6 +247,11 @@ def run_factor_backtest(
     weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
     if rebalance_every > 1:
         weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
+    executable = _executable(panel, lag)
+    held_in = np.zeros_like(executable)
+    held_in[1:] = ~executable[:-1]
+    weights[~executable & ~held_in] = 0.0  # flat before the symbol stops trading
+    weights[~executable & held_in] = np.nan  # not trading: no order (nothing held)
     funding = panel["funding_rate"] if use_funding and "funding_rate" in panel else None
     result = run_backtest(
         weights, close=panel["close"], open=panel.fields.get("open"),
