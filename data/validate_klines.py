@@ -89,6 +89,25 @@ class KlineChecks:
         return s
 
 
+_OHLC = ("open", "high", "low", "close")
+_ROW_CHECKS = (
+    (validate_nb.K_OFF_GRID, "off_grid", "open_time not a multiple of the {iv} µs interval",
+     ("open_time_us",)),
+    (validate_nb.K_CLOSE_TIME, "close_time_mismatch", "close_time != open_time + interval - 1 ms",
+     ("close_time_us",)),
+    (validate_nb.K_OHLC, "ohlc_inconsistent", "not low <= open, close <= high", _OHLC),
+    (validate_nb.K_NONPOS_PRICE, "non_positive_price", "a price <= 0", _OHLC),
+    (validate_nb.K_NEG_VOLUME, "negative_volume", "volume, quote volume or taker-buy volume < 0",
+     ("volume", "quote_volume", "taker_buy_volume")),
+    (validate_nb.K_TAKER_GT_VOLUME, "taker_buy_gt_volume", "taker_buy_volume > volume",
+     ("volume", "taker_buy_volume")),
+    (validate_nb.K_QUOTE_RANGE, "quote_volume_out_of_range",
+     "quote_volume outside [low*volume, high*volume] (rel tol {tol})",
+     ("low", "high", "volume", "quote_volume")),
+)  # fmt: skip
+"""Per-row checks: (flag bit, check name, description, columns shown with each example)."""
+
+
 def infer_interval_us(table: pa.Table) -> int:
     """Bar length in µs: the most common ``close_time - open_time + 1 ms``, else open diffs.
 
@@ -170,78 +189,21 @@ def validate_klines(
     flags = FlagIndex(
         validate_nb.kline_row_flags(t, ct, o, h, lo, c, v, qv, tb, iv, p.quote_rel_tol)
     )
-    vals = {"open": o, "high": h, "low": lo, "close": c}
+    cols = {"open": o, "high": h, "low": lo, "close": c, "volume": v, "quote_volume": qv,
+            "taker_buy_volume": tb, "open_time_us": t, "close_time_us": ct}  # fmt: skip
+    tol = f"{p.quote_rel_tol:g}"
     checks = [
         bit_check(
             flags,
-            validate_nb.K_OFF_GRID,
-            "off_grid",
+            bit,
+            name,
             dataset,
             "error",
-            f"open_time not a multiple of the {iv} µs interval",
+            desc.format(iv=iv, tol=tol),
             t,
-            {"open_time_us": t},
-        ),
-        bit_check(
-            flags,
-            validate_nb.K_CLOSE_TIME,
-            "close_time_mismatch",
-            dataset,
-            "error",
-            "close_time != open_time + interval - 1 ms",
-            t,
-            {"close_time_us": ct},
-        ),
-        bit_check(
-            flags,
-            validate_nb.K_OHLC,
-            "ohlc_inconsistent",
-            dataset,
-            "error",
-            "not low <= open, close <= high",
-            t,
-            vals,
-        ),
-        bit_check(
-            flags,
-            validate_nb.K_NONPOS_PRICE,
-            "non_positive_price",
-            dataset,
-            "error",
-            "a price <= 0",
-            t,
-            vals,
-        ),
-        bit_check(
-            flags,
-            validate_nb.K_NEG_VOLUME,
-            "negative_volume",
-            dataset,
-            "error",
-            "volume, quote volume or taker-buy volume < 0",
-            t,
-            {"volume": v, "quote_volume": qv, "taker_buy_volume": tb},
-        ),
-        bit_check(
-            flags,
-            validate_nb.K_TAKER_GT_VOLUME,
-            "taker_buy_gt_volume",
-            dataset,
-            "error",
-            "taker_buy_volume > volume",
-            t,
-            {"volume": v, "taker_buy_volume": tb},
-        ),
-        bit_check(
-            flags,
-            validate_nb.K_QUOTE_RANGE,
-            "quote_volume_out_of_range",
-            dataset,
-            "error",
-            f"quote_volume outside [low*volume, high*volume] (rel tol {p.quote_rel_tol:g})",
-            t,
-            {"low": lo, "high": h, "volume": v, "quote_volume": qv},
-        ),
+            {k: cols[k] for k in shown},
+        )
+        for bit, name, desc, shown in _ROW_CHECKS
     ]
     seq = _sequence_checks(table, t, iv, v, (o, h, lo, c), p, dataset)
     checks += seq.checks
@@ -269,9 +231,7 @@ def _sequence_checks(
     n = table.num_rows
     vals_o, h, lo, c = ohlc
     back, dups, run_rows, ret_rows, rng_rows = ([] for _ in range(5))
-    ret = np.full(n, np.nan)
-    zret = np.full(n, np.nan)
-    zrng = np.full(n, np.nan)
+    shown = {k: np.full(n, np.nan) for k in ("return", "z", "ratio")}
     run_len = np.zeros(n, dtype=np.int64)
     gaps: list[dict[str, Any]] = []
     uniq: dict[str, I64] = {}
@@ -285,106 +245,87 @@ def _sequence_checks(
         dups.append(d_rows)
         uniq[sym] = ts_u
         expected += round((int(ts_u[-1]) - int(ts_u[0])) / iv) + 1
-        miss = np.rint(np.diff(ts_u) / iv).astype(np.int64) - 1
-        for j in np.flatnonzero(miss >= 1):
-            gaps.append({"symbol": sym, "from_us": int(ts_u[j]) + iv,
-                         "to_us": int(ts_u[j + 1]) - iv, "missing_bars": int(miss[j]),
-                         "row": int(_at(ru, np.array([j + 1]))[0])})  # fmt: skip
+        gaps += _gaps(sym, ts_u, ru, iv)
         starts, lens = validate_nb.run_starts(np.ascontiguousarray(v[ru] == 0.0), p.zero_volume_run)
         run_rows.append(_at(ru, starts))
         run_len[_at(ru, starts)] = lens
-        cu = c[ru]
-        r = np.empty(cu.size)
-        r[0] = np.nan
-        np.divide(cu[1:], cu[:-1], out=r[1:])
-        r[1:] -= 1.0
-        z = strided_zscore(r, p.outlier_window, p.stride, p.outlier_window // 2, p.min_scale)[0]
-        hit = np.flatnonzero(np.abs(z) > p.outlier_z)
-        ret_rows.append(_at(ru, hit))
-        ret[ret_rows[-1]] = r[hit]  # values only where flagged (report examples)
-        zret[ret_rows[-1]] = z[hit]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lr = np.log(h[ru] / lo[ru])
-        lr[~np.isfinite(lr)] = np.nan
-        # the range test needs only a median: a tumbling reference (stride = window) is enough
-        ref = strided_zscore(lr, p.outlier_window, p.outlier_window, p.outlier_window // 2, 0.0)[1]
-        ratio = lr / np.maximum(ref, p.range_floor)
-        hit = np.flatnonzero(ratio > p.range_ratio)
-        rng_rows.append(_at(ru, hit))
-        zrng[rng_rows[-1]] = ratio[hit]
+        ret_rows.append(_return_outliers(c[ru], ru, p, shown))
+        rng_rows.append(_range_outliers(h[ru], lo[ru], ru, p, shown))
     _classify_gaps(gaps, uniq)
     cat = concat_rows
     missing = sum(g["missing_bars"] for g in gaps)
     ex = {g["row"]: _gap_text(g) for g in gaps}
     details = [_gap_text(g) | {"symbol": g["symbol"]} for g in gaps]
     wide = [g for g in gaps if g["scope"] == "exchange_wide"]
+    gap_rows = np.array([g["row"] for g in gaps], dtype=np.int64)
+    wide_rows = np.array([g["row"] for g in wide], dtype=np.int64)
+    # fmt: off
     checks = [
-        make_check(
-            "duplicate_bars",
-            dataset,
-            "error",
-            "row repeats an earlier row's (symbol, open_time)",
-            cat(dups),
-            t,
-        ),
-        make_check(
-            "non_monotonic_time",
-            dataset,
-            "error",
-            "open_time earlier than the previous row of the symbol",
-            cat(back),
-            t,
-        ),
-        make_check(
-            "missing_bars",
-            dataset,
-            "warning",
-            "bars missing on the interval grid (count = bars; row = bar after the gap)",
-            np.array([g["row"] for g in gaps], dtype=np.int64),
-            t,
-            count=missing,
-            extra=ex,
-            details=details,
-        ),
-        make_check(
-            "exchange_wide_gaps",
-            dataset,
-            "info",
-            "missing bars that every other symbol covering the range lacks too",
-            np.array([g["row"] for g in wide], dtype=np.int64),
-            t,
-            count=sum(g["missing_bars"] for g in wide),
-            extra=ex,
-        ),
-        make_check(
-            "zero_volume_run",
-            dataset,
-            "info",
-            f"runs of >= {p.zero_volume_run} zero-volume bars (count = runs)",
-            cat(run_rows),
-            t,
-            {"run_bars": run_len},
-        ),
-        make_check(
-            "return_outlier",
-            dataset,
-            "warning",
-            f"|robust z| of the close-to-close return > {p.outlier_z:g}",
-            cat(ret_rows),
-            t,
-            {"close": c, "return": ret, "z": zret},
-        ),
-        make_check(
-            "range_outlier",
-            dataset,
-            "warning",
-            f"log(high/low) > {p.range_ratio:g} x its reference median (floor {p.range_floor:g})",
-            cat(rng_rows),
-            t,
-            {"open": vals_o, "high": h, "low": lo, "ratio": zrng},
-        ),
+        make_check("duplicate_bars", dataset, "error",
+                   "row repeats an earlier row's (symbol, open_time)", cat(dups), t),
+        make_check("non_monotonic_time", dataset, "error",
+                   "open_time earlier than the previous row of the symbol", cat(back), t),
+        make_check("missing_bars", dataset, "warning",
+                   "bars missing on the interval grid (count = bars; row = bar after the gap)",
+                   gap_rows, t, count=missing, extra=ex, details=details),
+        make_check("exchange_wide_gaps", dataset, "info",
+                   "missing bars that every other symbol covering the range lacks too",
+                   wide_rows, t, count=sum(g["missing_bars"] for g in wide), extra=ex),
+        make_check("zero_volume_run", dataset, "info",
+                   f"runs of >= {p.zero_volume_run} zero-volume bars (count = runs)",
+                   cat(run_rows), t, {"run_bars": run_len}),
+        make_check("return_outlier", dataset, "warning",
+                   f"|robust z| of the close-to-close return > {p.outlier_z:g}", cat(ret_rows),
+                   t, {"close": c, "return": shown["return"], "z": shown["z"]}),
+        make_check("range_outlier", dataset, "warning",
+                   f"log(high/low) > {p.range_ratio:g} x its reference median "
+                   f"(floor {p.range_floor:g})", cat(rng_rows), t,
+                   {"open": vals_o, "high": h, "low": lo, "ratio": shown["ratio"]}),
     ]
+    # fmt: on
     return _Seq(checks, expected, missing)
+
+
+def _gaps(sym: str, ts_u: I64, ru: I64 | slice, iv: int) -> list[dict[str, Any]]:
+    """Missing ranges of one symbol's unique sorted open times (row = the bar after)."""
+    miss = np.rint(np.diff(ts_u) / iv).astype(np.int64) - 1
+    at = np.flatnonzero(miss >= 1)
+    rows = _at(ru, at + 1)
+    return [
+        {"symbol": sym, "from_us": int(ts_u[j]) + iv, "to_us": int(ts_u[j + 1]) - iv,
+         "missing_bars": int(miss[j]), "row": int(r)}
+        for j, r in zip(at, rows, strict=True)
+    ]  # fmt: skip
+
+
+def _return_outliers(cu: Any, ru: I64 | slice, p: KlineChecks, shown: dict[str, Any]) -> I64:
+    """Rows whose close-to-close return has |robust z| > outlier_z; fills ``shown`` there."""
+    r = np.empty(cu.size)
+    r[0] = np.nan
+    np.divide(cu[1:], cu[:-1], out=r[1:])
+    r[1:] -= 1.0
+    z = strided_zscore(r, p.outlier_window, p.stride, p.outlier_window // 2, p.min_scale)[0]
+    hit = np.flatnonzero(np.abs(z) > p.outlier_z)
+    rows = _at(ru, hit)
+    shown["return"][rows] = r[hit]  # values only where flagged (report examples)
+    shown["z"][rows] = z[hit]
+    return rows
+
+
+def _range_outliers(
+    hu: Any, lu: Any, ru: I64 | slice, p: KlineChecks, shown: dict[str, Any]
+) -> I64:
+    """Rows whose log(high/low) exceeds range_ratio x the reference median."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lr = np.log(hu / lu)
+    lr[~np.isfinite(lr)] = np.nan
+    # the range test needs only a median: a tumbling reference (stride = window) is enough
+    ref = strided_zscore(lr, p.outlier_window, p.outlier_window, p.outlier_window // 2, 0.0)[1]
+    ratio = lr / np.maximum(ref, p.range_floor)
+    hit = np.flatnonzero(ratio > p.range_ratio)
+    rows = _at(ru, hit)
+    shown["ratio"][rows] = ratio[hit]
+    return rows
 
 
 def _time_order(ts: I64, grp: I64 | slice, n: int) -> tuple[I64, I64, I64, I64 | slice]:
