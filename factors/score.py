@@ -312,7 +312,7 @@ def _score(
         spread=core["spread"],
         decay=decay["decay"],
         half_life=float(decay["half_life"]),
-        ts_rank_ic=score_parts.ts_block(values, core["fwd"][0], panel.symbols),
+        ts_rank_ic=score_parts.ts_block(values, core["fwd1"], panel.symbols),
         turnover=score_parts.turnover_block(values, quantiles, min_obs),
         backtest=bt["backtest"],
         costs=bt["costs"],

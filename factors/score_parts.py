@@ -60,15 +60,21 @@ def ic_block(
     quantiles: int,
     min_obs: int,
 ) -> dict[str, Any]:
-    """IC / RankIC summaries, quantile mean returns and spreads for every horizon."""
-    fwd = forward_returns(panel, horizons, lag)
-    cs = ic.cross_section(factor, fwd, quantiles=quantiles, min_obs=min_obs)
+    """IC / RankIC summaries, quantile mean returns and spreads for every horizon.
+
+    One horizon at a time, so memory stays at a few (T, N) arrays however many horizons.
+    """
     ppy = panel.periods_per_year if panel.interval_us else None
     out: dict[str, Any] = {"ic": {}, "rank_ic": {}, "quantile_returns": {}, "spread": {}}
     for i, h in enumerate(horizons):
-        out["ic"][h] = ic.ic_summary(cs.ic[i], h, ppy)
-        out["rank_ic"][h] = ic.ic_summary(cs.rank_ic[i], h, ppy)
-        qm = cs.qmean[i]
+        fwd = forward_returns(panel, (h,), lag)
+        cs = ic.cross_section(factor, fwd, quantiles=quantiles, min_obs=min_obs)
+        if i == 0:
+            out["rank_ic_series_h1"] = cs.rank_ic[0]
+            out["fwd1"] = fwd[0]
+        out["ic"][h] = ic.ic_summary(cs.ic[0], h, ppy)
+        out["rank_ic"][h] = ic.ic_summary(cs.rank_ic[0], h, ppy)
+        qm = cs.qmean[0]
         means = [_nanmean(qm[:, k]) for k in range(quantiles)]
         out["quantile_returns"][h] = means
         spread_rows = qm[:, -1] - qm[:, 0]
@@ -78,8 +84,6 @@ def ic_block(
             "per_bar": s["mean"] / h,
             "t_stat": s["t_stat"],
         }
-    out["rank_ic_series_h1"] = cs.rank_ic[0]
-    out["fwd"] = fwd
     return out
 
 
