@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
         try:
             table = query(store, statement, limit=limit)
         except DataError as exc:
-            views = ", ".join(dataset_views(store)) if store.is_dir() else "none"
+            names = [*dataset_views(store), *(["sweep_results"] if (store / "results").is_dir()
+                                               else [])] if store.is_dir() else []  # fmt: skip
+            views = ", ".join(names) or "none"
             typer.echo(f"error: {exc}\n(tables: {views})", err=True)
             raise typer.Exit(code=2) from None
         if as_json:

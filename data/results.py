@@ -3,7 +3,10 @@
 Layout (hive-style, so DuckDB/Polars/Spark read it like the market data)::
 
     <root>/results/sweep=<sweep_id>/chunk=<00012>.parquet
-    <root>/results/sweep=<sweep_id>/spec.json
+    <root>/results/sweep=<sweep_id>/_spec.json
+
+The spec's leading underscore hides it from Spark/Hadoop readers (which would otherwise try to
+read it as parquet); DuckDB and Polars read ``chunk=*.parquet`` globs (see docs/store.md).
 
 A chunk file exists only once the whole chunk is written (temp file + fsync + rename), so an
 interrupted sweep resumes by skipping the chunks whose file exists and recomputing nothing.
@@ -41,7 +44,7 @@ class ResultsStore:
     def write_spec(self, spec: dict[str, Any]) -> None:
         """Record the sweep's specification (refuses a different spec under the same id)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / "spec.json"
+        path = self.dir / "_spec.json"
         text = json.dumps(spec, sort_keys=True, indent=2)
         if path.exists() and json.loads(path.read_text()) != json.loads(text):
             raise StoreError(f"{path}: a different sweep spec is stored under id {self.sweep_id}")

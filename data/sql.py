@@ -5,8 +5,9 @@ Every ``dataset=<name>`` folder of the store becomes a view named after the data
 ``read_parquet('<root>/exchange=*/market=*/dataset=<name>/symbol=*/month=*/*.parquet',
 hive_partitioning = true)``, so the
 partition columns ``exchange``, ``market``, ``symbol`` and ``month`` are queryable and pruned.
-Polars reads the same files with ``pl.scan_parquet(root + '/**/*.parquet',
-hive_partitioning=True)``; Spark with ``spark.read.parquet(root)`` (partition discovery).
+Sweep results stored under ``<root>/results`` (data.results) are the view ``sweep_results``
+(one row per trial, partition column ``sweep`` kept as text). Polars and Spark read one
+dataset folder at a time (a ``root/**`` glob mixes schemas): see docs/store.md.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def query(root: str | Path, sql: str, limit: int | None = None) -> pa.Table:
             path = glob.replace("'", "''")
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}', "
                         "hive_partitioning = true, union_by_name = true)")  # fmt: skip
+        results = base / "results"
+        if results.is_dir():
+            glob = str(results / "sweep=*" / "chunk=*.parquet").replace("'", "''")
+            con.execute("CREATE VIEW sweep_results AS SELECT * FROM read_parquet("
+                        f"'{glob}', hive_partitioning = true, hive_types = {{'sweep': VARCHAR}}, "
+                        "union_by_name = true)")  # fmt: skip
         rel = con.sql(sql)
         if rel is None:
             return pa.table({})
