@@ -94,6 +94,27 @@ def validate_book_ticker(
     return _book_report(table, off, cols[0], cols[1], off, cols[2], cols[3], p, source, dataset)
 
 
+_BOOK_BITS = (
+    (validate_nb.B_BIDS_UNSORTED, "bids_unsorted", "error", "bid prices not strictly descending"),
+    (validate_nb.B_ASKS_UNSORTED, "asks_unsorted", "error", "ask prices not strictly ascending"),
+    (validate_nb.B_CROSSED, "crossed_book", "error", "best bid > best ask"),
+    (validate_nb.B_LOCKED, "locked_book", "error", "best bid == best ask"),
+    (validate_nb.B_NONPOS_QTY, "non_positive_qty", "error", "a level with qty <= 0 or NaN"),
+    (validate_nb.B_NONPOS_PRICE, "non_positive_price", "error", "a level with price <= 0 or NaN"),
+)
+"""Snapshot checks from flag bits: (bit, name, severity, description)."""
+
+
+def _spread_z(s: Any, p: BookChecks) -> Any:
+    """Robust z of spreads vs the strided reference, scale max(1.4826*MAD, median spread)."""
+    _, med, mad = strided_zscore(
+        s, p.spread_window, max(1, p.spread_window // 8), p.spread_window // 2, 0.0
+    )
+    scale = np.maximum(validate_rolling_nb.MAD_SCALE * mad, med)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (s - med) / scale
+
+
 def _book_report(
     table: pa.Table,
     bo: I64,
@@ -119,114 +140,36 @@ def _book_report(
     step_all = np.zeros(n, dtype=np.int64)
     for _sym, grp in symbol_groups(table):
         rows = rows_of(grp, n)
-        s = np.ascontiguousarray(spread[grp])
-        _, med, mad = strided_zscore(
-            s, p.spread_window, max(1, p.spread_window // 8), p.spread_window // 2, 0.0
-        )
-        scale = np.maximum(validate_rolling_nb.MAD_SCALE * mad, med)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (s - med) / scale
-        z_all[grp] = z
-        out_rows.append(rows[z > p.spread_z])
-        ts = t[grp]
-        step = np.diff(ts)
+        z_all[grp] = _spread_z(np.ascontiguousarray(spread[grp]), p)
+        out_rows.append(rows[z_all[grp] > p.spread_z])
+        step = np.diff(t[grp])
         step_all[rows[1:]] = step
         back_rows.append(rows[1:][step < 0])
         pos = step[step > 0]
-        max_gap = (
-            p.max_gap_us
-            if p.max_gap_us is not None
-            else (10 * int(np.median(pos)) if pos.size else 0)
-        )
+        max_gap = p.max_gap_us
+        if max_gap is None:
+            max_gap = 10 * int(np.median(pos)) if pos.size else 0
         if max_gap > 0:
             gap_rows.append(rows[1:][step > max_gap])
-    nb = validate_nb
     v = {"best_bid": bb, "best_ask": ba}
     cat = concat_rows
-    checks = [
-        bit_check(
-            flags,
-            nb.B_BIDS_UNSORTED,
-            "bids_unsorted",
-            dataset,
-            "error",
-            "bid prices not strictly descending",
-            t,
-            v,
-        ),
-        bit_check(
-            flags,
-            nb.B_ASKS_UNSORTED,
-            "asks_unsorted",
-            dataset,
-            "error",
-            "ask prices not strictly ascending",
-            t,
-            v,
-        ),
-        bit_check(
-            flags, nb.B_CROSSED, "crossed_book", dataset, "error", "best bid > best ask", t, v
-        ),
-        bit_check(
-            flags, nb.B_LOCKED, "locked_book", dataset, "error", "best bid == best ask", t, v
-        ),
-        bit_check(
-            flags,
-            nb.B_NONPOS_QTY,
-            "non_positive_qty",
-            dataset,
-            "error",
-            "a level with qty <= 0 or NaN",
-            t,
-            v,
-        ),
-        bit_check(
-            flags,
-            nb.B_NONPOS_PRICE,
-            "non_positive_price",
-            dataset,
-            "error",
-            "a level with price <= 0 or NaN",
-            t,
-            v,
-        ),
-        bit_check(
-            flags,
-            nb.B_FEW_LEVELS,
-            "few_levels",
-            dataset,
-            "warning",
-            f"fewer than {levels} levels on a side",
-            t,
-            {"bid_levels": np.diff(bo), "ask_levels": np.diff(ao)},
-        ),
-        make_check(
-            "spread_outlier",
-            dataset,
-            "warning",
-            f"spread above median by > {p.spread_z:g} x max(1.4826*MAD, median)",
-            cat(out_rows),
-            t,
-            v | {"spread": spread, "z": z_all},
-        ),
-        make_check(
-            "snapshot_gap",
-            dataset,
-            "warning",
-            "time step to the previous snapshot above the gap limit",
-            cat(gap_rows),
-            t,
-            {"step_us": step_all},
-        ),
-        make_check(
-            "non_monotonic_time",
-            dataset,
-            "warning",
-            "ts earlier than the previous snapshot of the symbol",
-            cat(back_rows),
-            t,
-        ),
+    checks = [bit_check(flags, bit, name, dataset, sev, desc, t, v)
+              for bit, name, sev, desc in _BOOK_BITS]  # fmt: skip
+    # fmt: off
+    checks += [
+        bit_check(flags, validate_nb.B_FEW_LEVELS, "few_levels", dataset, "warning",
+                  f"fewer than {levels} levels on a side", t,
+                  {"bid_levels": np.diff(bo), "ask_levels": np.diff(ao)}),
+        make_check("spread_outlier", dataset, "warning",
+                   f"spread above median by > {p.spread_z:g} x max(1.4826*MAD, median)",
+                   cat(out_rows), t, v | {"spread": spread, "z": z_all}),
+        make_check("snapshot_gap", dataset, "warning",
+                   "time step to the previous snapshot above the gap limit", cat(gap_rows), t,
+                   {"step_us": step_all}),
+        make_check("non_monotonic_time", dataset, "warning",
+                   "ts earlier than the previous snapshot of the symbol", cat(back_rows), t),
     ]
+    # fmt: on
     return assemble(dataset, source, n, checks, n, 0)
 
 

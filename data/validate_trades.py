@@ -17,6 +17,7 @@ from data.validate_common import (
     I64,
     FlagIndex,
     assemble,
+    concat_rows,
     f64,
     i64,
     require_columns,
@@ -127,22 +128,9 @@ def validate_trades(
         )[0]
         z_all[grp] = z
         out_parts.append(rows[np.abs(z) > p.outlier_z])
-    checks = _checks(
-        dataset,
-        agg,
-        has_ids,
-        flags,
-        missing,
-        dup_parts,
-        out_parts,
-        t,
-        ids,
-        fid,
-        lid,
-        px,
-        qty,
-        z_all,
-    )
+    cols = {"id": ids, "first_trade_id": fid, "last_trade_id": lid, "price": px, "qty": qty,
+            "z": z_all, "missing": missing, "ts": t}  # fmt: skip
+    checks = _checks(dataset, agg, has_ids, FlagIndex(flags), dup_parts, out_parts, cols)
     return assemble(dataset, source, n, checks, expected, int(missing.sum()))
 
 
@@ -162,121 +150,54 @@ def _id_order(gi: I64, rows: I64, fi: FlagIndex, missing: I64) -> tuple[I64, int
     return dup, int(uniq[-1] - uniq[0] + 1)
 
 
+_FLAG_CHECKS = (
+    (validate_nb.T_TS_STEP_BACK, "non_monotonic_time", "ts earlier than the previous row of the "
+     "symbol", ("id",), False),
+    (validate_nb.T_NONPOS_PRICE, "non_positive_price", "price <= 0 or NaN", ("id", "price"), False),
+    (validate_nb.T_NONPOS_QTY, "non_positive_qty", "qty <= 0 or NaN", ("id", "qty"), False),
+    (validate_nb.T_FIRST_LAST_GAP, "first_last_gap", "consecutive aggTrades with first_trade_id "
+     "!= previous last_trade_id + 1", ("id", "first_trade_id", "last_trade_id"), True),
+    (validate_nb.T_FIRST_GT_LAST, "first_gt_last", "first_trade_id > last_trade_id",
+     ("id", "first_trade_id", "last_trade_id"), True),
+)  # fmt: skip
+"""(bit, name, description, columns shown, aggTrades-with-ids only)."""
+
+
 def _checks(
-    dataset: str,
-    agg: bool,
-    has_ids: bool,
-    flags: Any,
-    missing: I64,
-    dup_parts: list[I64],
-    out_parts: list[I64],
-    t: I64,
-    ids: I64,
-    fid: I64,
-    lid: I64,
-    px: Any,
-    qty: Any,
-    z: Any,
-) -> list[CheckResult]:
-    nb = validate_nb
-    fi = FlagIndex(flags)
-    idv = {"id": ids}
-    gap_rows = np.flatnonzero(missing > 0).astype(np.int64)
-    details = [
-        {
-            "row": int(i),
-            "missing_from_id": int(ids[i] - missing[i]),
-            "missing_to_id": int(ids[i] - 1),
-            "missing": int(missing[i]),
-        }
-        for i in gap_rows[:1000]
-    ]
-    dups = np.concatenate(dup_parts) if dup_parts else np.zeros(0, np.int64)
-    back = fi.rows_of(nb.T_ID_STEP_BACK)
+    dataset: str, agg: bool, has_ids: bool, fi: FlagIndex, dup_parts: list[I64],
+    out_parts: list[I64], cols: dict[str, Any],
+) -> list[CheckResult]:  # fmt: skip
+    t, ids, missing = cols["ts"], cols["id"], cols["missing"]
     out: list[CheckResult] = []
     if has_ids:
+        gap_rows = np.flatnonzero(missing > 0).astype(np.int64)
+        details = [{"row": int(i), "missing_from_id": int(ids[i] - missing[i]),
+                    "missing_to_id": int(ids[i] - 1), "missing": int(missing[i])}
+                   for i in gap_rows[:1000]]  # fmt: skip
+        dups = concat_rows(dup_parts)
+        back = fi.rows_of(validate_nb.T_ID_STEP_BACK)
+        # fmt: off
         out += [
-            make_check(
-                "missing_ids",
-                dataset,
-                "error",
-                "ids missing between consecutive rows (count = missing trades)",
-                gap_rows,
-                t,
-                idv | {"missing": missing},
-                count=int(missing.sum()),
-                details=details,
-            ),
-            make_check(
-                "duplicate_ids", dataset, "error", "row repeats an earlier row's id", dups, t, idv
-            ),
-            make_check(
-                "id_step_back",
-                dataset,
-                "error",
-                "id lower than the previous row's (not a duplicate)",
-                back[~np.isin(back, dups)],
-                t,
-                idv,
-            ),
+            make_check("missing_ids", dataset, "error",
+                       "ids missing between consecutive rows (count = missing trades)",
+                       gap_rows, t, {"id": ids, "missing": missing},
+                       count=int(missing.sum()), details=details),
+            make_check("duplicate_ids", dataset, "error", "row repeats an earlier row's id",
+                       dups, t, {"id": ids}),
+            make_check("id_step_back", dataset, "error",
+                       "id lower than the previous row's (not a duplicate)",
+                       back[~np.isin(back, dups)], t, {"id": ids}),
         ]
-    if agg and has_ids:
-        out += [
-            make_check(
-                "first_last_gap",
-                dataset,
-                "error",
-                "consecutive aggTrades with first_trade_id != previous last_trade_id + 1",
-                fi.rows_of(nb.T_FIRST_LAST_GAP),
-                t,
-                idv | {"first_trade_id": fid, "last_trade_id": lid},
-            ),
-            make_check(
-                "first_gt_last",
-                dataset,
-                "error",
-                "first_trade_id > last_trade_id",
-                fi.rows_of(nb.T_FIRST_GT_LAST),
-                t,
-                idv | {"first_trade_id": fid, "last_trade_id": lid},
-            ),
-        ]
-    out += [
-        make_check(
-            "non_monotonic_time",
-            dataset,
-            "error",
-            "ts earlier than the previous row of the symbol",
-            fi.rows_of(nb.T_TS_STEP_BACK),
-            t,
-            idv,
-        ),
-        make_check(
-            "non_positive_price",
-            dataset,
-            "error",
-            "price <= 0 or NaN",
-            fi.rows_of(nb.T_NONPOS_PRICE),
-            t,
-            idv | {"price": px},
-        ),
-        make_check(
-            "non_positive_qty",
-            dataset,
-            "error",
-            "qty <= 0 or NaN",
-            fi.rows_of(nb.T_NONPOS_QTY),
-            t,
-            idv | {"qty": qty},
-        ),
-        make_check(
-            "price_outlier",
-            dataset,
-            "warning",
-            "price far from the median of the preceding trades (robust z)",
-            np.concatenate(out_parts) if out_parts else np.zeros(0, np.int64),
-            t,
-            idv | {"price": px, "z": z},
-        ),
-    ]
+        # fmt: on
+    for bit, name, desc, shown, agg_only in _FLAG_CHECKS:
+        if agg_only and not (agg and has_ids):
+            continue
+        vals = {k: cols[k] for k in shown}
+        out.append(make_check(name, dataset, "error", desc, fi.rows_of(bit), t, vals))
+    out.append(
+        make_check("price_outlier", dataset, "warning",
+                   "price far from the median of the preceding trades (robust z)",
+                   concat_rows(out_parts), t, {"id": ids, "price": cols["price"],
+                                               "z": cols["z"]})
+    )  # fmt: skip
     return out
