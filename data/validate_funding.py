@@ -104,72 +104,28 @@ def validate_funding(
     cat = concat_rows
     vals: dict[str, Any] = {"funding_rate": rate}
     mr = cat(miss_rows)
-    details = [
-        {
-            "row": int(i),
-            "after": iso_us(int(t[i]) - int(miss_n[i] + 1) * int(iv_all[i])),
-            "missing": int(miss_n[i]),
-        }
-        for i in mr[:1000]
-    ]
+    details = [{"row": int(i), "after": iso_us(int(t[i]) - int(miss_n[i] + 1) * int(iv_all[i])),
+                "missing": int(miss_n[i])} for i in mr[:1000]]  # fmt: skip
+    ivh = {"interval_h": iv_all // HOUR_US}
+    # fmt: off
     checks = [
-        make_check(
-            "duplicate_funding",
-            dataset,
-            "error",
-            "repeats a funding_time of the symbol",
-            cat(dups),
-            t,
-            vals,
-        ),
-        make_check(
-            "non_monotonic_time",
-            dataset,
-            "error",
-            "funding_time earlier than the previous row's",
-            cat(back),
-            t,
-            vals,
-        ),
-        make_check(
-            "non_positive_mark_price",
-            dataset,
-            "error",
-            "mark_price <= 0",
-            np.flatnonzero(mark <= 0).astype(np.int64),
-            t,
-            {"mark_price": mark},
-        ),
-        make_check(
-            "missing_funding",
-            dataset,
-            "warning",
-            "funding events missing on the interval schedule (count = events)",
-            mr,
-            t,
-            {"missing": miss_n, "interval_h": iv_all // HOUR_US},
-            count=int(miss_n.sum()),
-            details=details,
-        ),
-        make_check(
-            "irregular_funding_time",
-            dataset,
-            "warning",
-            "funding time off the interval grid (anchored at 00:00 UTC)",
-            cat(irr),
-            t,
-            {"interval_h": iv_all // HOUR_US},
-        ),
-        make_check(
-            "funding_outlier",
-            dataset,
-            "warning",
-            f"|robust z| > {p.outlier_z:g} or |rate| > {p.max_abs_rate:g}",
-            cat(outl),
-            t,
-            vals | {"z": z_all},
-        ),
+        make_check("duplicate_funding", dataset, "error", "repeats a funding_time of the symbol",
+                   cat(dups), t, vals),
+        make_check("non_monotonic_time", dataset, "error",
+                   "funding_time earlier than the previous row's", cat(back), t, vals),
+        make_check("non_positive_mark_price", dataset, "error", "mark_price <= 0",
+                   np.flatnonzero(mark <= 0).astype(np.int64), t, {"mark_price": mark}),
+        make_check("missing_funding", dataset, "warning",
+                   "funding events missing on the interval schedule (count = events)", mr, t,
+                   {"missing": miss_n} | ivh, count=int(miss_n.sum()), details=details),
+        make_check("irregular_funding_time", dataset, "warning",
+                   "funding time off the interval grid (anchored at 00:00 UTC)", cat(irr), t,
+                   ivh),
+        make_check("funding_outlier", dataset, "warning",
+                   f"|robust z| > {p.outlier_z:g} or |rate| > {p.max_abs_rate:g}", cat(outl), t,
+                   vals | {"z": z_all}),
     ]
+    # fmt: on
     return assemble(dataset, source, n, checks, expected, int(miss_n.sum()))
 
 
