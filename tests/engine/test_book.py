@@ -4,6 +4,7 @@ cryptofeed streams, Tardis samples) with zero breaks, no crossed book and bookTi
 
 from __future__ import annotations
 
+import json
 import math
 from functools import cache
 from pathlib import Path
@@ -263,3 +264,24 @@ def test_real_tardis_samples(real_dir: Path) -> None:
         assert np.all(np.abs(f["imbalance_5bps"]) <= 1)
         before = book_levels_at(books, ts[:1] - 1, ["BTCUSDT"], latency_us=0)
         assert math.isnan(before.bid_px[0, 0, 0])
+
+
+def test_real_rest_snapshots_alone(real_dir: Path) -> None:
+    """Binance REST depth snapshots without a stream: each symbol's book is its snapshot."""
+    http = real_dir / "binance_ws_cryptofeed" / "BINANCE.http.0.0"
+    depth = read_cryptofeed([http]).depth_updates
+    rb = rebuild_books(depth, np.array([2_000_000_000_000_000]), levels=1000)
+    for line in http.read_text().splitlines():
+        if not line.strip():
+            continue
+        url, _, rest = line.partition(" -> ")
+        body = json.loads(rest.partition(": ")[2])
+        j = rb.symbols.index(url.split("symbol=")[1].split("&")[0])
+        bids = np.array(body["bids"], dtype=np.float64)
+        asks = np.array(body["asks"], dtype=np.float64)
+        nb, na = len(bids), len(asks)
+        np.testing.assert_array_equal(rb.levels.bid_px[0, j, :nb], bids[:, 0])
+        np.testing.assert_array_equal(rb.levels.bid_qty[0, j, :nb], bids[:, 1])
+        np.testing.assert_array_equal(rb.levels.ask_px[0, j, :na], asks[:, 0])
+        np.testing.assert_array_equal(rb.levels.ask_qty[0, j, :na], asks[:, 1])
+        assert rb.stats[rb.symbols[j]]["snapshots"] == 1
