@@ -240,47 +240,21 @@ def validate_depth_updates(
         back_rows.append(dv[1:][np.diff(t[dv]) < 0])
     cat = concat_rows
     ids = {"first_update_id": U, "last_update_id": u, "prev_update_id": pu}
-    checks: list[CheckResult] = []
-    if has_ids:
-        rule = "pu == prev_u" if fut else "U == prev_u + 1"
-        checks.append(
-            make_check(
-                "sequence_break",
-                dataset,
-                "error",
-                f"diff event breaking the update-id chain ({rule})",
-                cat(brk_rows),
-                t,
-                ids,
-            )
-        )
+    rule = "pu == prev_u" if fut else "U == prev_u + 1"
+    bad_qty = np.flatnonzero(~(qty >= 0) | (snap & (qty == 0))).astype(np.int64)
+    # fmt: off
+    checks: list[CheckResult] = [
+        make_check("sequence_break", dataset, "error",
+                   f"diff event breaking the update-id chain ({rule})", cat(brk_rows), t, ids),
+    ] if has_ids else []
     checks += [
-        make_check(
-            "non_monotonic_time",
-            dataset,
-            "warning",
-            "event ts earlier than the previous event's",
-            cat(back_rows),
-            t,
-            ids,
-        ),
-        make_check(
-            "non_positive_price",
-            dataset,
-            "error",
-            "price <= 0 or NaN",
-            np.flatnonzero(~(px > 0)).astype(np.int64),
-            t,
-            {"price": px},
-        ),
-        make_check(
-            "negative_qty",
-            dataset,
-            "error",
-            "qty < 0 or NaN (or 0 in a snapshot)",
-            np.flatnonzero(~(qty >= 0) | (snap & (qty == 0))).astype(np.int64),
-            t,
-            {"qty": qty, "is_snapshot": snap},
-        ),
+        make_check("non_monotonic_time", dataset, "warning",
+                   "diff event ts earlier than the previous diff event's", cat(back_rows), t,
+                   ids),
+        make_check("non_positive_price", dataset, "error", "price <= 0 or NaN",
+                   np.flatnonzero(~(px > 0)).astype(np.int64), t, {"price": px}),
+        make_check("negative_qty", dataset, "error", "qty < 0 or NaN (or 0 in a snapshot)",
+                   bad_qty, t, {"qty": qty, "is_snapshot": snap}),
     ]
+    # fmt: on
     return assemble(dataset, source, n, checks, n, 0)
