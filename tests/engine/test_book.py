@@ -285,3 +285,19 @@ def test_real_rest_snapshots_alone(real_dir: Path) -> None:
         np.testing.assert_array_equal(rb.levels.ask_px[0, j, :na], asks[:, 0])
         np.testing.assert_array_equal(rb.levels.ask_qty[0, j, :na], asks[:, 1])
         assert rb.stats[rb.symbols[j]]["snapshots"] == 1
+
+
+def test_real_sampling_has_no_lookahead(real_dir: Path) -> None:
+    """Samples at or before a cut time are identical whether or not later rows exist."""
+    depth = _recording(real_dir, "usdm_btcusdt_2023").depth_updates
+    lt = depth["local_ts"].cast(pa.int64()).to_numpy()
+    grid = np.arange(lt.min(), lt.max(), 3_000_000)
+    cut_t = int(grid[grid.size // 2])
+    n_keep = int(np.searchsorted(np.maximum.accumulate(lt), cut_t, side="right"))
+    full = rebuild_books(depth, grid, levels=50, depth_bps=(10.0,))
+    part = rebuild_books(depth.slice(0, n_keep), grid, levels=50, depth_bps=(10.0,))
+    early = grid <= cut_t
+    assert early.sum() > 10
+    for a, b in zip(full.levels._arrays(), part.levels._arrays(), strict=True):
+        np.testing.assert_array_equal(a[early], b[early])
+    np.testing.assert_array_equal(full.depth_bid[early], part.depth_bid[early])
