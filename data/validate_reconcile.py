@@ -104,53 +104,26 @@ def reconcile_klines_agg_trades(
     orphan = int(np.count_nonzero(~np.isin(inner, ko))) if inner.size else 0
     vals = {f"kline_{k}": kv[k] for k in kv} | {f"trades_{k}": tv[k] for k in tv}
     idx = np.flatnonzero
+    k = "klines"
+    # fmt: off
     checks = [
-        make_check(
-            "recon_ohlc_mismatch",
-            "klines",
-            "error",
-            "kline OHLC != OHLC rebuilt from aggTrades",
-            idx(ohlc_bad),
-            ko,
-            vals,
-        ),
-        make_check(
-            "recon_volume_mismatch",
-            "klines",
-            "error",
-            f"kline volume differs from the aggTrades sum by > {volume_rtol:g} relative",
-            idx(vol_bad),
-            ko,
-            {"kline_volume": kv["volume"], "trades_volume": tv["volume"]},
-        ),
-        make_check(
-            "recon_trades_mismatch",
-            "klines",
-            "error",
-            f"kline trade count differs from sum(last-first+1) by > {trades_tol}",
-            idx(tr_bad),
-            ko,
-            {"kline_trades": kt, "agg_trades_count": tt},
-        ),
-        make_check(
-            "recon_bar_without_trades",
-            "klines",
-            "error",
-            "kline with volume inside the aggTrades coverage but no aggTrade",
-            idx(no_tr),
-            ko,
-            {"kline_volume": kv["volume"]},
-        ),
-        make_check(
-            "recon_trades_without_bar",
-            "klines",
-            "error",
-            "bars rebuilt from aggTrades with no exchange kline (count = bars)",
-            np.zeros(0, np.int64),
-            ko,
-            count=orphan,
-        ),
+        make_check("recon_ohlc_mismatch", k, "error", "kline OHLC != OHLC rebuilt from aggTrades",
+                   idx(ohlc_bad), ko, vals),
+        make_check("recon_volume_mismatch", k, "error",
+                   f"kline volume differs from the aggTrades sum by > {volume_rtol:g} relative",
+                   idx(vol_bad), ko, {"kline_volume": kv["volume"],
+                                      "trades_volume": tv["volume"]}),
+        make_check("recon_trades_mismatch", k, "error",
+                   f"kline trade count differs from sum(last-first+1) by > {trades_tol}",
+                   idx(tr_bad), ko, {"kline_trades": kt, "agg_trades_count": tt}),
+        make_check("recon_bar_without_trades", k, "error",
+                   "kline with volume inside the aggTrades coverage but no aggTrade",
+                   idx(no_tr), ko, {"kline_volume": kv["volume"]}),
+        make_check("recon_trades_without_bar", k, "error",
+                   "bars rebuilt from aggTrades with no exchange kline (count = bars)",
+                   np.zeros(0, np.int64), ko, count=orphan),
     ]
+    # fmt: on
     return assemble("klines", source, klines.num_rows, checks, int(inside.sum()), 0)
 
 
