@@ -2,9 +2,10 @@
 
 Workloads (one asset, random-walk 1-minute bars, opens = previous close with a small gap):
 
-- **W1**: ``--rows`` bars (default 1,000,000), momentum sign signal (20-bar return), target
-  weight +-0.5 every bar, 4 bps fees, lag 1 (decided at row t's close, filled at row t+1's
-  open), equity marked at each close. Every bar rebalances back to the target.
+- **W1**: ``--rows`` bars (default 1,000,000), momentum sign signal (sign of the 1,440-bar,
+  one-day, return), target weight +-0.5 every bar, 4 bps fees, lag 1 (decided at row t's
+  close, filled at row t+1's open), equity marked at each close. Every bar rebalances back to
+  the target. Starting equity 1e6 for every tool.
 - **W2**: ``--w2-rows`` bars (default 100,000) x ``--cols`` (default 1,000) moving-average
   crossover parameter sets (fast in 2..41, slow in 50, 60, ...). Long at 1 / (1 + fee) when
   the fast MA crosses above the slow one, flat when it crosses below, NaN (hold) otherwise;
@@ -28,7 +29,7 @@ Tools:
 Parity (``--check``, before timing; the largest relative difference is reported): equity
 curves (W1) / final equities (W2) against ours, rtol 1e-9 (W2: vectorbt sizes an all-cash buy
 as cash / (price * (1 + fee)), we as weight * equity / price with the weight 1 / (1 + fee), the
-same number up to rounding), except W1 vs vectorbt at rtol 1e-6: vectorbt skips an order whose
+same number up to rounding), except W1 vs vectorbt at rtol 1e-7: vectorbt skips an order whose
 size is within its float tolerance of zero (a tiny rebalance), which we execute. The W1
 weights are +-0.5 so that vectorbt never has to shrink a buy for lack of cash.
 
@@ -71,7 +72,8 @@ from engine.backtest_stats import run_backtest_stats  # noqa: E402
 
 FEE_BPS = 4.0
 FEE = FEE_BPS * 1e-4
-MOM_LOOKBACK = 20
+MOM_LOOKBACK = 1440  # one day of 1-minute bars
+INIT_CASH = 1e6  # quote units; positions of thousands of units, far from any size tolerance
 
 
 # ---------------------------------------------------------------- inputs
@@ -86,7 +88,7 @@ def make_prices(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def w1_weights(close: np.ndarray) -> np.ndarray:
-    """+-0.5 by the sign of the 20-bar return; NaN (no order) before it exists."""
+    """+-0.5 by the sign of the one-day return; NaN (no order) before it exists."""
     w = np.full(close.shape, np.nan)
     w[MOM_LOOKBACK:] = 0.5 * np.sign(close[MOM_LOOKBACK:] / close[:-MOM_LOOKBACK] - 1.0)
     return w
@@ -131,14 +133,14 @@ def _crossover_weights(close, windows, long_w):  # type: ignore[no-untyped-def]
 
 # ---------------------------------------------------------------- fused loops (practical limit)
 @njit(cache=True, error_model="numpy")
-def fused_w1(w, open_, close, fee):  # type: ignore[no-untyped-def]
+def fused_w1(w, open_, close, fee, init_cash):  # type: ignore[no-untyped-def]
     """Target weights, lag 1, fill at the next open, mark at the close: equity and returns."""
     t_len = w.shape[0]
     eq = np.empty(t_len)
     ret = np.empty(t_len)
-    cash = 1.0
+    cash = init_cash
     pos = 0.0
-    prev = 1.0
+    prev = init_cash
     for s in range(t_len):
         if s >= 1:
             wt = w[s - 1]
@@ -156,12 +158,12 @@ def fused_w1(w, open_, close, fee):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def fused_w2(w, open_, close, fee):  # type: ignore[no-untyped-def]
+def fused_w2(w, open_, close, fee, init_cash):  # type: ignore[no-untyped-def]
     """(K, T, 1) weights -> (K,) final equities, parallel over parameter sets."""
     k_len, t_len, _ = w.shape
     final = np.empty(k_len)
     for k in prange(k_len):
-        cash = 1.0
+        cash = init_cash
         pos = 0.0
         for s in range(1, t_len):
             wt = w[k, s - 1, 0]
@@ -178,7 +180,7 @@ def fused_w2(w, open_, close, fee):  # type: ignore[no-untyped-def]
 def numpy_loop(w_kt: np.ndarray, open_: np.ndarray, close: np.ndarray, fee: float) -> np.ndarray:
     """(K, T) weights -> (K, T) equity: the recursion over bars, numpy over parameter sets."""
     k_len, t_len = w_kt.shape
-    cash = np.ones(k_len)
+    cash = np.full(k_len, INIT_CASH)
     pos = np.zeros(k_len)
     eq = np.empty((k_len, t_len))
     for s in range(t_len):
@@ -202,7 +204,7 @@ def vbt_w1(w: np.ndarray, open_: np.ndarray, close: np.ndarray) -> np.ndarray:
     size[1:] = w[:-1]  # row t's decision is an order at row t + 1's open
     pf = vbt.Portfolio.from_orders(
         close, size, size_type="targetpercent", price=open_, fees=FEE, direction="both",
-        init_cash=1.0, freq="1min",
+        init_cash=INIT_CASH, freq="1min",
     )  # fmt: skip
     return np.asarray(pf.value())
 
@@ -215,7 +217,7 @@ def vbt_w2(entries: np.ndarray, exits: np.ndarray, open_: np.ndarray, close: np.
     ent[1:] = entries.T[:-1]  # (T, K), one row later for the lag
     ext[1:] = exits.T[:-1]
     pf = vbt.Portfolio.from_signals(
-        close[:, None], ent, ext, price=open_[:, None], fees=FEE, init_cash=1.0, freq="1min",
+        close[:, None], ent, ext, price=open_[:, None], fees=FEE, init_cash=INIT_CASH, freq="1min",
         direction="longonly",
     )  # fmt: skip
     return np.asarray(pf.final_value())
@@ -260,12 +262,16 @@ def w1_cases(rows: int, numpy_rows: int, seed: int) -> tuple[list[BenchCase], di
     w = w1_weights(close)
 
     def ours() -> np.ndarray:
-        return run_backtest(w, close=close, open=open_, lag=1, fee_bps=FEE_BPS).equity
+        return run_backtest(
+            w, close=close, open=open_, lag=1, fee_bps=FEE_BPS, init_cash=INIT_CASH
+        ).equity
 
     n = min(numpy_rows, rows)
 
     def ours_slice() -> np.ndarray:
-        return run_backtest(w[:n], close=close[:n], open=open_[:n], fee_bps=FEE_BPS).equity
+        return run_backtest(
+            w[:n], close=close[:n], open=open_[:n], fee_bps=FEE_BPS, init_cash=INIT_CASH
+        ).equity
 
     def close_enough(a: Any, b: Any) -> None:
         np.testing.assert_allclose(np.ravel(b), np.ravel(a), rtol=1e-9, atol=0)
@@ -273,13 +279,13 @@ def w1_cases(rows: int, numpy_rows: int, seed: int) -> tuple[list[BenchCase], di
     def close_to_vbt(a: Any, b: Any) -> None:
         # vectorbt drops an order whose size is within its float tolerance of zero (a tiny
         # rebalance); each drop moves equity by ~1e-9 relative
-        np.testing.assert_allclose(np.ravel(b), np.ravel(a), rtol=1e-6, atol=0)
+        np.testing.assert_allclose(np.ravel(b), np.ravel(a), rtol=1e-7, atol=0)
 
     cases = [
         BenchCase("W1 vs vectorbt", ours, lambda: vbt_w1(w, open_, close), close_to_vbt),
         BenchCase("W1 vs numpy loop", ours_slice,
                   lambda: numpy_loop(w[None, :n], open_[:n], close[:n], FEE)[0], close_enough),
-        BenchCase("W1 vs fused numba", ours, lambda: fused_w1(w, open_, close, FEE)[0],
+        BenchCase("W1 vs fused numba", ours, lambda: fused_w1(w, open_, close, FEE, INIT_CASH)[0],
                   close_enough),
     ]  # fmt: skip
     return cases, {"rows": rows, "cols": 1, "numpy_rows": n}
@@ -297,13 +303,19 @@ def w2_cases(
     n = min(numpy_rows, rows)
 
     def ours_stats() -> np.ndarray:
-        return run_backtest_stats(w_tnk, close=close, open=open_, fee_bps=FEE_BPS).final_equity
+        return run_backtest_stats(
+            w_tnk, close=close, open=open_, fee_bps=FEE_BPS, init_cash=INIT_CASH
+        ).final_equity
 
     def ours_curves() -> np.ndarray:
-        return run_backtest(w_tnk, close=close, open=open_, fee_bps=FEE_BPS).equity[-1]
+        return run_backtest(
+            w_tnk, close=close, open=open_, fee_bps=FEE_BPS, init_cash=INIT_CASH
+        ).equity[-1]
 
     def ours_slice() -> np.ndarray:
-        res = run_backtest(w_tnk[:n], close=close[:n], open=open_[:n], fee_bps=FEE_BPS)
+        res = run_backtest(
+            w_tnk[:n], close=close[:n], open=open_[:n], fee_bps=FEE_BPS, init_cash=INIT_CASH
+        )
         return res.equity[-1]
 
     def close_enough(a: Any, b: Any) -> None:
@@ -313,7 +325,7 @@ def w2_cases(
         return vbt_w2(entries, exits, open_, close)
 
     def fused() -> Any:
-        return fused_w2(wk, open_, close, FEE)
+        return fused_w2(wk, open_, close, FEE, INIT_CASH)
 
     cases = [
         BenchCase("W2 stats vs vectorbt", ours_stats, vbt, close_enough),
@@ -386,11 +398,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # in-process warm-up of every compiled function (vectorbt's own JIT included)
     o, c = make_prices(200, 0)
     ww = w1_weights(c)
-    run_backtest(ww, close=c, open=o, fee_bps=FEE_BPS)
-    fused_w1(ww, o, c, FEE)
+    run_backtest(ww, close=c, open=o, fee_bps=FEE_BPS, init_cash=INIT_CASH)
+    fused_w1(ww, o, c, FEE, INIT_CASH)
     wk, en, ex = _crossover_weights(c, w2_windows(3), 1.0 / (1.0 + FEE))
-    run_backtest_stats(np.moveaxis(wk, 0, -1), close=c, open=o, fee_bps=FEE_BPS)
-    fused_w2(wk, o, c, FEE)
+    run_backtest_stats(
+        np.moveaxis(wk, 0, -1), close=c, open=o, fee_bps=FEE_BPS, init_cash=INIT_CASH
+    )
+    fused_w2(wk, o, c, FEE, INIT_CASH)
     vbt_w1(ww, o, c)
     vbt_w2(en, ex, o, c)
 

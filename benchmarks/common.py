@@ -1,8 +1,8 @@
 """Shared helpers of the benchmark scripts: cases, timing, machine description, tables.
 
-Timing reports the best wall time over ``repeat`` runs after ``warmup`` runs, and the process
-CPU time (user + system, all threads) of that same run: on the shared 2-core development
-machine other jobs inflate wall times several-fold, while CPU time mostly does not.
+Timing reports the best wall time over ``repeat`` runs after ``warmup`` runs, and the best
+process CPU time (user + system, all threads) over the same runs: on the shared 2-core
+development machine other jobs inflate wall times several-fold, while CPU time mostly does not.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class BenchCase:
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Best-of-``repeat`` wall time and the CPU time (all threads) of that run, seconds."""
+    """Best-of-``repeat`` wall time and best-of-``repeat`` CPU time (all threads), seconds."""
 
     wall_s: float
     cpu_s: float
@@ -49,19 +49,17 @@ def cpu_seconds() -> float:
 
 
 def measure(fn: Callable[[], Any], repeat: int, warmup: int) -> Timing:
-    """Run ``fn`` warmup times untimed, then ``repeat`` times; best wall and its CPU time."""
+    """Run ``fn`` warmup times untimed, then ``repeat`` times; the minimum wall and CPU times."""
     for _ in range(warmup):
         fn()
-    best = Timing(float("inf"), float("inf"))
+    walls, cpus = [], []
     for _ in range(max(repeat, 1)):
         c0 = cpu_seconds()
         t0 = time.perf_counter()
         fn()
-        wall = time.perf_counter() - t0
-        cpu = cpu_seconds() - c0
-        if wall < best.wall_s:
-            best = Timing(wall, cpu)
-    return best
+        walls.append(time.perf_counter() - t0)
+        cpus.append(cpu_seconds() - c0)
+    return Timing(min(walls), min(cpus))
 
 
 def _version(dist: str) -> str | None:
