@@ -104,7 +104,7 @@ class BacktestResult:
 
 
 def _per_k(name: str, value: Any, k: int, dtype: type = np.float64) -> np.ndarray:
-    arr = np.asarray(value, dtype=dtype)
+    arr: np.ndarray = np.asarray(value, dtype=dtype)
     if arr.ndim == 0:
         arr = np.full(k, arr.item(), dtype=dtype)
     if arr.shape != (k,):
@@ -291,7 +291,7 @@ def simulate(
     if np.any(kparams[:, 3] <= 0):
         raise OptionError(f"max_gross must be > 0; got {kparams[:, 3]}")
     out = allocate_outputs(k_len, t_len, n, bool(record_trades), bool(curves))
-    kernel = backtest_nb.simulate_weights if k_len > 1 else backtest_nb.simulate_weights_serial
+    kernel: Any = backtest_nb.simulate_weights if k_len > 1 else backtest_nb.simulate_weights_serial
     kernel(
         w, exec_px, exec_shift, close_a, fund, int(lag), np.ascontiguousarray(kparams),
         int(code.value), int(slip.exhaustion.value), float(slip.penalty_bps), lots,
@@ -347,7 +347,7 @@ def _finite_or_nan(name: str, a: Any, shape: tuple[int, int]) -> F64:
 def _context(slip: Slippage, code: SlippageModel, t_len: int, n: int) -> tuple[Any, ...]:
     """(ctx (3, T, N) or (3, 1, 1), bid_px, bid_qty, ask_px, ask_qty) for the kernel."""
     spread = sigma = adv = _NO_CTX
-    book = (_NO_BOOK,) * 4
+    book: tuple[np.ndarray, ...] = (_NO_BOOK,) * 4
     if code in (SlippageModel.HALF_SPREAD, SlippageModel.SQRT_IMPACT):
         if slip.spread_bps is None:
             raise OptionError(f"slippage model {code.name.lower()} needs spread_bps (T, N)")
