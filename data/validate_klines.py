@@ -7,6 +7,7 @@ report and its completeness score.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,9 @@ class KlineChecks:
             s -= 1
         return s
 
+
+_THREAD_MIN_ROWS = 200_000
+"""Symbols with at least this many bars score returns and ranges in two threads."""
 
 _OHLC = ("open", "high", "low", "close")
 _ROW_CHECKS = (
@@ -249,8 +253,15 @@ def _sequence_checks(
         starts, lens = validate_nb.run_starts(np.ascontiguousarray(v[ru] == 0.0), p.zero_volume_run)
         run_rows.append(_at(ru, starts))
         run_len[_at(ru, starts)] = lens
-        ret_rows.append(_return_outliers(c[ru], ru, p, shown))
-        rng_rows.append(_range_outliers(h[ru], lo[ru], ru, p, shown))
+        if ts_u.size >= _THREAD_MIN_ROWS:  # both scorings release the GIL: run them side by side
+            with ThreadPoolExecutor(2) as pool:
+                f_ret = pool.submit(_return_outliers, c[ru], ru, p, shown)
+                f_rng = pool.submit(_range_outliers, h[ru], lo[ru], ru, p, shown)
+                ret_rows.append(f_ret.result())
+                rng_rows.append(f_rng.result())
+        else:
+            ret_rows.append(_return_outliers(c[ru], ru, p, shown))
+            rng_rows.append(_range_outliers(h[ru], lo[ru], ru, p, shown))
     _classify_gaps(gaps, uniq)
     cat = concat_rows
     missing = sum(g["missing_bars"] for g in gaps)
