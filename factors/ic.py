@@ -68,7 +68,8 @@ def cs_ic(factor: F64, fwd: F64, method: Method = "spearman", min_obs: int = 3) 
     if method not in ("pearson", "spearman"):
         raise ScoreError(f"method must be 'pearson' or 'spearman'; got {method!r}")
     f, r = _pair(factor, fwd)
-    out: F64 = score_nb.cs_corr(f, r, method == "spearman", _min_obs(min_obs))
+    cs = cross_section(f, r[None], quantiles=2, min_obs=min_obs)
+    out: F64 = cs.rank_ic[0] if method == "spearman" else cs.ic[0]
     return out
 
 
@@ -93,7 +94,8 @@ def quantile_bins(factor: F64, quantiles: int = 5, min_obs: int = 3) -> I64:
     whose edges are not unique (many ties) are all -1, where pandas raises.
     """
     f = as_panel_array("factor", factor)
-    out: I64 = score_nb.cs_bins(f, qcut_probabilities(quantiles), _min_obs(min_obs))
+    qk = qcut_probabilities(quantiles)
+    out: I64 = score_nb.cs_bins(f, argsort_rows(f), qk, _min_obs(min_obs))
     return out
 
 
@@ -211,7 +213,8 @@ def rank_autocorrelation(factor: F64, lag: int = 1, min_obs: int = 3) -> F64:
     f = as_panel_array("factor", factor)
     if lag < 1:
         raise ScoreError(f"lag must be >= 1 row; got {lag}")
-    out: F64 = turnover_nb.cs_rank_autocorr(f, int(lag), _min_obs(min_obs))
+    ranks = turnover_nb.cs_ranks(f, argsort_rows(f))
+    out: F64 = turnover_nb.cs_rank_autocorr(ranks, int(lag), _min_obs(min_obs))
     return out
 
 

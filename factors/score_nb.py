@@ -139,57 +139,42 @@ def qcut_edges(sorted_x, n, qk, edges):  # type: ignore[no-untyped-def]
         edges[k] = b - d * (1.0 - g) if g >= 0.5 else a + d * g
 
 
-@njit(cache=True)
-def row_bins(fx, n, qk, bins):  # type: ignore[no-untyped-def]
-    """pandas.qcut(labels=False) bins (0..q-1) of the finite values fx[:n] into bins[:n].
-
-    Returns False when the edges are not unique (pandas raises there); bins are then -1.
-    """
-    q = qk.shape[0] - 1
-    order = np.argsort(fx[:n], kind="mergesort")
-    s = np.empty(n)
-    for i in range(n):
-        s[i] = fx[order[i]]
-    edges = np.empty(q + 1)
-    qcut_edges(s, n, qk, edges)
-    for k in range(q):
-        if not edges[k] < edges[k + 1]:
-            for i in range(n):
-                bins[i] = -1
-            return False
-    # walk the sorted values once: a value equal to an interior edge stays in the lower bin
-    b = 0
-    for i in range(n):
-        v = s[i]
-        while b < q - 1 and v > edges[b + 1]:
-            b += 1
-        bins[order[i]] = b
-    return True
-
-
 @njit(cache=True, parallel=True)
-def cs_bins(f, qk, min_obs):  # type: ignore[no-untyped-def]
+def cs_bins(f, order, qk, min_obs):  # type: ignore[no-untyped-def]
     """Per-timestamp quantile bins of a (T, N) factor -> (T, N) int64, -1 where NaN.
 
-    Rows with fewer than ``min_obs`` finite values, or non-unique edges, are all -1.
+    ``order[t]`` sorts f[t] ascending (non-finite values anywhere; they are skipped). Rows
+    with fewer than ``min_obs`` finite values, or non-unique edges (pandas raises), are -1.
+
+    Equivalent to: ``pandas.qcut(f[t].dropna(), q, labels=False)`` per row.
     """
     t_len, m = f.shape
+    q = qk.shape[0] - 1
     out = np.full((t_len, m), -1, dtype=np.int64)
     for t in prange(t_len):
-        fx = np.empty(m)
+        s = np.empty(m)
         idx = np.empty(m, dtype=np.int64)
         n = 0
-        for j in range(m):
+        for i in range(m):
+            j = order[t, i]
             if np.isfinite(f[t, j]):
-                fx[n] = f[t, j]
+                s[n] = f[t, j]
                 idx[n] = j
                 n += 1
         if n < min_obs or n < 2:
             continue
+        edges = np.empty(q + 1)
+        qcut_edges(s, n, qk, edges)
+        unique = True
+        for k in range(q):
+            if not edges[k] < edges[k + 1]:
+                unique = False
+        if not unique:
+            continue
         bins = np.empty(n, dtype=np.int64)
-        if row_bins(fx, n, qk, bins):
-            for i in range(n):
-                out[t, idx[i]] = bins[i]
+        sorted_bins(s, n, edges, bins)
+        for i in range(n):
+            out[t, idx[i]] = bins[i]
     return out
 
 

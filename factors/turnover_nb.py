@@ -9,44 +9,48 @@ from factors import score_nb
 
 
 @njit(cache=True, parallel=True)
-def cs_rank_autocorr(f, lag, min_obs):  # type: ignore[no-untyped-def]
-    """Correlation of each row's cross-sectional ranks with the ranks ``lag`` rows earlier.
+def cs_ranks(f, order):  # type: ignore[no-untyped-def]
+    """Average ranks (1-based) of the finite values of each row -> (T, N), NaN elsewhere.
 
-    Ranks are average ranks among the finite factor values of each row; the correlation is
-    Pearson on the assets finite in both rows. Equivalent to alphalens
-    ``factor_rank_autocorrelation``. Rows t < lag are NaN. Returns (T,).
+    ``order[t]`` sorts f[t] ascending (non-finite values anywhere; they are skipped).
+    Equivalent to: ``pd.DataFrame(f).rank(axis=1)``.
     """
     t_len, m = f.shape
-    out = np.full(t_len, np.nan)
-    for t in prange(lag, t_len):
-        a = np.full(m, np.nan)
-        b = np.full(m, np.nan)
-        row_ranks(f[t], a)
-        row_ranks(f[t - lag], b)
-        fx = np.empty(m)
-        ry = np.empty(m)
-        n = score_nb.gather_pairs(a, b, fx, ry)
-        if n >= min_obs and n >= 2:
-            out[t] = score_nb.pearson_prefix(fx, ry, n)
+    out = np.full((t_len, m), np.nan)
+    for t in prange(t_len):
+        s = np.empty(m)
+        idx = np.empty(m, dtype=np.int64)
+        n = 0
+        for i in range(m):
+            j = order[t, i]
+            if np.isfinite(f[t, j]):
+                s[n] = f[t, j]
+                idx[n] = j
+                n += 1
+        rk = np.empty(n)
+        score_nb.sorted_ranks(s, n, rk)
+        for i in range(n):
+            out[t, idx[i]] = rk[i]
     return out
 
 
-@njit(cache=True)
-def row_ranks(row, out):  # type: ignore[no-untyped-def]
-    """Average ranks of the finite values of row into out (NaN elsewhere)."""
-    m = row.shape[0]
-    vals = np.empty(m)
-    idx = np.empty(m, dtype=np.int64)
-    n = 0
-    for j in range(m):
-        if np.isfinite(row[j]):
-            vals[n] = row[j]
-            idx[n] = j
-            n += 1
-    rk = np.empty(n)
-    score_nb.average_ranks(vals, n, rk)
-    for i in range(n):
-        out[idx[i]] = rk[i]
+@njit(cache=True, parallel=True)
+def cs_rank_autocorr(ranks, lag, min_obs):  # type: ignore[no-untyped-def]
+    """Correlation of each row's cross-sectional ranks with the ranks ``lag`` rows earlier.
+
+    ``ranks`` are per-row average ranks among the finite factor values (``cs_ranks``); the
+    correlation is Pearson on the assets ranked in both rows. Equivalent to alphalens
+    ``factor_rank_autocorrelation``. Rows t < lag are NaN. Returns (T,).
+    """
+    t_len, m = ranks.shape
+    out = np.full(t_len, np.nan)
+    for t in prange(lag, t_len):
+        fx = np.empty(m)
+        ry = np.empty(m)
+        n = score_nb.gather_pairs(ranks[t], ranks[t - lag], fx, ry)
+        if n >= min_obs and n >= 2:
+            out[t] = score_nb.pearson_prefix(fx, ry, n)
+    return out
 
 
 @njit(cache=True, parallel=True)
