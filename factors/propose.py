@@ -13,23 +13,22 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from engine.backtest import run_backtest
-from engine.metrics import sharpe_ratio
 from engine.panel import Panel
-from engine.weights import weights_from_signals
 from factors import ic
 from factors.errors import BudgetExceeded, ExprError, FactorError, LLMError
 from factors.ledger import Ledger
 from factors.llm import LLMClient
 from factors.offline_gen import OfflineGenerator
 from factors.propose_parse import Candidate, parse_candidates
-from factors.returns import forward_returns
+from factors.propose_score import Ranks, RankSet, ScoreContext, TailLookahead, score_with
 
 F64 = np.ndarray
 
@@ -81,12 +80,6 @@ class StudyResult:
     tokens: int
 
 
-def _rank_rows(x: F64) -> F64:
-    from scipy import stats
-
-    return np.asarray(stats.rankdata(x, axis=1, nan_policy="omit"), dtype=np.float64)
-
-
 def mean_rank_corr(a: F64, b: F64) -> float:
     """Mean over rows of the Spearman correlation of two (T, N) factors (NaN rows skipped)."""
     values = ic.cs_ic(a, b, "spearman", 3)
@@ -94,18 +87,18 @@ def mean_rank_corr(a: F64, b: F64) -> float:
 
 
 def score_train(values: F64, panel: Panel, cfg: StudyConfig) -> dict[str, float]:
-    """Lean score: 1-horizon RankIC mean / t-stat and the sign-aligned long-short Sharpe."""
-    fwd = forward_returns(panel, (cfg.horizon,), cfg.lag)[0]
-    summ = ic.ic_summary(ic.cs_ic(values, fwd, "spearman", 3), cfg.horizon)
-    sign = 1.0 if not (summ["mean"] < 0) else -1.0
-    w = weights_from_signals(sign * values, "rank")
-    if cfg.rebalance_every > 1:
-        w[np.arange(panel.T) % cfg.rebalance_every != 0] = np.nan
-    res = run_backtest(w, close=panel["close"], open=panel.fields.get("open"), lag=cfg.lag,
-                       fee_bps=cfg.fee_bps, slippage_bps=cfg.slippage_bps)  # fmt: skip
-    return {"rank_ic": float(summ["mean"]), "t_stat": float(summ["t_stat"]),
-            "sharpe": float(sharpe_ratio(res.returns, panel.periods_per_year)),
-            "sign": sign, "n_obs": int(panel.T), "ppy": float(panel.periods_per_year)}  # fmt: skip
+    """Lean score: 1-horizon RankIC mean / t-stat and the sign-aligned long-short Sharpe
+    (``propose_score.score_with`` on a context built for this call; a Study builds it once)."""
+    return score_with(values, ScoreContext.build(panel, cfg), cfg)
+
+
+def _constant(values: F64) -> bool:
+    """All NaN, or every finite value equal."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return True
+    lo = np.min(values, where=finite, initial=np.inf)
+    return bool(lo == np.max(values, where=finite, initial=-np.inf))
 
 
 def build_prompt(panel: Panel, k: int, best: list[tuple[str, dict]], worst: list[tuple[str, dict]],
@@ -116,8 +109,10 @@ def build_prompt(panel: Panel, k: int, best: list[tuple[str, dict]], worst: list
 
     ops = ", ".join(sorted(OPS))
     fields = ", ".join(sorted(available_fields(panel)))
-    hist = "\n".join(f"- {e}: RankIC {s['rank_ic']:.4f}, t {s['t_stat']:.2f}, Sharpe {s['sharpe']:.2f}"
-                     for e, s in best) or "- (none yet)"  # fmt: skip
+    hist = "\n".join(
+        f"- {e}: RankIC {s['rank_ic']:.4f}, t {s['t_stat']:.2f}, Sharpe {s['sharpe']:.2f}"
+        for e, s in best
+    ) or "- (none yet)"  # fmt: skip
     bad = "\n".join(f"- {e}" for e, _ in worst) or "- (none yet)"
     system = ("You propose cross-sectional crypto factors in a small expression language. "
               "Reply with a JSON list only: [{\"name\": str, \"expression\": str, "
@@ -149,21 +144,38 @@ class Study:
         self.source = "llm" if client is not None else "offline"
         self.gen = OfflineGenerator(cfg.seed)
         self.progress = progress or (lambda _m: None)
-        self.accepted: dict[str, F64] = {}
+        self.timings: dict[str, float] = {}
+        """Seconds spent per stage: parse, evaluate, dedupe, lookahead, score, holdout, ledger
+        (every ledger read and write), library (building the library's ranks)."""
         self.scores: dict[str, dict[str, float]] = {}
-        self.library: dict[str, F64] = self._library() if cfg.library_check else {}
+        self.accepted = RankSet()
+        self.library = RankSet()
+        with self._timed("library"):
+            if cfg.library_check:
+                self._library()
+        self._ctx = ScoreContext.build(self.train, cfg)
+        self._holdout_ctx: ScoreContext | None = None
+        self._lookahead = TailLookahead(self.train, cfg.seed)
 
-    def _library(self) -> dict[str, F64]:
-        from factors.expr import evaluate
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
+
+    def _library(self) -> None:
+        from factors.expr import evaluate, parse
         from factors.library import list_factors
 
-        out = {}
         for f in list_factors(panel=self.train):
             try:
-                out[str(f.expr)] = evaluate(f.expr, self.train)
+                values = evaluate(f.expr, self.train)
             except FactorError:
                 continue
-        return out
+            # keyed by canonical form, as candidates are ("-returns" prints as "(-returns)")
+            self.library.add(str(parse(f.expr)), self.library.ranks(values))
 
     def _candidates(self, k: int) -> tuple[list[Candidate], dict[str, Any]]:
         elites = [e for e, _ in sorted(self.scores.items(), key=lambda kv: -abs(kv[1]["t_stat"]))][
@@ -179,61 +191,77 @@ class Study:
         cands, notes = parse_candidates(reply.content)
         for note in notes:
             self.progress(f"reply: {note}")
-        return cands, {"model": reply.model, "prompt_hash": prompt_hash,
-                       "response_id": reply.response_id, "prompt_tokens": reply.prompt_tokens,
-                       "completion_tokens": reply.completion_tokens, "cost": reply.cost}  # fmt: skip
+        return cands, {
+            "model": reply.model, "prompt_hash": prompt_hash, "response_id": reply.response_id,
+            "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+            "cost": reply.cost,
+        }  # fmt: skip
+
+    def _record(self, **kw: Any) -> int:
+        with self._timed("ledger"):
+            return self.ledger.record(**kw)
 
     def evaluate(self, cand: Candidate, prov: dict[str, Any]) -> str:
         """Run one candidate through every gate; record it; return its status."""
-        from factors.expr import evaluate, parse
-        from factors.lookahead import check_lookahead
+        from factors.expr import compile_expr, parse
 
         rec = dict(study=self.cfg.study, source=self.source, expression=cand.expression,
                    name=cand.name, rationale=cand.rationale, provenance=prov)  # fmt: skip
         try:
-            node = parse(cand.expression)
+            with self._timed("parse"):
+                node = parse(cand.expression)
+                canon = str(node)
+                fn = compile_expr(node)
         except ExprError as exc:
-            self.ledger.record(status="rejected", reason=str(exc), **rec)
+            self._record(status="rejected", reason=str(exc), **rec)
             return "rejected"
-        canon = str(node)
-        if self.ledger.seen(self.cfg.study, canon) or canon in self.library:
-            self.ledger.record(
-                status="duplicate", canonical=canon, reason="same canonical form", **rec
-            )
+        with self._timed("ledger"):
+            seen = self.ledger.seen(self.cfg.study, canon)
+        if seen or canon in self.library:
+            self._record(status="duplicate", canonical=canon, reason="same canonical form", **rec)
             return "duplicate"
         try:
-            values = evaluate(node, self.train)
+            with self._timed("evaluate"):
+                values = fn(self.train)
         except FactorError as exc:
-            self.ledger.record(status="rejected", canonical=canon, reason=str(exc), **rec)
+            self._record(status="rejected", canonical=canon, reason=str(exc), **rec)
             return "rejected"
-        if not np.isfinite(values).any() or np.nanstd(values) == 0:
-            self.ledger.record(
-                status="rejected", canonical=canon, reason="constant or all NaN", **rec
-            )
+        if _constant(values):
+            self._record(status="rejected", canonical=canon, reason="constant or all NaN", **rec)
             return "rejected"
-        for other, vals in (*self.accepted.items(), *self.library.items()):
-            c = mean_rank_corr(values, vals)
-            if abs(c) > self.cfg.gate.max_corr:
-                self.ledger.record(status="duplicate", canonical=canon,
-                                   reason=f"rank corr {c:.3f} with {other}", **rec)  # fmt: skip
-                return "duplicate"
-        tail = self.train.take_rows(slice(max(0, self.train.T - 400), self.train.T))
-        report = check_lookahead(node, tail, n_cuts=2, seed=self.cfg.seed)
-        if report.leaks:
-            self.ledger.record(
-                status="leak", canonical=canon, reason=str(report.first_leak_ts_us), **rec
+        with self._timed("dedupe"):
+            z = self.accepted.ranks(values)
+            hit = self.accepted.first_above(z, self.cfg.gate.max_corr) or (
+                self.library.first_above(z, self.cfg.gate.max_corr)
             )
+        if hit is not None:
+            self._record(status="duplicate", canonical=canon,
+                         reason=f"rank corr {hit[1]:.3f} with {hit[0]}", **rec)  # fmt: skip
+            return "duplicate"
+        with self._timed("lookahead"):
+            leak_ts = self._lookahead.leak(fn)
+        if leak_ts is not None:
+            self._record(status="leak", canonical=canon, reason=str(leak_ts), **rec)
             return "leak"
-        s = score_train(values, self.train, self.cfg)
+        return self._gate(canon, fn, values, z, rec)
+
+    def _gate(self, canon: str, fn: Callable[[Panel], F64], values: F64, z: Ranks,
+              rec: dict[str, Any]) -> str:  # fmt: skip
+        with self._timed("score"):
+            s = score_with(values, self._ctx, self.cfg, z)
         self.scores[canon] = s
         g = self.cfg.gate
         if not (abs(s["t_stat"]) >= g.min_abs_t and s["sharpe"] >= g.min_sharpe):
-            self.ledger.record(status="failed_gate", canonical=canon, train=s, **rec)
+            self._record(status="failed_gate", canonical=canon, train=s, **rec)
             return "failed_gate"
-        tid = self.ledger.record(status="accepted", canonical=canon, train=s, **rec)
-        self.accepted[canon] = values
-        held = score_train(evaluate(node, self.holdout), self.holdout, self.cfg)
-        self.ledger.record_holdout(tid, held)
+        tid = self._record(status="accepted", canonical=canon, train=s, **rec)
+        self.accepted.add(canon, z)
+        with self._timed("holdout"):
+            if self._holdout_ctx is None:
+                self._holdout_ctx = ScoreContext.build(self.holdout, self.cfg)
+            held = score_with(fn(self.holdout), self._holdout_ctx, self.cfg)
+        with self._timed("ledger"):
+            self.ledger.record_holdout(tid, held)
         return "accepted"
 
     def run(self) -> StudyResult:
@@ -287,7 +315,8 @@ def leaderboard(ledger: Ledger, study: str) -> list[dict[str, Any]]:
                                       n_trials=n_trials, trial_sharpes=per_bar)  # fmt: skip
             dsr = d.dsr
         out.append({"id": r.id, "name": r.name, "expression": r.canonical, "source": r.source,
-                    "status": r.status, "train_rank_ic": t.get("rank_ic"), "train_t": t.get("t_stat"),
+                    "status": r.status, "train_rank_ic": t.get("rank_ic"),
+                    "train_t": t.get("t_stat"),
                     "train_sharpe": t.get("sharpe"), "dsr": dsr,
                     "holdout_sharpe": (r.holdout or {}).get("sharpe"),
                     "holdout_rank_ic": (r.holdout or {}).get("rank_ic")})  # fmt: skip

@@ -1,0 +1,142 @@
+"""Kernels of the proposal loop's redundancy check: row ranks computed once per factor make
+each candidate-vs-library rank correlation one pass of products.
+
+Spearman correlation is the Pearson correlation of average ranks. Each factor is kept as its
+row ranks (float32: average ranks are multiples of 0.5, exact in float32 below 2**23 assets)
+and a per-row ``1 / sqrt(sum((r - mean)**2))``. Two rows with the same finite cells then have
+``corr = (sum(ra * rb) - m * ((m + 1) / 2)**2) * scale_a * scale_b``, where the sums of
+half-integer products are exact in float64. Rows whose finite cells differ are re-ranked on
+their pairwise-complete cells (a counting sort of the ranks, which are strictly increasing
+in the values), so the result equals ``ic.cs_ic(a, b, "spearman", min_obs)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from factors import score_nb
+
+
+@njit(cache=True)
+def rank_row(row, min_obs, ranks_out):  # type: ignore[no-untyped-def]
+    """Average ranks (1-based) of the finite values of ``row`` into ``ranks_out`` (NaN
+    elsewhere); returns 1 / sqrt(sum of squared centred ranks), NaN when fewer than
+    max(min_obs, 2) values are finite or all of them tie."""
+    n = row.shape[0]
+    vals = np.empty(n)
+    idx = np.empty(n, dtype=np.int64)
+    ranks = np.empty(n)
+    m = 0
+    for i in range(n):
+        ranks_out[i] = np.nan
+        if np.isfinite(row[i]):
+            vals[m] = row[i]
+            idx[m] = i
+            m += 1
+    if m == 0:
+        return np.nan
+    score_nb.average_ranks(vals, m, ranks)
+    ss = 0.0
+    for k in range(m):
+        ranks_out[idx[k]] = ranks[k]
+        ss += ranks[k] * ranks[k]
+    c = 0.5 * (m + 1)
+    ss -= m * c * c
+    if m < min_obs or m < 2 or ss <= 0.0:
+        return np.nan
+    return 1.0 / np.sqrt(ss)
+
+
+@njit(cache=True, parallel=True)
+def row_ranks(x, min_obs):  # type: ignore[no-untyped-def]
+    """Row ranks (T, N) float32 (NaN = not finite) and per-row scales (T,) float64 of x.
+
+    Equivalent to: ``scipy.stats.rankdata(x[t][finite])`` per row; scale as in ``rank_row``.
+    """
+    t_len, n = x.shape
+    ranks = np.empty((t_len, n), dtype=np.float32)
+    scale = np.empty(t_len)
+    for t in prange(t_len):
+        buf = np.empty(n)
+        scale[t] = rank_row(x[t], min_obs, buf)
+        for i in range(n):
+            ranks[t, i] = buf[i]
+    return ranks, scale
+
+
+@njit(cache=True)
+def rerank(r_row, keep, m_max, out):  # type: ignore[no-untyped-def]
+    """Average ranks, among the cells where ``keep``, of cells given by their ranks ``r_row``
+    (half-integers in [1, m_max]): a counting sort on 2 * rank, no comparison sort.
+    Writes the kept cells' new ranks into out[:m] in cell order; returns m."""
+    n = r_row.shape[0]
+    bucket = np.zeros(2 * m_max + 2)
+    for i in range(n):
+        if keep[i]:
+            bucket[int(2.0 * r_row[i])] += 1.0
+    before = 0.0
+    for b in range(bucket.shape[0]):
+        k = bucket[b]
+        if k > 0.0:
+            bucket[b] = before + 0.5 * (k + 1.0)
+            before += k
+    m = 0
+    for i in range(n):
+        if keep[i]:
+            out[m] = bucket[int(2.0 * r_row[i])]
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def intersect_corr(ra_row, rb_row, min_obs):  # type: ignore[no-untyped-def]
+    """Spearman correlation of two rows on their pairwise-complete cells, from their ranks.
+
+    Equivalent to: ``score_nb.row_corr(a, b, True, min_obs)`` on the original values (ranks
+    are strictly increasing in the values, so re-ranking a subset of ranks gives the subset's
+    ranks).
+    """
+    n = ra_row.shape[0]
+    keep = np.empty(n, dtype=np.bool_)
+    m = 0
+    for i in range(n):
+        keep[i] = np.isfinite(ra_row[i]) and np.isfinite(rb_row[i])
+        m += keep[i]
+    if m < min_obs or m < 2:
+        return np.nan
+    xa = np.empty(m)
+    xb = np.empty(m)
+    rerank(ra_row, keep, n, xa)
+    rerank(rb_row, keep, n, xb)
+    return score_nb.pearson_prefix(xa, xb, m)
+
+
+@njit(cache=True, parallel=True)
+def rank_corr_rows(ra, sa, rb, sb, min_obs):  # type: ignore[no-untyped-def]
+    """Per-row Spearman correlation (T,) of two factors given as ``row_ranks`` outputs.
+
+    Equivalent to: ``score_nb.cs_corr(a, b, True, min_obs)`` on the original values.
+    """
+    t_len, n = ra.shape
+    out = np.empty(t_len)
+    for t in prange(t_len):
+        same = True
+        cnt = 0
+        sxy = 0.0
+        for i in range(n):
+            fa = np.isfinite(ra[t, i])
+            if fa != np.isfinite(rb[t, i]):
+                same = False
+                break
+            if fa:
+                sxy += np.float64(ra[t, i]) * np.float64(rb[t, i])
+                cnt += 1
+        if not same:
+            out[t] = intersect_corr(ra[t], rb[t], min_obs)
+        elif not (np.isfinite(sa[t]) and np.isfinite(sb[t])):
+            out[t] = np.nan
+        else:
+            c = 0.5 * (cnt + 1)
+            out[t] = min(1.0, max(-1.0, (sxy - cnt * c * c) * sa[t] * sb[t]))
+    return out

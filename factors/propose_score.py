@@ -1,0 +1,196 @@
+"""What the proposal loop computes once per study instead of once per candidate.
+
+- ``ScoreContext``: forward returns, gap-filled execution/mark prices, the no-fill mask and the
+  rebalance rows of one Panel (train or holdout); ``score_train`` reads them.
+- ``RankSet``: row ranks of accepted and library factors (``propose_nb``), so the
+  redundancy check is one dot-product pass per pair instead of two sorts per row per pair.
+- ``TailLookahead``: the noise-perturbed copies of the train tail, built once; every candidate
+  is still checked (evaluated on the tail and on each perturbed copy, compared exactly), with
+  the same cuts and noise as ``check_lookahead(node, tail, n_cuts=2, seed=seed)``.
+
+Missing prices (gaps, late listings): a position held through a missing bar is marked at the
+last known price, and no order is placed for a decision whose execution price is missing.
+Without gaps the prices and results are exactly those of the plain backtest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.backtest import run_backtest
+from engine.metrics import sharpe_ratio
+from engine.panel import Panel
+from engine.weights import weights_from_signals
+from factors import ic, propose_nb
+from factors.lookahead import _default_cuts, perturb_after
+from factors.returns import execution_prices, forward_returns
+
+F64 = npt.NDArray[np.float64]
+MIN_OBS = 3
+LOOKAHEAD_ROWS = 400
+LOOKAHEAD_CUTS = 2
+Ranks = tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]
+"""(row ranks (T, N) float32, NaN = not finite; per-row 1/norm of the centred ranks (T,))."""
+
+
+class _ScoreCfg(Protocol):
+    horizon: int
+    lag: int
+    fee_bps: float
+    slippage_bps: float
+    rebalance_every: int
+
+
+def fill_prices(px: F64) -> F64:
+    """Last positive price carried forward down each column (leading gaps stay NaN).
+
+    Args:
+        px: (T, N) prices, NaN or <= 0 = missing.
+
+    Returns:
+        (T, N) float64; equal to ``px`` wherever ``px`` is positive.
+    """
+    ok = px > 0
+    rows = np.where(ok, np.arange(px.shape[0])[:, None], 0)
+    np.maximum.accumulate(rows, axis=0, out=rows)
+    out = np.take_along_axis(px, rows, axis=0)
+    return np.where(out > 0, out, np.nan)  # a column whose row 0 is missing stays NaN
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreContext:
+    """Per-Panel inputs of ``score_train`` (shapes (T, N) unless stated)."""
+
+    fwd: F64
+    fwd_ranks: Ranks
+    close: F64
+    open: F64 | None
+    no_fill: npt.NDArray[np.bool_]
+    hold_rows: npt.NDArray[np.bool_]  # (T,) rows without rebalancing
+    ppy: float
+    n_obs: int
+
+    @classmethod
+    def build(cls, panel: Panel, cfg: _ScoreCfg) -> ScoreContext:
+        """Compute the context of ``panel`` once."""
+        fwd = forward_returns(panel, (cfg.horizon,), cfg.lag)[0]
+        no_fill = ~np.isfinite(execution_prices(panel, cfg.lag))
+        open_ = panel.fields.get("open")
+        hold = np.zeros(panel.T, dtype=bool)  # (T,) rows without rebalancing
+        if cfg.rebalance_every > 1:
+            hold = np.arange(panel.T) % cfg.rebalance_every != 0
+        return cls(fwd, rank_rows(fwd), fill_prices(panel["close"]),
+                   None if open_ is None else fill_prices(open_), no_fill, hold,
+                   float(panel.periods_per_year), int(panel.T))  # fmt: skip
+
+
+def score_with(values: F64, ctx: ScoreContext, cfg: _ScoreCfg,
+               ranks: Ranks | None = None) -> dict[str, float]:  # fmt: skip
+    """Lean score from a context: 1-horizon RankIC mean / t-stat and the sign-aligned
+    long-short Sharpe after fees and slippage (annualized).
+
+    Args:
+        values: (T, N) factor values on the context's Panel.
+        ctx: the Panel's ``ScoreContext``.
+        cfg: horizon, lag, fee_bps, slippage_bps, rebalance_every.
+        ranks: ``rank_rows(values)`` when the caller has it already.
+
+    RankIC per row equals ``ic.cs_ic(values, fwd, "spearman", 3)``; weights are computed on
+    the rows that trade only (rebalance rows with an execution price): the same weights as
+    ``weights_from_signals`` on every row followed by NaN on the others.
+    """
+    r = rank_rows(values) if ranks is None else ranks
+    ic_rows = propose_nb.rank_corr_rows(r[0], r[1], ctx.fwd_ranks[0], ctx.fwd_ranks[1], MIN_OBS)
+    summ = ic.ic_summary(ic_rows, cfg.horizon)
+    sign = 1.0 if not (summ["mean"] < 0) else -1.0
+    w = np.full(values.shape, np.nan)
+    trade = np.flatnonzero(~ctx.hold_rows)
+    w[trade] = weights_from_signals(sign * values[trade], "rank")
+    w[ctx.no_fill] = np.nan  # no order without an execution price; positions are held
+    res = run_backtest(w, close=ctx.close, open=ctx.open, lag=cfg.lag, fee_bps=cfg.fee_bps,
+                       slippage_bps=cfg.slippage_bps)  # fmt: skip
+    return {"rank_ic": float(summ["mean"]), "t_stat": float(summ["t_stat"]),
+            "sharpe": float(sharpe_ratio(res.returns, ctx.ppy)),
+            "sign": sign, "n_obs": ctx.n_obs, "ppy": ctx.ppy}  # fmt: skip
+
+
+def rank_rows(values: F64, min_obs: int = MIN_OBS) -> Ranks:
+    """Row ranks (T, N) float32 and row scales (T,) of (T, N) ``values`` (``propose_nb``)."""
+    r, sc = propose_nb.row_ranks(np.ascontiguousarray(values, np.float64), min_obs)
+    return r, sc
+
+
+class RankSet:
+    """Named factors kept as row ranks (float32) and row scales, for the redundancy check."""
+
+    def __init__(self, min_obs: int = MIN_OBS) -> None:
+        self.min_obs = min_obs
+        self._r: dict[str, Ranks] = {}
+
+    def ranks(self, values: F64) -> Ranks:
+        """Row ranks and scales of (T, N) ``values`` (compute once per candidate)."""
+        return rank_rows(values, self.min_obs)
+
+    def add(self, name: str, ranks: Ranks) -> None:
+        """Keep ``ranks`` (from ``ranks()``) under ``name``."""
+        self._r[name] = ranks
+
+    def __len__(self) -> int:
+        return len(self._r)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._r
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._r)
+
+    def corr(self, a: Ranks, b: Ranks) -> float:
+        """Mean over rows of the Spearman correlation of two ranked factors (NaN: none)."""
+        return mean_of(propose_nb.rank_corr_rows(a[0], a[1], b[0], b[1], self.min_obs))
+
+    def first_above(self, z: Ranks, limit: float) -> tuple[str, float] | None:
+        """The first member whose |mean row rank correlation| with ``z`` exceeds ``limit``."""
+        for name, other in self._r.items():
+            c = self.corr(z, other)
+            if abs(c) > limit:
+                return name, c
+        return None
+
+
+def mean_of(values: F64) -> float:
+    """Mean of the finite values, NaN when there are none."""
+    ok = np.isfinite(values)
+    return float(values[ok].mean()) if ok.any() else math.nan
+
+
+class TailLookahead:
+    """Lookahead check on the last ``rows`` rows of a Panel with the perturbed copies cached.
+
+    ``leak(fn)`` equals ``check_lookahead(fn, tail, n_cuts=cuts, seed=seed)``: the same cuts,
+    the same noise (``perturb_after(tail, cut, seed + k)``), an exact comparison.
+    """
+
+    def __init__(self, panel: Panel, seed: int, rows: int = LOOKAHEAD_ROWS,
+                 cuts: int = LOOKAHEAD_CUTS) -> None:  # fmt: skip
+        self.tail = panel.take_rows(slice(max(0, panel.T - rows), panel.T))
+        self.cuts = _default_cuts(self.tail.T, cuts) if self.tail.T >= 2 else []
+        self.perturbed = [perturb_after(self.tail, c, seed + k) for k, c in enumerate(self.cuts)]
+
+    def leak(self, fn: Callable[[Panel], F64]) -> int | None:
+        """ts_us of the earliest row whose value changed when later rows changed, or None."""
+        base = np.asarray(fn(self.tail), dtype=np.float64)
+        first: tuple[int, int] | None = None
+        for c, pert in zip(self.cuts, self.perturbed, strict=True):
+            a, b = base[: c + 1], np.asarray(fn(pert), dtype=np.float64)[: c + 1]
+            with np.errstate(invalid="ignore"):
+                same = (np.abs(a - b) <= 0.0) | (np.isnan(a) & np.isnan(b))
+            bad = np.flatnonzero(~same.all(axis=1))
+            if bad.size and (first is None or (int(bad[0]), c) < first):
+                first = (int(bad[0]), c)
+        return None if first is None else int(self.tail.ts_us[first[0]])

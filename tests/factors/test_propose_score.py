@@ -1,0 +1,154 @@
+"""The proposal loop's once-per-study shortcuts equal the plain computations they replace, and
+regressions: a study on a Panel with missing bars, a library factor proposed verbatim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from engine.panel import Panel
+from factors import ic
+from factors.ledger import Ledger
+from factors.lookahead import check_lookahead
+from factors.propose import Gate, Study, StudyConfig, score_train
+from factors.propose_score import (
+    RankSet,
+    ScoreContext,
+    TailLookahead,
+    fill_prices,
+    rank_rows,
+    score_with,
+)
+from tests.factors.panels import make_panel
+
+# small value alphabet: many ties; NaN and inf as missing
+CELLS = st.sampled_from([np.nan, np.inf, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0, -2.5])
+
+
+@st.composite
+def factor_pairs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    t = draw(st.integers(1, 12))
+    n = draw(st.integers(1, 9))
+    a = draw(arrays(np.float64, (t, n), elements=CELLS))
+    b = draw(arrays(np.float64, (t, n), elements=CELLS))
+    return a, b
+
+
+@settings(max_examples=200, deadline=None)
+@given(factor_pairs())
+def test_rank_correlation_from_ranks_equals_cs_ic(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    a, b = pair
+    want = ic.cs_ic(a, b, "spearman", 3)
+    rs = RankSet()
+    from factors import propose_nb
+
+    ra, rb = rs.ranks(a), rs.ranks(b)
+    got = propose_nb.rank_corr_rows(ra[0], ra[1], rb[0], rb[1], 3)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_ranks_are_scipy_average_ranks() -> None:
+    from scipy import stats
+
+    x = np.array([[3.0, np.nan, 1.0, 3.0, -np.inf, 2.0]])
+    r, scale = rank_rows(x)
+    finite = np.isfinite(x[0])
+    np.testing.assert_array_equal(r[0][finite], stats.rankdata(x[0][finite]))
+    assert np.isnan(r[0][~finite]).all()
+    centred = stats.rankdata(x[0][finite]) - 2.5
+    assert scale[0] == 1.0 / np.sqrt((centred**2).sum())
+
+
+def test_fill_prices_is_a_forward_fill_of_positive_prices() -> None:
+    rng = np.random.default_rng(3)
+    px = rng.uniform(1, 2, (50, 4))
+    px[rng.random(px.shape) < 0.3] = np.nan
+    px[5, 1] = 0.0  # not a price
+    px[:3, 2] = np.nan  # late listing
+    want = pd.DataFrame(np.where(px > 0, px, np.nan)).ffill().to_numpy()
+    np.testing.assert_array_equal(fill_prices(px), want)
+
+
+def test_score_with_a_context_equals_the_plain_score() -> None:
+    panel = make_panel(600, 8, seed=4, book_levels=0, nan_frac=0.0)
+    cfg = StudyConfig(rebalance_every=7)
+    values = np.asarray(np.random.default_rng(1).normal(size=(panel.T, panel.N)))
+    values[:10] = np.nan
+    values[np.isnan(panel["close"])] = np.nan  # the plain backtest refuses orders at no price
+    ctx = ScoreContext.build(panel, cfg)
+    fast = score_with(values, ctx, cfg)
+    # the plain path: cs_ic on every row, weights on every row, then NaN off-rebalance
+    from engine.backtest import run_backtest
+    from engine.metrics import sharpe_ratio
+    from engine.weights import weights_from_signals
+    from factors.returns import forward_returns
+
+    fwd = forward_returns(panel, (1,), 1)[0]
+    summ = ic.ic_summary(ic.cs_ic(values, fwd, "spearman", 3), 1)
+    w = weights_from_signals(np.sign(summ["mean"]) * values, "rank")
+    w[np.arange(panel.T) % 7 != 0] = np.nan
+    res = run_backtest(w, close=panel["close"], open=panel["open"], lag=1, fee_bps=4.0,
+                       slippage_bps=1.0)  # fmt: skip
+    assert fast["rank_ic"] == np.float64(summ["mean"]) or np.isclose(
+        fast["rank_ic"], summ["mean"], rtol=1e-12
+    )
+    np.testing.assert_allclose(fast["t_stat"], summ["t_stat"], rtol=1e-10)
+    np.testing.assert_allclose(fast["sharpe"], sharpe_ratio(res.returns, panel.periods_per_year),
+                               rtol=1e-12)  # fmt: skip
+    assert score_train(values, panel, cfg) == fast
+
+
+def test_cached_lookahead_agrees_with_check_lookahead() -> None:
+    panel = make_panel(500, 6, seed=2, book_levels=0)
+    la = TailLookahead(panel, seed=3)
+    tail = la.tail
+
+    def peek(p: Panel) -> np.ndarray:  # reads the next row: a leak
+        return np.vstack([p["close"][1:], p["close"][-1:]])
+
+    def causal(p: Panel) -> np.ndarray:
+        return p["close"] / p["open"]
+
+    for fn in (peek, causal):
+        want = check_lookahead(fn, tail, n_cuts=2, seed=3)
+        assert la.leak(fn) == want.first_leak_ts_us
+    assert la.leak(peek) is not None
+    assert la.leak(causal) is None
+
+
+def _gappy_panel() -> Panel:
+    panel = make_panel(700, 8, seed=7, book_levels=0, nan_frac=0.02)
+    return panel
+
+
+def test_study_runs_on_a_panel_with_missing_bars(tmp_path: Path) -> None:
+    """Regression: a position held into a missing bar raised engine InputError ("price is
+    NaN while a position is held") out of the whole study."""
+    panel = _gappy_panel()
+    assert np.isnan(panel["close"][panel.T // 2 :]).any()
+    ledger = Ledger(tmp_path / "l.sqlite")
+    cfg = StudyConfig(rounds=1, per_round=6, library_check=False,
+                      gate=Gate(min_abs_t=0.0, min_sharpe=-1e9))  # fmt: skip
+    res = Study(panel, cfg, ledger).run()
+    scored = [r for r in ledger.rows("default") if r.train]
+    assert scored, res.counts
+    assert all(np.isfinite(r.train["sharpe"]) for r in scored)
+
+
+def test_a_library_factor_proposed_verbatim_is_a_canonical_duplicate(tmp_path: Path) -> None:
+    """Regression: the library was keyed by its raw text, so "-returns" (canonical
+    "(-returns)") slipped past the same-canonical-form check."""
+    from factors.propose_parse import Candidate
+
+    panel = make_panel(500, 6, seed=1, book_levels=0, nan_frac=0.0)
+    ledger = Ledger(tmp_path / "lib.sqlite")
+    study = Study(panel, StudyConfig(rounds=1), ledger)
+    assert study.evaluate(Candidate("dup", "-returns", ""), {}) == "duplicate"
+    row = ledger.rows("default")[-1]
+    assert row.reason == "same canonical form"
+    assert row.canonical == "(-returns)"
