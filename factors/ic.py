@@ -51,7 +51,14 @@ def _min_obs(min_obs: int) -> int:
     return int(min_obs)
 
 
-def cs_ic(factor: F64, fwd: F64, method: Method = "spearman", min_obs: int = 3) -> F64:
+def cs_ic(
+    factor: F64,
+    fwd: F64,
+    method: Method = "spearman",
+    min_obs: int = 3,
+    *,
+    f_order: I64 | None = None,
+) -> F64:
     """Per-timestamp cross-sectional IC.
 
     Args:
@@ -59,6 +66,7 @@ def cs_ic(factor: F64, fwd: F64, method: Method = "spearman", min_obs: int = 3) 
         fwd: (T, N) forward returns aligned with the factor's decision rows.
         method: "pearson" (IC) or "spearman" (RankIC, average ranks for ties).
         min_obs: fewest pairwise-complete assets for a row to get a value.
+        f_order: ``argsort_rows(factor)`` if already computed.
 
     Returns:
         (T,) float64 correlation per row, NaN where undefined.
@@ -68,7 +76,7 @@ def cs_ic(factor: F64, fwd: F64, method: Method = "spearman", min_obs: int = 3) 
     if method not in ("pearson", "spearman"):
         raise ScoreError(f"method must be 'pearson' or 'spearman'; got {method!r}")
     f, r = _pair(factor, fwd)
-    cs = cross_section(f, r[None], quantiles=2, min_obs=min_obs)
+    cs = cross_section(f, r[None], quantiles=2, min_obs=min_obs, f_order=f_order)
     out: F64 = cs.rank_ic[0] if method == "spearman" else cs.ic[0]
     return out
 
@@ -145,7 +153,13 @@ class CrossSection:
 
 
 def cross_section(
-    factor: F64, fwd: F64, quantiles: int = 5, min_obs: int = 3, demean: bool = False
+    factor: F64,
+    fwd: F64,
+    quantiles: int = 5,
+    min_obs: int = 3,
+    demean: bool = False,
+    *,
+    f_order: I64 | None = None,
 ) -> CrossSection:
     """IC, RankIC and quantile mean returns for every horizon in one pass.
 
@@ -156,6 +170,8 @@ def cross_section(
         min_obs: fewest pairwise-complete assets for a row to count.
         demean: subtract each row's mean forward return before averaging by bin
             (alphalens ``mean_return_by_quantile(demeaned=True)``).
+        f_order: ``argsort_rows(factor)`` when the caller already has it (scoring several
+            horizons one at a time sorts the factor once).
 
     Returns:
         CrossSection with (H, T) and (H, T, q) arrays.
@@ -164,7 +180,10 @@ def cross_section(
     r = as_panel_array("forward returns", fwd, ndim=3)
     if r.shape[1:] != f.shape:
         raise ScoreError(f"forward returns have (T, N) = {r.shape[1:]}; factor has {f.shape}")
-    f_order = argsort_rows(f)
+    if f_order is None:
+        f_order = argsort_rows(f)
+    elif f_order.shape != f.shape or f_order.dtype != np.int64:
+        raise ScoreError(f"f_order must be int64 of shape {f.shape}; got {f_order.shape}")
     r_order = argsort_rows(r.reshape(-1, r.shape[2])).reshape(r.shape)
     ic, ric, qm, qc = score_nb.cs_ic_quantiles(
         f, r, f_order, r_order, qcut_probabilities(quantiles), _min_obs(min_obs), bool(demean)

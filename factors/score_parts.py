@@ -66,9 +66,10 @@ def ic_block(
     """
     ppy = panel.periods_per_year if panel.interval_us else None
     out: dict[str, Any] = {"ic": {}, "rank_ic": {}, "quantile_returns": {}, "spread": {}}
+    order = ic.argsort_rows(factor)
     for i, h in enumerate(horizons):
         fwd = forward_returns(panel, (h,), lag)
-        cs = ic.cross_section(factor, fwd, quantiles=quantiles, min_obs=min_obs)
+        cs = ic.cross_section(factor, fwd, quantiles=quantiles, min_obs=min_obs, f_order=order)
         if i == 0:
             out["rank_ic_series_h1"] = cs.rank_ic[0]
             out["fwd1"] = fwd[0]
@@ -92,10 +93,11 @@ def decay_block(
 ) -> dict[str, Any]:
     """RankIC with the single bar h bars after entry, per horizon, and its half-life."""
     px = execution_prices(panel, lag)
+    order = ic.argsort_rows(factor)
     values = {}
     for h in horizons:
         r = ic.marginal_returns(px, h)
-        values[h] = _nanmean(ic.cs_ic(factor, r, "spearman", min_obs))
+        values[h] = _nanmean(ic.cs_ic(factor, r, "spearman", min_obs, f_order=order))
     return {"decay": values, "half_life": ic.half_life(list(values), list(values.values()))}
 
 
