@@ -7,7 +7,9 @@ Every statistic is defined in ``factors.score_parts`` (formulas, NaN policy); fo
 returns use the engine's execution prices (``factors.returns``). With ``split`` the panel is
 cut by time: everything is scored on the rows before the cut (the train part, whose
 forward returns end at the cut: no train statistic sees a test price) and, with
-``test=True``, once more on the rows from the cut on (``FactorScore.test``).
+``test=True``, once more on the rows from the cut on (``FactorScore.test``). The factor
+itself is evaluated once on the whole panel and then cut: a factor reads only the past
+(``factors.lookahead`` checks that), and the test part keeps its warm-up.
 """
 
 from __future__ import annotations
