@@ -19,6 +19,7 @@ from data import schemas
 from data.store import Store
 from data.store_views import panel_table_from_klines
 from data.synthetic import SyntheticMarket, generate_market
+from engine.book import book_levels_at
 from engine.errors import PanelError
 from engine.panel import BookLevels, Panel
 
@@ -133,51 +134,6 @@ def _pivot(table: pa.Table, field: str, panel: Panel) -> F64:
     ok[ok] = panel.ts_us[rows[ok]] == ts[ok]
     cols = np.array([col.get(s, -1) for s in sym], dtype=np.int64)
     out[rows[ok], cols[ok]] = val[ok]
-    return out
-
-
-def book_levels_at(books: pa.Table, ts_us: npt.NDArray[np.int64],
-                   symbols: Sequence[str]) -> BookLevels:  # fmt: skip
-    """The book snapshot in force at each timestamp (last snapshot at or before it).
-
-    Args:
-        books: BOOK_SNAPSHOTS table (list columns bid_px, bid_qty, ask_px, ask_qty).
-        ts_us: (T,) int64 sample times. symbols: the N columns.
-
-    Returns:
-        BookLevels (T, N, L) with L the widest snapshot; NaN before the first snapshot.
-    """
-    n_levels = 0
-    for name in ("bid_px", "ask_px"):
-        lens = pa.compute.list_value_length(books.column(name)).to_numpy(zero_copy_only=False)
-        n_levels = max(n_levels, int(lens.max()) if lens.size else 0)
-    shape = (len(ts_us), len(symbols), n_levels)
-    arrays = {k: np.full(shape, np.nan) for k in ("bid_px", "bid_qty", "ask_px", "ask_qty")}
-    sym = np.asarray(books.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
-    bts = np.asarray(books.column("ts").cast(schemas.TS).cast(pa.int64()).to_numpy(), np.int64)
-    for j, s in enumerate(symbols):
-        rows = np.flatnonzero(sym == s)
-        if rows.size == 0:
-            continue
-        rows = rows[np.argsort(bts[rows], kind="stable")]
-        idx = np.searchsorted(bts[rows], ts_us, side="right") - 1
-        have = idx >= 0
-        for name, arr in arrays.items():
-            dense = _dense_levels(books.column(name).take(pa.array(rows)), n_levels)
-            arr[have, j, :] = dense[idx[have]]
-    return BookLevels(**arrays)
-
-
-def _dense_levels(col: pa.ChunkedArray, n_levels: int) -> F64:
-    """List column -> (rows, n_levels) float64 padded with NaN."""
-    arr = col.combine_chunks()
-    lens = pa.compute.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = np.asarray(pa.compute.list_flatten(arr).to_numpy(zero_copy_only=False), np.float64)
-    out = np.full((len(lens), n_levels), np.nan)
-    row = np.repeat(np.arange(len(lens)), lens)
-    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
-    pos = np.arange(flat.size) - np.repeat(starts, lens)
-    out[row, pos] = flat
     return out
 
 
