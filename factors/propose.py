@@ -68,7 +68,11 @@ class StudyConfig:
 
 @dataclass
 class StudyResult:
-    """Counts per status, accepted factors with train/holdout scores, cost and stop reason."""
+    """Counts per status, accepted factors with train/holdout scores, cost and stop reason.
+
+    ``cost`` and ``tokens`` are this run's LLM spend (cached replies cost nothing); the
+    ledger books each call's tokens and cost on the first trial of its reply.
+    """
 
     study: str
     source: str
@@ -279,8 +283,10 @@ class Study:
                 break
             rounds += 1
             new = 0
-            for c in cands:
-                st = self.evaluate(c, prov)
+            for i, c in enumerate(cands):
+                # the call's tokens and cost are booked once, on the first trial of its reply
+                free = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+                st = self.evaluate(c, prov if i == 0 else {**prov, **free})
                 counts[st] = counts.get(st, 0) + 1
                 new += st in ("accepted", "failed_gate")
             self.progress(f"round {r + 1}: {len(cands)} candidate(s), {counts}")
@@ -288,7 +294,7 @@ class Study:
                 stop = "a round brought nothing new"
                 break
         rows = [r for r in self.ledger.rows(self.cfg.study) if r.status == "accepted"]
-        cost = sum(r.cost for r in self.ledger.rows(self.cfg.study))
+        cost = self.client.budget.spent_cost if self.client else 0.0  # this run's spend
         tokens = self.client.budget.spent_tokens if self.client else 0
         acc = [{"name": r.name, "expression": r.canonical, "train": r.train, "holdout": r.holdout}
                for r in rows]  # fmt: skip
