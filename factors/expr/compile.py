@@ -128,7 +128,10 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
     if fam == "const":
         return np.full((1, 1), step.value)
     if fam == "field":
-        return derive_field(panel, step.name)
+        arr = derive_field(panel, step.name)
+        # read-only inputs (memory maps, Arrow buffers) would make numba compile a second
+        # specialization of every kernel (tens of seconds): copy them once instead
+        return arr if arr.flags.writeable else arr.copy()
     if fam == "unary":
         return ops_nb.unary(xs[0], code)
     if fam == "binary":

@@ -305,3 +305,11 @@ def test_constant_windows_after_varying_data_are_exactly_degenerate() -> None:
     corr = evaluate("ts_corr(open, close, 10)", p)
     assert np.isnan(corr[66:]).all()
     assert np.isfinite(corr[9:66]).all()
+
+
+def test_read_only_panel_arrays() -> None:
+    close = DATA["close"].copy()
+    close.setflags(write=False)
+    p = Panel(PANEL.ts_us, PANEL.symbols, {"close": close})
+    got = evaluate("ts_mean(close, 5) - close", p)
+    np.testing.assert_array_equal(got, evaluate("ts_mean(close, 5) - close", PANEL))
