@@ -25,36 +25,9 @@ from data.errors import SchemaError, StoreError
 from data.store import Store, schema_name
 from data.store_merge import dedupe_sort, sorted_by_symbol_time, split_partitions
 from data.store_query import partition_files
+from tests.data.store_rows import MIN, T0, klines
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = 1_704_067_200_000_000  # 2024-01-01 00:00 UTC in µs
-MIN = 60_000_000
-
-
-def klines(symbol: str, start_min: int, n: int, seed: int = 0, bump: float = 0.0) -> pa.Table:
-    """1m kline rows [start_min, start_min + n) minutes after T0; each value depends only on
-    (minute, seed, bump), so overlapping calls agree on the rows they share."""
-    m = start_min + np.arange(n, dtype=np.int64)
-    ot = T0 + m * MIN
-    px = 100 + 10 * np.sin(m * 0.37 + seed) + bump
-    vol = ((m * 7 + seed) % 50 + 1).astype(np.float64)
-    return pa.table(
-        {
-            "symbol": pa.array([symbol] * n, pa.string()),
-            "open_time": pa.array(ot).cast(schemas.TS),
-            "open": px,
-            "high": px + 1,
-            "low": px - 1,
-            "close": px + 0.5,
-            "volume": vol,
-            "close_time": pa.array(ot + MIN - 1000).cast(schemas.TS),
-            "quote_volume": vol * px,
-            "trades": m % 9,
-            "taker_buy_volume": vol / 2,
-            "taker_buy_quote_volume": vol * px / 2,
-        },
-        schema=schemas.KLINES,
-    )
 
 
 def sort_rows(t: pa.Table, keys: list[str]) -> pa.Table:
@@ -383,9 +356,8 @@ def test_dedupe_sort_matches_a_dict_of_last_values(rows: list[tuple[int, int]]) 
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
-    sys.path.insert(0, {tests!r})
     from data import store as store_mod
-    from test_store import klines
+    from tests.data.store_rows import klines
     import pyarrow as pa
     point, nth = sys.argv[2], int(sys.argv[3])
     seen = []
@@ -441,7 +413,7 @@ def expected_states(tmp_path_factory: pytest.TempPathFactory):
 
 def _run_child(root: Path, point: str, nth: int, delay: float | None) -> int:
     script = root.parent / f"child_{point}_{nth}.py"
-    script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
+    script.write_text(CHILD)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with subprocess.Popen(
         [sys.executable, str(script), str(root), point, str(nth)],
