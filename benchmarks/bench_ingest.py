@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                 "csv_bytes": src.stat().st_size,
                 "tools": res,
             }
-            _print_case(case.name, rows, res)
+            _print_case(case.name, rows, res, sys.stderr if args.json else sys.stdout)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
@@ -452,20 +452,22 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _print_case(name: str, rows: int, res: dict[str, Any]) -> None:
+def _print_case(name: str, rows: int, res: dict[str, Any], out: Any) -> None:
     ours = min(res["ours"]["times"])
     arrow = res["ours"]["arrow_bytes"]
-    print(f"\n{name}: {rows:,} rows; Arrow table {arrow / 1e6:.0f} MB")
+    print(f"\n{name}: {rows:,} rows; Arrow table {arrow / 1e6:.0f} MB", file=out)
     print(
         f"{'tool':14} {'best s':>8} {'rows/s':>12} {'vs ours':>8} {'peak RSS MB':>12} "
-        f"{'peak-base':>10} {'/arrow':>7}"
+        f"{'peak-base':>10} {'/arrow':>7}",
+        file=out,
     )
     for tool, r in res.items():
         best = min(r["times"])
         extra = r["peak_rss"] - r["base_rss"]
         print(
             f"{tool:14} {best:8.2f} {rows / best:12,.0f} {best / ours:8.2f} "
-            f"{r['peak_rss'] / 1e6:12.0f} {extra / 1e6:10.0f} {extra / arrow:7.2f}"
+            f"{r['peak_rss'] / 1e6:12.0f} {extra / 1e6:10.0f} {extra / arrow:7.2f}",
+            file=out,
         )
 
 
