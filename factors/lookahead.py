@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +28,16 @@ from factors.expr.compile import compile_expr
 from factors.expr.nodes import Node
 
 F64 = npt.NDArray[np.float64]
-FactorLike = str | Node | Callable[[Panel], F64]
+
+
+class HasExpr(Protocol):
+    """Anything with an expression text, e.g. a library ``Factor``."""
+
+    @property
+    def expr(self) -> str: ...
+
+
+FactorLike = str | Node | HasExpr | Callable[[Panel], F64]
 
 
 @dataclass(frozen=True, slots=True)
