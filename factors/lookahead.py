@@ -7,14 +7,17 @@ For a factor (expression text, AST, library ``Factor`` or any Python callable Pa
    by noise, and evaluate again;
 3. any difference at a row <= c is a leak: the factor read data from after its decision time.
 
-The noise multiplies each value by ``exp(N(0, 1))`` and gives exact zeros an additive draw at the
-column's scale, so it moves means, variances, ranks and signs; NaN stays NaN (the listing pattern
-is kept). Comparison is exact (NaN equals NaN) unless ``atol`` is given: expression kernels scan
-forward, so values at or before the cut are bit-identical when the factor is causal.
+The noise replaces signed fields by independent normal draws at each column's scale and multiplies
+non-negative fields (prices, volumes, book levels) by ``exp(N(0, 1))``, so it moves means,
+variances, ranks and signs; NaN stays NaN (the listing pattern is kept, so a factor that leaks
+only through *which* future values are missing is not detected). Comparison is exact (NaN
+equals NaN) unless ``atol`` is given: expression kernels scan forward, so values at or before
+the cut are bit-identical when the factor is causal.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,16 +101,26 @@ def _as_callable(factor: object) -> Callable[[Panel], F64]:
 
 
 def _noise(a: F64, cut: int, rng: np.random.Generator) -> F64:
+    """A copy of ``a`` (rows first) with rows > cut replaced by noise; NaN stays NaN.
+
+    Fields with negative values (returns, funding, imbalances) get independent normal draws at
+    the column's scale, so signs change too; non-negative fields (prices, volumes, book levels)
+    are multiplied by ``exp(N(0, 1))`` (zeros get ``|N(0, 1)|`` x scale) and stay non-negative.
+    """
     out = np.array(a, dtype=np.float64, copy=True)
     tail = out[cut + 1 :]
     if tail.size == 0:
         return out
-    with np.errstate(invalid="ignore"):
-        scale = np.nanstd(a, axis=0) if np.isfinite(a).any() else np.ones(a.shape[1:])
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    mult = np.exp(rng.normal(0.0, 1.0, tail.shape))
-    add = rng.normal(0.0, 1.0, tail.shape) * scale
-    tail[...] = np.where(tail == 0.0, add, tail * mult)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        spread = np.nanstd(a, axis=0)
+    scale = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+    draw = rng.normal(0.0, 1.0, tail.shape)
+    finite = np.isfinite(a)
+    if (a[finite] < 0).any():
+        tail[...] = np.where(np.isnan(tail), np.nan, draw * scale)
+    else:
+        tail[...] = np.where(tail == 0.0, np.abs(draw) * scale, tail * np.exp(draw))
     return out
 
 

@@ -136,3 +136,23 @@ def test_tolerance_accepts_tiny_numerical_differences() -> None:
 
     assert check_lookahead(jittery, PANEL).leaks
     assert not check_lookahead(jittery, PANEL, atol=1e-9).leaks
+
+
+def test_peeking_at_the_sign_of_a_stored_signed_field_is_caught() -> None:
+    # multiplicative noise would keep signs; signed fields get independent draws instead
+    with_returns = PANEL.with_fields(returns=evaluate("returns", PANEL))
+
+    def next_sign(p: Panel) -> np.ndarray:
+        r = p["returns"]
+        return np.vstack([np.sign(r[1:]), np.full((1, p.N), np.nan)])
+
+    report = check_lookahead(next_sign, with_returns, cuts=CUTS)
+    assert report.leaks
+    assert report.first_leak_cut == CUTS[0]
+
+
+def test_all_nan_columns_do_not_warn() -> None:
+    close = PANEL["close"].copy()
+    close[:, 1] = np.nan
+    p = PANEL.with_fields(close=close)
+    assert not check_lookahead("ts_mean(close, 3)", p).leaks
