@@ -107,6 +107,16 @@ class FlagIndex:
         return out
 
 
+def take_rows(grp: I64 | slice, idx: Any) -> I64:
+    """Table rows at positions ``idx`` of a group given as an index array or a slice."""
+    pos: I64 = np.asarray(idx, dtype=np.int64)
+    if isinstance(grp, slice):
+        out: I64 = pos + int(grp.start or 0)
+        return out
+    picked: I64 = grp[pos]
+    return picked
+
+
 def bit_check(
     flags: npt.NDArray[np.uint16] | FlagIndex,
     bit: int,

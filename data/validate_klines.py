@@ -28,10 +28,11 @@ from data.validate_common import (
     rows_of,
     strided_zscore,
     symbol_groups,
+    take_rows,
     ts_us,
 )
 from data.validate_layout import layout_checks
-from data.validate_report import CheckResult, QualityReport, iso_us, make_check
+from data.validate_report import CheckResult, QualityReport, SparseColumn, iso_us, make_check
 
 QUOTE_REL_TOL = 1e-6
 """Relative tolerance of the quote-volume and taker-buy checks: ``quote_volume`` must lie in
@@ -235,8 +236,7 @@ def _sequence_checks(
     n = table.num_rows
     vals_o, h, lo, c = ohlc
     back, dups, run_rows, ret_rows, rng_rows = ([] for _ in range(5))
-    shown = {k: np.full(n, np.nan) for k in ("return", "z", "ratio")}
-    run_len = np.zeros(n, dtype=np.int64)
+    shown = {k: SparseColumn(n) for k in ("return", "z", "ratio", "run_bars")}
     gaps: list[dict[str, Any]] = []
     uniq: dict[str, I64] = {}
     expected = 0
@@ -251,8 +251,8 @@ def _sequence_checks(
         expected += round((int(ts_u[-1]) - int(ts_u[0])) / iv) + 1
         gaps += _gaps(sym, ts_u, ru, iv)
         starts, lens = validate_nb.run_starts(np.ascontiguousarray(v[ru] == 0.0), p.zero_volume_run)
-        run_rows.append(_at(ru, starts))
-        run_len[_at(ru, starts)] = lens
+        run_rows.append(take_rows(ru, starts))
+        shown["run_bars"].set(run_rows[-1], lens)
         if ts_u.size >= _THREAD_MIN_ROWS:  # both scorings release the GIL: run them side by side
             with ThreadPoolExecutor(2) as pool:
                 f_ret = pool.submit(_return_outliers, c[ru], ru, p, shown)
@@ -284,7 +284,7 @@ def _sequence_checks(
                    wide_rows, t, count=sum(g["missing_bars"] for g in wide), extra=ex),
         make_check("zero_volume_run", dataset, "info",
                    f"runs of >= {p.zero_volume_run} zero-volume bars (count = runs)",
-                   cat(run_rows), t, {"run_bars": run_len}),
+                   cat(run_rows), t, {"run_bars": shown["run_bars"]}),
         make_check("return_outlier", dataset, "warning",
                    f"|robust z| of the close-to-close return > {p.outlier_z:g}", cat(ret_rows),
                    t, {"close": c, "return": shown["return"], "z": shown["z"]}),
@@ -301,7 +301,7 @@ def _gaps(sym: str, ts_u: I64, ru: I64 | slice, iv: int) -> list[dict[str, Any]]
     """Missing ranges of one symbol's unique sorted open times (row = the bar after)."""
     miss = np.rint(np.diff(ts_u) / iv).astype(np.int64) - 1
     at = np.flatnonzero(miss >= 1)
-    rows = _at(ru, at + 1)
+    rows = take_rows(ru, at + 1)
     return [
         {"symbol": sym, "from_us": int(ts_u[j]) + iv, "to_us": int(ts_u[j + 1]) - iv,
          "missing_bars": int(miss[j]), "row": int(r)}
@@ -317,9 +317,9 @@ def _return_outliers(cu: Any, ru: I64 | slice, p: KlineChecks, shown: dict[str, 
     r[1:] -= 1.0
     z = strided_zscore(r, p.outlier_window, p.stride, p.outlier_window // 2, p.min_scale)[0]
     hit = np.flatnonzero(np.abs(z) > p.outlier_z)
-    rows = _at(ru, hit)
-    shown["return"][rows] = r[hit]  # values only where flagged (report examples)
-    shown["z"][rows] = z[hit]
+    rows = take_rows(ru, hit)
+    shown["return"].set(rows, r[hit])  # values only where flagged (report examples)
+    shown["z"].set(rows, z[hit])
     return rows
 
 
@@ -334,8 +334,8 @@ def _range_outliers(
     ref = strided_zscore(lr, p.outlier_window, p.outlier_window, p.outlier_window // 2, 0.0)[1]
     ratio = lr / np.maximum(ref, p.range_floor)
     hit = np.flatnonzero(ratio > p.range_ratio)
-    rows = _at(ru, hit)
-    shown["ratio"][rows] = ratio[hit]
+    rows = take_rows(ru, hit)
+    shown["ratio"].set(rows, ratio[hit])
     return rows
 
 
@@ -357,16 +357,6 @@ def _time_order(ts: I64, grp: I64 | slice, n: int) -> tuple[I64, I64, I64, I64 |
     ts_s, rows_s = ts[order], rows[order]
     keep = np.concatenate(([True], ts_s[1:] != ts_s[:-1]))
     return back, rows_s[~keep], ts_s[keep], rows_s[keep]
-
-
-def _at(rows: I64 | slice, idx: Any) -> I64:
-    """Table rows of positions ``idx`` within a group given as an index array or a slice."""
-    pos: I64 = np.asarray(idx, dtype=np.int64)
-    if isinstance(rows, slice):
-        out: I64 = pos + int(rows.start or 0)
-        return out
-    picked: I64 = rows[pos]
-    return picked
 
 
 def _gap_text(g: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,30 @@ class CheckResult:
         }
 
 
+class SparseColumn:
+    """Values known only at some rows (offending rows), indexable like a column of n rows.
+
+    Lets checks show derived values (returns, z-scores) in their examples without
+    materialising a full column; missing rows read as NaN.
+    """
+
+    __slots__ = ("_n", "_values")
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._values: dict[int, Any] = {}
+
+    def set(self, rows: npt.NDArray[np.int64], values: npt.NDArray[Any]) -> None:
+        """Record ``values`` at ``rows`` (aligned arrays)."""
+        self._values.update(zip(rows.tolist(), values.tolist(), strict=True))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, row: int) -> Any:
+        return self._values.get(int(row), float("nan"))
+
+
 def make_check(
     name: str,
     dataset: str,
@@ -103,7 +127,7 @@ def make_check(
     description: str,
     idx: npt.NDArray[np.int64],
     ts_us: npt.NDArray[np.int64] | None,
-    values: dict[str, npt.NDArray[Any]] | None = None,
+    values: dict[str, Any] | None = None,
     count: int | None = None,
     extra: dict[int, dict[str, Any]] | None = None,
     details: list[dict[str, Any]] | None = None,
@@ -113,7 +137,8 @@ def make_check(
     Args:
         idx: (k,) int64 indices of offending rows in the validated table.
         ts_us: (n,) int64 epoch-µs event times of the table (for the ``ts`` of examples).
-        values: column name -> (n,) array; each example shows these columns at its row.
+        values: column name -> (n,) array (or `SparseColumn`); each example shows these
+            columns at its row.
         count: overrides ``len(idx)`` (e.g. number of missing bars rather than gap rows).
         extra: row index -> extra fields shown with that example (e.g. its gap range).
         details: the full list stored in ``CheckResult.details``.

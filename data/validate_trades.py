@@ -21,12 +21,12 @@ from data.validate_common import (
     f64,
     i64,
     require_columns,
-    rows_of,
     strided_zscore,
     symbol_groups,
+    take_rows,
     ts_us,
 )
-from data.validate_report import CheckResult, QualityReport, make_check
+from data.validate_report import CheckResult, QualityReport, SparseColumn, make_check
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,45 +107,48 @@ def validate_trades(
     flags = np.zeros(n, np.uint16)
     missing = np.zeros(n, np.int64)
     dup_parts: list[I64] = []
-    z_all = np.full(n, np.nan)
+    z_all = SparseColumn(n)
     out_parts: list[I64] = []
     expected = 0
     for _sym, grp in symbol_groups(table):
-        rows = rows_of(grp, n)
         f, m = validate_nb.trade_row_flags(
             ids[grp], fid[grp], lid[grp], t[grp], px[grp], qty[grp], agg and has_ids
         )
-        flags[grp] = f
-        missing[grp] = m
-        if has_ids and rows.size:
-            dup, exp_sym = _id_order(ids[grp], rows, FlagIndex(f), missing)
+        if isinstance(grp, slice) and grp == slice(0, n):
+            flags, missing = f, m  # one symbol: no copy
+        else:
+            flags[grp] = f
+            missing[grp] = m
+        if has_ids and f.size:
+            dup, exp_sym = _id_order(ids[grp], grp, FlagIndex(f), missing)
             dup_parts.append(dup)
             expected += exp_sym
         else:
-            expected += rows.size
+            expected += f.size
         z = strided_zscore(
             px[grp], p.outlier_window, p.stride, p.outlier_window // 2, -p.min_scale_rel
         )[0]
-        z_all[grp] = z
-        out_parts.append(rows[np.abs(z) > p.outlier_z])
+        hit = np.flatnonzero(np.abs(z) > p.outlier_z)
+        out_parts.append(take_rows(grp, hit))
+        z_all.set(out_parts[-1], z[hit])
     cols = {"id": ids, "first_trade_id": fid, "last_trade_id": lid, "price": px, "qty": qty,
             "z": z_all, "missing": missing, "ts": t}  # fmt: skip
     checks = _checks(dataset, agg, has_ids, FlagIndex(flags), dup_parts, out_parts, cols)
     return assemble(dataset, source, n, checks, expected, int(missing.sum()))
 
 
-def _id_order(gi: I64, rows: I64, fi: FlagIndex, missing: I64) -> tuple[I64, int]:
+def _id_order(gi: I64, grp: I64 | slice, fi: FlagIndex, missing: I64) -> tuple[I64, int]:
     """(duplicate rows, expected ids) of one symbol; re-charges missing ids when unordered."""
     if fi.rows_of(validate_nb.T_ID_STEP_BACK).size == 0:
         dup = fi.rows_of(validate_nb.T_ID_DUPLICATE)
-        return rows[dup], int(gi.max() - gi.min() + 1)
+        return take_rows(grp, dup), int(gi.max() - gi.min() + 1)
     order = np.argsort(gi, kind="stable")
     srt = gi[order]
-    dup = rows[order[1:][srt[1:] == srt[:-1]]]
-    missing[rows] = 0
+    dup = take_rows(grp, order[1:][srt[1:] == srt[:-1]])
+    missing[grp] = 0
     uniq = np.unique(gi)
     for j in np.flatnonzero(np.diff(uniq) > 1):  # charge each jump to the row of the next id
-        at = rows[np.flatnonzero(gi == uniq[j + 1])[0]]
+        at = take_rows(grp, np.flatnonzero(gi == uniq[j + 1])[:1])[0]
         missing[at] = uniq[j + 1] - uniq[j] - 1
     return dup, int(uniq[-1] - uniq[0] + 1)
 
