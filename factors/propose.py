@@ -105,7 +105,8 @@ def _constant(values: F64) -> bool:
     return bool(lo == np.max(values, where=finite, initial=-np.inf))
 
 
-def build_prompt(panel: Panel, k: int, best: list[tuple[str, dict]], worst: list[tuple[str, dict]],
+def build_prompt(panel: Panel, k: int, best: list[tuple[str, dict[str, float]]],
+                 worst: list[tuple[str, dict[str, float]]],
                  library: list[str]) -> list[dict[str, str]]:  # fmt: skip
     """Chat messages asking for k candidates as a JSON list (train scores only)."""
     from factors.expr.ops import OPS
@@ -173,7 +174,9 @@ class Study:
         from factors.expr import evaluate, parse
         from factors.library import list_factors
 
-        for f in list_factors(panel=self.train):
+        factors = list_factors(panel=self.train)
+        self.library = RankSet(capacity=len(factors))
+        for f in factors:
             try:
                 values = evaluate(f.expr, self.train)
             except FactorError:
@@ -309,8 +312,9 @@ def leaderboard(ledger: Ledger, study: str) -> list[dict[str, Any]]:
     rows = ledger.rows(study)
     n_trials = len(rows)
     scored = [r for r in rows if r.train]
-    sharpes = [r.train["sharpe"] for r in scored if math.isfinite(r.train["sharpe"])]
-    out = []
+    sharpes = [float(t["sharpe"]) for t in (r.train or {} for r in scored)
+               if math.isfinite(t["sharpe"])]  # fmt: skip
+    out: list[dict[str, Any]] = []
     for r in scored:
         t = r.train or {}
         dsr = math.nan

@@ -112,31 +112,55 @@ def intersect_corr(ra_row, rb_row, min_obs):  # type: ignore[no-untyped-def]
     return score_nb.pearson_prefix(xa, xb, m)
 
 
+@njit(cache=True)
+def row_rank_corr(ra_row, sa_t, rb_row, sb_t, min_obs):  # type: ignore[no-untyped-def]
+    """Spearman correlation of one row of two ranked factors (see module docstring)."""
+    n = ra_row.shape[0]
+    cnt = 0
+    sxy = 0.0
+    for i in range(n):
+        fa = np.isfinite(ra_row[i])
+        if fa != np.isfinite(rb_row[i]):
+            return intersect_corr(ra_row, rb_row, min_obs)
+        if fa:
+            sxy += np.float64(ra_row[i]) * np.float64(rb_row[i])
+            cnt += 1
+    if not (np.isfinite(sa_t) and np.isfinite(sb_t)):
+        return np.nan
+    c = 0.5 * (cnt + 1)
+    return min(1.0, max(-1.0, (sxy - cnt * c * c) * sa_t * sb_t))
+
+
 @njit(cache=True, parallel=True)
 def rank_corr_rows(ra, sa, rb, sb, min_obs):  # type: ignore[no-untyped-def]
     """Per-row Spearman correlation (T,) of two factors given as ``row_ranks`` outputs.
 
     Equivalent to: ``score_nb.cs_corr(a, b, True, min_obs)`` on the original values.
     """
-    t_len, n = ra.shape
+    t_len = ra.shape[0]
     out = np.empty(t_len)
     for t in prange(t_len):
-        same = True
+        out[t] = row_rank_corr(ra[t], sa[t], rb[t], sb[t], min_obs)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def rank_corr_means(ra, sa, rbs, sbs, min_obs):  # type: ignore[no-untyped-def]
+    """Mean over rows of the Spearman correlation of one ranked factor (ra (T, N), sa (T,))
+    with each of L ranked factors (rbs (L, T, N), sbs (L, T)) -> (L,); NaN when no row has
+    a value.
+
+    Equivalent to: ``np.nanmean(rank_corr_rows(ra, sa, rbs[k], sbs[k], min_obs))`` per k.
+    """
+    n_fac, t_len = sbs.shape
+    out = np.empty(n_fac)
+    for k in prange(n_fac):
+        total = 0.0
         cnt = 0
-        sxy = 0.0
-        for i in range(n):
-            fa = np.isfinite(ra[t, i])
-            if fa != np.isfinite(rb[t, i]):
-                same = False
-                break
-            if fa:
-                sxy += np.float64(ra[t, i]) * np.float64(rb[t, i])
+        for t in range(t_len):
+            c = row_rank_corr(ra[t], sa[t], rbs[k, t], sbs[k, t], min_obs)
+            if np.isfinite(c):
+                total += c
                 cnt += 1
-        if not same:
-            out[t] = intersect_corr(ra[t], rb[t], min_obs)
-        elif not (np.isfinite(sa[t]) and np.isfinite(sb[t])):
-            out[t] = np.nan
-        else:
-            c = 0.5 * (cnt + 1)
-            out[t] = min(1.0, max(-1.0, (sxy - cnt * c * c) * sa[t] * sb[t]))
+        out[k] = total / cnt if cnt else np.nan
     return out

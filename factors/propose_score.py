@@ -15,7 +15,6 @@ Without gaps the prices and results are exactly those of the plain backtest.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -127,11 +126,18 @@ def rank_rows(values: F64, min_obs: int = MIN_OBS) -> Ranks:
 
 
 class RankSet:
-    """Named factors kept as row ranks (float32) and row scales, for the redundancy check."""
+    """Named factors kept as row ranks (float32) and row scales, for the redundancy check.
 
-    def __init__(self, min_obs: int = MIN_OBS) -> None:
-        self.min_obs = min_obs
-        self._r: dict[str, Ranks] = {}
+    Members live in one stacked (L, T, N) array (``capacity`` rows reserved, then grown 8 at
+    a time), so a candidate is compared with all of them in one kernel call.
+    """
+
+    def __init__(self, min_obs: int = MIN_OBS, capacity: int = 8) -> None:
+        self.min_obs, self.capacity = min_obs, max(int(capacity), 1)
+        self._names: list[str] = []
+        self._index: set[str] = set()
+        self._r: npt.NDArray[np.float32] | None = None
+        self._s: F64 | None = None
 
     def ranks(self, values: F64) -> Ranks:
         """Row ranks and scales of (T, N) ``values`` (compute once per candidate)."""
@@ -139,34 +145,42 @@ class RankSet:
 
     def add(self, name: str, ranks: Ranks) -> None:
         """Keep ``ranks`` (from ``ranks()``) under ``name``."""
-        self._r[name] = ranks
+        k = len(self._names)
+        if self._r is None or self._s is None or k == self._r.shape[0]:
+            cap = max(self.capacity, k + 8)
+            r = np.empty((cap, *ranks[0].shape), dtype=np.float32)
+            s = np.empty((cap, ranks[1].shape[0]))
+            if self._r is not None and self._s is not None:
+                r[:k], s[:k] = self._r[:k], self._s[:k]
+            self._r, self._s = r, s
+        self._r[k], self._s[k] = ranks
+        self._names.append(name)
+        self._index.add(name)
 
     def __len__(self) -> int:
-        return len(self._r)
+        return len(self._names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._r
+        return name in self._index
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._r)
+        return iter(self._names)
 
-    def corr(self, a: Ranks, b: Ranks) -> float:
-        """Mean over rows of the Spearman correlation of two ranked factors (NaN: none)."""
-        return mean_of(propose_nb.rank_corr_rows(a[0], a[1], b[0], b[1], self.min_obs))
+    def corrs(self, z: Ranks) -> F64:
+        """(L,) mean over rows of the Spearman correlation of ``z`` with each member."""
+        k = len(self._names)
+        if k == 0 or self._r is None or self._s is None:
+            return np.empty(0)
+        out: F64 = propose_nb.rank_corr_means(z[0], z[1], self._r[:k], self._s[:k],
+                                              self.min_obs)  # fmt: skip
+        return out
 
     def first_above(self, z: Ranks, limit: float) -> tuple[str, float] | None:
         """The first member whose |mean row rank correlation| with ``z`` exceeds ``limit``."""
-        for name, other in self._r.items():
-            c = self.corr(z, other)
+        for name, c in zip(self._names, self.corrs(z), strict=True):
             if abs(c) > limit:
-                return name, c
+                return name, float(c)
         return None
-
-
-def mean_of(values: F64) -> float:
-    """Mean of the finite values, NaN when there are none."""
-    ok = np.isfinite(values)
-    return float(values[ok].mean()) if ok.any() else math.nan
 
 
 class TailLookahead:

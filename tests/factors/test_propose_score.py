@@ -52,6 +52,29 @@ def test_rank_correlation_from_ranks_equals_cs_ic(pair: tuple[np.ndarray, np.nda
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_rank_set_means_and_first_hit_match_mean_rank_corr() -> None:
+    from factors.propose import mean_rank_corr
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(200, 7))
+    base[rng.random(base.shape) < 0.05] = np.nan
+    members = {"noise": rng.normal(size=base.shape),
+               "close": base + 0.1 * rng.normal(size=base.shape),
+               "flipped": -base, "ties": np.round(base)}  # fmt: skip
+    members["noise"][:20] = np.nan
+    rs = RankSet(capacity=2)  # grows past its capacity
+    for name, v in members.items():
+        rs.add(name, rs.ranks(v))
+    z = rs.ranks(base)
+    want = [mean_rank_corr(base, v) for v in members.values()]
+    np.testing.assert_allclose(rs.corrs(z), want, rtol=1e-12, atol=1e-12)
+    assert list(rs) == list(members)
+    hit = rs.first_above(z, 0.9)
+    assert hit is not None
+    assert hit[0] == "close"
+    assert rs.first_above(z, 1.0) is None
+
+
 def test_ranks_are_scipy_average_ranks() -> None:
     from scipy import stats
 
