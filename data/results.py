@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,10 @@ class ResultsStore:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    # os.open with 0o666 lets the umask decide the mode, as for the market-data files
+    # (tempfile.mkstemp would make them 0600: unreadable to other users' DuckDB/Spark)
+    tmp = str(path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -9,6 +9,7 @@ inference) must come back as text.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import duckdb
@@ -134,6 +135,15 @@ def test_polars_reads_sweep_results_as_stored(root: Path) -> None:
     want = [max(s for f, s in zip(ref["factor"].to_pylist(), ref["sharpe"].to_pylist(),
                                   strict=True) if f == name) for name in ("20", "5")]  # fmt: skip
     np.testing.assert_array_equal(best["sharpe"].to_numpy(), want)
+
+
+def test_result_files_are_as_readable_as_market_files(root: Path) -> None:
+    """Chunk and spec files get the umask's mode (like part-0.parquet), not mkstemp's 0600."""
+    market = next(root.glob("exchange=*/market=*/dataset=*/symbol=*/month=*/part-0.parquet"))
+    want = stat.S_IMODE(market.stat().st_mode)
+    results = sorted((root / "results" / f"sweep={SWEEP_ID}").iterdir())
+    assert [p.name for p in results if p.name.startswith(".")] == []
+    assert {stat.S_IMODE(p.stat().st_mode) for p in results} == {want}
 
 
 def test_sql_cli_lists_sweep_results_among_tables_on_error(root: Path) -> None:
