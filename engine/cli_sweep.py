@@ -61,6 +61,7 @@ def parse_bytes(text: str) -> int:
 def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
              errors: tuple[type[Exception], ...]) -> None:  # fmt: skip
     """Add ``sweep`` to ``app``."""
+    caught: tuple[type[Exception], ...] = (OptionError, *errors)
 
     @app.command("sweep")
     def sweep(
@@ -93,7 +94,7 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
                                   results, scheduler=scheduler, chunk_size=chunk,
                                   memory_budget_bytes=parse_bytes(memory_budget),
                                   progress=progress)  # fmt: skip
-        except (OptionError, *errors) as exc:
+        except caught as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
         keep = ("trial_id", "factor", *g.keys(), "sharpe", "total_return", "max_drawdown",

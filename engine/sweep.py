@@ -78,7 +78,7 @@ def expand_trials(factors: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> 
         for v in values:
             _check_value(name, v)
     names = sorted(grid)
-    trials = []
+    trials: list[Trial] = []
     for f in factors:
         for combo in itertools.product(*(grid[n] for n in names)):
             trials.append(
@@ -250,14 +250,14 @@ def _run_dask(panel: Panel, chunks: list[list[Trial]], todo: Iterable[int], sign
     from distributed import Client, as_completed
 
     own = not hasattr(scheduler, "submit")
-    client = Client(scheduler) if own else scheduler
+    client = Client(scheduler) if own else scheduler  # type: ignore[no-untyped-call]
     try:
         panel_f = client.scatter(panel, broadcast=True)
         futures = {client.submit(run_chunk, panel_f, chunks[i], signal_fn, retries=3,
                                  key=f"alphaforge-chunk-{i}-{id(chunks)}"): i
                    for i in todo}  # fmt: skip
         computed = 0
-        for fut in as_completed(futures):
+        for fut in as_completed(futures):  # type: ignore[no-untyped-call]
             i = futures[fut]
             sink.write_chunk(i, fut.result())
             computed += 1
