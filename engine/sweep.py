@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -252,9 +253,10 @@ def _run_dask(panel: Panel, chunks: list[list[Trial]], todo: Iterable[int], sign
     own = not hasattr(scheduler, "submit")
     client = Client(scheduler) if own else scheduler  # type: ignore[no-untyped-call]
     try:
+        run_key = uuid.uuid4().hex  # task keys unique per run, even across drivers
         panel_f = client.scatter(panel, broadcast=True)
         futures = {client.submit(run_chunk, panel_f, chunks[i], signal_fn, retries=3,
-                                 key=f"alphaforge-chunk-{i}-{id(chunks)}"): i
+                                 key=f"alphaforge-chunk-{i}-{run_key}"): i
                    for i in todo}  # fmt: skip
         computed = 0
         for fut in as_completed(futures):  # type: ignore[no-untyped-call]
