@@ -19,14 +19,12 @@ from factors import score_nb
 
 
 @njit(cache=True)
-def rank_row(row, min_obs, ranks_out):  # type: ignore[no-untyped-def]
+def rank_row(row, min_obs, ranks_out, vals, idx, ranks):  # type: ignore[no-untyped-def]
     """Average ranks (1-based) of the finite values of ``row`` into ``ranks_out`` (NaN
     elsewhere); returns 1 / sqrt(sum of squared centred ranks), NaN when fewer than
-    max(min_obs, 2) values are finite or all of them tie."""
+    max(min_obs, 2) values are finite or all of them tie. ``vals``, ``idx`` (int64) and
+    ``ranks`` are scratch of length N."""
     n = row.shape[0]
-    vals = np.empty(n)
-    idx = np.empty(n, dtype=np.int64)
-    ranks = np.empty(n)
     m = 0
     for i in range(n):
         ranks_out[i] = np.nan
@@ -57,21 +55,25 @@ def row_ranks(x, min_obs):  # type: ignore[no-untyped-def]
     t_len, n = x.shape
     ranks = np.empty((t_len, n), dtype=np.float32)
     scale = np.empty(t_len)
-    for t in prange(t_len):
-        buf = np.empty(n)
-        scale[t] = rank_row(x[t], min_obs, buf)
-        for i in range(n):
-            ranks[t, i] = buf[i]
+    n_chunks = min(t_len, 64)
+    for c in prange(n_chunks):
+        buf, vals, rk = np.empty(n), np.empty(n), np.empty(n)
+        idx = np.empty(n, dtype=np.int64)
+        for t in range(c * t_len // n_chunks, (c + 1) * t_len // n_chunks):
+            scale[t] = rank_row(x[t], min_obs, buf, vals, idx, rk)
+            for i in range(n):
+                ranks[t, i] = buf[i]
     return ranks, scale
 
 
 @njit(cache=True)
-def rerank(r_row, keep, m_max, out):  # type: ignore[no-untyped-def]
+def rerank(r_row, keep, bucket, out):  # type: ignore[no-untyped-def]
     """Average ranks, among the cells where ``keep``, of cells given by their ranks ``r_row``
-    (half-integers in [1, m_max]): a counting sort on 2 * rank, no comparison sort.
-    Writes the kept cells' new ranks into out[:m] in cell order; returns m."""
+    (half-integers in [1, N]): a counting sort on 2 * rank, no comparison sort. ``bucket``
+    is scratch of length >= 2 * N + 2. Writes the kept cells' new ranks into out[:m] in
+    cell order; returns m."""
     n = r_row.shape[0]
-    bucket = np.zeros(2 * m_max + 2)
+    bucket[:] = 0.0
     for i in range(n):
         if keep[i]:
             bucket[int(2.0 * r_row[i])] += 1.0
@@ -90,38 +92,43 @@ def rerank(r_row, keep, m_max, out):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def intersect_corr(ra_row, rb_row, min_obs):  # type: ignore[no-untyped-def]
-    """Spearman correlation of two rows on their pairwise-complete cells, from their ranks.
+def scratch(n):  # type: ignore[no-untyped-def]
+    """Work buffers of ``intersect_corr`` for rows of n cells: (keep, xa, xb, bucket)."""
+    return np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(2 * n + 2)
+
+
+@njit(cache=True)
+def intersect_corr(ra_row, rb_row, min_obs, keep, xa, xb, bucket):  # type: ignore[no-untyped-def]
+    """Spearman correlation of two rows on their pairwise-complete cells, from their ranks
+    (buffers from ``scratch``).
 
     Equivalent to: ``score_nb.row_corr(a, b, True, min_obs)`` on the original values (ranks
     are strictly increasing in the values, so re-ranking a subset of ranks gives the subset's
     ranks).
     """
     n = ra_row.shape[0]
-    keep = np.empty(n, dtype=np.bool_)
     m = 0
     for i in range(n):
         keep[i] = np.isfinite(ra_row[i]) and np.isfinite(rb_row[i])
         m += keep[i]
     if m < min_obs or m < 2:
         return np.nan
-    xa = np.empty(m)
-    xb = np.empty(m)
-    rerank(ra_row, keep, n, xa)
-    rerank(rb_row, keep, n, xb)
+    rerank(ra_row, keep, bucket, xa)
+    rerank(rb_row, keep, bucket, xb)
     return score_nb.pearson_prefix(xa, xb, m)
 
 
 @njit(cache=True)
-def row_rank_corr(ra_row, sa_t, rb_row, sb_t, min_obs):  # type: ignore[no-untyped-def]
-    """Spearman correlation of one row of two ranked factors (see module docstring)."""
+def row_rank_corr(ra_row, sa_t, rb_row, sb_t, min_obs, buf):  # type: ignore[no-untyped-def]
+    """Spearman correlation of one row of two ranked factors (see module docstring); ``buf``
+    is ``scratch(N)``."""
     n = ra_row.shape[0]
     cnt = 0
     sxy = 0.0
     for i in range(n):
         fa = np.isfinite(ra_row[i])
         if fa != np.isfinite(rb_row[i]):
-            return intersect_corr(ra_row, rb_row, min_obs)
+            return intersect_corr(ra_row, rb_row, min_obs, buf[0], buf[1], buf[2], buf[3])
         if fa:
             sxy += np.float64(ra_row[i]) * np.float64(rb_row[i])
             cnt += 1
@@ -137,10 +144,13 @@ def rank_corr_rows(ra, sa, rb, sb, min_obs):  # type: ignore[no-untyped-def]
 
     Equivalent to: ``score_nb.cs_corr(a, b, True, min_obs)`` on the original values.
     """
-    t_len = ra.shape[0]
+    t_len, n = ra.shape
     out = np.empty(t_len)
-    for t in prange(t_len):
-        out[t] = row_rank_corr(ra[t], sa[t], rb[t], sb[t], min_obs)
+    n_chunks = min(t_len, 64)
+    for c in prange(n_chunks):
+        buf = scratch(n)
+        for t in range(c * t_len // n_chunks, (c + 1) * t_len // n_chunks):
+            out[t] = row_rank_corr(ra[t], sa[t], rb[t], sb[t], min_obs, buf)
     return out
 
 
@@ -155,10 +165,11 @@ def rank_corr_means(ra, sa, rbs, sbs, min_obs):  # type: ignore[no-untyped-def]
     n_fac, t_len = sbs.shape
     out = np.empty(n_fac)
     for k in prange(n_fac):
+        buf = scratch(ra.shape[1])
         total = 0.0
         cnt = 0
         for t in range(t_len):
-            c = row_rank_corr(ra[t], sa[t], rbs[k, t], sbs[k, t], min_obs)
+            c = row_rank_corr(ra[t], sa[t], rbs[k, t], sbs[k, t], min_obs, buf)
             if np.isfinite(c):
                 total += c
                 cnt += 1
