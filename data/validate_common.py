@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -162,8 +163,17 @@ def concat_rows(parts: list[Any]) -> I64:
     return np.sort(np.concatenate(parts).astype(np.int64))
 
 
+PARALLEL_MIN_ROWS = 1_000_000
+"""Series at least this long are scored as two block ranges in two threads."""
+
+
 def strided_zscore(
-    x: F64, window: int, stride: int, min_periods: int, min_scale: float
+    x: F64,
+    window: int,
+    stride: int,
+    min_periods: int,
+    min_scale: float,
+    parallel_min_rows: int = PARALLEL_MIN_ROWS,
 ) -> tuple[F64, F64, F64]:
     """`validate_rolling_nb.strided_robust_zscore` (same results), blocks pre-sorted by numpy.
 
@@ -173,6 +183,8 @@ def strided_zscore(
 
     Args:
         x: (n,) float64; window, stride, min_periods, min_scale: see the kernel.
+        parallel_min_rows: from this length on, two threads score the two halves of the
+            blocks (same results).
 
     Returns:
         z, med, mad: (n,) float64 each.
@@ -195,7 +207,19 @@ def strided_zscore(
     if n > full:
         cnt[-1] = n - full
     cnt -= np.bincount(np.flatnonzero(np.isnan(x)) // stride, minlength=n_blocks)
-    out = validate_rolling_nb.strided_robust_zscore_presorted(
-        x, srt, cnt, window, stride, min_periods, min_scale
-    )
-    return out[0], out[1], out[2]
+    if n < max(parallel_min_rows, 2 * stride):
+        out = validate_rolling_nb.strided_robust_zscore_presorted(
+            x, srt, cnt, window, stride, min_periods, min_scale
+        )
+        return out[0], out[1], out[2]
+    z, med, mad = np.empty(n), np.empty(n), np.empty(n)
+    half = n_blocks // 2
+    with ThreadPoolExecutor(2) as pool:  # the kernel releases the GIL; halves are independent
+        jobs = [
+            pool.submit(validate_rolling_nb.strided_presorted_blocks, x, srt, cnt, window,
+                        stride, min_periods, min_scale, lo, hi, z, med, mad)
+            for lo, hi in ((0, half), (half, n_blocks))
+        ]  # fmt: skip
+        for job in jobs:
+            job.result()
+    return z, med, mad

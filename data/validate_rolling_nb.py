@@ -361,6 +361,55 @@ def _merge_sorted_blocks(a, ca, add, ma, rem, mr, tmp, out):  # type: ignore[no-
 
 
 @njit(cache=True, nogil=True)
+def strided_presorted_blocks(  # type: ignore[no-untyped-def]
+    x, srt, cnt, window, stride, min_periods, min_scale, blk_lo, blk_hi, z, med, mad
+):
+    """Blocks blk_lo..blk_hi-1 of `strided_robust_zscore_presorted`, written into z/med/mad.
+
+    Disjoint block ranges can run in parallel threads (``nogil=True``) on shared outputs with
+    identical results: the starting window is gathered from x, the leading-window fallback
+    always comes from x[0 : window].
+
+    Args:
+        x, srt, cnt, window, stride, min_periods, min_scale: see
+            `strided_robust_zscore_presorted`.
+        blk_lo, blk_hi: block range (block k covers rows k*stride .. (k+1)*stride - 1).
+        z, med, mad: (n,) float64 outputs, filled on the range's rows only.
+    """
+    n = x.shape[0]
+    mp = max(min_periods, 1)
+    cur = np.empty(window + 1)
+    nxt = np.empty(window + 1)
+    tmp = np.empty(window + 1)
+    lead = _gather_sorted(x, 0, min(window, n), nxt)
+    lead_md = np.nan
+    lead_mad = np.nan
+    if lead >= mp:
+        lead_md, lead_mad = _sorted_median_mad(nxt, lead)
+    nblk = window // stride
+    b0 = blk_lo * stride
+    c = _gather_sorted(x, max(0, b0 - window), b0, cur)
+    for blk in range(blk_lo, blk_hi):
+        b = blk * stride
+        if blk > blk_lo:
+            a0 = (blk - 1) * stride
+            add = srt[a0 : a0 + cnt[blk - 1]]
+            if blk - 1 - nblk >= 0:
+                r0 = (blk - 1 - nblk) * stride
+                rem = srt[r0 : r0 + cnt[blk - 1 - nblk]]
+            else:
+                rem = srt[0:0]
+            c = _merge_sorted_blocks(cur, c, add, add.shape[0], rem, rem.shape[0], tmp, nxt)
+            cur, nxt = nxt, cur
+        e = min(b + stride, n)
+        if c >= mp:
+            md, d = _sorted_median_mad(cur, c)
+            _fill_block(x, z, med, mad, b, e, md, d, min_scale)
+        else:
+            _fill_block(x, z, med, mad, b, e, lead_md, lead_mad, min_scale)
+
+
+@njit(cache=True, nogil=True)
 def strided_robust_zscore_presorted(x, srt, cnt, window, stride, min_periods, min_scale):  # type: ignore[no-untyped-def]
     """`strided_robust_zscore` with every block already sorted (same results, faster).
 
@@ -381,33 +430,7 @@ def strided_robust_zscore_presorted(x, srt, cnt, window, stride, min_periods, mi
     z = np.empty(n)
     med = np.empty(n)
     mad = np.empty(n)
-    mp = max(min_periods, 1)
-    cur = np.empty(window + 1)
-    nxt = np.empty(window + 1)
-    tmp = np.empty(window + 1)
-    lead = _gather_sorted(x, 0, min(window, n), nxt)
-    lead_md = np.nan
-    lead_mad = np.nan
-    if lead >= mp:
-        lead_md, lead_mad = _sorted_median_mad(nxt, lead)
-    c = 0
-    nblk = window // stride
-    for blk in range(cnt.shape[0]):
-        b = blk * stride
-        if blk > 0:
-            a0 = (blk - 1) * stride
-            add = srt[a0 : a0 + cnt[blk - 1]]
-            if blk - 1 - nblk >= 0:
-                r0 = (blk - 1 - nblk) * stride
-                rem = srt[r0 : r0 + cnt[blk - 1 - nblk]]
-            else:
-                rem = srt[0:0]
-            c = _merge_sorted_blocks(cur, c, add, add.shape[0], rem, rem.shape[0], tmp, nxt)
-            cur, nxt = nxt, cur
-        e = min(b + stride, n)
-        if c >= mp:
-            md, d = _sorted_median_mad(cur, c)
-            _fill_block(x, z, med, mad, b, e, md, d, min_scale)
-        else:
-            _fill_block(x, z, med, mad, b, e, lead_md, lead_mad, min_scale)
+    strided_presorted_blocks(
+        x, srt, cnt, window, stride, min_periods, min_scale, 0, cnt.shape[0], z, med, mad
+    )
     return z, med, mad

@@ -178,3 +178,17 @@ def test_presorted_strided_path_equals_the_plain_kernel(
     got = strided_zscore(arr, window, stride, mp, 1e-3)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+def test_two_thread_block_ranges_equal_the_plain_kernel() -> None:
+    from data.validate_common import strided_zscore
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_t(3, 50_000) * 1e-3
+    x[rng.random(x.size) < 0.02] = np.nan
+    x[:700] = np.nan  # the first blocks fall back to the leading window
+    for window, stride in ((1440, 360), (512, 512), (60, 15)):
+        want = validate_rolling_nb.strided_robust_zscore(x, window, stride, window // 2, 1e-4)
+        got = strided_zscore(x, window, stride, window // 2, 1e-4, parallel_min_rows=0)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
