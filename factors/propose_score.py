@@ -166,20 +166,22 @@ class RankSet:
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
-    def corrs(self, z: Ranks) -> F64:
-        """(L,) mean over rows of the Spearman correlation of ``z`` with each member."""
-        k = len(self._names)
-        if k == 0 or self._r is None or self._s is None:
+    def corrs(self, z: Ranks, start: int = 0, stop: int | None = None) -> F64:
+        """Mean over rows of the Spearman correlation of ``z`` with members[start:stop]."""
+        k = len(self._names) if stop is None else min(stop, len(self._names))
+        if k <= start or self._r is None or self._s is None:
             return np.empty(0)
-        out: F64 = propose_nb.rank_corr_means(z[0], z[1], self._r[:k], self._s[:k],
+        out: F64 = propose_nb.rank_corr_means(z[0], z[1], self._r[start:k], self._s[start:k],
                                               self.min_obs)  # fmt: skip
         return out
 
-    def first_above(self, z: Ranks, limit: float) -> tuple[str, float] | None:
-        """The first member whose |mean row rank correlation| with ``z`` exceeds ``limit``."""
-        for name, c in zip(self._names, self.corrs(z), strict=True):
-            if abs(c) > limit:
-                return name, float(c)
+    def first_above(self, z: Ranks, limit: float, batch: int = 8) -> tuple[str, float] | None:
+        """The first member whose |mean row rank correlation| with ``z`` exceeds ``limit``
+        (members compared ``batch`` at a time in one kernel call; stops at the first hit)."""
+        for start in range(0, len(self._names), batch):
+            for j, c in enumerate(self.corrs(z, start, start + batch)):
+                if abs(c) > limit:
+                    return self._names[start + j], float(c)
         return None
 
 

@@ -69,10 +69,12 @@ def test_rank_set_means_and_first_hit_match_mean_rank_corr() -> None:
     want = [mean_rank_corr(base, v) for v in members.values()]
     np.testing.assert_allclose(rs.corrs(z), want, rtol=1e-12, atol=1e-12)
     assert list(rs) == list(members)
-    hit = rs.first_above(z, 0.9)
-    assert hit is not None
-    assert hit[0] == "close"
-    assert rs.first_above(z, 1.0) is None
+    for batch in (1, 3, 8):
+        hit = rs.first_above(z, 0.9, batch)
+        assert hit is not None
+        assert hit[0] == "close"
+        assert rs.first_above(z, 1.0, batch) is None
+    np.testing.assert_allclose(rs.corrs(z, 1, 3), want[1:3], rtol=1e-12)
 
 
 def test_ranks_are_scipy_average_ranks() -> None:
