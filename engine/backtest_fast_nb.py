@@ -235,6 +235,9 @@ def simulate_one_fast(  # type: ignore[no-untyped-def]
     bit-identical. This is the case of single-asset parameter sweeps.
     """
     t_len = wk.shape[0]
+    w1 = wk.reshape(t_len)  # (T, 1) C-contiguous -> (T,) views: plain strides
+    x1 = exec_px.reshape(exec_px.shape[0])
+    m1 = mark_px.reshape(mark_px.shape[0])
     capped = cap < math.inf
     up = 1.0 + slip_rate
     dn = 1.0 - slip_rate
@@ -251,16 +254,17 @@ def simulate_one_fast(  # type: ignore[no-untyped-def]
     bad_row = bad_col = -1
     e = prev = peak = init_cash
     mdd = rsum = rsq = 0.0
+    floor = peak  # peak * (1 - mdd): below it is a new maximum drawdown
     for s in range(t_len):
         d = s - lag
         if d >= 0:
-            w = wk[d, 0]
+            w = w1[d]
             if math.isinf(w):
                 status = INF_WEIGHT
                 bad_col = 0
                 break
             se = s - exec_shift
-            px = exec_px[se, 0]
+            px = x1[se]
             if pos != 0.0 and not px > 0.0:
                 status = NAN_PRICE_WITH_POSITION if math.isnan(px) else NONPOSITIVE_PRICE
                 bad_col = 0
@@ -298,7 +302,7 @@ def simulate_one_fast(  # type: ignore[no-untyped-def]
         e = cash
         g = 0.0
         if pos != 0.0:
-            p = mark_px[s, 0]
+            p = m1[s]
             if not p > 0.0:
                 status = NAN_PRICE_WITH_POSITION if math.isnan(p) else NONPOSITIVE_PRICE
                 bad_col = 0
@@ -314,8 +318,10 @@ def simulate_one_fast(  # type: ignore[no-untyped-def]
         rsq += r * r
         if e > peak:
             peak = e
-        elif e < peak * (1.0 - mdd):
+            floor = peak * (1.0 - mdd)
+        elif e < floor:
             mdd = 1.0 - e / peak
+            floor = peak * (1.0 - mdd)
         prev = e
         rows_done = s + 1
         if g > 0.0:
