@@ -18,51 +18,38 @@ from numba import njit, prange
 from factors import score_nb
 
 
-@njit(cache=True)
-def rank_row(row, min_obs, ranks_out, vals, idx, ranks):  # type: ignore[no-untyped-def]
-    """Average ranks (1-based) of the finite values of ``row`` into ``ranks_out`` (NaN
-    elsewhere); returns 1 / sqrt(sum of squared centred ranks), NaN when fewer than
-    max(min_obs, 2) values are finite or all of them tie. ``vals``, ``idx`` (int64) and
-    ``ranks`` are scratch of length N."""
-    n = row.shape[0]
-    m = 0
-    for i in range(n):
-        ranks_out[i] = np.nan
-        if np.isfinite(row[i]):
-            vals[m] = row[i]
-            idx[m] = i
-            m += 1
-    if m == 0:
-        return np.nan
-    score_nb.average_ranks(vals, m, ranks)
-    ss = 0.0
-    for k in range(m):
-        ranks_out[idx[k]] = ranks[k]
-        ss += ranks[k] * ranks[k]
-    c = 0.5 * (m + 1)
-    ss -= m * c * c
-    if m < min_obs or m < 2 or ss <= 0.0:
-        return np.nan
-    return 1.0 / np.sqrt(ss)
-
-
 @njit(cache=True, parallel=True)
-def row_ranks(x, min_obs):  # type: ignore[no-untyped-def]
-    """Row ranks (T, N) float32 (NaN = not finite) and per-row scales (T,) float64 of x.
+def ranks_from_order(x, order, min_obs):  # type: ignore[no-untyped-def]
+    """Row ranks (T, N) float32 (NaN = not finite) and per-row scales (T,) float64 of x,
+    given ``order``, the row-wise argsort of x with the non-finite cells last
+    (``ic.argsort_rows``). The scale is 1 / sqrt(sum of squared centred ranks), NaN when
+    fewer than max(min_obs, 2) values are finite or all of them tie.
 
-    Equivalent to: ``scipy.stats.rankdata(x[t][finite])`` per row; scale as in ``rank_row``.
+    Equivalent to: ``scipy.stats.rankdata(x[t][finite])`` per row.
     """
     t_len, n = x.shape
     ranks = np.empty((t_len, n), dtype=np.float32)
     scale = np.empty(t_len)
-    n_chunks = min(t_len, 64)
-    for c in prange(n_chunks):
-        buf, vals, rk = np.empty(n), np.empty(n), np.empty(n)
-        idx = np.empty(n, dtype=np.int64)
-        for t in range(c * t_len // n_chunks, (c + 1) * t_len // n_chunks):
-            scale[t] = rank_row(x[t], min_obs, buf, vals, idx, rk)
-            for i in range(n):
-                ranks[t, i] = buf[i]
+    for t in prange(t_len):
+        m = 0
+        for i in range(n):
+            ranks[t, i] = np.nan
+            if np.isfinite(x[t, i]):
+                m += 1
+        ss = 0.0
+        i = 0
+        while i < m:
+            j = i
+            while j + 1 < m and x[t, order[t, j + 1]] == x[t, order[t, i]]:
+                j += 1
+            r = 0.5 * (i + j) + 1.0
+            for k in range(i, j + 1):
+                ranks[t, order[t, k]] = r
+                ss += r * r
+            i = j + 1
+        c = 0.5 * (m + 1)
+        ss -= m * c * c
+        scale[t] = np.nan if (m < min_obs or m < 2 or ss <= 0.0) else 1.0 / np.sqrt(ss)
     return ranks, scale
 
 
@@ -140,7 +127,7 @@ def row_rank_corr(ra_row, sa_t, rb_row, sb_t, min_obs, buf):  # type: ignore[no-
 
 @njit(cache=True, parallel=True)
 def rank_corr_rows(ra, sa, rb, sb, min_obs):  # type: ignore[no-untyped-def]
-    """Per-row Spearman correlation (T,) of two factors given as ``row_ranks`` outputs.
+    """Per-row Spearman correlation (T,) of two factors given as ``ranks_from_order`` outputs.
 
     Equivalent to: ``score_nb.cs_corr(a, b, True, min_obs)`` on the original values.
     """

@@ -121,7 +121,8 @@ def score_with(values: F64, ctx: ScoreContext, cfg: _ScoreCfg,
 
 def rank_rows(values: F64, min_obs: int = MIN_OBS) -> Ranks:
     """Row ranks (T, N) float32 and row scales (T,) of (T, N) ``values`` (``propose_nb``)."""
-    r, sc = propose_nb.row_ranks(np.ascontiguousarray(values, np.float64), min_obs)
+    x = np.ascontiguousarray(values, np.float64)
+    r, sc = propose_nb.ranks_from_order(x, ic.argsort_rows(x), min_obs)
     return r, sc
 
 
