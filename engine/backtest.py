@@ -253,7 +253,8 @@ def simulate(
     """Validate the inputs of ``run_backtest`` (same arguments) and run the kernel.
 
     ``curves`` False skips the (K, T) equity and return rows (parameter sweeps, see
-    engine.sweep); the per-path statistics are computed either way.
+    engine.backtest_stats); the per-path statistics are computed either way. K = 1 runs on
+    the calling thread, K > 1 in parallel over parameter sets.
 
     Raises:
         ShapeError, InputError, OptionError: bad inputs, named with row/column.
