@@ -152,7 +152,7 @@ def simulate_path_fast(  # type: ignore[no-untyped-def]
                     notional = size * fpx
                     fee = notional * fee_rate
                     # = dq * fpx + fee (see c_signed), off the e -> dq -> cash chain's long path
-                    cash -= dq * c_signed * px + size * c_abs * px
+                    cash -= dq * (c_signed * px) + size * (c_abs * px)
                     pos[i] += dq
                     fees += fee
                     slipped += side * size * (fpx - px)
@@ -292,7 +292,7 @@ def simulate_one_fast(  # type: ignore[no-untyped-def]
                         fpx = px * (up if dq > 0.0 else dn)
                         notional = size * fpx
                         fee = notional * fee_rate
-                        cash -= dq * c_signed * px + size * c_abs * px
+                        cash -= dq * (c_signed * px) + size * (c_abs * px)
                         pos += dq
                         fees += fee
                         slipped += dq * (fpx - px)

@@ -257,7 +257,7 @@ def simulate_path(  # type: ignore[no-untyped-def]
                         notional = filled * fpx
                         fee = notional * fee_rate
                         if simple:  # = side * notional + fee, as in backtest_fast_nb
-                            cash -= dq * c_signed * px + size * c_abs * px
+                            cash -= dq * (c_signed * px) + size * (c_abs * px)
                         else:
                             cash -= side * notional + fee
                         pos[i] += side * filled
