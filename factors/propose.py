@@ -198,10 +198,11 @@ class Study:
         cands, notes = parse_candidates(reply.content)
         for note in notes:
             self.progress(f"reply: {note}")
+        spent = 0 if reply.cached else 1  # a cached reply spent no tokens in this run
         return cands, {
             "model": reply.model, "prompt_hash": prompt_hash, "response_id": reply.response_id,
-            "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-            "cost": reply.cost,
+            "prompt_tokens": spent * reply.prompt_tokens, "cost": reply.cost,
+            "completion_tokens": spent * reply.completion_tokens,
         }  # fmt: skip
 
     def _record(self, **kw: Any) -> int:

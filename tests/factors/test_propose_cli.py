@@ -104,6 +104,10 @@ def test_llm_study_ledger_leaderboard_cache_and_secrecy(
         # round 1 again: two seen before, the syntax error again; nothing new, stop
         assert again["counts"] == {"duplicate": 2, "rejected": 1}
         assert "nothing new" in again["stop_reason"]
+        rerun = Ledger(env / "ledger.sqlite").rows("default")[len(rows) :]
+        assert len(rerun) == 3
+        assert sum(r.cost for r in rerun) == 0.0
+        assert sum(r.prompt_tokens + r.completion_tokens for r in rerun) == 0  # nothing spent
     _assert_no_key(env, out, err, out2, err2, board.stdout, board.stderr)
 
 
