@@ -74,7 +74,7 @@ class OfflineGenerator:
                 a, b = self.rng.choice(len(elites), 2, replace=False)
                 expr = f"cs_rank({elites[a]}) + cs_rank({elites[b]})"
             else:
-                expr = self._mutate(str(elites[self.rng.integers(len(elites))]))
+                expr = self._mutate(str(elites[int(self.rng.integers(len(elites)))]))
             if expr not in self._emitted:
                 self._emitted.add(expr)
                 out.append(Candidate(f"gen_{len(self._emitted)}", expr, "genetic"))
