@@ -56,6 +56,8 @@ class Status(IntEnum):
     NAN_PRICE_WITH_POSITION = 1
     NONPOSITIVE_PRICE = 2
     BANKRUPT = 3
+    NAN_PRICE_WITH_TARGET = 4
+    INF_WEIGHT = 5
 
 
 TRADE_DTYPE = np.dtype(

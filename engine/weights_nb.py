@@ -131,21 +131,31 @@ def row_weights(sig, scheme, gross, quantile, neutral, out):  # type: ignore[no-
             out[i] = 0.0 if (math.isnan(out[i]) or c == 0) else out[i] * gross / c
     elif scheme == ZSCORE:
         s = 0.0
-        ss = 0.0
         c = 0
+        lo = math.inf
+        hi = -math.inf
         for i in range(n):
-            if not math.isnan(sig[i]):
-                s += sig[i]
-                ss += sig[i] * sig[i]
+            x = sig[i]
+            if not math.isnan(x):
+                s += x
                 c += 1
-        if c < 2:
+                lo = min(lo, x)
+                hi = max(hi, x)
+        if c < 2 or lo == hi:  # no cross-section, or all equal: no opinion
             out[:] = 0.0
             return
         mu = s / c
-        sd = math.sqrt(max(ss / c - mu * mu, 0.0))
+        ss = 0.0
         for i in range(n):
-            out[i] = math.nan if (math.isnan(sig[i]) or sd == 0.0) else (sig[i] - mu) / sd
-        _scale_to_gross(out, gross, False)
+            if not math.isnan(sig[i]):
+                ss += (sig[i] - mu) * (sig[i] - mu)
+        sd = math.sqrt(ss / c)
+        if not sd > 0.0:  # spread below float resolution (e.g. subnormal signals)
+            out[:] = 0.0
+            return
+        for i in range(n):
+            out[i] = math.nan if math.isnan(sig[i]) else (sig[i] - mu) / sd
+        _scale_to_gross(out, gross, True)
     else:
         for i in range(n):
             out[i] = 0.0 if math.isnan(sig[i]) else sig[i]
