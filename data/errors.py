@@ -7,7 +7,7 @@ The tree::
     ├── SourceError(OSError)               a remote source failed after all retries
     │   ├── RateLimited                    HTTP 429 (carries retry_after_s)
     │   ├── IPBanned                       HTTP 418: stop at once (carries until_ms)
-    │   └── RequestRejected                other HTTP 4xx: the request itself is wrong (status, code)
+    │   └── RequestRejected                other HTTP 4xx: a wrong request (status, code)
     ├── ChecksumMismatch(ValueError)       an archive zip whose sha256 differs from .CHECKSUM
     ├── UnknownSymbol(KeyError)            the exchange does not know the symbol
     ├── StoreError(OSError)                the parquet store could not be read or written

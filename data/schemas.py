@@ -244,9 +244,7 @@ def conform(table: pa.Table, dataset: str) -> pa.Table:
     schema = DATASETS[dataset]
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
-        raise SchemaError(
-            f"{dataset}: missing column(s) {missing}; table has {table.column_names}"
-        )
+        raise SchemaError(f"{dataset}: missing column(s) {missing}; table has {table.column_names}")
     try:
         return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -142,6 +142,8 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
                "metrics": run.metrics}  # fmt: skip
         typer.echo(to_json(doc) if as_json else f"report: {paths.html}")
 
+    handled: tuple[type[Exception], ...] = (EngineError, KeyError, *errors)
+
     @app.command("gap")
     def gap(
         orders: Annotated[str, typer.Option(help="Backtest orders (CSV/parquet).")],
@@ -168,7 +170,7 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
                 quote_asset=quote_asset,
                 allow_unmatched=allow_unmatched,
             )
-        except (EngineError, KeyError, *errors) as exc:
+        except handled as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
         typer.echo(render_gap(res, as_json))

@@ -187,7 +187,7 @@ def _shortfall(side: F64, mid0: F64, arrival: F64, half: F64, vwap: F64, frac: F
     comp = {"delay": frac * np.nan_to_num(delay), "half_spread": frac * half_bps,
             "impact": frac * np.nan_to_num(impact), "fees": fee_bps,
             "opportunity": np.nan_to_num(opp)}  # fmt: skip
-    comp["total"] = sum(comp.values())  # type: ignore[assignment]
+    comp["total"] = np.sum(np.stack(list(comp.values())), axis=0)
     return comp
 
 
@@ -290,7 +290,7 @@ def _cv_rmse(y: F64, design: F64) -> tuple[float, F64]:
     overfitting."""
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     if y.size < 4:
-        return float(np.sqrt(np.mean((y - design @ coef) ** 2))), coef
+        return float(np.sqrt(np.mean((y - design @ coef) ** 2))), np.asarray(coef, np.float64)
     err = np.empty_like(y)
     for fit, test in (
         (slice(0, None, 2), slice(1, None, 2)),
@@ -298,7 +298,7 @@ def _cv_rmse(y: F64, design: F64) -> tuple[float, F64]:
     ):
         c, *_ = np.linalg.lstsq(design[fit], y[fit], rcond=None)
         err[test] = y[test] - design[test] @ c
-    return float(np.sqrt(np.mean(err**2))), coef
+    return float(np.sqrt(np.mean(err**2))), np.asarray(coef, np.float64)
 
 
 def calibrate_models(cost_bps: F64, qty: F64, mid: F64,

@@ -47,7 +47,7 @@ def _out(x: np.ndarray) -> Any:
 
 
 def _valid_count(r: F64) -> np.ndarray:
-    return np.sum(~np.isnan(r), axis=0)
+    return np.asarray(np.sum(~np.isnan(r), axis=0))
 
 
 def total_return(returns: F64) -> Any:

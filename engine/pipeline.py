@@ -270,7 +270,9 @@ def _orders_from_trades(trades: np.ndarray, panel: Panel) -> dict[str, np.ndarra
     }  # fmt: skip
 
 
-def _best_library_factor(panel: Panel, train_rows: int, progress: Any) -> tuple[str, float, list]:
+def _best_library_factor(
+    panel: Panel, train_rows: int, progress: Any
+) -> tuple[str, float, list[tuple[str, dict[str, float]]]]:
     """The library factor whose 1-bar RankIC has the largest |t-stat| on the training rows
     (factors.score.rank_factors); a negative IC flips the factor's sign in the backtest."""
     from factors.library import list_factors
@@ -503,5 +505,5 @@ def rank_trials(table: pa.Table, n_trials: int) -> tuple[list[dict[str, Any]], f
     blocks = [
         np.stack(table.column(c).to_pylist()) for c in ("block_sum", "block_sumsq", "block_n")
     ]
-    result = pbo_from_blocks(*blocks) if table.num_rows >= 2 else None
+    result = pbo_from_blocks(blocks[0], blocks[1], blocks[2]) if table.num_rows >= 2 else None
     return rows, (result.pbo if result is not None else float("nan"))

@@ -198,9 +198,10 @@ def _figures(inputs: ReportInputs, plt: Any) -> dict[str, Callable[[], Any]]:
         q = list(inputs.quantile_returns)
         out["quantile_returns"] = lambda: _fig_series(q, "Mean forward return by factor quantile",
                                                       plt, range(1, len(q) + 1), "bar")  # fmt: skip
-    if inputs.turnover is not None:
-        out["turnover"] = lambda: _fig_series(inputs.turnover, "Turnover per bar", plt,
-                                              _times(inputs, len(inputs.turnover)))  # fmt: skip
+    turnover = inputs.turnover
+    if turnover is not None:
+        out["turnover"] = lambda: _fig_series(turnover, "Turnover per bar", plt,
+                                              _times(inputs, len(turnover)))  # fmt: skip
     if inputs.costs:
         out["cost_breakdown"] = lambda: _fig_series(list(inputs.costs.values()),
                                                     "Costs paid (quote)", plt,

@@ -69,4 +69,5 @@ def weights_from_signals(
     out = weights_nb.weights_from_signals(
         np.ascontiguousarray(sig), int(scheme.value), float(gross), float(quantile), bool(neutral)
     )
-    return out[:, 0] if one_d else out
+    result: F64 = out[:, 0] if one_d else out
+    return result

@@ -57,8 +57,13 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         from factors.propose import Gate, Study, StudyConfig
 
         try:
-            panel = load_panel(store, None, None, None,
-                               synthetic_kwargs=None if store else {"n_bars": bars, "seed": seed})  # fmt: skip
+            panel = load_panel(
+                store,
+                None,
+                None,
+                None,
+                synthetic_kwargs=None if store else {"n_bars": bars, "seed": seed},
+            )
             client = LLMClient(base_url=base_url, model=model, cache_dir=cache_dir,
                                budget=Budget(max_calls, max_tokens, max_cost))  # fmt: skip
             use_llm = not offline and client.has_key
@@ -75,11 +80,22 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         doc = {"study": res.study, "source": res.source, "counts": res.counts,
                "rounds": res.rounds_run, "stop_reason": res.stop_reason, "cost": res.cost,
                "tokens": res.tokens, "accepted": res.accepted, "ledger": ledger}  # fmt: skip
-        typer.echo(to_json(doc) if as_json else _render(
-            [{"expression": a["expression"], "train_t": a["train"]["t_stat"],
-              "train_sharpe": a["train"]["sharpe"],
-              "holdout_sharpe": (a["holdout"] or {}).get("sharpe")} for a in res.accepted],
-            f"{res.source} study {res.study!r}: {res.counts}; stop: {res.stop_reason}"))  # fmt: skip
+        typer.echo(
+            to_json(doc)
+            if as_json
+            else _render(
+                [
+                    {
+                        "expression": a["expression"],
+                        "train_t": a["train"]["t_stat"],
+                        "train_sharpe": a["train"]["sharpe"],
+                        "holdout_sharpe": (a["holdout"] or {}).get("sharpe"),
+                    }
+                    for a in res.accepted
+                ],
+                f"{res.source} study {res.study!r}: {res.counts}; stop: {res.stop_reason}",
+            )
+        )
 
     @app.command("leaderboard")
     def leaderboard_cmd(

@@ -7,7 +7,7 @@ The tree::
     │                                   and .token; message suggests the closest valid name
     ├── UnknownFactor(KeyError)         no library factor of that name
     ├── LookaheadError(ValueError)      a factor that reads values from after its decision time
-    ├── ScoreError(ValueError)          inputs that cannot be scored (shapes, horizons, too few rows)
+  ├── ScoreError(ValueError)          inputs that cannot be scored (shapes, horizons, too few rows)
     └── LLMError(RuntimeError)          the chat-completions endpoint failed after retries
         └── BudgetExceeded              a call/token/money budget stops the proposal loop
 """

@@ -127,8 +127,10 @@ class Ledger:
             ).fetchone()
             if row is None:
                 raise FactorError(f"no trial {trial_id} in {self.path}")
-            prior = c.execute("select id from trials where study=? and canonical=? and "
-                              "holdout is not null", (row["study"], row["canonical"])).fetchone()  # fmt: skip
+            prior = c.execute(
+                "select id from trials where study=? and canonical=? and holdout is not null",
+                (row["study"], row["canonical"]),
+            ).fetchone()
             if prior is not None:
                 raise HoldoutReused(f"holdout of {row['canonical']!r} was already evaluated "
                                     f"(trial {prior['id']}); a second look is refused")  # fmt: skip

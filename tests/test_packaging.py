@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                           "-w", str(out), str(ROOT)], capture_output=True, text=True,
-                          timeout=600, check=False)  # fmt: skip
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+           str(out), str(ROOT)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (whl,) = out.glob("alphaforge-*.whl")
     return whl
@@ -43,9 +43,9 @@ def test_installed_copy_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(target), "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
     code = (
         "import engine, factors, data, engine.cli as c; "
-        "assert engine.__file__.startswith(%r), engine.__file__; "
+        f"assert engine.__file__.startswith({str(target)!r}), engine.__file__; "
         "from factors.expr import parse; print(parse('cs_rank(close)'))"
-    ) % str(target)
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -46,17 +46,35 @@ def _cases(real_dir: Path | None) -> list[tuple[str, np.ndarray]]:
 
 
 GOLDEN = [
-    ("sharpe", lambda r: m.sharpe_ratio(r, PPY_1M), lambda r: ep.sharpe_ratio(r, annualization=PPY_1M)),
-    ("sortino", lambda r: m.sortino_ratio(r, PPY_1M), lambda r: ep.sortino_ratio(r, annualization=PPY_1M)),
-    ("volatility", lambda r: m.annual_volatility(r, PPY_1M),
-     lambda r: ep.annual_volatility(r, annualization=PPY_1M)),
+    (
+        "sharpe",
+        lambda r: m.sharpe_ratio(r, PPY_1M),
+        lambda r: ep.sharpe_ratio(r, annualization=PPY_1M),
+    ),
+    (
+        "sortino",
+        lambda r: m.sortino_ratio(r, PPY_1M),
+        lambda r: ep.sortino_ratio(r, annualization=PPY_1M),
+    ),
+    (
+        "volatility",
+        lambda r: m.annual_volatility(r, PPY_1M),
+        lambda r: ep.annual_volatility(r, annualization=PPY_1M),
+    ),
     ("max_drawdown", m.max_drawdown, ep.max_drawdown),
     ("cagr", lambda r: m.cagr(r, PPY_1M), lambda r: ep.annual_return(r, annualization=PPY_1M)),
-    ("calmar", lambda r: m.calmar_ratio(r, PPY_1M), lambda r: ep.calmar_ratio(r, annualization=PPY_1M)),
+    (
+        "calmar",
+        lambda r: m.calmar_ratio(r, PPY_1M),
+        lambda r: ep.calmar_ratio(r, annualization=PPY_1M),
+    ),
     ("total_return", m.total_return, lambda r: ep.cum_returns_final(r)),
-    ("downside_risk", lambda r: m.downside_risk(r, PPY_1M),
-     lambda r: ep.downside_risk(r, annualization=PPY_1M)),
-]  # fmt: skip
+    (
+        "downside_risk",
+        lambda r: m.downside_risk(r, PPY_1M),
+        lambda r: ep.downside_risk(r, annualization=PPY_1M),
+    ),
+]
 
 
 @pytest.mark.parametrize(("name", "ours", "ref"), GOLDEN, ids=[g[0] for g in GOLDEN])

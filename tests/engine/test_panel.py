@@ -92,5 +92,5 @@ def test_book_levels_shapes_and_truncation() -> None:
     assert p.book.levels == 5
     assert p.book.truncate(2).levels == 2
     assert p.select(["B"]).book.bid_px.shape == (3, 1, 5)  # type: ignore[union-attr]
-    with pytest.raises(ShapeError, match="book.ask_px has shape"):
+    with pytest.raises(ShapeError, match=r"book\.ask_px has shape"):
         BookLevels(bid, bid, np.ones((3, 2, 4)), bid)

@@ -24,8 +24,10 @@ def test_synthetic_panel_is_labelled_and_indexed_by_close_time() -> None:
     assert p.meta["synthetic"] is True
     first_open = sp.market.klines.column("open_time")[0].value
     assert p.ts_us[0] == first_open + 60_000_000
-    assert p.book is not None and p.book.levels == 5
-    assert np.isnan(sp.planted[-1]).all() and np.isfinite(sp.planted[0]).all()
+    assert p.book is not None
+    assert p.book.levels == 5
+    assert np.isnan(sp.planted[-1]).all()
+    assert np.isfinite(sp.planted[0]).all()
     shifted = execution_book(p.book, 1)
     np.testing.assert_array_equal(shifted.bid_px[1:], p.book.bid_px[:-1])
     assert np.isnan(shifted.bid_px[0]).all()
@@ -54,8 +56,10 @@ def test_store_panel_carries_the_universe_mask(tmp_path: Path) -> None:
     st.write(m.klines, dataset="klines_1m", exchange="binance", market="usdm", source="syn")
     st.write(m.funding, dataset="funding", exchange="binance", market="usdm", source="syn")
     p = load_panel(str(tmp_path), None, None, None)
-    assert p.N == 3 and p.T == 500
-    assert "tradable" in p and p["tradable"].all()
+    assert p.N == 3
+    assert p.T == 500
+    assert "tradable" in p
+    assert p["tradable"].all()
     assert np.isfinite(p["funding_rate"]).sum() > 0
     run = run_factor_backtest(p, "rev_1", rebalance_every=10)
     assert run.result.n_fills > 0

@@ -76,9 +76,17 @@ def test_interrupted_sweep_resumes_without_recomputing(panel, tmp_path: Path) ->
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  silence_logs=40) as c, distributed.Client(c) as client:  # fmt: skip
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=40,
+        ) as c,
+        distributed.Client(c) as client,
+    ):
         yield client
 
 
