@@ -7,15 +7,13 @@ functions returning text (a rich table, or JSON with ``as_json``) so tests can c
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from engine.cli_render import table_text
 from factors.errors import FactorError
 
 if TYPE_CHECKING:
@@ -39,14 +37,7 @@ class PanelLoader(Protocol):
 
 
 def _table_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    table = Table(title=title)
-    for h in headers:
-        table.add_column(h, overflow="fold")
-    for r in rows:
-        table.add_row(*r)
-    buf = io.StringIO()
-    Console(file=buf, width=140, force_terminal=False, color_system=None).print(table)
-    return buf.getvalue()
+    return table_text(title, headers, rows, width=140)
 
 
 def render_factor_list(as_json: bool = False, group: str | None = None) -> str:
