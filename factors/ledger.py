@@ -41,6 +41,19 @@ create table if not exists trials (
     holdout_at real
 );
 create index if not exists trials_study on trials(study, canonical);
+create table if not exists calls (
+    id integer primary key autoincrement,
+    study text not null,
+    created_at real not null,
+    model text,
+    prompt_hash text,
+    response_id text,
+    prompt_tokens integer default 0,
+    completion_tokens integer default 0,
+    cost real default 0,
+    cached integer default 0,
+    n_candidates integer default 0
+);
 """
 
 
@@ -107,6 +120,29 @@ class Ledger:
                  json.dumps(dict(train)) if train is not None else None),
             )  # fmt: skip
             return int(cur.lastrowid or 0)
+
+    def record_call(self, study: str, *, model: str | None, prompt_hash: str | None,
+                    response_id: str | None, prompt_tokens: int, completion_tokens: int,
+                    cost: float, cached: bool, n_candidates: int) -> None:  # fmt: skip
+        """Book one LLM call (also calls whose reply held no usable candidate)."""
+        with self._conn() as c:
+            c.execute(
+                "insert into calls (study, created_at, model, prompt_hash, response_id,"
+                " prompt_tokens, completion_tokens, cost, cached, n_candidates)"
+                " values (?,?,?,?,?,?,?,?,?,?)",
+                (study, time.time(), model, prompt_hash, response_id, int(prompt_tokens),
+                 int(completion_tokens), float(cost), int(cached), int(n_candidates)),
+            )  # fmt: skip
+
+    def spend(self, study: str) -> dict[str, float]:
+        """LLM calls, tokens and money a study spent (every call, cached ones at 0)."""
+        with self._conn() as c:
+            row = c.execute(
+                "select count(*), coalesce(sum(prompt_tokens + completion_tokens), 0),"
+                " coalesce(sum(cost), 0) from calls where study=? and cached=0",
+                (study,),
+            ).fetchone()
+        return {"calls": int(row[0]), "tokens": int(row[1]), "cost": float(row[2])}
 
     def seen(self, study: str, canonical: str) -> bool:
         """Whether this canonical expression was already tried in the study."""

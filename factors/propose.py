@@ -71,7 +71,8 @@ class StudyResult:
     """Counts per status, accepted factors with train/holdout scores, cost and stop reason.
 
     ``cost`` and ``tokens`` are this run's LLM spend (cached replies cost nothing); the
-    ledger books each call's tokens and cost on the first trial of its reply.
+    ledger books each call's tokens and cost on the first trial of its reply, and every call
+    (also one whose reply held no usable candidate) in its ``calls`` table (Ledger.spend).
     """
 
     study: str
@@ -199,6 +200,12 @@ class Study:
         for note in notes:
             self.progress(f"reply: {note}")
         spent = 0 if reply.cached else 1  # a cached reply spent no tokens in this run
+        self.ledger.record_call(
+            self.cfg.study, model=reply.model, prompt_hash=prompt_hash,
+            response_id=reply.response_id, prompt_tokens=spent * reply.prompt_tokens,
+            completion_tokens=spent * reply.completion_tokens, cost=reply.cost,
+            cached=reply.cached, n_candidates=len(cands),
+        )  # fmt: skip
         return cands, {
             "model": reply.model, "prompt_hash": prompt_hash, "response_id": reply.response_id,
             "prompt_tokens": spent * reply.prompt_tokens, "cost": reply.cost,

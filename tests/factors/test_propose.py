@@ -143,3 +143,19 @@ def test_holdout_is_looked_at_once(tmp_path: Path) -> None:
     with pytest.raises(HoldoutReused, match="second look"):
         ledger.record_holdout(tid2, {"sharpe": 2.0})
     assert ledger.count("s") == 2
+
+
+def test_every_llm_call_is_booked_even_without_candidates(tmp_path: Path) -> None:
+    panel = make_panel(t=400)
+    with FakeOpenAI() as fake:
+        fake.push(200, completion("Sorry, I cannot help with that.", prompt_tokens=70,
+                                  completion_tokens=9))  # fmt: skip
+        client = LLMClient(base_url=fake.base_url, api_key="k")
+        ledger = Ledger(tmp_path / "calls.sqlite")
+        res = Study(panel, cfg(rounds=2), ledger, client).run()
+    assert ledger.count("default") == 0  # no trial: the reply proposed nothing
+    spend = ledger.spend("default")
+    assert spend["calls"] == 1
+    assert spend["tokens"] == 79
+    assert spend["cost"] == pytest.approx(res.cost)
+    assert res.cost > 0
