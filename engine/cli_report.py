@@ -152,6 +152,8 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         window_s: Annotated[float, typer.Option(help="Fill-to-order window, s.")] = 60.0,
         quote_asset: Annotated[str, typer.Option(help="Quote currency.")] = "USDT",
         allow_unmatched: Annotated[bool, typer.Option(help="Ignore stray fills.")] = False,
+        funding_live: Annotated[float, typer.Option(help="Funding paid live (quote).")] = 0.0,
+        funding_backtest: Annotated[float, typer.Option(help="Funding in the backtest.")] = 0.0,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Explain the backtest-vs-live gap: fees, spread, impact, delay, missed fills."""
@@ -169,6 +171,8 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
                 window_us=int(window_s * 1e6),
                 quote_asset=quote_asset,
                 allow_unmatched=allow_unmatched,
+                funding_live=funding_live,
+                funding_backtest=funding_backtest,
             )
         except handled as exc:
             typer.echo(f"error: {exc}", err=True)

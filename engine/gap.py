@@ -31,7 +31,7 @@ I64 = npt.NDArray[np.int64]
 
 ORDER_COLUMNS = ("ts_us", "symbol", "side", "qty", "decision_mid")
 FILL_COLUMNS = ("ts_us", "symbol", "side", "qty", "price", "fee", "fee_asset")
-COMPONENTS = ("delay", "half_spread", "impact", "fees", "opportunity")
+COMPONENTS = ("delay", "half_spread", "impact", "fees", "opportunity", "funding")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +203,8 @@ def analyze_gap(
     equity: float | None = None,
     allow_unmatched: bool = False,
     features: Mapping[str, F64] | None = None,
+    funding_live: float = 0.0,
+    funding_backtest: float = 0.0,
 ) -> GapReport:
     """Decompose the backtest-vs-live gap (see module docstring).
 
@@ -218,6 +220,10 @@ def analyze_gap(
         fee_rates: quote price of other fee assets (e.g. {"BNB": 600.0}).
         equity: account equity in quote, to express the gap as a return.
         features: optional per-order arrays (sigma, adv, ...) passed to the calibration.
+        funding_live, funding_backtest: perpetual funding paid (quote, < 0 = received) over
+            the same period live and in the backtest; their difference is the ``funding``
+            component (bps of the total intended notional), since funding follows positions,
+            not single orders.
 
     Raises:
         InputError: missing columns, bad sides, unknown symbols, unmatched fills.
@@ -261,6 +267,9 @@ def analyze_gap(
     w = notional / notional.sum()
     live_bps = {k: float(np.sum(w * v)) for k, v in live.items()}
     bt_bps = {k: float(np.sum(w * v)) for k, v in bt.items()}
+    for d, paid in ((live_bps, funding_live), (bt_bps, funding_backtest)):
+        d["funding"] = float(paid) / float(notional.sum()) * 1e4
+        d["total"] += d["funding"]
     gap = {k: live_bps[k] - bt_bps[k] for k in live_bps}
     driver = max(COMPONENTS, key=lambda k: abs(gap[k]))
     per_order: dict[str, np.ndarray] = {
@@ -270,6 +279,7 @@ def analyze_gap(
         **{f"bt_{k}_bps": v for k, v in bt.items()},
     }  # fmt: skip
     gap_cost = float(np.sum((live["total"] - bt["total"]) * notional) * 1e-4)
+    gap_cost += float(funding_live) - float(funding_backtest)
     calib = calibrate_models(live["half_spread"] + live["impact"], qty, mid0,
                              dict(features or {}))  # fmt: skip
     return GapReport(

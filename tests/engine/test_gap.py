@@ -118,3 +118,14 @@ def test_paper_live_fills_walk_the_book_after_latency() -> None:
     np.testing.assert_allclose(fills["price"], [(91.0 + 0.5 * 92.0) / 1.5, 89.0])
     np.testing.assert_allclose(fills["fee"], fills["qty"] * fills["price"] * 1e-3)
     assert list(fills["ts_us"]) == [1_500_000, 1_500_000]
+
+
+def test_funding_difference_is_its_own_component() -> None:
+    orders, fills, quotes = _case(delay_bps=0.0, half_bps=0.0, impact_bps=0.0, fee_bps=0.0)
+    notional = float(np.sum(orders["qty"] * MID0))
+    g = analyze_gap(orders, fills, quotes=quotes, funding_live=0.002 * notional,
+                    funding_backtest=0.0005 * notional, equity=notional)  # fmt: skip
+    assert g.gap_bps["funding"] == pytest.approx(15.0, rel=1e-9)
+    assert g.driver == "funding"
+    assert g.gap_bps["total"] == pytest.approx(15.0, rel=1e-6)
+    assert g.gap_return == pytest.approx(0.0015, rel=1e-6)
