@@ -2,7 +2,8 @@
 
 Registered by ``engine/cli.py`` with ``register(app)``. Exit codes: 0 when no check at or above
 ``--fail-on`` found anything, 1 when one did, 2 on unusable input (unreadable file, unknown
-dataset). ``--repair OUT`` (klines only) writes a forward-filled copy with a ``repaired`` mask
+dataset). ``--reconcile MODE`` runs the reconciliation checks instead (`data.cli_reconcile`).
+``--repair OUT`` (klines only) writes a forward-filled copy with a ``repaired`` mask
 column to OUT (parquet) and prints what it did; validation itself never changes data.
 """
 
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 
+from data.cli_reconcile import reconcile_results
 from data.errors import DataError
 from data.schemas import time_column
 from data.validate import base_dataset, read_for_validation, repair_klines, validate_table
@@ -112,6 +114,16 @@ def register(app: typer.Typer) -> None:
                 "--repair", help="Write forward-filled klines (with a repaired mask) here."
             ),
         ] = None,
+        reconcile: Annotated[
+            str | None,
+            typer.Option(
+                "--reconcile",
+                help="klines-vs-aggtrades|spot-vs-futures (store) or files (2 files A B).",
+            ),
+        ] = None,
+        basis_window: Annotated[
+            int, typer.Option(help="spot-vs-futures: rolling window of the basis z (bars).")
+        ] = 1440,
         show_clean: Annotated[bool, typer.Option(help="List checks that found nothing.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
@@ -119,9 +131,18 @@ def register(app: typer.Typer) -> None:
         console = Console()
         if fail_on not in ("error", "warning", "info"):
             raise typer.BadParameter("expected error|warning|info", param_hint="--fail-on")
+        if reconcile is not None and repair is not None:
+            raise typer.BadParameter(
+                "--repair does not combine with --reconcile", param_hint="--repair"
+            )
         syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
         try:
-            if paths:
+            if reconcile is not None:
+                results = reconcile_results(
+                    reconcile, paths, store, dataset=dataset, exchange=exchange, market=market,
+                    symbols=syms, interval=interval, window=basis_window,
+                )  # fmt: skip
+            elif paths:
                 results = []
                 for p in paths:
                     table, ds, iv = read_for_validation(p, dataset, syms[0] if syms else None)
