@@ -277,3 +277,21 @@ def test_real_agg_trades_vs_independent_klines(real_dir: Path, tmp_path: Path) -
     assert r["expected"] == kl.num_rows - 2
     assert [x["row"] for x in _check(r, "recon_ohlc_mismatch")["rows"]] == [77]
     assert r["flagged"] == 1
+
+
+@pytest.mark.shared
+def test_files_real_archive_csv_vs_parquet_export(real_dir: Path, tmp_path: Path) -> None:
+    from data.archive import read_archive_path
+
+    csv = real_dir / "binance_spot_klines" / "BTCUSDT-1h-2022-01.csv"
+    rest = read_archive_path(csv, "klines_1h").slice(100, 300)  # a REST pull of part of it
+    rest = _set(rest, "volume", 7, lambda v: v + 1.0)  # row 107 of the archive
+    out = tmp_path / "rest.parquet"
+    pq.write_table(rest, out)
+    res = _run("--reconcile", "files", csv, out, "--json")
+    assert res.exit_code == 1, res.output
+    (r,) = json.loads(res.output)["reports"]
+    assert r["expected"] == 300
+    assert [x["row"] for x in _check(r, "value_mismatch")["rows"]] == [107]
+    assert "volume" in _check(r, "value_mismatch")["description"]
+    assert _check(r, "only_in_a")["count"] == _check(r, "only_in_b")["count"] == 0
