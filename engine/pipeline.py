@@ -313,7 +313,7 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: in
     train_rows = int(panel.T * 0.7)
     progress("3/6 scoring the factor library (train split)")
     name, ic, ranked = _best_library_factor(panel, train_rows, progress)
-    expr = name if ic >= 0 else f"-({_expr_of(name)})"
+    expr = name if ic >= 0 else _negated(_expr_of(name))
     progress("4/6 offline factor proposals (seeded generator, same gates as an LLM's)")
     proposals = _offline_proposals(panel, train_rows, out_dir, seed, progress)
     progress(f"   {proposals['counts']}; accepted {proposals['accepted']}")
@@ -373,6 +373,16 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: in
                "quality": quality.worst_severity, "proposals": proposals,
                "report": str(paths.html)}  # fmt: skip
     return DemoResult(str(paths.html), summary)
+
+
+def _negated(expr: str) -> str:
+    """Canonical text of -expr, without a double negation."""
+    from factors.expr import Unary, parse
+
+    node = parse(expr)
+    if isinstance(node, Unary) and node.op == "-":
+        return str(node.arg)
+    return str(parse(f"-({expr})"))
 
 
 def _expr_of(name: str) -> str:
