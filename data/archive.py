@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from data import schemas
+from data.arrow_pool import fast_pool
 from data.errors import SchemaError
 
 __all__ = ["ARCHIVE_COLUMNS", "MICROS_THRESHOLD", "base_dataset", "read_archive_csv"]
@@ -103,6 +104,10 @@ ARCHIVE_COLUMNS: Final[dict[str, tuple[_Col, ...]]] = {
     ),
 }
 """Archive CSV layout per dataset, in file order. Trailing columns may be absent."""
+
+_BLOCK_SIZE: Final = 1 << 22
+"""CSV block per parse task: 4 MiB parsed fastest on 2 cores (1 MiB: 1.6x the time, 8 MiB:
+uneven tails)."""
 
 _MIN_FIELDS: Final = {"klines": 11, "agg_trades": 7, "trades": 6, "funding": 3, "book_ticker": 6}
 
@@ -199,6 +204,7 @@ def read_archive_csv(source: Source, dataset: str, symbol: str) -> pa.Table:
     """
     kind, layout = _layout(dataset)
     with ExitStack() as stack:
+        stack.enter_context(fast_pool())
         stream, name = _open_stream(source, stack)
         first = _first_line(stream)
         native = _native_path(source, stream)
@@ -249,7 +255,7 @@ def _parse(
             read_options=pacsv.ReadOptions(
                 column_names=[c.name for c in cols],
                 skip_rows=skip,
-                block_size=(1 << 20) if isinstance(body, str) else (1 << 22),
+                block_size=_BLOCK_SIZE,
             ),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(

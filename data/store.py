@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from data import manifest as mf
 from data import schemas
+from data.arrow_pool import fast_pool
 from data.errors import SchemaError, StoreError
 from data.manifest import PartitionInfo, SourceRecord
 from data.store_merge import dedupe_sort, split_partitions
@@ -167,6 +168,18 @@ class Store:
             StoreError: unknown dataset/market, or the file system refused a write.
             SchemaError: the table lacks a declared column or cannot be cast.
         """
+        with fast_pool():
+            return self._write(table, dataset, exchange, market, source, source_sha256)
+
+    def _write(
+        self,
+        table: pa.Table,
+        dataset: str,
+        exchange: str,
+        market: str,
+        source: str,
+        source_sha256: str | None,
+    ) -> WriteReport:
         t0 = time.perf_counter()
         base = schema_name(dataset)
         self._check_market(market, exchange)
