@@ -20,7 +20,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import best_of  # noqa: E402
 from data.recordings import read_hftbacktest  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real" / "binance_ws_hftbacktest"
@@ -96,20 +96,6 @@ def parity(ours: Any, anchor: dict[str, pd.DataFrame]) -> None:
         ours.trades["trade_id"].to_numpy(), anchor["trades"]["trade_id"].to_numpy()
     )
     assert ours.book_ticker.num_rows == len(anchor["ticker"])
-
-
-def best_of(fn: Callable[[], Any], repeat: int, warmup: int) -> tuple[float, float]:
-    """(best wall time, best process CPU time) in seconds; CPU time is the steadier figure on
-    a shared machine (it includes system time, e.g. page faults)."""
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return min(wall), min(cpu)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

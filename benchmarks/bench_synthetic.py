@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import best_of  # noqa: E402
 from data import synthetic_bars  # noqa: E402
 from data.synthetic import generate_market  # noqa: E402
 
@@ -92,20 +92,6 @@ def cases(rows: int, cols: int, seed: int) -> list[BenchCase]:
                   lambda: generate_market(cols, book_rows, seed=seed, book_levels=0),
                   books_ok, book_rows * cols * 20 * 4),
     ]  # fmt: skip
-
-
-def best_of(fn: Callable[[], Any], repeat: int, warmup: int) -> tuple[float, float]:
-    """(best wall time, best process CPU time) in seconds; CPU time is the steadier figure on
-    a shared machine (it includes system time, e.g. page faults)."""
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return min(wall), min(cpu)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
