@@ -61,6 +61,9 @@ from numba import njit, prange
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from alphaforge.engine.backtest import run_backtest  # noqa: E402
+from alphaforge.engine.backtest_stats import run_backtest_stats  # noqa: E402
+
 from benchmarks.common import (  # noqa: E402
     BenchCase,
     Timing,
@@ -69,8 +72,6 @@ from benchmarks.common import (  # noqa: E402
     markdown_table,
     measure,
 )
-from engine.backtest import run_backtest  # noqa: E402
-from engine.backtest_stats import run_backtest_stats  # noqa: E402
 
 FEE_BPS = 4.0
 FEE = FEE_BPS * 1e-4
@@ -230,9 +231,9 @@ JIT_SNIPPET = """
 import json, time
 import numpy as np
 t0 = time.perf_counter()
-from engine import backtest_nb
-from engine.backtest import run_backtest
-from engine.backtest_stats import run_backtest_stats
+from alphaforge.engine import backtest_nb
+from alphaforge.engine.backtest import run_backtest
+from alphaforge.engine.backtest_stats import run_backtest_stats
 t1 = time.perf_counter()
 c = np.linspace(100.0, 101.0, 50)
 backtest_nb.find_invalid_price(c[:, None])  # numba's process-wide first use, any kernel

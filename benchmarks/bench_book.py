@@ -41,10 +41,10 @@ from numba import njit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine import slippage_nb  # noqa: E402
-from engine.backtest import Slippage, run_backtest  # noqa: E402
-from engine.panel import BookLevels  # noqa: E402
-from engine.types import Exhaustion  # noqa: E402
+from alphaforge.engine import slippage_nb  # noqa: E402
+from alphaforge.engine.backtest import Slippage, run_backtest  # noqa: E402
+from alphaforge.engine.panel import BookLevels  # noqa: E402
+from alphaforge.engine.types import Exhaustion  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real" / "binance_ws_hftbacktest"
 RECORDINGS = {
@@ -210,8 +210,8 @@ def dict_replay(bid: np.ndarray, px: np.ndarray, qty: np.ndarray) -> tuple[dict,
 
 def rebuild_cases(repeat: int, check: bool) -> list[dict[str, Any]]:
     """Rebuild each real recording: the snapshot and the diffs after it (u > lastUpdateId)."""
-    from data.recordings import read_hftbacktest
-    from engine.book import rebuild_books
+    from alphaforge.data.recordings import read_hftbacktest
+    from alphaforge.engine.book import rebuild_books
 
     out = []
     for name, files in RECORDINGS.items():

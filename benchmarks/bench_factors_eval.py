@@ -36,11 +36,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.panel import Panel  # noqa: E402
-from factors.expr import compile_expr, evaluate  # noqa: E402
-from factors.expr.compile import _plan, evaluate_many  # noqa: E402
-from factors.expr.parser import parse  # noqa: E402
-from factors.library import LIBRARY  # noqa: E402
+from alphaforge.engine.panel import Panel  # noqa: E402
+from alphaforge.factors.expr import compile_expr, evaluate  # noqa: E402
+from alphaforge.factors.expr.compile import _plan, evaluate_many  # noqa: E402
+from alphaforge.factors.expr.parser import parse  # noqa: E402
+from alphaforge.factors.library import LIBRARY  # noqa: E402
 
 MINUTE_US = 60_000_000
 

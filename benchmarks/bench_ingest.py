@@ -165,8 +165,8 @@ DATASET = {"klines": "klines_1m", "agg_trades": "agg_trades"}
 
 
 def run_ours(kind: str, src: Path, out: Path) -> pa.Table:
-    from data.archive import read_archive_csv
-    from data.store import Store
+    from alphaforge.data.archive import read_archive_csv
+    from alphaforge.data.store import Store
 
     table = read_archive_csv(src, DATASET[kind], SYMBOL)
     Store(out).write(table, DATASET[kind], source=f"archive:{src.name}")
@@ -279,7 +279,6 @@ def _vm(field: str) -> int:
 
 def _preimport(tool: str) -> None:
     if tool.startswith("ours"):
-        import data.archive
         import data.store  # noqa: F401
     elif tool.startswith("polars"):
         import polars  # noqa: F401
@@ -290,7 +289,7 @@ def _preimport(tool: str) -> None:
 # ---------------------------------------------------------------- parity and driver
 def _normalized(tool: str, kind: str, out: Path, names: list[str]) -> pa.Table:
     if tool.startswith("ours"):
-        from data.store import Store
+        from alphaforge.data.store import Store
 
         t = Store(out).read(DATASET[kind])
     else:
@@ -319,7 +318,7 @@ def check_parity(kind: str, rows: int, seed: int, scratch: Path) -> None:
         out = Path(tempfile.mkdtemp(dir=scratch))
         run_tool(tool, kind, zip_of(src) if tool == "ours_zip" else src, out)
         outs[tool] = out
-    from data.store import Store
+    from alphaforge.data.store import Store
 
     ref = Store(outs["ours"]).read(DATASET[kind])
     names = ref.column_names

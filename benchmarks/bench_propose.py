@@ -44,20 +44,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from alphaforge.engine.backtest import run_backtest  # noqa: E402
+from alphaforge.engine.metrics import sharpe_ratio  # noqa: E402
+from alphaforge.engine.panel import Panel  # noqa: E402
+from alphaforge.engine.weights import weights_from_signals  # noqa: E402
+from alphaforge.factors import ic  # noqa: E402
+from alphaforge.factors.errors import ExprError, FactorError  # noqa: E402
+from alphaforge.factors.ledger import Ledger  # noqa: E402
+from alphaforge.factors.llm import DEFAULT_PRICES, LLMClient  # noqa: E402
+from alphaforge.factors.offline_gen import OfflineGenerator  # noqa: E402
+from alphaforge.factors.propose import Gate, Study, StudyConfig, mean_rank_corr  # noqa: E402
+from alphaforge.factors.propose_parse import Candidate  # noqa: E402
+from alphaforge.factors.propose_score import fill_prices  # noqa: E402
+from alphaforge.factors.returns import execution_prices, forward_returns  # noqa: E402
+
 from benchmarks.common import cpu_seconds, machine_info, markdown_table  # noqa: E402
-from engine.backtest import run_backtest  # noqa: E402
-from engine.metrics import sharpe_ratio  # noqa: E402
-from engine.panel import Panel  # noqa: E402
-from engine.weights import weights_from_signals  # noqa: E402
-from factors import ic  # noqa: E402
-from factors.errors import ExprError, FactorError  # noqa: E402
-from factors.ledger import Ledger  # noqa: E402
-from factors.llm import DEFAULT_PRICES, LLMClient  # noqa: E402
-from factors.offline_gen import OfflineGenerator  # noqa: E402
-from factors.propose import Gate, Study, StudyConfig, mean_rank_corr  # noqa: E402
-from factors.propose_parse import Candidate  # noqa: E402
-from factors.propose_score import fill_prices  # noqa: E402
-from factors.returns import execution_prices, forward_returns  # noqa: E402
 
 MINUTE_US = 60_000_000
 STAGES = ("parse", "evaluate", "dedupe", "lookahead", "score", "holdout", "ledger")
@@ -67,8 +68,8 @@ class SeedStudy(Study):
     """The proposal loop as first written (the anchor): every quantity per candidate."""
 
     def _library(self) -> None:
-        from factors.expr import evaluate, parse
-        from factors.library import list_factors
+        from alphaforge.factors.expr import evaluate, parse
+        from alphaforge.factors.library import list_factors
 
         self.lib_values: dict[str, Any] = {}
         for f in list_factors(panel=self.train):
@@ -78,8 +79,8 @@ class SeedStudy(Study):
                 continue
 
     def evaluate(self, cand: Candidate, prov: dict[str, Any]) -> str:
-        from factors.expr import evaluate, parse
-        from factors.lookahead import check_lookahead
+        from alphaforge.factors.expr import evaluate, parse
+        from alphaforge.factors.lookahead import check_lookahead
 
         rec = dict(study=self.cfg.study, source=self.source, expression=cand.expression,
                    name=cand.name, rationale=cand.rationale, provenance=prov)  # fmt: skip
@@ -165,7 +166,7 @@ PLANTED = "cs_zscore(ts_mean(taker_buy_volume / volume, 5))"
 def make_panel(rows: int, cols: int, seed: int, strength: float = 0.002) -> Panel:
     """1m bars whose next open-to-open return follows PLANTED (times ``strength``) plus noise;
     OHLCV, quote volume, trades, taker volume; 0.1% missing cells."""
-    from factors.expr import evaluate
+    from alphaforge.factors.expr import evaluate
 
     rng = np.random.default_rng(seed)
     ts = (np.arange(1, rows + 1, dtype=np.int64) + 28_000_000) * MINUTE_US

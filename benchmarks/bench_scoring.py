@@ -49,9 +49,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.panel import Panel  # noqa: E402
-from factors import ic  # noqa: E402
-from factors.returns import execution_prices, forward_returns  # noqa: E402
+from alphaforge.engine.panel import Panel  # noqa: E402
+from alphaforge.factors import ic  # noqa: E402
+from alphaforge.factors.returns import execution_prices, forward_returns  # noqa: E402
 
 HORIZONS = (1, 5, 15)
 QUANTILES = 5

@@ -32,9 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from alphaforge.data import synthetic_bars  # noqa: E402
+from alphaforge.data.synthetic import generate_market  # noqa: E402
+
 from benchmarks.common import best_of  # noqa: E402
-from data import synthetic_bars  # noqa: E402
-from data.synthetic import generate_market  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,9 +45,9 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data import validate_rolling_nb  # noqa: E402
-from data.schemas import AGG_TRADES, KLINES  # noqa: E402
-from data.validate import KlineChecks, TradeChecks, validate_klines, validate_trades  # noqa: E402
+from alphaforge.data import validate_rolling_nb  # noqa: E402
+from alphaforge.data.schemas import AGG_TRADES, KLINES  # noqa: E402
+from alphaforge.data.validate import KlineChecks, TradeChecks, validate_klines, validate_trades  # noqa: E402
 
 IV = 60_000_000
 

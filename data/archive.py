@@ -28,10 +28,9 @@ from typing import IO, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-
-from data import schemas
-from data.arrow_pool import fast_pool
-from data.errors import SchemaError
+from alphaforge.data import schemas
+from alphaforge.data.arrow_pool import fast_pool
+from alphaforge.data.errors import SchemaError
 
 __all__ = ["ARCHIVE_COLUMNS", "MICROS_THRESHOLD", "base_dataset", "read_archive_csv"]
 

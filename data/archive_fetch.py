@@ -22,10 +22,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 import pyarrow as pa
-
-from data.archive import base_dataset, read_archive_csv
-from data.errors import ChecksumMismatch, RequestRejected, SchemaError
-from data.http import HttpClient, RateLimitState
+from alphaforge.data.archive import base_dataset, read_archive_csv
+from alphaforge.data.errors import ChecksumMismatch, RequestRejected, SchemaError
+from alphaforge.data.http import HttpClient, RateLimitState
 
 __all__ = ["ARCHIVE_BASE_URL", "ArchiveClient", "ArchiveFile", "plan_archive_files"]
 

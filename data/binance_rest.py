@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import pyarrow as pa
-
-from data import schemas
-from data.binance_weights import SPOT_WEIGHT_LIMIT, USDM_WEIGHT_LIMIT, endpoint_weight
-from data.errors import RequestRejected, SchemaError, UnknownSymbol
-from data.http import HttpClient, RateLimitState, WeightLimiter
+from alphaforge.data import schemas
+from alphaforge.data.binance_weights import SPOT_WEIGHT_LIMIT, USDM_WEIGHT_LIMIT, endpoint_weight
+from alphaforge.data.errors import RequestRejected, SchemaError, UnknownSymbol
+from alphaforge.data.http import HttpClient, RateLimitState, WeightLimiter
 
 __all__ = ["SPOT_BASE_URL", "USDM_BASE_URL", "BinanceRest"]
 

@@ -30,9 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-
-from data.errors import SchemaError
-from data.schemas import KLINES
+from alphaforge.data.errors import SchemaError
+from alphaforge.data.schemas import KLINES
 
 CDD_COLUMNS: Final = ("unix", "date", "symbol", "open", "high", "low", "close")
 PROVENANCE: Final = pa.schema(

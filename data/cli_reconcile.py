@@ -23,13 +23,16 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data.errors import SchemaError, StoreError
-from data.schemas import interval_us, time_column
-from data.validate import read_for_validation
-from data.validate_common import ts_us
-from data.validate_reconcile import basis_outliers, reconcile_klines_agg_trades, reconcile_tables
-from data.validate_report import QualityReport, iso_us
+from alphaforge.data.errors import SchemaError, StoreError
+from alphaforge.data.schemas import interval_us, time_column
+from alphaforge.data.validate import read_for_validation
+from alphaforge.data.validate_common import ts_us
+from alphaforge.data.validate_reconcile import (
+    basis_outliers,
+    reconcile_klines_agg_trades,
+    reconcile_tables,
+)
+from alphaforge.data.validate_report import QualityReport, iso_us
 
 MODES = ("klines-vs-aggtrades", "spot-vs-futures", "files")
 Result = tuple[pa.Table, QualityReport, str]
@@ -44,7 +47,7 @@ def _interval_us(interval: str) -> int:
 
 def _read_symbol(store: Path, dataset: str, exchange: str, market: str, symbol: str) -> pa.Table:
     """One symbol's rows of ``dataset``; a `StoreError` naming the store path when none."""
-    from data.store import Store
+    from alphaforge.data.store import Store
 
     table = Store(store).read(dataset, exchange=exchange, market=market, symbols=[symbol])
     if table.num_rows == 0:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from alphaforge.data.errors import DataError
+from alphaforge.data.manifest import PartitionInfo
+from alphaforge.data.store import Store
 from rich.console import Console
 from rich.table import Table
-
-from data.errors import DataError
-from data.manifest import PartitionInfo
-from data.store import Store
 
 DEFAULT_STORE = "store"
 

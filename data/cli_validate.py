@@ -19,14 +19,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
+from alphaforge.data.cli_reconcile import reconcile_results
+from alphaforge.data.errors import DataError
+from alphaforge.data.schemas import time_column
+from alphaforge.data.validate import (
+    base_dataset,
+    read_for_validation,
+    repair_klines,
+    validate_table,
+)
+from alphaforge.data.validate_common import ts_us
+from alphaforge.data.validate_report import SEVERITY_RANK, QualityReport
 from rich.console import Console
-
-from data.cli_reconcile import reconcile_results
-from data.errors import DataError
-from data.schemas import time_column
-from data.validate import base_dataset, read_for_validation, repair_klines, validate_table
-from data.validate_common import ts_us
-from data.validate_report import SEVERITY_RANK, QualityReport
 
 
 def _month(t_us: int) -> str:
@@ -64,7 +68,7 @@ def _store_reports(
     symbols: list[str] | None,
     interval: str | None,
 ) -> list[tuple[pa.Table, QualityReport, str]]:
-    from data.store import Store
+    from alphaforge.data.store import Store
 
     st = Store(store)
     table = st.read(dataset, exchange=exchange, market=market, symbols=symbols)

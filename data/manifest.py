@@ -31,8 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from data.errors import StoreError
+from alphaforge.data.errors import StoreError
 
 DATA_FILE = "part-0.parquet"
 MANIFEST_FILE = "_manifest.json"

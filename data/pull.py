@@ -23,13 +23,12 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data import schemas
-from data.archive import base_dataset
-from data.archive_fetch import ArchiveClient, ArchiveFile, Fetched, plan_archive_files
-from data.binance_rest import BinanceRest
-from data.errors import SchemaError
-from data.http import RateLimitState
+from alphaforge.data import schemas
+from alphaforge.data.archive import base_dataset
+from alphaforge.data.archive_fetch import ArchiveClient, ArchiveFile, Fetched, plan_archive_files
+from alphaforge.data.binance_rest import BinanceRest
+from alphaforge.data.errors import SchemaError
+from alphaforge.data.http import RateLimitState
 
 __all__ = ["PullProgress", "PullReport", "dataset_partition", "parse_time_us", "pull"]
 

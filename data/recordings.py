@@ -34,10 +34,9 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data import schemas
-from data.errors import SchemaError
-from data.recordings_parse import KLINE_UPDATES, MessageParser
+from alphaforge.data import schemas
+from alphaforge.data.errors import SchemaError
+from alphaforge.data.recordings_parse import KLINE_UPDATES, MessageParser
 
 PathLike = str | Path
 _FUNDING_WINDOW_US: Final = 3_000_000

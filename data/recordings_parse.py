@@ -19,9 +19,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data import schemas
-from data.errors import SchemaError
+from alphaforge.data import schemas
+from alphaforge.data.errors import SchemaError
 
 _I64_MAX: Final = 2**63 - 1
 _MS_MAX: Final = 4_102_444_800_000  # 2100-01-01 in ms: later exchange times are not plausible

@@ -239,7 +239,7 @@ def conform(table: pa.Table, dataset: str) -> pa.Table:
     Raises:
         SchemaError: a declared column is missing, or a cast would lose or invent data.
     """
-    from data.errors import SchemaError
+    from alphaforge.data.errors import SchemaError
 
     schema = DATASETS[dataset]
     missing = [f.name for f in schema if f.name not in table.column_names]

@@ -33,14 +33,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from data import manifest as mf
-from data import schemas
-from data.arrow_pool import fast_pool
-from data.errors import SchemaError, StoreError
-from data.manifest import PartitionInfo, SourceRecord
-from data.store_merge import dedupe_sort, split_partitions
-from data.store_query import read_partitions
+from alphaforge.data import manifest as mf
+from alphaforge.data import schemas
+from alphaforge.data.arrow_pool import fast_pool
+from alphaforge.data.errors import SchemaError, StoreError
+from alphaforge.data.manifest import PartitionInfo, SourceRecord
+from alphaforge.data.store_merge import dedupe_sort, split_partitions
+from alphaforge.data.store_query import read_partitions
 
 KLINE_BASES = ("klines", "mark_klines", "index_klines")
 MARKETS = ("spot", "usdm", "coinm")
@@ -402,7 +401,7 @@ class Store:
 
         See :func:`data.store_views.kline_panel_table` for the columns.
         """
-        from data.store_views import kline_panel_table
+        from alphaforge.data.store_views import kline_panel_table
 
         return kline_panel_table(self, symbols, interval, market, exchange, start_us, end_us)
 

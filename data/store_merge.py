@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data import schemas
+from alphaforge.data import schemas
 
 
 def month_label(month_index: int) -> str:

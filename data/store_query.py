@@ -9,11 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-
-from data import schemas
-from data.errors import StoreError
-from data.manifest import DATA_FILE
-from data.store_merge import month_of_us, sorted_by_symbol_time
+from alphaforge.data import schemas
+from alphaforge.data.errors import StoreError
+from alphaforge.data.manifest import DATA_FILE
+from alphaforge.data.store_merge import month_of_us, sorted_by_symbol_time
 
 _PART_SCHEMA = pa.schema([("symbol", pa.string()), ("month", pa.string())])
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

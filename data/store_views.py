@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data import schemas
-from data.errors import StoreError
+from alphaforge.data import schemas
+from alphaforge.data.errors import StoreError
 
 if TYPE_CHECKING:
-    from data.store import Store
+    from alphaforge.data.store import Store
 
 PANEL_COLUMNS = (
     "open",

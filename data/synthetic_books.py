@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-
-from data import schemas
-from data.errors import ParameterError
+from alphaforge.data import schemas
+from alphaforge.data.errors import ParameterError
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

@@ -32,12 +32,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-
-from data import schemas
-from data.errors import SchemaError
+from alphaforge.data import schemas
+from alphaforge.data.errors import SchemaError
 
 if TYPE_CHECKING:
-    from data.store import Store, WriteReport
+    from alphaforge.data.store import Store, WriteReport
 
 DATA_TYPES: Final[dict[str, str]] = {
     "trades": "trades",

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-
-from data.errors import RequestRejected, SourceError
-from data.manifest import fsync_dir, tmp_name
+from alphaforge.data.errors import RequestRejected, SourceError
+from alphaforge.data.manifest import fsync_dir, tmp_name
 
 DEFAULT_BASE_URL = "https://datasets.tardis.dev/v1"
 CHUNK = 1 << 20

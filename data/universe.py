@@ -22,8 +22,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
-
-from data.errors import SchemaError, UnknownSymbol
+from alphaforge.data.errors import SchemaError, UnknownSymbol
 
 __all__ = [
     "Listing",
@@ -147,7 +146,7 @@ def fetch_listings(rest: Any, symbols: Iterable[str], interval: str = "1d") -> d
         symbols: symbols to look up (delisted ones may be absent from exchangeInfo).
         interval: bar interval used to find the first/last bar.
     """
-    from data.schemas import interval_us
+    from alphaforge.data.schemas import interval_us
 
     info = listings_from_exchange_info(rest.exchange_info())
     iv = interval_us(interval)

@@ -21,22 +21,25 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from data import cdd
-from data.errors import SchemaError
-from data.schemas import DATASETS
-from data.validate_books import (
+from alphaforge.data import cdd
+from alphaforge.data.errors import SchemaError
+from alphaforge.data.schemas import DATASETS
+from alphaforge.data.validate_books import (
     BookChecks,
     validate_book_snapshots,
     validate_book_ticker,
     validate_depth_updates,
 )
-from data.validate_funding import FundingChecks, validate_funding
-from data.validate_klines import KlineChecks, validate_klines
-from data.validate_reconcile import basis_outliers, reconcile_klines_agg_trades, reconcile_tables
-from data.validate_repair import RepairLog, repair_klines
-from data.validate_report import CheckResult, QualityReport
-from data.validate_trades import TradeChecks, validate_trades
+from alphaforge.data.validate_funding import FundingChecks, validate_funding
+from alphaforge.data.validate_klines import KlineChecks, validate_klines
+from alphaforge.data.validate_reconcile import (
+    basis_outliers,
+    reconcile_klines_agg_trades,
+    reconcile_tables,
+)
+from alphaforge.data.validate_repair import RepairLog, repair_klines
+from alphaforge.data.validate_report import CheckResult, QualityReport
+from alphaforge.data.validate_trades import TradeChecks, validate_trades
 
 __all__ = [
     "BookChecks",
@@ -175,7 +178,7 @@ def read_for_validation(
         return table, base, iv
     if cdd.is_cdd_csv(p):
         return cdd.read_cdd_csv(p), "klines", cdd.interval_from_name(p)
-    from data.archive import read_archive_path
+    from alphaforge.data.archive import read_archive_path
 
     if dataset is None:
         dataset, iv, sym = _archive_dataset(p)

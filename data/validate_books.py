@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data import validate_nb, validate_rolling_nb
-from data.validate_common import (
+from alphaforge.data import validate_nb, validate_rolling_nb
+from alphaforge.data.validate_common import (
     I64,
     FlagIndex,
     assemble,
@@ -25,7 +24,7 @@ from data.validate_common import (
     symbol_groups,
     ts_us,
 )
-from data.validate_report import CheckResult, QualityReport, make_check
+from alphaforge.data.validate_report import CheckResult, QualityReport, make_check
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data.errors import SchemaError
-from data.validate_report import CheckResult, QualityReport, make_check
+from alphaforge.data.errors import SchemaError
+from alphaforge.data.validate_report import CheckResult, QualityReport, make_check
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -189,7 +188,7 @@ def strided_zscore(
     Returns:
         z, med, mad: (n,) float64 each.
     """
-    from data import validate_rolling_nb
+    from alphaforge.data import validate_rolling_nb
 
     x = np.ascontiguousarray(x, dtype=np.float64)
     if window < 1 or stride < 1:

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from data.validate_common import (
+from alphaforge.data.validate_common import (
     I64,
     assemble,
     concat_rows,
@@ -19,7 +18,7 @@ from data.validate_common import (
     symbol_groups,
     ts_us,
 )
-from data.validate_report import QualityReport, iso_us, make_check
+from alphaforge.data.validate_report import QualityReport, iso_us, make_check
 
 HOUR_US = 3_600_000_000
 

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from data import validate_nb
-from data.errors import SchemaError
-from data.schemas import INTERVAL_US
-from data.validate_common import (
+from alphaforge.data import validate_nb
+from alphaforge.data.errors import SchemaError
+from alphaforge.data.schemas import INTERVAL_US
+from alphaforge.data.validate_common import (
     I64,
     FlagIndex,
     assemble,
@@ -31,8 +30,14 @@ from data.validate_common import (
     take_rows,
     ts_us,
 )
-from data.validate_layout import layout_checks
-from data.validate_report import CheckResult, QualityReport, SparseColumn, iso_us, make_check
+from alphaforge.data.validate_layout import layout_checks
+from alphaforge.data.validate_report import (
+    CheckResult,
+    QualityReport,
+    SparseColumn,
+    iso_us,
+    make_check,
+)
 
 QUOTE_REL_TOL = 1e-6
 """Relative tolerance of the quote-volume and taker-buy checks: ``quote_volume`` must lie in

@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data.validate_common import I64, f64, i64
-from data.validate_report import CheckResult, make_check
+from alphaforge.data.validate_common import I64, f64, i64
+from alphaforge.data.validate_report import CheckResult, make_check
 
 
 def layout_checks(table: pa.Table, t: I64, dataset: str) -> list[CheckResult]:

@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data.schemas import NATURAL_KEYS, time_column
-from data.validate_common import (
+from alphaforge.data.schemas import NATURAL_KEYS, time_column
+from alphaforge.data.validate_common import (
     I64,
     assemble,
     concat_rows,
@@ -20,7 +19,7 @@ from data.validate_common import (
     strided_zscore,
     ts_us,
 )
-from data.validate_report import QualityReport, make_check
+from alphaforge.data.validate_report import QualityReport, make_check
 
 
 def rebuild_klines(agg_trades: pa.Table, interval_us: int) -> dict[str, Any]:

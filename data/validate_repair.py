@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from data.schemas import KLINES, TS
-from data.validate_common import f64, symbol_groups, ts_us
-from data.validate_klines import parse_interval
-from data.validate_report import iso_us
+from alphaforge.data.schemas import KLINES, TS
+from alphaforge.data.validate_common import f64, symbol_groups, ts_us
+from alphaforge.data.validate_klines import parse_interval
+from alphaforge.data.validate_report import iso_us
 
 
 @dataclass(frozen=True, slots=True)

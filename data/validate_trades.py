@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from data import validate_nb
-from data.validate_common import (
+from alphaforge.data import validate_nb
+from alphaforge.data.validate_common import (
     I64,
     FlagIndex,
     assemble,
@@ -26,7 +25,7 @@ from data.validate_common import (
     take_rows,
     ts_us,
 )
-from data.validate_report import CheckResult, QualityReport, SparseColumn, make_check
+from alphaforge.data.validate_report import CheckResult, QualityReport, SparseColumn, make_check
 
 
 @dataclass(frozen=True, slots=True)

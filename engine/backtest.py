@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from engine import backtest_nb
-from engine.errors import InputError, OptionError, ShapeError
-from engine.panel import BookLevels
-from engine.types import TRADE_DTYPE, Exhaustion, SlippageModel
+from alphaforge.engine import backtest_nb
+from alphaforge.engine.errors import InputError, OptionError, ShapeError
+from alphaforge.engine.panel import BookLevels
+from alphaforge.engine.types import TRADE_DTYPE, Exhaustion, SlippageModel
 
 F64 = npt.NDArray[np.float64]
 _NO_CTX = np.full((1, 1), np.nan)

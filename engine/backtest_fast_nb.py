@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
-
-from engine import backtest_path_nb
-from engine.backtest_path_nb import (
+from alphaforge.engine import backtest_path_nb
+from alphaforge.engine.backtest_path_nb import (
     BANKRUPT,
     INF_WEIGHT,
     NAN_PRICE_WITH_POSITION,
@@ -31,6 +29,7 @@ from engine.backtest_path_nb import (
     S_SLIPPAGE,
     S_TURNOVER,
 )
+from numba import njit
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)

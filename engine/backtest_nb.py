@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import math
 
-from numba import njit, prange
-
-from engine import backtest_fast_nb, backtest_path_nb
-from engine.backtest_path_nb import (
+from alphaforge.engine import backtest_fast_nb, backtest_path_nb
+from alphaforge.engine.backtest_path_nb import (
     BANKRUPT,
     INF_WEIGHT,
     N_STATS,
@@ -63,7 +61,8 @@ from engine.backtest_path_nb import (
     S_STATUS,
     S_TURNOVER,
 )
-from engine.slippage_nb import FIXED_BPS, NONE
+from alphaforge.engine.slippage_nb import FIXED_BPS, NONE
+from numba import njit, prange
 
 __all__ = [
     "BANKRUPT",

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from engine import backtest_nb
-from engine.backtest import Slippage, simulate
+from alphaforge.engine import backtest_nb
+from alphaforge.engine.backtest import Slippage, simulate
 
 F64 = npt.NDArray[np.float64]
 

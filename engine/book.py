@@ -30,10 +30,9 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from engine import book_nb
-from engine.errors import BookSequenceError, InputError, OptionError, ShapeError
-from engine.panel import BookLevels
+from alphaforge.engine import book_nb
+from alphaforge.engine.errors import BookSequenceError, InputError, OptionError, ShapeError
+from alphaforge.engine.panel import BookLevels
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

@@ -20,8 +20,8 @@ app = typer.Typer(
 
 def main() -> None:
     """Console-script entry point: flags > ALPHAFORGE_* env > alphaforge.toml > defaults."""
-    from engine.config import load_config
-    from engine.errors import OptionError
+    from alphaforge.engine.config import load_config
+    from alphaforge.engine.errors import OptionError
 
     try:
         defaults = load_config()
@@ -33,7 +33,7 @@ def main() -> None:
 
 # ---------------------------------------------------------------- command registration area
 # Each command module adds itself here with two lines: an import and a register(app) call.
-from data.cli_store import register as register_store  # noqa: E402 - registration area
+from alphaforge.data.cli_store import register as register_store  # noqa: E402 - registration area
 
 register_store(app)
 
@@ -41,10 +41,10 @@ register_store(app)
 # alphaforge factors list / alphaforge score (factors.cli_score; the panel loader lives here)
 from typing import Any  # noqa: E402 - registration area
 
-from data.errors import DataError  # noqa: E402 - registration area
-from engine.errors import EngineError as _EngineError  # noqa: E402 - registration area
-from engine.panel import Panel  # noqa: E402 - registration area
-from factors.cli_score import register as register_score  # noqa: E402 - registration area
+from alphaforge.data.errors import DataError  # noqa: E402 - registration area
+from alphaforge.engine.errors import EngineError as _EngineError  # noqa: E402 - registration area
+from alphaforge.engine.panel import Panel  # noqa: E402 - registration area
+from alphaforge.factors.cli_score import register as register_score  # noqa: E402 - registration area
 
 
 def _score_panel(  # composition-root loader for `alphaforge score`
@@ -57,7 +57,7 @@ def _score_panel(  # composition-root loader for `alphaforge score`
     synthetic_kwargs: dict[str, Any] | None = None,
 ) -> Panel:
     """engine.pipeline.load_panel (the store, or the seeded synthetic market)."""
-    from engine.pipeline import load_panel
+    from alphaforge.engine.pipeline import load_panel
 
     return load_panel(store, symbols, start, end, interval=interval, market=market,
                       synthetic_kwargs=synthetic_kwargs)  # fmt: skip
@@ -65,17 +65,17 @@ def _score_panel(  # composition-root loader for `alphaforge score`
 
 register_score(app, _score_panel, (DataError, _EngineError))
 
-from data.cli_validate import register as register_validate  # noqa: E402 - registration area
+from alphaforge.data.cli_validate import register as register_validate  # noqa: E402 - registration area
 
 register_validate(app)
 
 # alphaforge backtest (engine.cli_backtest; panel loader and factor runner wired here)
-from engine.cli_backtest import register as register_backtest  # noqa: E402 - registration area
-from factors.errors import FactorError as _FactorError  # noqa: E402 - registration area
+from alphaforge.engine.cli_backtest import register as register_backtest  # noqa: E402 - registration area
+from alphaforge.factors.errors import FactorError as _FactorError  # noqa: E402 - registration area
 
 
 def _run_factor_backtest(panel: Panel, factor: str, **kw: Any) -> Any:
-    from engine.pipeline import run_factor_backtest
+    from alphaforge.engine.pipeline import run_factor_backtest
 
     return run_factor_backtest(panel, factor, **kw)
 
@@ -83,11 +83,11 @@ def _run_factor_backtest(panel: Panel, factor: str, **kw: Any) -> Any:
 register_backtest(app, _score_panel, _run_factor_backtest, (DataError, _EngineError, _FactorError))
 
 # alphaforge demo / report / gap (engine.cli_report; the demo runner is wired here)
-from engine.cli_report import register as register_report  # noqa: E402 - registration area
+from alphaforge.engine.cli_report import register as register_report  # noqa: E402 - registration area
 
 
 def _run_demo(out: str, **kw: Any) -> Any:
-    from engine.pipeline import run_demo
+    from alphaforge.engine.pipeline import run_demo
 
     return run_demo(out, **kw)
 
@@ -96,11 +96,11 @@ register_report(app, _run_demo, _score_panel, _run_factor_backtest,
                 (DataError, _EngineError, _FactorError))  # fmt: skip
 
 # alphaforge slippage-study (engine.cli_slippage; the recording reader wired here)
-from engine.cli_slippage import register as register_slippage  # noqa: E402 - registration area
+from alphaforge.engine.cli_slippage import register as register_slippage  # noqa: E402 - registration area
 
 
 def _load_recording(paths: list[Any]) -> Any:
-    from data.recordings import read_hftbacktest
+    from alphaforge.data.recordings import read_hftbacktest
 
     rec = read_hftbacktest(paths)
     return rec.depth_updates, rec.trades
@@ -108,20 +108,20 @@ def _load_recording(paths: list[Any]) -> Any:
 
 register_slippage(app, _load_recording, (DataError, _EngineError))
 
-from data.cli_pull import register as _register_pull  # noqa: E402 - registration area
+from alphaforge.data.cli_pull import register as _register_pull  # noqa: E402 - registration area
 
 _register_pull(app)
 
-from data.cli_sql import register as register_sql  # noqa: E402 - registration area
+from alphaforge.data.cli_sql import register as register_sql  # noqa: E402 - registration area
 
 register_sql(app)
 
 # alphaforge sweep (engine.cli_sweep; the sweep runner is wired here)
-from engine.cli_sweep import register as register_sweep  # noqa: E402 - registration area
+from alphaforge.engine.cli_sweep import register as register_sweep  # noqa: E402 - registration area
 
 
 def _run_sweep_study(*args: Any, **kw: Any) -> Any:
-    from engine.pipeline import run_sweep_study
+    from alphaforge.engine.pipeline import run_sweep_study
 
     return run_sweep_study(*args, **kw)
 
@@ -129,6 +129,6 @@ def _run_sweep_study(*args: Any, **kw: Any) -> Any:
 register_sweep(app, _score_panel, _run_sweep_study, (DataError, _EngineError, _FactorError))
 
 # alphaforge propose / leaderboard (factors.cli_propose; panel loader wired here)
-from factors.cli_propose import register as register_propose  # noqa: E402 - registration area
+from alphaforge.factors.cli_propose import register as register_propose  # noqa: E402 - registration area
 
 register_propose(app, _score_panel, (DataError, _EngineError))

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-
-from engine.cli_render import table_text, to_json
-from engine.metrics import METRIC_NAMES
+from alphaforge.engine.cli_render import table_text, to_json
+from alphaforge.engine.metrics import METRIC_NAMES
 
 Runner = Callable[..., Any]
 

@@ -13,11 +13,10 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-
-from engine.cli_render import table_text, to_json
-from engine.errors import EngineError, InputError
-from engine.gap import COMPONENTS, Quotes, analyze_gap
-from engine.report import ReportInputs, build_report
+from alphaforge.engine.cli_render import table_text, to_json
+from alphaforge.engine.errors import EngineError, InputError
+from alphaforge.engine.gap import COMPONENTS, Quotes, analyze_gap
+from alphaforge.engine.report import ReportInputs, build_report
 
 Runner = Callable[..., Any]
 

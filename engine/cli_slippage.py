@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from engine.cli_render import table_text, to_json
-from engine.types import Exhaustion
+from alphaforge.engine.cli_render import table_text, to_json
+from alphaforge.engine.types import Exhaustion
 
 SHARED_DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/real/binance_ws_hftbacktest"
 DEFAULT_RECORDING = ("usdm/btcusdt_20240808.gz", "usdm/btcusdt_20240809.gz")
@@ -105,7 +104,7 @@ def register(app: typer.Typer, load_recording: Callable[[list[Path]], Any],
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Run one strategy at several sizes, book depths and slippage models on a real book."""
-        from engine import slippage_study as ss
+        from alphaforge.engine import slippage_study as ss
 
         files = list(recording) if recording else default_recording()
         if not files:

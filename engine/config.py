@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from engine.errors import OptionError
+from alphaforge.engine.errors import OptionError
 
 CONFIG_FILE = "alphaforge.toml"
 

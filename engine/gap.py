@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from engine.errors import InputError
+from alphaforge.engine.errors import InputError
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from engine.errors import OptionError
+from alphaforge.engine.errors import OptionError
 
 F64 = npt.NDArray[np.float64]
 US_PER_YEAR = 365 * 86_400 * 1_000_000

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from engine import slippage_nb
-from engine.errors import InputError, OptionError
-from engine.panel import BookLevels
+from alphaforge.engine import slippage_nb
+from alphaforge.engine.errors import InputError, OptionError
+from alphaforge.engine.panel import BookLevels
 
 I64 = npt.NDArray[np.int64]
 

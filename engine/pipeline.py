@@ -14,14 +14,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-
-from data import schemas
-from data.store import Store
-from data.store_views import panel_table_from_klines
-from data.synthetic import SyntheticMarket, generate_market
-from engine.book import book_levels_at
-from engine.errors import PanelError
-from engine.panel import BookLevels, Panel
+from alphaforge.data import schemas
+from alphaforge.data.store import Store
+from alphaforge.data.store_views import panel_table_from_klines
+from alphaforge.data.synthetic import SyntheticMarket, generate_market
+from alphaforge.engine.book import book_levels_at
+from alphaforge.engine.errors import PanelError
+from alphaforge.engine.panel import BookLevels, Panel
 
 F64 = npt.NDArray[np.float64]
 
@@ -115,7 +114,7 @@ def load_panel(
     step = schemas.interval_us(interval)
     panel = Panel.from_arrow(table, interval_us=step, meta={"source": f"store:{store}"})
     panel = panel.select(list(symbols)) if symbols else panel
-    from data.universe import listings_from_store, tradable_mask
+    from alphaforge.data.universe import listings_from_store, tradable_mask
 
     listings = listings_from_store(Store(store), f"klines_{interval}", market=market,
                                    symbols=panel.symbols, interval_us=step)  # fmt: skip
@@ -194,10 +193,10 @@ def run_factor_backtest(
     ``rebalance_every`` = k > 1, targets are set on every k-th row only and positions are held
     in between (NaN targets).
     """
-    from engine.backtest import run_backtest
-    from engine.metrics import compute_metrics
-    from engine.weights import weights_from_signals
-    from factors.score import resolve_factor
+    from alphaforge.engine.backtest import run_backtest
+    from alphaforge.engine.metrics import compute_metrics
+    from alphaforge.engine.weights import weights_from_signals
+    from alphaforge.factors.score import resolve_factor
 
     name, expr, values = resolve_factor(factor, panel)
     weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
@@ -275,8 +274,8 @@ def _best_library_factor(
 ) -> tuple[str, float, list[tuple[str, dict[str, float]]]]:
     """The library factor whose 1-bar RankIC has the largest |t-stat| on the training rows
     (factors.score.rank_factors); a negative IC flips the factor's sign in the backtest."""
-    from factors.library import list_factors
-    from factors.score import rank_factors
+    from alphaforge.factors.library import list_factors
+    from alphaforge.factors.score import rank_factors
 
     train = panel.take_rows(slice(0, train_rows))
     facs = {f.name: f.expr for f in list_factors(panel=panel)}
@@ -296,14 +295,14 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: in
         n_symbols, n_bars, seed: the synthetic market (labelled synthetic everywhere).
         progress: called with one line of text per step.
     """
-    from data.validate import validate_table
-    from engine.backtest import Slippage
-    from engine.gap import Quotes, analyze_gap
-    from engine.paper_live import LatencyModel, simulate_fills
-    from engine.report import ReportInputs, build_report
-    from factors.ic import cs_ic
-    from factors.returns import forward_returns
-    from factors.score import score_factor
+    from alphaforge.data.validate import validate_table
+    from alphaforge.engine.backtest import Slippage
+    from alphaforge.engine.gap import Quotes, analyze_gap
+    from alphaforge.engine.paper_live import LatencyModel, simulate_fills
+    from alphaforge.engine.report import ReportInputs, build_report
+    from alphaforge.factors.ic import cs_ic
+    from alphaforge.factors.returns import forward_returns
+    from alphaforge.factors.score import score_factor
 
     progress(f"1/6 generating the SYNTHETIC market: {n_symbols} symbols x {n_bars} 1m bars")
     sp = synthetic_panel(n_symbols=n_symbols, n_bars=n_bars, seed=seed, book_levels=20)
@@ -377,7 +376,7 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: in
 
 def _negated(expr: str) -> str:
     """Canonical text of -expr, without a double negation."""
-    from factors.expr import Unary, parse
+    from alphaforge.factors.expr import Unary, parse
 
     node = parse(expr)
     if isinstance(node, Unary) and node.op == "-":
@@ -386,13 +385,13 @@ def _negated(expr: str) -> str:
 
 
 def _expr_of(name: str) -> str:
-    from factors.library import LIBRARY
+    from alphaforge.factors.library import LIBRARY
 
     return LIBRARY[name].expr if name in LIBRARY else name
 
 
 def _evaluate(expr: str, panel: Panel) -> F64:
-    from factors.score import resolve_factor
+    from alphaforge.factors.score import resolve_factor
 
     return resolve_factor(expr, panel)[2]
 
@@ -403,8 +402,8 @@ def _offline_proposals(panel: Panel, train_rows: int, out_dir: str, seed: int,
     ``out_dir``); returns its counts and the best accepted expression, if any."""
     from pathlib import Path
 
-    from factors.ledger import Ledger
-    from factors.propose import Gate, Study, StudyConfig
+    from alphaforge.factors.ledger import Ledger
+    from alphaforge.factors.propose import Gate, Study, StudyConfig
 
     ledger_path = Path(out_dir) / "ledger.sqlite"
     ledger_path.unlink(missing_ok=True)
@@ -419,7 +418,7 @@ def _offline_proposals(panel: Panel, train_rows: int, out_dir: str, seed: int,
 
 def factor_signal(factor: str, panel: Panel) -> F64:
     """(T, N) values of a library factor or expression (module-level: picklable for Dask)."""
-    from factors.score import resolve_factor
+    from alphaforge.factors.score import resolve_factor
 
     return resolve_factor(factor, panel)[2]
 
@@ -465,8 +464,8 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     import hashlib
     import json
 
-    from data.results import ResultsStore
-    from engine.sweep import expand_trials, run_sweep, sweep_spec
+    from alphaforge.data.results import ResultsStore
+    from alphaforge.engine.sweep import expand_trials, run_sweep, sweep_spec
 
     trials = expand_trials(factors, grid)
     # the chunking is part of the identity: chunk i of another plan holds other trials
@@ -483,7 +482,7 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     counts = run_sweep(panel, trials, factor_signal, sink, chunk_size=chunk_size,
                        memory_budget_bytes=memory_budget_bytes, scheduler=scheduler,
                        progress=progress, stop_after=stop_after)  # fmt: skip
-    from factors.trials import rank_trials
+    from alphaforge.factors.trials import rank_trials
 
     ranked, pbo_value = rank_trials(store.read(), len(trials))
     return SweepOutcome(sweep_id, counts, ranked, pbo_value, len(trials), str(store.dir))

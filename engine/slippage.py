@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-
-from engine import slippage_nb
-from engine.errors import InputError, OptionError, ShapeError
-from engine.types import TRADE_DTYPE, Exhaustion
+from alphaforge.engine import slippage_nb
+from alphaforge.engine.errors import InputError, OptionError, ShapeError
+from alphaforge.engine.types import TRADE_DTYPE, Exhaustion
 
 F64 = npt.NDArray[np.float64]
 

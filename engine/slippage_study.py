@@ -29,14 +29,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-
-from engine import metrics
-from engine.backtest import Slippage, run_backtest
-from engine.book import rebuild_books
-from engine.errors import InputError
-from engine.panel import BookLevels
-from engine.slippage import fit_impact_k, to_execution_rows, trailing_adv, trailing_sigma
-from engine.types import Exhaustion
+from alphaforge.engine import metrics
+from alphaforge.engine.backtest import Slippage, run_backtest
+from alphaforge.engine.book import rebuild_books
+from alphaforge.engine.errors import InputError
+from alphaforge.engine.panel import BookLevels
+from alphaforge.engine.slippage import fit_impact_k, to_execution_rows, trailing_adv, trailing_sigma
+from alphaforge.engine.types import Exhaustion
 
 F64 = npt.NDArray[np.float64]
 MODELS = ("none", "fixed_bps", "half_spread", "sqrt_impact", "book_walk")

@@ -21,13 +21,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-
-from engine.backtest import run_backtest
-from engine.errors import OptionError
-from engine.metrics import compute_metrics
-from engine.panel import Panel
-from engine.types import WeightScheme
-from engine.weights import weights_from_signals
+from alphaforge.engine.backtest import run_backtest
+from alphaforge.engine.errors import OptionError
+from alphaforge.engine.metrics import compute_metrics
+from alphaforge.engine.panel import Panel
+from alphaforge.engine.types import WeightScheme
+from alphaforge.engine.weights import weights_from_signals
 
 F64 = npt.NDArray[np.float64]
 SignalFn = Callable[[str, Panel], F64]

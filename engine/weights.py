@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from engine import weights_nb
-from engine.errors import OptionError, ShapeError
-from engine.types import WeightScheme
+from alphaforge.engine import weights_nb
+from alphaforge.engine.errors import OptionError, ShapeError
+from alphaforge.engine.types import WeightScheme
 
 F64 = npt.NDArray[np.float64]
 

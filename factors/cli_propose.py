@@ -6,14 +6,13 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-
-from factors.errors import FactorError
+from alphaforge.factors.errors import FactorError
 
 DEFAULT_LEDGER = ".alphaforge/ledger.sqlite"
 
 
 def _render(rows: list[dict[str, Any]], title: str) -> str:
-    from engine.cli_render import table_text
+    from alphaforge.engine.cli_render import table_text
 
     if not rows:
         return f"{title}: no rows\n"
@@ -51,10 +50,10 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Propose factors (LLM, or the offline generator), gate them, record every trial."""
-        from engine.cli_render import to_json
-        from factors.ledger import Ledger
-        from factors.llm import Budget, LLMClient
-        from factors.propose import Gate, Study, StudyConfig
+        from alphaforge.engine.cli_render import to_json
+        from alphaforge.factors.ledger import Ledger
+        from alphaforge.factors.llm import Budget, LLMClient
+        from alphaforge.factors.propose import Gate, Study, StudyConfig
 
         try:
             panel = load_panel(
@@ -107,9 +106,9 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         """Every scored trial of a study, best train |t| first, with DSR and holdout."""
         from pathlib import Path
 
-        from engine.cli_render import to_json
-        from factors.ledger import Ledger
-        from factors.propose import leaderboard
+        from alphaforge.engine.cli_render import to_json
+        from alphaforge.factors.ledger import Ledger
+        from alphaforge.factors.propose import leaderboard
 
         if not Path(ledger).is_file():
             typer.echo(f"error: no ledger at {ledger}; run `alphaforge propose` first", err=True)

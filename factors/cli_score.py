@@ -12,13 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
-
-from engine.cli_render import table_text
-from factors.errors import FactorError
+from alphaforge.engine.cli_render import table_text
+from alphaforge.factors.errors import FactorError
 
 if TYPE_CHECKING:
-    from engine.panel import Panel
-    from factors.score import FactorScore
+    from alphaforge.engine.panel import Panel
+    from alphaforge.factors.score import FactorScore
 
 
 class PanelLoader(Protocol):
@@ -46,7 +45,7 @@ def render_factor_list(as_json: bool = False, group: str | None = None) -> str:
     Raises:
         UnknownFactor: an unknown group.
     """
-    from factors.library import list_factors
+    from alphaforge.factors.library import list_factors
 
     facs = list_factors(group)
     if as_json:
@@ -145,7 +144,7 @@ def _score_command(
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Score a factor: IC/RankIC per horizon, decay, quantiles, turnover, costs, DSR."""
-        from factors.score import score_factor
+        from alphaforge.factors.score import score_factor
 
         try:
             hs = parse_horizons(horizons)

@@ -20,9 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
+from alphaforge.factors.errors import ScoreError
 from scipy import special, stats
-
-from factors.errors import ScoreError
 
 EULER_GAMMA = 0.5772156649015329
 

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
-from engine.panel import Panel
-from factors.errors import ExprError
+from alphaforge.engine.panel import Panel
+from alphaforge.factors.errors import ExprError
 
 F64 = npt.NDArray[np.float64]
 

@@ -17,9 +17,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-
-from factors import score_nb, ts_ic_nb, turnover_nb
-from factors.errors import ScoreError
+from alphaforge.factors import score_nb, ts_ic_nb, turnover_nb
+from alphaforge.factors.errors import ScoreError
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

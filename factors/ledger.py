@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factors.errors import FactorError
+from alphaforge.factors.errors import FactorError
 
 SCHEMA = """
 create table if not exists trials (

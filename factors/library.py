@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.panel import Panel
-from factors.errors import UnknownFactor
-from factors.expr.nodes import Node, suggest
-from factors.expr.parser import parse
-from factors.fields import available_fields
-from factors.library_alphas import ALPHAS
+from alphaforge.engine.panel import Panel
+from alphaforge.factors.errors import UnknownFactor
+from alphaforge.factors.expr.nodes import Node, suggest
+from alphaforge.factors.expr.parser import parse
+from alphaforge.factors.fields import available_fields
+from alphaforge.factors.library_alphas import ALPHAS
 
 
 @dataclass(frozen=True, slots=True)

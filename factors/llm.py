@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-from factors.errors import BudgetExceeded, LLMError
+from alphaforge.factors.errors import BudgetExceeded, LLMError
 
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.15, 0.60),

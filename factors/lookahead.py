@@ -24,11 +24,10 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-
-from engine.panel import BookLevels, Panel
-from factors.errors import LookaheadError
-from factors.expr.compile import compile_expr
-from factors.expr.nodes import Node
+from alphaforge.engine.panel import BookLevels, Panel
+from alphaforge.factors.errors import LookaheadError
+from alphaforge.factors.expr.compile import compile_expr
+from alphaforge.factors.expr.nodes import Node
 
 F64 = npt.NDArray[np.float64]
 

@@ -16,8 +16,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-
-from factors.propose_parse import Candidate
+from alphaforge.factors.propose_parse import Candidate
 
 FEATURES: tuple[str, ...] = (
     "returns", "close / ts_delay(close, 1) - 1", "volume", "quote_volume", "trades",

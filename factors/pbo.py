@@ -24,9 +24,8 @@ from math import comb
 
 import numpy as np
 import numpy.typing as npt
+from alphaforge.factors.errors import ScoreError
 from scipy import stats
-
-from factors.errors import ScoreError
 
 F64 = npt.NDArray[np.float64]
 

@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from engine.panel import Panel
-from factors import ic
-from factors.errors import BudgetExceeded, ExprError, FactorError, LLMError
-from factors.ledger import Ledger
-from factors.llm import LLMClient
-from factors.offline_gen import OfflineGenerator
-from factors.propose_parse import Candidate, parse_candidates
-from factors.propose_score import Ranks, RankSet, ScoreContext, TailLookahead, score_with
+from alphaforge.engine.panel import Panel
+from alphaforge.factors import ic
+from alphaforge.factors.errors import BudgetExceeded, ExprError, FactorError, LLMError
+from alphaforge.factors.ledger import Ledger
+from alphaforge.factors.llm import LLMClient
+from alphaforge.factors.offline_gen import OfflineGenerator
+from alphaforge.factors.propose_parse import Candidate, parse_candidates
+from alphaforge.factors.propose_score import Ranks, RankSet, ScoreContext, TailLookahead, score_with
 
 F64 = np.ndarray
 
@@ -110,8 +109,8 @@ def build_prompt(panel: Panel, k: int, best: list[tuple[str, dict[str, float]]],
                  worst: list[tuple[str, dict[str, float]]],
                  library: list[str]) -> list[dict[str, str]]:  # fmt: skip
     """Chat messages asking for k candidates as a JSON list (train scores only)."""
-    from factors.expr.ops import OPS
-    from factors.fields import available_fields
+    from alphaforge.factors.expr.ops import OPS
+    from alphaforge.factors.fields import available_fields
 
     ops = ", ".join(sorted(OPS))
     fields = ", ".join(sorted(available_fields(panel)))
@@ -172,8 +171,8 @@ class Study:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
 
     def _library(self) -> None:
-        from factors.expr import evaluate, parse
-        from factors.library import list_factors
+        from alphaforge.factors.expr import evaluate, parse
+        from alphaforge.factors.library import list_factors
 
         factors = list_factors(panel=self.train)
         self.library = RankSet(capacity=len(factors))
@@ -218,7 +217,7 @@ class Study:
 
     def evaluate(self, cand: Candidate, prov: dict[str, Any]) -> str:
         """Run one candidate through every gate; record it; return its status."""
-        from factors.expr import compile_expr, parse
+        from alphaforge.factors.expr import compile_expr, parse
 
         rec = dict(study=self.cfg.study, source=self.source, expression=cand.expression,
                    name=cand.name, rationale=cand.rationale, provenance=prov)  # fmt: skip
@@ -315,7 +314,7 @@ class Study:
 def leaderboard(ledger: Ledger, study: str) -> list[dict[str, Any]]:
     """Scored trials of a study, best |train t-stat| first, with the Deflated Sharpe of each
     (per-bar Sharpe from the annualized one, n_trials = every trial of the study)."""
-    from factors.dsr import deflated_sharpe_ratio
+    from alphaforge.factors.dsr import deflated_sharpe_ratio
 
     rows = ledger.rows(study)
     n_trials = len(rows)

@@ -21,14 +21,13 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-
-from engine.backtest import run_backtest
-from engine.metrics import sharpe_ratio
-from engine.panel import Panel
-from engine.weights import weights_from_signals
-from factors import ic, propose_nb
-from factors.lookahead import _default_cuts, perturb_after
-from factors.returns import execution_prices, forward_returns
+from alphaforge.engine.backtest import run_backtest
+from alphaforge.engine.metrics import sharpe_ratio
+from alphaforge.engine.panel import Panel
+from alphaforge.engine.weights import weights_from_signals
+from alphaforge.factors import ic, propose_nb
+from alphaforge.factors.lookahead import _default_cuts, perturb_after
+from alphaforge.factors.returns import execution_prices, forward_returns
 
 F64 = npt.NDArray[np.float64]
 MIN_OBS = 3

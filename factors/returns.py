@@ -27,10 +27,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-
-from engine.panel import Panel
-from factors import returns_nb
-from factors.errors import ScoreError
+from alphaforge.engine.panel import Panel
+from alphaforge.factors import returns_nb
+from alphaforge.factors.errors import ScoreError
 
 F64 = npt.NDArray[np.float64]
 

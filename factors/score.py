@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from engine.errors import EngineError
-from engine.panel import Panel
-from factors import score_parts
-from factors.errors import FactorError, ScoreError
-from factors.returns import nan_tail_rows
+from alphaforge.engine.errors import EngineError
+from alphaforge.engine.panel import Panel
+from alphaforge.factors import score_parts
+from alphaforge.factors.errors import FactorError, ScoreError
+from alphaforge.factors.returns import nan_tail_rows
 
 F64 = npt.NDArray[np.float64]
 
@@ -90,7 +89,7 @@ class FactorScore:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: NaN -> None, +/-inf -> "inf"/"-inf", horizon keys -> str."""
-        from factors.score_report import to_jsonable
+        from alphaforge.factors.score_report import to_jsonable
 
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
@@ -100,7 +99,7 @@ class FactorScore:
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(metric, formatted value) rows for a terminal table."""
-        from factors.score_report import summary_rows
+        from alphaforge.factors.score_report import summary_rows
 
         return summary_rows(self)
 
@@ -117,8 +116,8 @@ def resolve_factor(factor: str | F64, panel: Panel) -> tuple[str, str | None, F6
         if arr.shape != (panel.T, panel.N):
             raise ScoreError(f"factor array has shape {arr.shape}; panel is {(panel.T, panel.N)}")
         return "<array>", None, arr
-    from factors.expr import evaluate, parse
-    from factors.library import LIBRARY
+    from alphaforge.factors.expr import evaluate, parse
+    from alphaforge.factors.library import LIBRARY
 
     text = factor.strip()
     name = text
@@ -231,7 +230,7 @@ def _redundancy_inputs(
     if isinstance(redundancy, Mapping):
         items: Mapping[str, str | F64] = redundancy
     else:
-        from factors.library import list_factors
+        from alphaforge.factors.library import list_factors
 
         items = {f.name: f.expr for f in list_factors(panel=panel)}
     return evaluate_all({n: v for n, v in items.items() if n != own}, panel)
@@ -242,8 +241,8 @@ def evaluate_all(factors: Mapping[str, str | F64], panel: Panel) -> dict[str, F6
 
     Library names are replaced by their expressions; arrays are checked for shape.
     """
-    from factors.expr.compile import evaluate_many
-    from factors.library import LIBRARY
+    from alphaforge.factors.expr.compile import evaluate_many
+    from alphaforge.factors.library import LIBRARY
 
     out: dict[str, F64] = {}
     texts: dict[str, str] = {}
@@ -339,8 +338,8 @@ def rank_factors(
     them, so a factor that is defined (non-constant) on only a handful of rows cannot top
     the list on a noisy mean. NaN t-stats rank last.
     """
-    from factors import ic
-    from factors.returns import forward_returns
+    from alphaforge.factors import ic
+    from alphaforge.factors.returns import forward_returns
 
     fwd = forward_returns(panel, (horizon,), lag)[0]
     out = []

@@ -33,11 +33,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from engine.panel import Panel
-from factors import ic
-from factors.dsr import deflated_sharpe_ratio
-from factors.returns import execution_prices, forward_returns
+from alphaforge.engine.panel import Panel
+from alphaforge.factors import ic
+from alphaforge.factors.dsr import deflated_sharpe_ratio
+from alphaforge.factors.returns import execution_prices, forward_returns
 
 F64 = npt.NDArray[np.float64]
 
@@ -128,9 +127,9 @@ def backtest_block(
     var_trials: float | None,
 ) -> dict[str, Any]:
     """Long-short backtest through the engine (gross and net), costs and Deflated Sharpe."""
-    from engine.backtest import run_backtest
-    from engine.metrics import compute_metrics
-    from engine.weights import weights_from_signals
+    from alphaforge.engine.backtest import run_backtest
+    from alphaforge.engine.metrics import compute_metrics
+    from alphaforge.engine.weights import weights_from_signals
 
     w = weights_from_signals(factor, "rank", gross=1.0)
     w = np.where(np.isfinite(panel["close"]), w, 0.0)

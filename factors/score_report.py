@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from factors.score import FactorScore
+    from alphaforge.factors.score import FactorScore
 
 
 def to_jsonable(value: Any) -> Any:

@@ -10,8 +10,8 @@ import pyarrow as pa
 
 def rank_trials(table: pa.Table, n_trials: int) -> tuple[list[dict[str, Any]], float]:
     """Trial rows ordered by Deflated Sharpe (best first) and the sweep's PBO."""
-    from factors.dsr import deflated_sharpe_ratio
-    from factors.pbo import pbo_from_blocks
+    from alphaforge.factors.dsr import deflated_sharpe_ratio
+    from alphaforge.factors.pbo import pbo_from_blocks
 
     if table.num_rows == 0:
         return [], float("nan")

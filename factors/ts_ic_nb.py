@@ -6,9 +6,8 @@ They reuse the cross-sectional row kernels of factors.score_nb on a column at a 
 from __future__ import annotations
 
 import numpy as np
+from alphaforge.factors import score_nb
 from numba import njit, prange
-
-from factors import score_nb
 
 
 @njit(cache=True, parallel=True)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from alphaforge.factors import score_nb
 from numba import njit, prange
-
-from factors import score_nb
 
 
 @njit(cache=True, parallel=True)

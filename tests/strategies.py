@@ -12,9 +12,9 @@ def expr_asts(max_leaves: int = 12) -> st.SearchStrategy:
     Numbers are non-negative finite floats (negation is a Unary node), integer-literal
     arguments respect each operator's minimum, nesting stays well under the parser's limit.
     """
-    from factors.expr.nodes import Binary, Call, Field, Num, Unary
-    from factors.expr.ops import BINARY_OPS, OPS, UNARY_OPS
-    from factors.fields import FIELDS
+    from alphaforge.factors.expr.nodes import Binary, Call, Field, Num, Unary
+    from alphaforge.factors.expr.ops import BINARY_OPS, OPS, UNARY_OPS
+    from alphaforge.factors.fields import FIELDS
 
     nums = st.one_of(
         st.integers(0, 10**6).map(float),

@@ -16,14 +16,22 @@ FORBIDDEN = {
 }
 
 
+def _package(module: str) -> str:
+    """The top package a module name belongs to: "alphaforge.engine.panel" -> "engine"."""
+    parts = module.split(".")
+    if parts[0] == "alphaforge" and len(parts) > 1:
+        return parts[1]
+    return parts[0]
+
+
 def _imports(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name.split(".")[0]) for a in node.names]
+            found += [(node.lineno, _package(a.name)) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module.split(".")[0]))
+            found.append((node.lineno, _package(node.module)))
     return found
 
 

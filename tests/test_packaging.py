@@ -1,5 +1,6 @@
-"""The wheel ships the three top-level packages (generic names!), their py.typed markers and
-the console script, and the installed copy works outside the source tree."""
+"""The wheel ships one top-level package, alphaforge (with engine, factors and data inside it),
+their py.typed markers and the console script, and the installed copy works outside the
+source tree."""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_contents(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    for pkg in ("engine", "factors", "data"):
+    for pkg in ("alphaforge", "alphaforge/engine", "alphaforge/factors", "alphaforge/data"):
         assert f"{pkg}/__init__.py" in names
         assert f"{pkg}/py.typed" in names
-    assert "factors/expr/parser.py" in names
+    assert "alphaforge/factors/expr/parser.py" in names
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"alphaforge"}, f"only the alphaforge namespace at the top: {sorted(top)}"
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "alphaforge = engine.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "alphaforge = alphaforge.engine.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_installed_copy_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
@@ -42,9 +45,10 @@ def test_installed_copy_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
                     "--target", str(target), str(wheel)], check=True, timeout=600)  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(target), "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
     code = (
-        "import engine, factors, data, engine.cli as c; "
+        "import alphaforge.engine as engine, alphaforge.factors, alphaforge.data; "
+        "import alphaforge.engine.cli as c; "
         f"assert engine.__file__.startswith({str(target)!r}), engine.__file__; "
-        "from factors.expr import parse; print(parse('cs_rank(close)'))"
+        "from alphaforge.factors.expr import parse; print(parse('cs_rank(close)'))"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from factors.errors import ExprError
-from factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
-from factors.expr.parser import parse
+from alphaforge.factors.errors import ExprError
+from alphaforge.factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
+from alphaforge.factors.expr.parser import parse
 
 if TYPE_CHECKING:
-    from factors.expr.compile import CompiledExpr, evaluate
+    from alphaforge.factors.expr.compile import CompiledExpr, evaluate
 
 __all__ = [
     "Binary",
@@ -36,7 +36,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # compile (and numba) load on first use so that parsing stays cheap
     if name in ("evaluate", "compile_expr", "CompiledExpr"):
-        from factors.expr import compile as _compile
+        from alphaforge.factors.expr import compile as _compile
 
         return getattr(_compile, name)
     raise AttributeError(name)

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import numpy.typing as npt
-
-from engine.panel import Panel
-from factors.errors import ExprError
-from factors.expr import ops_nb, ts_nb
-from factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
-from factors.expr.ops import ADD, BINARY_OPS, DIV, MAX, MIN, MUL, OPS, UNARY_OPS
-from factors.expr.parser import parse
-from factors.fields import derive_field
+from alphaforge.engine.panel import Panel
+from alphaforge.factors.errors import ExprError
+from alphaforge.factors.expr import ops_nb, ts_nb
+from alphaforge.factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
+from alphaforge.factors.expr.ops import ADD, BINARY_OPS, DIV, MAX, MIN, MUL, OPS, UNARY_OPS
+from alphaforge.factors.expr.parser import parse
+from alphaforge.factors.fields import derive_field
 
 F64 = npt.NDArray[np.float64]
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from factors.errors import ExprError
-from factors.expr.ops import KEYWORDS
+from alphaforge.factors.errors import ExprError
+from alphaforge.factors.expr.ops import KEYWORDS
 
 MAX_LENGTH = 20_000
 """Longest expression text accepted, in characters."""

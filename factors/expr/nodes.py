@@ -19,9 +19,9 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from factors.errors import ExprError
-from factors.expr.ops import BINARY_OPS, MAX_WINDOW, OPS, UNARY_OPS
-from factors.fields import FIELDS
+from alphaforge.factors.errors import ExprError
+from alphaforge.factors.expr.ops import BINARY_OPS, MAX_WINDOW, OPS, UNARY_OPS
+from alphaforge.factors.fields import FIELDS
 
 _EXACT_INT = 2**53
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from factors.errors import ExprError
-from factors.expr.lexer import Token, tokenize
-from factors.expr.nodes import (
+from alphaforge.factors.errors import ExprError
+from alphaforge.factors.expr.lexer import Token, tokenize
+from alphaforge.factors.expr.nodes import (
     Binary,
     Call,
     Field,
@@ -23,8 +23,8 @@ from factors.expr.nodes import (
     known_names,
     suggest,
 )
-from factors.expr.ops import OPS
-from factors.fields import FIELDS
+from alphaforge.factors.expr.ops import OPS
+from alphaforge.factors.fields import FIELDS
 
 MAX_DEPTH = 60
 """Deepest nesting (parentheses, calls, prefix operators) accepted."""

@@ -11,11 +11,11 @@ import random
 import signal
 import sys
 
-import data.store as store_mod
-from data.archive_fetch import ArchiveClient
-from data.binance_rest import BinanceRest
-from data.http import RetryPolicy
-from data.pull import pull
+import alphaforge.data.store as store_mod
+from alphaforge.data.archive_fetch import ArchiveClient
+from alphaforge.data.binance_rest import BinanceRest
+from alphaforge.data.http import RetryPolicy
+from alphaforge.data.pull import pull
 
 SYMBOLS = ("AVAXUSDT",)
 

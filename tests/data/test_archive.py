@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from alphaforge.data import schemas
+from alphaforge.data.archive import read_archive_csv, read_archive_path
+from alphaforge.data.errors import SchemaError
 from hypothesis import given
 from hypothesis import strategies as st
-
-from data import schemas
-from data.archive import read_archive_csv, read_archive_path
-from data.errors import SchemaError
 
 KLINE_COLS = [
     "open_time",

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from data.archive import read_archive_csv
-from data.arrow_pool import fast_pool
-from data.store import Store
+from alphaforge.data.archive import read_archive_csv
+from alphaforge.data.arrow_pool import fast_pool
+from alphaforge.data.store import Store
 
 _CSV = (
     "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"

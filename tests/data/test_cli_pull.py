@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alphaforge.data.store import Store
+from alphaforge.engine.cli import app
 from typer.testing import CliRunner
 
-from data.store import Store
-from engine.cli import app
 from tests.data.fake_binance import FakeBinance, add_kline_archive, read_text
 
 ROOT = Path(__file__).resolve().parents[2]

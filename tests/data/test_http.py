@@ -7,15 +7,15 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-
-from data.binance_weights import (
+from alphaforge.data.binance_weights import (
     endpoint_weight,
     futures_depth_weight,
     futures_klines_weight,
     spot_depth_weight,
 )
-from data.errors import IPBanned, RateLimited, RequestRejected, SourceError
-from data.http import HttpClient, RetryPolicy, WeightLimiter
+from alphaforge.data.errors import IPBanned, RateLimited, RequestRejected, SourceError
+from alphaforge.data.http import HttpClient, RetryPolicy, WeightLimiter
+
 from tests.data.fake_binance import FakeBinance
 
 ROWS = [

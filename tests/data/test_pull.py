@@ -12,16 +12,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import alphaforge.data.store as store_mod
 import pyarrow as pa
 import pytest
+from alphaforge.data.archive_fetch import ArchiveClient
+from alphaforge.data.binance_rest import BinanceRest
+from alphaforge.data.errors import ChecksumMismatch, SchemaError, UnknownSymbol
+from alphaforge.data.http import RetryPolicy
+from alphaforge.data.pull import PullProgress, dataset_partition, parse_time_us, pull
+from alphaforge.data.store import Store
 
-import data.store as store_mod
-from data.archive_fetch import ArchiveClient
-from data.binance_rest import BinanceRest
-from data.errors import ChecksumMismatch, SchemaError, UnknownSymbol
-from data.http import RetryPolicy
-from data.pull import PullProgress, dataset_partition, parse_time_us, pull
-from data.store import Store
 from tests.data.fake_binance import FakeBinance, add_kline_archive, read_text
 from tests.data.test_archive import _plain_parse, assert_klines_equal
 
@@ -102,7 +102,7 @@ def test_clean_pull_archive_then_rest_tail(fake: FakeBinance, tmp_path: Path,
 
 
 def _rows(path: Path) -> pa.Table:
-    from data.archive import read_archive_csv
+    from alphaforge.data.archive import read_archive_csv
 
     return read_archive_csv(path, "klines", "AVAXUSDT")
 
@@ -264,7 +264,7 @@ def _next_month(ym: str) -> str:
 
 
 def test_plan_archive_files() -> None:
-    from data.archive_fetch import plan_archive_files
+    from alphaforge.data.archive_fetch import plan_archive_files
 
     now = us("2024-03-10T12:00")
     plan = plan_archive_files("usdm", "klines", "BTCUSDT", "1m", us("2024-01-15"), now, now)

@@ -14,13 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from alphaforge.data import schemas
+from alphaforge.data.errors import SchemaError
+from alphaforge.data.recordings import RecordingTables, parse_hftbacktest_lines, read_cryptofeed
+from alphaforge.data.recordings import read_hftbacktest as _read_hft
 from hypothesis import given
 from hypothesis import strategies as st
-
-from data import schemas
-from data.errors import SchemaError
-from data.recordings import RecordingTables, parse_hftbacktest_lines, read_cryptofeed
-from data.recordings import read_hftbacktest as _read_hft
 
 HFT = "binance_ws_hftbacktest"
 CF = "binance_ws_cryptofeed"

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
+from alphaforge.data.errors import StoreError
+from alphaforge.data.sql import dataset_views, query
+from alphaforge.data.store import Store
+from alphaforge.data.synthetic import generate_market
 from typer.testing import CliRunner
-
-from data.errors import StoreError
-from data.sql import dataset_views, query
-from data.store import Store
-from data.synthetic import generate_market
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_errors_name_the_problem(store: Path, tmp_path: Path) -> None:
 
 
 def test_cli_json(store: Path) -> None:
-    from engine.cli import app
+    from alphaforge.engine.cli import app
 
     res = CliRunner().invoke(app, ["sql", "select count(*) n from klines_1m", "--store",
                                    str(store), "--json"])  # fmt: skip

@@ -16,15 +16,15 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from alphaforge.data import schemas
+from alphaforge.data.archive import read_archive_csv
+from alphaforge.data.errors import SchemaError, StoreError
+from alphaforge.data.store import Store, schema_name
+from alphaforge.data.store_merge import dedupe_sort, sorted_by_symbol_time, split_partitions
+from alphaforge.data.store_query import partition_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data import schemas
-from data.archive import read_archive_csv
-from data.errors import SchemaError, StoreError
-from data.store import Store, schema_name
-from data.store_merge import dedupe_sort, sorted_by_symbol_time, split_partitions
-from data.store_query import partition_files
 from tests.data.store_rows import MIN, T0, klines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -356,7 +356,7 @@ def test_dedupe_sort_matches_a_dict_of_last_values(rows: list[tuple[int, int]]) 
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
-    from data import store as store_mod
+    from alphaforge.data import store as store_mod
     from tests.data.store_rows import klines
     import pyarrow as pa
     point, nth = sys.argv[2], int(sys.argv[3])

@@ -15,18 +15,17 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import requests
-
-from data import schemas
-from data.errors import RequestRejected, SchemaError, SourceError
-from data.store import Store
-from data.tardis import (
+from alphaforge.data import schemas
+from alphaforge.data.errors import RequestRejected, SchemaError, SourceError
+from alphaforge.data.store import Store
+from alphaforge.data.tardis import (
     dataset_of,
     detect_data_type,
     file_exchange,
     ingest_tardis_file,
     read_tardis_csv,
 )
-from data.tardis_fetch import dataset_url, download_file, download_range, local_name
+from alphaforge.data.tardis_fetch import dataset_url, download_file, download_range, local_name
 
 SAMPLES = {
     "binance-futures_book_snapshot_25_BTCUSDT.csv": "book_snapshot_25",

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from data.archive import read_archive_csv
-from data.binance_rest import BinanceRest
-from data.errors import SchemaError
-from data.http import RetryPolicy
-from data.store import Store
-from data.universe import (
+from alphaforge.data.archive import read_archive_csv
+from alphaforge.data.binance_rest import BinanceRest
+from alphaforge.data.errors import SchemaError
+from alphaforge.data.http import RetryPolicy
+from alphaforge.data.store import Store
+from alphaforge.data.universe import (
     Listing,
     fetch_listings,
     listings_from_exchange_info,
@@ -22,6 +21,7 @@ from data.universe import (
     merge_listings,
     tradable_mask,
 )
+
 from tests.data.fake_binance import FakeBinance, kline_rows_from_csv, read_text
 
 MIN = 60_000_000

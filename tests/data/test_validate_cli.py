@@ -9,14 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from alphaforge.data.archive import read_archive_path
+from alphaforge.data.schemas import KLINES
+from alphaforge.data.store import Store
+from alphaforge.data.validate import validate_klines
+from alphaforge.data.validate_report import CheckResult, QualityReport
+from alphaforge.engine.cli import app
 from typer.testing import CliRunner
-
-from data.archive import read_archive_path
-from data.schemas import KLINES
-from data.store import Store
-from data.validate import validate_klines
-from data.validate_report import CheckResult, QualityReport
-from engine.cli import app
 
 IV = 60_000_000
 FUT = "binance_futures_klines"
@@ -186,8 +185,8 @@ def test_cli_store_sets_partition_status(real_dir: Path, tmp_path: Path) -> None
     ],
 )
 def test_every_validator_accepts_an_empty_table(dataset: str) -> None:
-    from data.schemas import DATASETS
-    from data.validate import base_dataset, validate_table
+    from alphaforge.data.schemas import DATASETS
+    from alphaforge.data.validate import base_dataset, validate_table
 
     rep = validate_table(DATASETS[base_dataset(dataset)[0]].empty_table(), dataset)
     assert rep.n_rows == 0
@@ -196,8 +195,8 @@ def test_every_validator_accepts_an_empty_table(dataset: str) -> None:
 
 
 def test_synthetic_market_passes_every_error_check() -> None:
-    from data.synthetic import generate_market
-    from data.validate import validate_table
+    from alphaforge.data.synthetic import generate_market
+    from alphaforge.data.validate import validate_table
 
     m = generate_market(n_symbols=3, n_bars=2000, book_levels=5, book_every=10)
     for name, table in (("klines_1m", m.klines), ("funding", m.funding),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from alphaforge.data import validate_nb, validate_rolling_nb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data import validate_nb, validate_rolling_nb
 from tests.strategies import float_arrays_with_nans
 
 
@@ -169,7 +169,7 @@ def test_trade_row_flags_hand_computed() -> None:
 def test_presorted_strided_path_equals_the_plain_kernel(
     x: list[float], stride: int, blocks: int, min_periods: int
 ) -> None:
-    from data.validate_common import strided_zscore
+    from alphaforge.data.validate_common import strided_zscore
 
     arr = np.asarray(x, dtype=np.float64)
     window = stride * blocks
@@ -181,7 +181,7 @@ def test_presorted_strided_path_equals_the_plain_kernel(
 
 
 def test_two_thread_block_ranges_equal_the_plain_kernel() -> None:
-    from data.validate_common import strided_zscore
+    from alphaforge.data.validate_common import strided_zscore
 
     rng = np.random.default_rng(11)
     x = rng.standard_t(3, 50_000) * 1e-3

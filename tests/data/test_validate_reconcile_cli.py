@@ -12,12 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from alphaforge.data.schemas import AGG_TRADES
+from alphaforge.data.store import Store
+from alphaforge.data.synthetic import generate_market
+from alphaforge.engine.cli import app
 from typer.testing import CliRunner
-
-from data.schemas import AGG_TRADES
-from data.store import Store
-from data.synthetic import generate_market
-from engine.cli import app
 
 runner = CliRunner()
 IV = 60_000_000
@@ -281,7 +280,7 @@ def test_real_agg_trades_vs_independent_klines(real_dir: Path, tmp_path: Path) -
 
 @pytest.mark.shared
 def test_files_real_archive_csv_vs_parquet_export(real_dir: Path, tmp_path: Path) -> None:
-    from data.archive import read_archive_path
+    from alphaforge.data.archive import read_archive_path
 
     csv = real_dir / "binance_spot_klines" / "BTCUSDT-1h-2022-01.csv"
     rest = read_archive_path(csv, "klines_1h").slice(100, 300)  # a REST pull of part of it

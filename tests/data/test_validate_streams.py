@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
-
-from data.recordings import read_hftbacktest
-from data.schemas import AGG_TRADES, BOOK_SNAPSHOTS, FUNDING
-from data.tardis import read_tardis_csv
-from data.validate import (
+from alphaforge.data.recordings import read_hftbacktest
+from alphaforge.data.schemas import AGG_TRADES, BOOK_SNAPSHOTS, FUNDING
+from alphaforge.data.tardis import read_tardis_csv
+from alphaforge.data.validate import (
     validate_book_snapshots,
     validate_book_ticker,
     validate_depth_updates,
     validate_funding,
     validate_trades,
 )
+from hypothesis import given, settings
+
 from tests.strategies import planted_defects
 
 

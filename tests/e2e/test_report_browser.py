@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from engine.report import ReportInputs, build_report
+from alphaforge.engine.report import ReportInputs, build_report
 
 CHECK = """<script>window.addEventListener('load', () => {
   const imgs = [...document.images];

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine.errors import InputError
-from engine.gap import Quotes, analyze_gap, calibrate_models
-from engine.panel import BookLevels
-from engine.paper_live import LatencyModel, simulate_fills
+from alphaforge.engine.errors import InputError
+from alphaforge.engine.gap import Quotes, analyze_gap, calibrate_models
+from alphaforge.engine.panel import BookLevels
+from alphaforge.engine.paper_live import LatencyModel, simulate_fills
 
 MID0 = 100.0
 

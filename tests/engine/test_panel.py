@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-
-from engine.errors import PanelError, ShapeError
-from engine.panel import BookLevels, Panel
+from alphaforge.engine.errors import PanelError, ShapeError
+from alphaforge.engine.panel import BookLevels, Panel
 
 
 def _long() -> pa.Table:

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from data.store import Store
-from data.synthetic import generate_market
-from engine.errors import PanelError
-from engine.panel import Panel
-from engine.pipeline import execution_book, load_panel, run_factor_backtest, synthetic_panel
+from alphaforge.data.store import Store
+from alphaforge.data.synthetic import generate_market
+from alphaforge.engine.errors import PanelError
+from alphaforge.engine.panel import Panel
+from alphaforge.engine.pipeline import (
+    execution_book,
+    load_panel,
+    run_factor_backtest,
+    synthetic_panel,
+)
 
 FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades",
           "taker_buy_volume", "vwap")  # fmt: skip

@@ -8,21 +8,21 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from engine import slippage_nb
-from engine.backtest import Slippage, run_backtest
-from engine.errors import InputError, OptionError, ShapeError
-from engine.panel import BookLevels
-from engine.slippage import (
+from alphaforge.engine import slippage_nb
+from alphaforge.engine.backtest import Slippage, run_backtest
+from alphaforge.engine.errors import InputError, OptionError, ShapeError
+from alphaforge.engine.panel import BookLevels
+from alphaforge.engine.slippage import (
     fit_impact_k,
     to_execution_rows,
     trailing_adv,
     trailing_sigma,
     walk_books,
 )
-from engine.types import Exhaustion
+from alphaforge.engine.types import Exhaustion
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tests.strategies import book_sides
 
 CANCEL, PENALTY = int(Exhaustion.CANCEL_REST), int(Exhaustion.PENALTY)

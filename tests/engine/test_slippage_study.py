@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from alphaforge.data import schemas
+from alphaforge.engine import cli_slippage
+from alphaforge.engine.cli import app
+from alphaforge.engine.slippage_study import build_bars, flow_weights, run_study
 from typer.testing import CliRunner
-
-from data import schemas
-from engine import cli_slippage
-from engine.cli import app
-from engine.slippage_study import build_bars, flow_weights, run_study
 
 NEXO = "binance_ws_hftbacktest/spot/nexousdt_20240723.dat.gz"
 

@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from alphaforge.data.results import ResultsStore
+from alphaforge.engine.cli import app
+from alphaforge.engine.pipeline import run_sweep_study, synthetic_panel
 from typer.testing import CliRunner
-
-from data.results import ResultsStore
-from engine.cli import app
-from engine.pipeline import run_sweep_study, synthetic_panel
 
 BASE = ["sweep", "--bars", "300", "--factors", "mom_20,rev_1", "--chunk", "1", "--json"]
 

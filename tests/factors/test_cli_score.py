@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from alphaforge.engine.cli import app
+from alphaforge.factors.cli_score import parse_horizons, render_factor_list
+from alphaforge.factors.library import LIBRARY
 from typer.testing import CliRunner
-
-from engine.cli import app
-from factors.cli_score import parse_horizons, render_factor_list
-from factors.library import LIBRARY
 
 runner = CliRunner()
 

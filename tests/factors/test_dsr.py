@@ -7,16 +7,15 @@ import math
 import numpy as np
 import pytest
 import scipy.stats as ss
-from hypothesis import given
-from hypothesis import strategies as st
-
-from factors.dsr import (
+from alphaforge.factors.dsr import (
     deflated_sharpe_ratio,
     expected_max_sharpe,
     probabilistic_sharpe_ratio,
     return_moments,
 )
-from factors.errors import ScoreError
+from alphaforge.factors.errors import ScoreError
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_paper_worked_example():

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from engine.panel import Panel
-from factors.errors import ExprError
-from factors.expr import compile_expr, evaluate, ops_nb, parse, ts_nb
-from factors.expr import ops as ops_table
-from factors.expr.compile import evaluate_many
+from alphaforge.engine.panel import Panel
+from alphaforge.factors.errors import ExprError
+from alphaforge.factors.expr import compile_expr, evaluate, ops_nb, parse, ts_nb
+from alphaforge.factors.expr import ops as ops_table
+from alphaforge.factors.expr.compile import evaluate_many
 
 T, N = 90, 6
 RTOL = 1e-9

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine.panel import BookLevels, Panel
-from factors.errors import ExprError
-from factors.fields import (
+from alphaforge.engine.panel import BookLevels, Panel
+from alphaforge.factors.errors import ExprError
+from alphaforge.factors.fields import (
     BOOK_FIELDS,
     DEPTH_BAND_BPS,
     available_fields,

@@ -7,16 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-
-from engine.panel import Panel
-from factors import ic
-from factors.ledger import Ledger
-from factors.lookahead import check_lookahead
-from factors.propose import Gate, Study, StudyConfig, score_train
-from factors.propose_score import (
+from alphaforge.engine.panel import Panel
+from alphaforge.factors import ic
+from alphaforge.factors.ledger import Ledger
+from alphaforge.factors.lookahead import check_lookahead
+from alphaforge.factors.propose import Gate, Study, StudyConfig, score_train
+from alphaforge.factors.propose_score import (
     RankSet,
     ScoreContext,
     TailLookahead,
@@ -24,6 +20,10 @@ from factors.propose_score import (
     rank_rows,
     score_with,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
 from tests.factors.panels import make_panel
 
 # small value alphabet: many ties; NaN and inf as missing
@@ -45,7 +45,7 @@ def test_rank_correlation_from_ranks_equals_cs_ic(pair: tuple[np.ndarray, np.nda
     a, b = pair
     want = ic.cs_ic(a, b, "spearman", 3)
     rs = RankSet()
-    from factors import propose_nb
+    from alphaforge.factors import propose_nb
 
     ra, rb = rs.ranks(a), rs.ranks(b)
     got = propose_nb.rank_corr_rows(ra[0], ra[1], rb[0], rb[1], 3)
@@ -53,7 +53,7 @@ def test_rank_correlation_from_ranks_equals_cs_ic(pair: tuple[np.ndarray, np.nda
 
 
 def test_rank_set_means_and_first_hit_match_mean_rank_corr() -> None:
-    from factors.propose import mean_rank_corr
+    from alphaforge.factors.propose import mean_rank_corr
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(200, 7))
@@ -108,10 +108,10 @@ def test_score_with_a_context_equals_the_plain_score() -> None:
     ctx = ScoreContext.build(panel, cfg)
     fast = score_with(values, ctx, cfg)
     # the plain path: cs_ic on every row, weights on every row, then NaN off-rebalance
-    from engine.backtest import run_backtest
-    from engine.metrics import sharpe_ratio
-    from engine.weights import weights_from_signals
-    from factors.returns import forward_returns
+    from alphaforge.engine.backtest import run_backtest
+    from alphaforge.engine.metrics import sharpe_ratio
+    from alphaforge.engine.weights import weights_from_signals
+    from alphaforge.factors.returns import forward_returns
 
     fwd = forward_returns(panel, (1,), 1)[0]
     summ = ic.ic_summary(ic.cs_ic(values, fwd, "spearman", 3), 1)
@@ -168,7 +168,7 @@ def test_study_runs_on_a_panel_with_missing_bars(tmp_path: Path) -> None:
 def test_a_library_factor_proposed_verbatim_is_a_canonical_duplicate(tmp_path: Path) -> None:
     """Regression: the library was keyed by its raw text, so "-returns" (canonical
     "(-returns)") slipped past the same-canonical-form check."""
-    from factors.propose_parse import Candidate
+    from alphaforge.factors.propose_parse import Candidate
 
     panel = make_panel(500, 6, seed=1, book_levels=0, nan_frac=0.0)
     ledger = Ledger(tmp_path / "lib.sqlite")

@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats as ss
+from alphaforge.engine.panel import Panel
+from alphaforge.factors import ic
+from alphaforge.factors.errors import ScoreError
+from alphaforge.factors.returns import execution_prices, forward_returns, nan_tail_rows
 from hypothesis import given
 from hypothesis import strategies as st
-
-from engine.panel import Panel
-from factors import ic
-from factors.errors import ScoreError
-from factors.returns import execution_prices, forward_returns, nan_tail_rows
 
 RTOL = 1e-10  # float64 round-off between two exact implementations of the same formula
 
@@ -321,8 +320,8 @@ def test_ic_rank_ic_quantiles_match_alphalens_on_synthetic():
 
 @pytest.mark.shared
 def test_score_factor_end_to_end_on_real_klines(real_dir):
-    from factors.expr import parse
-    from factors.score import score_factor
+    from alphaforge.factors.expr import parse
+    from alphaforge.factors.score import score_factor
 
     panel = real_panel(real_dir, 15)
     s = score_factor("rev_1", panel, horizons=(1, 4), quantiles=2)

@@ -10,16 +10,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
-from data.synthetic import generate_market
-from engine.backtest import run_backtest
-from engine.panel import Panel
-from engine.weights import weights_from_signals
-from factors import ic
-from factors.errors import ExprError, ScoreError
-from factors.library import list_factors
-from factors.returns import forward_returns
-from factors.score import FactorScore, rank_factors, score_factor
+from alphaforge.data.synthetic import generate_market
+from alphaforge.engine.backtest import run_backtest
+from alphaforge.engine.panel import Panel
+from alphaforge.engine.weights import weights_from_signals
+from alphaforge.factors import ic
+from alphaforge.factors.errors import ExprError, ScoreError
+from alphaforge.factors.library import list_factors
+from alphaforge.factors.returns import forward_returns
+from alphaforge.factors.score import FactorScore, rank_factors, score_factor
 
 PLANTED_IC = 0.05
 
