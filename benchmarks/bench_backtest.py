@@ -63,7 +63,6 @@ sys.path.insert(0, str(ROOT))
 
 from alphaforge.engine.backtest import run_backtest  # noqa: E402
 from alphaforge.engine.backtest_stats import run_backtest_stats  # noqa: E402
-
 from benchmarks.common import (  # noqa: E402
     BenchCase,
     Timing,

@@ -57,7 +57,6 @@ from alphaforge.factors.propose import Gate, Study, StudyConfig, mean_rank_corr 
 from alphaforge.factors.propose_parse import Candidate  # noqa: E402
 from alphaforge.factors.propose_score import fill_prices  # noqa: E402
 from alphaforge.factors.returns import execution_prices, forward_returns  # noqa: E402
-
 from benchmarks.common import cpu_seconds, machine_info, markdown_table  # noqa: E402
 
 MINUTE_US = 60_000_000

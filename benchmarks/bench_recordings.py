@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alphaforge.data.recordings import read_hftbacktest  # noqa: E402
-
 from benchmarks.common import best_of  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real" / "binance_ws_hftbacktest"

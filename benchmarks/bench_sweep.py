@@ -58,13 +58,13 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from alphaforge.cli.sweep import parse_bytes  # noqa: E402
 from alphaforge.data.results import ResultsStore  # noqa: E402
 from alphaforge.engine.backtest import run_backtest  # noqa: E402
-from alphaforge.engine.cli_sweep import parse_bytes  # noqa: E402
 from alphaforge.engine.panel import Panel  # noqa: E402
-from alphaforge.engine.pipeline import factor_signal  # noqa: E402
 from alphaforge.engine.sweep import Trial, bytes_per_trial, expand_trials, plan_chunks, run_sweep  # noqa: E402
 from alphaforge.engine.weights import weights_from_signals  # noqa: E402
+from alphaforge.sweeps import factor_signal  # noqa: E402
 
 FACTORS = ["mom_20", "mom_60", "mom_240", "rev_1", "rev_5", "vol_20", "trend_z_60", "rsi_14",
            "boll_pos_20", "range_20"]  # fmt: skip

@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from alphaforge.data import synthetic_bars  # noqa: E402
 from alphaforge.data.synthetic import generate_market  # noqa: E402
-
 from benchmarks.common import best_of  # noqa: E402
 
 

@@ -28,6 +28,7 @@ from typing import IO, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
 from alphaforge.data import schemas
 from alphaforge.data.arrow_pool import fast_pool
 from alphaforge.data.errors import SchemaError

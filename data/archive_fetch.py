@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 import pyarrow as pa
+
 from alphaforge.data.archive import base_dataset, read_archive_csv
 from alphaforge.data.errors import ChecksumMismatch, RequestRejected, SchemaError
 from alphaforge.data.http import HttpClient, RateLimitState

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import pyarrow as pa
+
 from alphaforge.data import schemas
 from alphaforge.data.binance_weights import SPOT_WEIGHT_LIMIT, USDM_WEIGHT_LIMIT, endpoint_weight
 from alphaforge.data.errors import RequestRejected, SchemaError, UnknownSymbol

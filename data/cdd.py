@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+
 from alphaforge.data.errors import SchemaError
 from alphaforge.data.schemas import KLINES
 

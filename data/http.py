@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import requests
-from alphaforge.data.errors import IPBanned, RateLimited, RequestRejected, SourceError
 from requests.adapters import HTTPAdapter
+
+from alphaforge.data.errors import IPBanned, RateLimited, RequestRejected, SourceError
 
 __all__ = ["HttpClient", "RateLimitState", "RetryPolicy", "WeightLimiter"]
 

@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from alphaforge.data.errors import StoreError
 
 DATA_FILE = "part-0.parquet"

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data import schemas
 from alphaforge.data.archive import base_dataset
 from alphaforge.data.archive_fetch import ArchiveClient, ArchiveFile, Fetched, plan_archive_files

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data import schemas
 from alphaforge.data.errors import SchemaError
 from alphaforge.data.recordings_parse import KLINE_UPDATES, MessageParser

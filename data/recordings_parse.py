@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data import schemas
 from alphaforge.data.errors import SchemaError
 

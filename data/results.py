@@ -23,6 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from alphaforge.data.errors import StoreError
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

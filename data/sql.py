@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from alphaforge.data.errors import StoreError
 
 _SAFE = re.compile(r"^[a-z0-9_]+$")

@@ -33,6 +33,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from alphaforge.data import manifest as mf
 from alphaforge.data import schemas
 from alphaforge.data.arrow_pool import fast_pool
@@ -387,23 +388,6 @@ class Store:
         parts = self.partitions(dataset, exchange, market, symbol or None)
         times = [p.max_time_us for p in parts if p.max_time_us is not None]
         return max(times) if times else None
-
-    def kline_panel_table(
-        self,
-        symbols: Sequence[str] | None,
-        interval: str = "1m",
-        market: str = "usdm",
-        exchange: str = "binance",
-        start_us: int | None = None,
-        end_us: int | None = None,
-    ) -> pa.Table:
-        """Long klines table indexed by availability time, ready for ``Panel.from_arrow``.
-
-        See :func:`data.store_views.kline_panel_table` for the columns.
-        """
-        from alphaforge.data.store_views import kline_panel_table
-
-        return kline_panel_table(self, symbols, interval, market, exchange, start_us, end_us)
 
     # ------------------------------------------------------------------ read
     def read(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+
 from alphaforge.data import schemas
 from alphaforge.data.errors import StoreError
 from alphaforge.data.manifest import DATA_FILE

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data import schemas
 from alphaforge.data.errors import StoreError
-
-if TYPE_CHECKING:
-    from alphaforge.data.store import Store
+from alphaforge.data.store import Store
 
 PANEL_COLUMNS = (
     "open",

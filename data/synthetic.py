@@ -42,10 +42,11 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from scipy import optimize, special
+
 from alphaforge.data import schemas, synthetic_bars
 from alphaforge.data.errors import ParameterError
 from alphaforge.data.synthetic_books import funding_table, snapshot_table
-from scipy import optimize, special
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

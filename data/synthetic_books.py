@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
 from alphaforge.data import schemas
 from alphaforge.data.errors import ParameterError
 

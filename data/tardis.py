@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
 from alphaforge.data import schemas
 from alphaforge.data.errors import SchemaError
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
 from alphaforge.data.errors import RequestRejected, SourceError
 from alphaforge.data.manifest import fsync_dir, tmp_name
 

@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.data.errors import SchemaError, UnknownSymbol
 
 __all__ = [

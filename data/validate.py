@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from alphaforge.data import cdd
 from alphaforge.data.errors import SchemaError
 from alphaforge.data.schemas import DATASETS

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data import validate_nb, validate_rolling_nb
 from alphaforge.data.validate_common import (
     I64,

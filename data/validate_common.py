@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data.errors import SchemaError
 from alphaforge.data.validate_report import CheckResult, QualityReport, make_check
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from alphaforge.data.validate_common import (
     I64,
     assemble,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from alphaforge.data import validate_nb
 from alphaforge.data.errors import SchemaError
 from alphaforge.data.schemas import INTERVAL_US

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data.validate_common import I64, f64, i64
 from alphaforge.data.validate_report import CheckResult, make_check
 

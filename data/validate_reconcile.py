@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data.schemas import NATURAL_KEYS, time_column
 from alphaforge.data.validate_common import (
     I64,

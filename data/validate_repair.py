@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from alphaforge.data.schemas import KLINES, TS
 from alphaforge.data.validate_common import f64, symbol_groups, ts_us
 from alphaforge.data.validate_klines import parse_interval

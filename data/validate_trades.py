@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from alphaforge.data import validate_nb
 from alphaforge.data.validate_common import (
     I64,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine import backtest_nb
 from alphaforge.engine.errors import InputError, OptionError, ShapeError
 from alphaforge.engine.panel import BookLevels

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
+
 from alphaforge.engine import backtest_path_nb
 from alphaforge.engine.backtest_path_nb import (
     BANKRUPT,
@@ -29,7 +31,6 @@ from alphaforge.engine.backtest_path_nb import (
     S_SLIPPAGE,
     S_TURNOVER,
 )
-from numba import njit
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)

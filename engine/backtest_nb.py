@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 
+from numba import njit, prange
+
 from alphaforge.engine import backtest_fast_nb, backtest_path_nb
 from alphaforge.engine.backtest_path_nb import (
     BANKRUPT,
@@ -62,7 +64,6 @@ from alphaforge.engine.backtest_path_nb import (
     S_TURNOVER,
 )
 from alphaforge.engine.slippage_nb import FIXED_BPS, NONE
-from numba import njit, prange
 
 __all__ = [
     "BANKRUPT",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from alphaforge.engine import slippage_nb
 from numba import njit
+
+from alphaforge.engine import slippage_nb
 
 OK = 0
 NAN_PRICE_WITH_POSITION = 1

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine import backtest_nb
 from alphaforge.engine.backtest import Slippage, simulate
 

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.engine import book_nb
 from alphaforge.engine.errors import BookSequenceError, InputError, OptionError, ShapeError
 from alphaforge.engine.panel import BookLevels

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.errors import InputError
 
 F64 = npt.NDArray[np.float64]

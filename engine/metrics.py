@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.errors import OptionError
 
 F64 = npt.NDArray[np.float64]

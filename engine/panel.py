@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.errors import PanelError, ShapeError
 
 if TYPE_CHECKING:

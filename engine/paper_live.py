@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine import slippage_nb
 from alphaforge.engine.errors import InputError, OptionError
 from alphaforge.engine.panel import BookLevels

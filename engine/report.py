@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from alphaforge.engine.cli_render import fmt, json_safe
+
+from alphaforge.engine.formatting import fmt, json_safe
 
 F64 = npt.NDArray[np.float64]
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
 from alphaforge.engine import slippage_nb
 from alphaforge.engine.errors import InputError, OptionError, ShapeError
 from alphaforge.engine.types import TRADE_DTYPE, Exhaustion

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
 from alphaforge.engine import metrics
 from alphaforge.engine.backtest import Slippage, run_backtest
 from alphaforge.engine.book import rebuild_books

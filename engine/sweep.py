@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
 from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.errors import OptionError
 from alphaforge.engine.metrics import compute_metrics

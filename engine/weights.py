@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine import weights_nb
 from alphaforge.engine.errors import OptionError, ShapeError
 from alphaforge.engine.types import WeightScheme

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
+
 from alphaforge.factors.errors import ScoreError
-from scipy import special, stats
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -71,8 +72,10 @@ def return_moments(returns: npt.ArrayLike) -> tuple[float, int, float, float]:
     if not sd > 0:
         return math.nan, n, math.nan, math.nan
     sr = float(np.mean(r)) / sd
-    skew = float(stats.skew(r, bias=True))
-    kurt = float(stats.kurtosis(r, fisher=False, bias=True))
+    d = r - r.mean()
+    m2 = float(np.mean(d * d))
+    skew = float(np.mean(d**3)) / m2**1.5  # biased moments, as scipy.stats.skew(bias=True)
+    kurt = float(np.mean(d**4)) / (m2 * m2)  # non-excess, as scipy.stats.kurtosis(fisher=False)
     return sr, n, skew, kurt
 
 

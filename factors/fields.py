@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import ExprError
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.factors import score_nb, ts_ic_nb, turnover_nb
 from alphaforge.factors.errors import ScoreError
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 from alphaforge.factors.errors import BudgetExceeded, LLMError
 
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.factors.errors import LookaheadError
 from alphaforge.factors.expr.compile import compile_expr

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+
 from alphaforge.factors.propose_parse import Candidate
 
 FEATURES: tuple[str, ...] = (

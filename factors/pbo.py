@@ -24,8 +24,9 @@ from math import comb
 
 import numpy as np
 import numpy.typing as npt
-from alphaforge.factors.errors import ScoreError
 from scipy import stats
+
+from alphaforge.factors.errors import ScoreError
 
 F64 = npt.NDArray[np.float64]
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors import ic
 from alphaforge.factors.errors import BudgetExceeded, ExprError, FactorError, LLMError

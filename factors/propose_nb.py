@@ -13,8 +13,9 @@ in the values), so the result equals ``ic.cs_ic(a, b, "spearman", min_obs)``.
 from __future__ import annotations
 
 import numpy as np
-from alphaforge.factors import score_nb
 from numba import njit, prange
+
+from alphaforge.factors import score_nb
 
 
 @njit(cache=True, parallel=True)

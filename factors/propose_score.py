@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.metrics import sharpe_ratio
 from alphaforge.engine.panel import Panel

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors import returns_nb
 from alphaforge.factors.errors import ScoreError

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.errors import EngineError
 from alphaforge.engine.panel import Panel
 from alphaforge.factors import score_parts
 from alphaforge.factors.errors import FactorError, ScoreError
 from alphaforge.factors.returns import nan_tail_rows
+from alphaforge.factors.score_result import FactorScore
 
 F64 = npt.NDArray[np.float64]
 
@@ -34,74 +35,6 @@ DEFAULT_HORIZONS: tuple[int, ...] = (1, 5, 15, 60, 240, 1440)
 
 MIN_SCORED_ROWS = 20
 """A horizon h is kept when at least max(MIN_SCORED_ROWS, h) rows have a forward return."""
-
-
-@dataclass(frozen=True, slots=True)
-class FactorScore:
-    """Everything ``score_factor`` measured (see factors.score_parts for definitions).
-
-    Attributes:
-        name: library name or expression text ("<array>" for a raw array).
-        expression: canonical expression text, or None for an array.
-        n_rows, n_assets: scored panel shape; start_us, end_us: first/last row time (UTC us).
-        lag, horizons, quantiles, periods_per_year: the settings used.
-        ic, rank_ic: horizon -> {mean, std, icir, t_stat, se, n, icir_annual}.
-        quantile_returns: horizon -> mean forward return per bin, lowest factor first.
-        spread: horizon -> {mean, per_bar, t_stat} of top-minus-bottom bin returns.
-        decay: horizon -> mean RankIC with the single bar h bars after entry; half_life (bars).
-        ts_rank_ic: symbol -> whole-period time-series RankIC with the first horizon's
-            forward return (single-asset research).
-        turnover: rank_autocorr, turnover_top, turnover_bottom.
-        backtest: net sharpe, sortino, max_drawdown, ..., gross_sharpe, turnover_per_bar.
-        costs: fee_bps, slippage_bps, breakeven_bps, ic_net, mean gross/net return per bar.
-        dsr: sr, n_obs, skew, kurtosis, n_trials, var_trials, sr0, psr, dsr (per-bar units).
-        redundancy: library factor -> mean cross-sectional rank correlation, or None.
-        split: {"cut_us", "train_rows", "test_rows"} when scored with a split, else None.
-        test: the one-shot score of the test part, or None.
-        notes: what was skipped and why (dropped horizons, a failed backtest, ...).
-    """
-
-    name: str
-    expression: str | None
-    n_rows: int
-    n_assets: int
-    start_us: int
-    end_us: int
-    lag: int
-    horizons: tuple[int, ...]
-    quantiles: int
-    periods_per_year: float
-    ic: Mapping[int, Mapping[str, float]]
-    rank_ic: Mapping[int, Mapping[str, float]]
-    quantile_returns: Mapping[int, Sequence[float]]
-    spread: Mapping[int, Mapping[str, float]]
-    decay: Mapping[int, float]
-    half_life: float
-    ts_rank_ic: Mapping[str, float]
-    turnover: Mapping[str, float]
-    backtest: Mapping[str, float]
-    costs: Mapping[str, float]
-    dsr: Mapping[str, float | int]
-    redundancy: Mapping[str, float] | None = None
-    split: Mapping[str, int] | None = None
-    test: FactorScore | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict: NaN -> None, +/-inf -> "inf"/"-inf", horizon keys -> str."""
-        from alphaforge.factors.score_report import to_jsonable
-
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            out[name] = value.to_dict() if isinstance(value, FactorScore) else to_jsonable(value)
-        return out
-
-    def summary_rows(self) -> list[tuple[str, str]]:
-        """(metric, formatted value) rows for a terminal table."""
-        from alphaforge.factors.score_report import summary_rows
-
-        return summary_rows(self)
 
 
 def resolve_factor(factor: str | F64, panel: Panel) -> tuple[str, str | None, F64]:

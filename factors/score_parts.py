@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors import ic
 from alphaforge.factors.dsr import deflated_sharpe_ratio

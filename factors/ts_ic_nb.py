@@ -6,8 +6,9 @@ They reuse the cross-sectional row kernels of factors.score_nb on a column at a 
 from __future__ import annotations
 
 import numpy as np
-from alphaforge.factors import score_nb
 from numba import njit, prange
+
+from alphaforge.factors import score_nb
 
 
 @njit(cache=True, parallel=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from alphaforge.factors import score_nb
 from numba import njit, prange
+
+from alphaforge.factors import score_nb
 
 
 @njit(cache=True, parallel=True)

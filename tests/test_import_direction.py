@@ -1,4 +1,9 @@
-"""The import direction of ../shared/design.md, enforced on the source (an import-linter)."""
+"""The import direction of docs/design.md, enforced on the source (an import-linter).
+
+alphaforge (API, CLI, wiring) -> factors -> engine -> numpy/numba, and alphaforge -> data.
+The three library packages never import the composition root (``alphaforge.cli``,
+``alphaforge.panels``, ...), and every import counts, at module level or inside a function.
+"""
 
 from __future__ import annotations
 
@@ -8,49 +13,61 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WIRING = {"engine/cli.py", "engine/pipeline.py"}
-FORBIDDEN = {
-    "engine": {"data", "factors"},
-    "data": {"engine", "factors"},
-    "factors": {"data"},
+ALLOWED = {
+    "engine": {"engine"},
+    "data": {"data"},
+    "factors": {"factors", "engine"},
 }
 
 
-def _package(module: str) -> str:
-    """The top package a module name belongs to: "alphaforge.engine.panel" -> "engine"."""
+def _inside(module: str) -> str | None:
+    """The alphaforge part a module name belongs to ("alphaforge.engine.panel" -> "engine"),
+    "" for the top package itself, None for anything outside alphaforge."""
     parts = module.split(".")
-    if parts[0] == "alphaforge" and len(parts) > 1:
-        return parts[1]
-    return parts[0]
+    if parts[0] != "alphaforge":
+        return None
+    return parts[1] if len(parts) > 1 else ""
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, alphaforge part) of every import of an alphaforge module in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    found: list[tuple[int, str]] = []
+    found: list[tuple[int, str | None]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, _package(a.name)) for a in node.names]
+            found += [(node.lineno, _inside(a.name)) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, _package(node.module)))
-    return found
+            found.append((node.lineno, _inside(node.module)))
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            found.append((node.lineno, "<relative>"))
+    return [(line, part) for line, part in found if part is not None]
 
 
 def _modules() -> list[Path]:
-    return sorted(p for pkg in FORBIDDEN for p in (ROOT / pkg).rglob("*.py"))
+    return sorted(p for pkg in ALLOWED for p in (ROOT / pkg).rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_module_imports_only_to_its_right(path: Path) -> None:
     rel = str(path.relative_to(ROOT))
-    if rel in WIRING:
-        return
     pkg = rel.split("/")[0]
-    bad = [(line, mod) for line, mod in _imports(path) if mod in FORBIDDEN[pkg]]
-    assert not bad, f"{rel} imports {bad}: forbidden by the import direction"
+    bad = [(line, part) for line, part in _imports(path) if part not in ALLOWED[pkg]]
+    assert not bad, f"{rel} imports alphaforge parts {bad}: forbidden by the import direction"
+
+
+def test_the_library_packages_hold_no_command_line_code() -> None:
+    strays = sorted(
+        str(p.relative_to(ROOT)) for pkg in ALLOWED for p in (ROOT / pkg).rglob("cli*.py")
+    )
+    assert not strays, f"command-line modules belong in alphaforge/cli/: {strays}"
 
 
 def test_kernel_modules_import_only_numpy_numba_stdlib() -> None:
-    allowed = {"numpy", "numba", "math", "__future__", "engine", "factors", "typing"}
-    for path in (p for pkg in FORBIDDEN for p in (ROOT / pkg).rglob("*_nb.py")):
-        mods = {m for _, m in _imports(path)}
+    allowed = {"numpy", "numba", "math", "__future__", "typing", "alphaforge"}
+    for path in (p for pkg in ALLOWED for p in (ROOT / pkg).rglob("*_nb.py")):
+        tree = ast.parse(path.read_text())
+        mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}  # fmt: skip
+        mods |= {n.module.split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom) and n.module}  # fmt: skip
         assert mods <= allowed, f"{path.relative_to(ROOT)} imports {sorted(mods - allowed)}"

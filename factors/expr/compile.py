@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import numpy.typing as npt
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import ExprError
 from alphaforge.factors.expr import ops_nb, ts_nb

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+
 from alphaforge.data import schemas
 
 T0 = 1_704_067_200_000_000  # 2024-01-01 00:00 UTC in µs

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alphaforge.data import schemas
 from alphaforge.data.archive import read_archive_csv, read_archive_path
 from alphaforge.data.errors import SchemaError
-from hypothesis import given
-from hypothesis import strategies as st
 
 KLINE_COLS = [
     "open_time",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data.archive import read_archive_csv
 from alphaforge.data.arrow_pool import fast_pool
 from alphaforge.data.store import Store

@@ -12,14 +12,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from alphaforge.data import schemas
 from alphaforge.data.archive import read_archive_csv
 from alphaforge.data.binance_rest import BinanceRest
 from alphaforge.data.errors import SchemaError, UnknownSymbol
 from alphaforge.data.http import RetryPolicy
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.data.fake_binance import FakeBinance, kline_rows_from_csv, read_text
 
 

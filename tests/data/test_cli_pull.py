@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alphaforge.data.store import Store
-from alphaforge.engine.cli import app
 from typer.testing import CliRunner
 
+from alphaforge.cli import app
+from alphaforge.data.store import Store
 from tests.data.fake_binance import FakeBinance, add_kline_archive, read_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
+
+from alphaforge.cli import app
 from alphaforge.data import schemas
 from alphaforge.data.store import Store
-from alphaforge.engine.cli import app
-from typer.testing import CliRunner
 
 T0 = 1_704_067_200_000_000  # 2024-01-01 UTC
 MIN = 60_000_000

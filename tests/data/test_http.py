@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+
 from alphaforge.data.binance_weights import (
     endpoint_weight,
     futures_depth_weight,
@@ -15,7 +16,6 @@ from alphaforge.data.binance_weights import (
 )
 from alphaforge.data.errors import IPBanned, RateLimited, RequestRejected, SourceError
 from alphaforge.data.http import HttpClient, RetryPolicy, WeightLimiter
-
 from tests.data.fake_binance import FakeBinance
 
 ROWS = [

@@ -12,16 +12,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import alphaforge.data.store as store_mod
 import pyarrow as pa
 import pytest
+
+import alphaforge.data.store as store_mod
 from alphaforge.data.archive_fetch import ArchiveClient
 from alphaforge.data.binance_rest import BinanceRest
 from alphaforge.data.errors import ChecksumMismatch, SchemaError, UnknownSymbol
 from alphaforge.data.http import RetryPolicy
 from alphaforge.data.pull import PullProgress, dataset_partition, parse_time_us, pull
 from alphaforge.data.store import Store
-
 from tests.data.fake_binance import FakeBinance, add_kline_archive, read_text
 from tests.data.test_archive import _plain_parse, assert_klines_equal
 

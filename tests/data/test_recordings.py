@@ -14,12 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alphaforge.data import schemas
 from alphaforge.data.errors import SchemaError
 from alphaforge.data.recordings import RecordingTables, parse_hftbacktest_lines, read_cryptofeed
 from alphaforge.data.recordings import read_hftbacktest as _read_hft
-from hypothesis import given
-from hypothesis import strategies as st
 
 HFT = "binance_ws_hftbacktest"
 CF = "binance_ws_cryptofeed"

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
+from typer.testing import CliRunner
+
 from alphaforge.data.errors import StoreError
 from alphaforge.data.sql import dataset_views, query
 from alphaforge.data.store import Store
 from alphaforge.data.synthetic import generate_market
-from typer.testing import CliRunner
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_errors_name_the_problem(store: Path, tmp_path: Path) -> None:
 
 
 def test_cli_json(store: Path) -> None:
-    from alphaforge.engine.cli import app
+    from alphaforge.cli import app
 
     res = CliRunner().invoke(app, ["sql", "select count(*) n from klines_1m", "--store",
                                    str(store), "--json"])  # fmt: skip

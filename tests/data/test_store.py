@@ -16,15 +16,16 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from alphaforge.data import schemas
 from alphaforge.data.archive import read_archive_csv
 from alphaforge.data.errors import SchemaError, StoreError
 from alphaforge.data.store import Store, schema_name
 from alphaforge.data.store_merge import dedupe_sort, sorted_by_symbol_time, split_partitions
 from alphaforge.data.store_query import partition_files
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
+from alphaforge.data.store_views import kline_panel_table
 from tests.data.store_rows import MIN, T0, klines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -296,7 +297,7 @@ def test_kline_panel_table_availability_vwap_and_funding(tmp_path: Path) -> None
         }
     )
     store.write(fund, "funding")
-    out = store.kline_panel_table(["BTCUSDT"], start_us=T0 + MIN, end_us=T0 + 600 * MIN)
+    out = kline_panel_table(store, ["BTCUSDT"], start_us=T0 + MIN, end_us=T0 + 600 * MIN)
     ts = out["ts"].to_numpy()
     assert out.schema.field("ts").type == pa.int64()
     assert ts[0] == T0 + MIN  # bar opened at T0 becomes known at T0 + 1 minute

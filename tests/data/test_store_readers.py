@@ -18,14 +18,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
+
 from alphaforge.data.results import ResultsStore
 from alphaforge.data.sql import query
 from alphaforge.data.store import Store
 from alphaforge.data.synthetic import generate_market
-from alphaforge.engine.pipeline import synthetic_panel
 from alphaforge.engine.sweep import expand_trials, run_sweep
-from typer.testing import CliRunner
-
+from alphaforge.panels import synthetic_panel
 from tests.engine.sweep_helpers import mom_signal
 
 SWEEP_ID = "0123456789012345"  # digits only: hive inference would make it an integer
@@ -147,7 +147,7 @@ def test_result_files_are_as_readable_as_market_files(root: Path) -> None:
 
 
 def test_sql_cli_lists_sweep_results_among_tables_on_error(root: Path) -> None:
-    from alphaforge.engine.cli import app
+    from alphaforge.cli import app
 
     res = CliRunner().invoke(app, ["sql", "select * from nope", "--store", str(root)])
     assert res.exit_code == 2

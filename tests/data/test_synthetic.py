@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from alphaforge.data import schemas
-from alphaforge.data.errors import ParameterError
-from alphaforge.data.synthetic import PLANTED, SyntheticMarket, generate_market
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+
+from alphaforge.data import schemas
+from alphaforge.data.errors import ParameterError
+from alphaforge.data.synthetic import PLANTED, SyntheticMarket, generate_market
 
 MIN_US = 60_000_000
 H8_US = 8 * 3_600_000_000

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import requests
+
 from alphaforge.data import schemas
 from alphaforge.data.errors import RequestRejected, SchemaError, SourceError
 from alphaforge.data.store import Store

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from alphaforge.data.archive import read_archive_csv
 from alphaforge.data.binance_rest import BinanceRest
 from alphaforge.data.errors import SchemaError
@@ -21,7 +22,6 @@ from alphaforge.data.universe import (
     merge_listings,
     tradable_mask,
 )
-
 from tests.data.fake_binance import FakeBinance, kline_rows_from_csv, read_text
 
 MIN = 60_000_000

@@ -9,13 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
+
+from alphaforge.cli import app
 from alphaforge.data.archive import read_archive_path
 from alphaforge.data.schemas import KLINES
 from alphaforge.data.store import Store
 from alphaforge.data.validate import validate_klines
 from alphaforge.data.validate_report import CheckResult, QualityReport
-from alphaforge.engine.cli import app
-from typer.testing import CliRunner
 
 IV = 60_000_000
 FUT = "binance_futures_klines"

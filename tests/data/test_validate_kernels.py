@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from alphaforge.data import validate_nb, validate_rolling_nb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alphaforge.data import validate_nb, validate_rolling_nb
 from tests.strategies import float_arrays_with_nans
 
 

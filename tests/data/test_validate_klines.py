@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+
 from alphaforge.data.archive import read_archive_path
 from alphaforge.data.cdd import read_cdd_csv
 from alphaforge.data.validate import repair_klines, validate_klines, validate_table
 from alphaforge.data.validate_report import QualityReport
-from hypothesis import given, settings
-
 from tests.strategies import planted_defects
 
 IV = 60_000_000

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from alphaforge.data.archive import read_archive_path
 from alphaforge.data.cdd import read_cdd_csv
 from alphaforge.data.schemas import KLINES
 from alphaforge.data.validate import basis_outliers, reconcile_klines_agg_trades, reconcile_tables
 from alphaforge.data.validate_reconcile import rebuild_klines
-
 from tests.data.test_validate_streams import _agg
 
 IV = 60_000_000

@@ -12,11 +12,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
+
+from alphaforge.cli import app
 from alphaforge.data.schemas import AGG_TRADES
 from alphaforge.data.store import Store
 from alphaforge.data.synthetic import generate_market
-from alphaforge.engine.cli import app
-from typer.testing import CliRunner
 
 runner = CliRunner()
 IV = 60_000_000

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+
 from alphaforge.data.recordings import read_hftbacktest
 from alphaforge.data.schemas import AGG_TRADES, BOOK_SNAPSHOTS, FUNDING
 from alphaforge.data.tardis import read_tardis_csv
@@ -21,8 +23,6 @@ from alphaforge.data.validate import (
     validate_funding,
     validate_trades,
 )
-from hypothesis import given, settings
-
 from tests.strategies import planted_defects
 
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def alphaforge_cmd() -> list[str]:
     """The console script when installed (as a user runs it), else the module entry point."""
     exe = shutil.which("alphaforge", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-c", "from engine.cli import main; main()"]
+    return [exe] if exe else [sys.executable, "-c", "from alphaforge.cli import main; main()"]
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None,

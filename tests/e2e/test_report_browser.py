@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from alphaforge.engine.report import ReportInputs, build_report
 
 CHECK = """<script>window.addEventListener('load', () => {

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from alphaforge.engine.panel import Panel
 
 KILL_MARKER = "ALPHAFORGE_TEST_KILL_MARKER"

@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from alphaforge.engine.backtest import Slippage, run_backtest
-from alphaforge.engine.errors import InputError, OptionError, ShapeError
-from alphaforge.engine.panel import BookLevels
 from hypothesis import given
 from hypothesis import strategies as st
 
+from alphaforge.engine.backtest import Slippage, run_backtest
+from alphaforge.engine.errors import InputError, OptionError, ShapeError
+from alphaforge.engine.panel import BookLevels
 from tests.strategies import price_paths
 
 

@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alphaforge.data import schemas
 from alphaforge.data.recordings import read_cryptofeed, read_hftbacktest
 from alphaforge.data.tardis import read_tardis_csv
 from alphaforge.engine import book_nb
 from alphaforge.engine.book import book_levels_at, levels_features, quote_agreement, rebuild_books
 from alphaforge.engine.errors import BookSequenceError, InputError
-from hypothesis import given
-from hypothesis import strategies as st
 
 SYM = "BTCUSDT"
 

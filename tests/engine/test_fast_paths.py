@@ -12,13 +12,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alphaforge.engine import backtest_nb
 from alphaforge.engine.backtest import Slippage, run_backtest
 from alphaforge.engine.backtest_stats import run_backtest_stats
 from alphaforge.engine.errors import InputError
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.strategies import price_paths
 
 OPTIONS = st.fixed_dictionaries(

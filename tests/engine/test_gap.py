@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alphaforge.engine.errors import InputError
 from alphaforge.engine.gap import Quotes, analyze_gap, calibrate_models
 from alphaforge.engine.panel import BookLevels

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from alphaforge.engine import metrics as m
-from alphaforge.engine.errors import OptionError
 from hypothesis import given
 from hypothesis import strategies as st
+
+from alphaforge.engine import metrics as m
+from alphaforge.engine.errors import OptionError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from alphaforge.engine.errors import PanelError, ShapeError
 from alphaforge.engine.panel import BookLevels, Panel
 

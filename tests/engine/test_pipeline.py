@@ -7,16 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from alphaforge.backtests import execution_book, run_factor_backtest
 from alphaforge.data.store import Store
 from alphaforge.data.synthetic import generate_market
 from alphaforge.engine.errors import PanelError
 from alphaforge.engine.panel import Panel
-from alphaforge.engine.pipeline import (
-    execution_book,
-    load_panel,
-    run_factor_backtest,
-    synthetic_panel,
-)
+from alphaforge.panels import load_panel, synthetic_panel
 
 FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades",
           "taker_buy_volume", "vwap")  # fmt: skip

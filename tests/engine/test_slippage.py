@@ -8,6 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alphaforge.engine import slippage_nb
 from alphaforge.engine.backtest import Slippage, run_backtest
 from alphaforge.engine.errors import InputError, OptionError, ShapeError
@@ -20,9 +23,6 @@ from alphaforge.engine.slippage import (
     walk_books,
 )
 from alphaforge.engine.types import Exhaustion
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.strategies import book_sides
 
 CANCEL, PENALTY = int(Exhaustion.CANCEL_REST), int(Exhaustion.PENALTY)

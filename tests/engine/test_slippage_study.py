@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from alphaforge.data import schemas
-from alphaforge.engine import cli_slippage
-from alphaforge.engine.cli import app
-from alphaforge.engine.slippage_study import build_bars, flow_weights, run_study
 from typer.testing import CliRunner
+
+from alphaforge.cli import app
+from alphaforge.cli import slippage as cli_slippage
+from alphaforge.data import schemas
+from alphaforge.engine.slippage_study import build_bars, flow_weights, run_study
 
 NEXO = "binance_ws_hftbacktest/spot/nexousdt_20240723.dat.gz"
 

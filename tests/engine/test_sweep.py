@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from alphaforge.data.results import ResultsStore
 from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.errors import OptionError
-from alphaforge.engine.pipeline import synthetic_panel
 from alphaforge.engine.sweep import bytes_per_trial, expand_trials, plan_chunks, run_sweep
 from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors.pbo import pbo
-
+from alphaforge.panels import synthetic_panel
 from tests.engine.sweep_helpers import KILL_MARKER, killing_signal, mom_signal
 
 GRID = {"rebalance_every": [1, 5, 20], "fee_bps": [0.0, 4.0]}

@@ -8,10 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from alphaforge.data.results import ResultsStore
-from alphaforge.engine.cli import app
-from alphaforge.engine.pipeline import run_sweep_study, synthetic_panel
 from typer.testing import CliRunner
+
+from alphaforge.cli import app
+from alphaforge.data.results import ResultsStore
+from alphaforge.panels import synthetic_panel
+from alphaforge.sweeps import run_sweep_study
 
 BASE = ["sweep", "--bars", "300", "--factors", "mom_20,rev_1", "--chunk", "1", "--json"]
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from alphaforge.engine import weights_nb
-from alphaforge.engine.errors import OptionError, ShapeError
-from alphaforge.engine.weights import weights_from_signals
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
+
+from alphaforge.engine import weights_nb
+from alphaforge.engine.errors import OptionError, ShapeError
+from alphaforge.engine.weights import weights_from_signals
 
 signals = arrays(
     np.float64, st.tuples(st.integers(1, 8), st.integers(1, 12)),

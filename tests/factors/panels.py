@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from alphaforge.engine.panel import BookLevels, Panel
 
 MINUTE_US = 60_000_000

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from alphaforge.engine.cli import app
-from alphaforge.factors.cli_score import parse_horizons, render_factor_list
-from alphaforge.factors.library import LIBRARY
 from typer.testing import CliRunner
+
+from alphaforge.cli import app
+from alphaforge.cli.score import parse_horizons, render_factor_list
+from alphaforge.factors.library import LIBRARY
 
 runner = CliRunner()
 

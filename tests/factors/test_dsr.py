@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 import scipy.stats as ss
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alphaforge.factors.dsr import (
     deflated_sharpe_ratio,
     expected_max_sharpe,
@@ -14,8 +17,6 @@ from alphaforge.factors.dsr import (
     return_moments,
 )
 from alphaforge.factors.errors import ScoreError
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def test_paper_worked_example():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import ExprError
 from alphaforge.factors.expr import compile_expr, evaluate, ops_nb, parse, ts_nb

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alphaforge.factors.errors import ExprError, FactorError
 from alphaforge.factors.expr import Binary, Call, Field, Num, Unary, parse
 from alphaforge.factors.expr.lexer import MAX_LENGTH
 from alphaforge.factors.expr.parser import MAX_DEPTH
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.strategies import expr_asts
 
 # ------------------------------------------------------------------ round trips

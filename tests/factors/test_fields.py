@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.factors.errors import ExprError
 from alphaforge.factors.fields import (

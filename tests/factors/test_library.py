@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from alphaforge.factors.errors import UnknownFactor
 from alphaforge.factors.expr import evaluate, parse
 from alphaforge.factors.expr.compile import evaluate_many
 from alphaforge.factors.library import GROUPS, LIBRARY, Factor, get_factor, list_factors
-
 from tests.factors.panels import make_panel
 
 PANEL = make_panel(n_bars=500, n_assets=6, seed=4, nan_frac=0.002)

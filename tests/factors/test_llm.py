@@ -4,10 +4,10 @@ cost, budget, secrecy of the key; robust reply parsing."""
 from __future__ import annotations
 
 import pytest
+
 from alphaforge.factors.errors import BudgetExceeded, LLMError
 from alphaforge.factors.llm import Budget, LLMClient
 from alphaforge.factors.propose_parse import parse_candidates
-
 from tests.factors.fake_openai import FakeOpenAI, completion
 
 MSG = [{"role": "user", "content": "hi"}]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import LookaheadError
 from alphaforge.factors.expr import evaluate, parse
 from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.lookahead import check_lookahead, perturb_after
-from hypothesis import given, settings
-
 from tests.factors.panels import make_panel
 from tests.strategies import expr_asts
 

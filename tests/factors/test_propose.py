@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.expr import evaluate
 from alphaforge.factors.ledger import HoldoutReused, Ledger
 from alphaforge.factors.llm import LLMClient
 from alphaforge.factors.propose import Gate, Study, StudyConfig, leaderboard, mean_rank_corr
-
 from tests.factors.fake_openai import FakeOpenAI, completion
 
 PLANTED = "cs_zscore(ts_mean(taker_buy_volume / volume, 5))"

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from alphaforge.engine.cli import app
-from alphaforge.factors.ledger import Ledger
-from alphaforge.factors.llm import DEFAULT_PRICES
 from typer.testing import CliRunner
 
+from alphaforge.cli import app
+from alphaforge.factors.ledger import Ledger
+from alphaforge.factors.llm import DEFAULT_PRICES
 from tests.factors.fake_openai import FakeOpenAI, completion
 
 KEY = "sk-cli-test-KEY-9f3a1c"

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors import ic
 from alphaforge.factors.ledger import Ledger
@@ -20,10 +24,6 @@ from alphaforge.factors.propose_score import (
     rank_rows,
     score_with,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-
 from tests.factors.panels import make_panel
 
 # small value alphabet: many ties; NaN and inf as missing

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats as ss
+from hypothesis import given
+from hypothesis import strategies as st
+
 from alphaforge.engine.panel import Panel
 from alphaforge.factors import ic
 from alphaforge.factors.errors import ScoreError
 from alphaforge.factors.returns import execution_prices, forward_returns, nan_tail_rows
-from hypothesis import given
-from hypothesis import strategies as st
 
 RTOL = 1e-10  # float64 round-off between two exact implementations of the same formula
 

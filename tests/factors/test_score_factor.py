@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+
 from alphaforge.data.synthetic import generate_market
 from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.panel import Panel

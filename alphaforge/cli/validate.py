@@ -19,7 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
-from alphaforge.data.cli_reconcile import reconcile_results
+from rich.console import Console
+
+from alphaforge.cli.reconcile import reconcile_results
 from alphaforge.data.errors import DataError
 from alphaforge.data.schemas import time_column
 from alphaforge.data.validate import (
@@ -30,7 +32,6 @@ from alphaforge.data.validate import (
 )
 from alphaforge.data.validate_common import ts_us
 from alphaforge.data.validate_report import SEVERITY_RANK, QualityReport
-from rich.console import Console
 
 
 def _month(t_us: int) -> str:

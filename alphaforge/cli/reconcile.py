@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from alphaforge.data.errors import SchemaError, StoreError
 from alphaforge.data.schemas import interval_us, time_column
 from alphaforge.data.validate import read_for_validation

@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from alphaforge.data.archive_fetch import ARCHIVE_BASE_URL, ArchiveClient
 from alphaforge.data.binance_rest import BinanceRest
 from alphaforge.data.errors import DataError, IPBanned
 from alphaforge.data.http import RetryPolicy
 from alphaforge.data.pull import PullProgress, PullReport, pull
 from alphaforge.data.store import Store
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 def _fmt_bytes(n: int) -> str:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from alphaforge.data.errors import DataError
-from alphaforge.data.sql import dataset_views, query
 from rich.console import Console
 from rich.table import Table
+
+from alphaforge.data.errors import DataError
+from alphaforge.data.sql import dataset_views, query
 
 
 def register(app: typer.Typer) -> None:

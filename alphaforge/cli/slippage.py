@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from alphaforge.engine.cli_render import table_text, to_json
+
+from alphaforge.cli.render import table_text, to_json
 from alphaforge.engine.types import Exhaustion
 
 SHARED_DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/real/binance_ws_hftbacktest"

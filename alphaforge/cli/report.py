@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from alphaforge.engine.cli_render import table_text, to_json
+
+from alphaforge.cli.render import table_text, to_json
 from alphaforge.engine.errors import EngineError, InputError
 from alphaforge.engine.gap import COMPONENTS, Quotes, analyze_gap
 from alphaforge.engine.report import ReportInputs, build_report

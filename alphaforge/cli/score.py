@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
-from alphaforge.engine.cli_render import table_text
+
+from alphaforge.cli.render import table_text
 from alphaforge.factors.errors import FactorError
 
 if TYPE_CHECKING:
     from alphaforge.engine.panel import Panel
-    from alphaforge.factors.score import FactorScore
+    from alphaforge.factors.score_result import FactorScore
 
 
 class PanelLoader(Protocol):

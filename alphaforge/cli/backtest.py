@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from alphaforge.engine.cli_render import table_text, to_json
+
+from alphaforge.cli.render import table_text, to_json
 from alphaforge.engine.metrics import METRIC_NAMES
 
 Runner = Callable[..., Any]

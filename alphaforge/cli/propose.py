@@ -6,13 +6,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+
 from alphaforge.factors.errors import FactorError
 
 DEFAULT_LEDGER = ".alphaforge/ledger.sqlite"
 
 
 def _render(rows: list[dict[str, Any]], title: str) -> str:
-    from alphaforge.engine.cli_render import table_text
+    from alphaforge.cli.render import table_text
 
     if not rows:
         return f"{title}: no rows\n"
@@ -50,7 +51,7 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Propose factors (LLM, or the offline generator), gate them, record every trial."""
-        from alphaforge.engine.cli_render import to_json
+        from alphaforge.cli.render import to_json
         from alphaforge.factors.ledger import Ledger
         from alphaforge.factors.llm import Budget, LLMClient
         from alphaforge.factors.propose import Gate, Study, StudyConfig
@@ -106,7 +107,7 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         """Every scored trial of a study, best train |t| first, with DSR and holdout."""
         from pathlib import Path
 
-        from alphaforge.engine.cli_render import to_json
+        from alphaforge.cli.render import to_json
         from alphaforge.factors.ledger import Ledger
         from alphaforge.factors.propose import leaderboard
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from alphaforge.data.errors import DataError
 from alphaforge.data.manifest import PartitionInfo
 from alphaforge.data.store import Store
-from rich.console import Console
-from rich.table import Table
 
 DEFAULT_STORE = "store"
 

@@ -1,16 +1,13 @@
-"""Small rendering helpers shared by the engine's commands: JSON-safe values, rich tables."""
+"""Human and JSON forms of metric values, shared by reports and the command line."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 
 def json_safe(value: Any) -> Any:
@@ -51,16 +48,3 @@ def fmt(value: Any) -> str:
             return f"{value:.4g}"
         return f"{value:,.4f}"
     return str(value)
-
-
-def table_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
-               width: int = 120) -> str:  # fmt: skip
-    """A rich table rendered to plain text (no colour codes), for terminals and tests."""
-    table = Table(title=title)
-    for h in headers:
-        table.add_column(str(h), overflow="fold")
-    for r in rows:
-        table.add_row(*(fmt(v) for v in r))
-    buf = io.StringIO()
-    Console(file=buf, width=width, force_terminal=False, color_system=None).print(table)
-    return buf.getvalue()

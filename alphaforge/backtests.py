@@ -1,0 +1,120 @@
+"""A factor's long-short backtest on a Panel (the factors -> engine seam)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from alphaforge.engine.backtest import run_backtest
+from alphaforge.engine.metrics import compute_metrics
+from alphaforge.engine.panel import BookLevels, Panel
+from alphaforge.engine.weights import weights_from_signals
+from alphaforge.factors.score import resolve_factor
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class FactorBacktest:
+    """A factor's long-short backtest: the result, its metrics and what was run.
+
+    Attributes:
+        factor: library name or expression text. expr: canonical expression (None for arrays).
+        weights: (T, N) target weights. result: the engine's BacktestResult.
+        metrics: compute_metrics(result, periods_per_year). settings: every option used.
+    """
+
+    factor: str
+    expr: str | None
+    weights: F64
+    result: Any
+    metrics: dict[str, Any]
+    settings: dict[str, Any]
+
+
+def _executable(panel: Panel, lag: int) -> npt.NDArray[np.bool_]:
+    """(T, N): may row t's decision hold a position? Its fill at row t + lag needs the symbol
+    listed (the ``tradable`` field from data.universe, when present) and trading (a price),
+    and so does row t + lag + 1, so that a position can still be closed before a symbol stops
+    trading (delisting schedules are announced ahead). Rows without a future row are False."""
+    px = panel.fields.get("open") if lag >= 1 else panel["close"]
+    px = panel["close"] if px is None else px
+    live = np.isfinite(px) & (panel["close"] > 0)
+    if "tradable" in panel:
+        live &= panel["tradable"] > 0
+    ok = np.zeros((panel.T, panel.N), dtype=bool)
+    if lag + 1 < panel.T:
+        ok[: panel.T - lag - 1] = live[lag:-1] & live[lag + 1 :]
+    return ok
+
+
+def run_factor_backtest(
+    panel: Panel,
+    factor: str | F64,
+    *,
+    scheme: str = "rank",
+    gross: float = 1.0,
+    quantile: float = 0.2,
+    lag: int = 1,
+    fee_bps: float = 4.0,
+    slippage: Any | None = None,
+    slippage_bps: float = 1.0,
+    use_funding: bool = True,
+    record_trades: bool = True,
+    rebalance_every: int = 1,
+    init_cash: float = 1.0,
+) -> FactorBacktest:
+    """Evaluate ``factor`` on ``panel``, turn it into weights and backtest it.
+
+    Execution follows design.md: a decision at row t fills at the open of row t + lag.
+    Funding (when the panel has ``funding_rate``) is charged on held positions. With
+    ``rebalance_every`` = k > 1, targets are set on every k-th row only and positions are held
+    in between (NaN targets).
+    """
+    name, expr, values = resolve_factor(factor, panel)
+    weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
+    if rebalance_every > 1:
+        weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
+    executable = _executable(panel, lag)
+    held_in = np.zeros_like(executable)
+    held_in[1:] = ~executable[:-1]
+    weights[~executable & ~held_in] = 0.0  # flat before the symbol stops trading
+    weights[~executable & held_in] = np.nan  # not trading: no order (nothing held)
+    funding = panel["funding_rate"] if use_funding and "funding_rate" in panel else None
+    result = run_backtest(
+        weights, close=panel["close"], open=panel.fields.get("open"),
+        lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps, slippage=slippage,
+        funding=funding, record_trades=record_trades, symbols=panel.symbols, init_cash=init_cash,
+    )  # fmt: skip
+    metrics = compute_metrics(result, panel.periods_per_year)
+    settings = {
+        "scheme": scheme, "gross": gross, "quantile": quantile, "lag": lag,
+        "fee_bps": fee_bps, "slippage_bps": slippage_bps if slippage is None else None,
+        "slippage_model": result.meta["slippage"], "funding": funding is not None,
+        "rebalance_every": rebalance_every,
+    }  # fmt: skip
+    return FactorBacktest(name, expr, weights, result, metrics, settings)
+
+
+def execution_book(book: BookLevels, lag: int) -> BookLevels:
+    """The book in force when row s's fill happens: the snapshot of decision row s - lag.
+
+    Args:
+        book: (T, N, L) book sampled at each row's time. lag: decision-to-fill rows (>= 1).
+
+    Returns:
+        (T, N, L) levels indexed by execution row (NaN for the first ``lag`` rows).
+    """
+
+    def shift(a: F64) -> F64:
+        out = np.full_like(a, np.nan)
+        if lag == 0:
+            out[:] = a
+        elif a.shape[0] > lag:
+            out[lag:] = a[:-lag]
+        return out
+
+    return BookLevels(*(shift(a) for a in (book.bid_px, book.bid_qty, book.ask_px, book.ask_qty)))

@@ -1,0 +1,70 @@
+"""The `alphaforge` command line: one typer app, one module per command group.
+
+Every command prints a rich table by default and machine-readable JSON with ``--json``.
+The command modules (``alphaforge/cli/*.py``) take the functions they run (the panel loader,
+the backtest, demo and sweep runners) as arguments of ``register``, so each command module can
+be tested with its own fakes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from alphaforge.backtests import run_factor_backtest
+from alphaforge.cli import backtest as _backtest
+from alphaforge.cli import propose as _propose
+from alphaforge.cli import pull as _pull
+from alphaforge.cli import report as _report
+from alphaforge.cli import score as _score
+from alphaforge.cli import slippage as _slippage
+from alphaforge.cli import sql as _sql
+from alphaforge.cli import store as _store
+from alphaforge.cli import sweep as _sweep
+from alphaforge.cli import validate as _validate
+from alphaforge.cli.config import load_config
+from alphaforge.data.errors import DataError
+from alphaforge.data.recordings import read_hftbacktest
+from alphaforge.demo import run_demo
+from alphaforge.engine.errors import EngineError, OptionError
+from alphaforge.factors.errors import FactorError
+from alphaforge.panels import load_panel
+from alphaforge.sweeps import run_sweep_study
+
+app = typer.Typer(
+    name="alphaforge",
+    help="Crypto factor research: pull, validate, score, backtest, explain the live gap.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def main() -> None:
+    """Console-script entry point: flags > ALPHAFORGE_* env > alphaforge.toml > defaults."""
+    try:
+        defaults = load_config()
+    except OptionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    app(default_map=defaults, auto_envvar_prefix="ALPHAFORGE")
+
+
+def _load_recording(paths: list[Any]) -> Any:
+    rec = read_hftbacktest(paths)
+    return rec.depth_updates, rec.trades
+
+
+_ALL_ERRORS = (DataError, EngineError, FactorError)
+
+_store.register(app)
+_score.register(app, load_panel, (DataError, EngineError))
+_validate.register(app)
+_backtest.register(app, load_panel, run_factor_backtest, _ALL_ERRORS)
+_report.register(app, run_demo, load_panel, run_factor_backtest, _ALL_ERRORS)
+_slippage.register(app, _load_recording, (DataError, EngineError))
+_pull.register(app)
+_sql.register(app)
+_sweep.register(app, load_panel, run_sweep_study, _ALL_ERRORS)
+_propose.register(app, load_panel, (DataError, EngineError))

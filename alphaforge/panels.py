@@ -1,0 +1,135 @@
+"""Panels from the store or the embedded synthetic market (the data -> engine seam).
+
+data/ hands over pyarrow Tables; this module pivots them into Panels (bars indexed by their
+close time, see docs/design.md), attaches funding, order-book levels and the tradable mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from alphaforge.data import schemas
+from alphaforge.data.store import Store
+from alphaforge.data.store_views import kline_panel_table, panel_table_from_klines
+from alphaforge.data.synthetic import SyntheticMarket, generate_market
+from alphaforge.data.universe import listings_from_store, tradable_mask
+from alphaforge.engine.book import book_levels_at
+from alphaforge.engine.errors import PanelError
+from alphaforge.engine.panel import Panel
+
+F64 = npt.NDArray[np.float64]
+
+DEFAULT_SYNTHETIC: dict[str, Any] = {
+    "n_symbols": 20,
+    "n_bars": 4_000,
+    "interval": "1m",
+    "seed": 7,
+    "planted_ic": 0.05,
+    "book_levels": 0,
+}
+"""The embedded default market used when no store is given (always labelled synthetic)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticPanel:
+    """A Panel built from the synthetic market, with its planted factor.
+
+    Attributes:
+        panel: bars indexed by close time; fields as real klines (+ funding_rate for perps).
+        planted: (T, N) float64 planted signal aligned to panel rows (NaN on the last row).
+        market: the raw SyntheticMarket tables (klines, funding, books) and meta.
+    """
+
+    panel: Panel
+    planted: F64
+    market: SyntheticMarket
+
+
+def _parse_time(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(np.datetime64(text, "us").astype(np.int64))
+    except ValueError as exc:
+        raise PanelError(f"cannot parse time {text!r}: {exc}") from None
+
+
+def synthetic_panel(**kwargs: Any) -> SyntheticPanel:
+    """The seeded synthetic market as a Panel (kwargs go to ``data.synthetic.generate_market``)."""
+    params = {**DEFAULT_SYNTHETIC, **kwargs}
+    market = generate_market(**params)
+    step = schemas.interval_us(str(params["interval"]))
+    table = panel_table_from_klines(market.klines, market.funding, step)
+    panel = Panel.from_arrow(table, interval_us=step, meta={**market.meta, "source": "synthetic"})
+    if market.books.num_rows:
+        panel = panel.with_book(book_levels_at(market.books, panel.ts_us, panel.symbols))
+    planted = _pivot(market.planted, "planted_signal", panel)
+    return SyntheticPanel(panel=panel, planted=planted, market=market)
+
+
+def load_panel(
+    store: str | None,
+    symbols: Sequence[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    interval: str = "1m",
+    market: str = "usdm",
+    synthetic_kwargs: dict[str, Any] | None = None,
+) -> Panel:
+    """A Panel from the store at ``store``, or the synthetic market when ``store`` is None.
+
+    Args:
+        store: store root directory, or None for the embedded synthetic market.
+        symbols: symbols to keep (None = all).
+        start, end: ISO times (UTC) bounding the availability time, end exclusive.
+        interval: kline interval ("1m", "1h", ...).
+        market: "usdm" or "spot".
+        synthetic_kwargs: overrides of DEFAULT_SYNTHETIC when no store is given.
+
+    Raises:
+        PanelError: an empty selection, or unparsable times.
+    """
+    start_us, end_us = _parse_time(start), _parse_time(end)
+    if store is None:
+        kw = dict(synthetic_kwargs or {})
+        kw.setdefault("interval", interval)
+        kw.setdefault("market", market)
+        panel = synthetic_panel(**kw).panel
+        panel = panel.slice_time(start_us, end_us)
+        return panel.select(list(symbols)) if symbols else panel
+    table = kline_panel_table(
+        Store(store), list(symbols) if symbols else None, interval=interval, market=market,
+        start_us=start_us, end_us=end_us,
+    )  # fmt: skip
+    if table.num_rows == 0:
+        raise PanelError(
+            f"store {store!r} has no klines_{interval} for market={market} symbols={symbols} "
+            f"in [{start}, {end}); run `alphaforge pull` first or drop --store"
+        )
+    step = schemas.interval_us(interval)
+    panel = Panel.from_arrow(table, interval_us=step, meta={"source": f"store:{store}"})
+    panel = panel.select(list(symbols)) if symbols else panel
+    listings = listings_from_store(Store(store), f"klines_{interval}", market=market,
+                                   symbols=panel.symbols, interval_us=step)  # fmt: skip
+    mask = tradable_mask(panel.ts_us, panel.symbols, listings)
+    return panel.with_fields(tradable=mask.astype(np.float64))
+
+
+def _pivot(table: pa.Table, field: str, panel: Panel) -> F64:
+    ts = np.asarray(table.column("ts").cast(schemas.TS).cast(pa.int64()).to_numpy(), np.int64)
+    sym = np.asarray(table.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
+    val = np.asarray(table.column(field).to_numpy(zero_copy_only=False), dtype=np.float64)
+    out = np.full((panel.T, panel.N), np.nan)
+    col = {s: i for i, s in enumerate(panel.symbols)}
+    rows = np.searchsorted(panel.ts_us, ts)
+    ok = (rows < panel.T) & np.isin(sym, list(col))
+    ok[ok] = panel.ts_us[rows[ok]] == ts[ok]
+    cols = np.array([col.get(s, -1) for s in sym], dtype=np.int64)
+    out[rows[ok], cols[ok]] = val[ok]
+    return out
