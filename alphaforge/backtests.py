@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy.typing as npt
 from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import BookLevels, Panel
+from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
 from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors.score import resolve_factor
 
@@ -118,3 +120,16 @@ def execution_book(book: BookLevels, lag: int) -> BookLevels:
         return out
 
     return BookLevels(*(shift(a) for a in (book.bid_px, book.bid_qty, book.ask_px, book.ask_qty)))
+
+
+def backtest_report(run: FactorBacktest, panel: Panel, out_dir: str | Path) -> ReportPaths:
+    """The HTML tear sheet + PNGs + report.json of a factor backtest on ``panel`` (what
+    ``alphaforge report`` and ``BacktestRun.report`` write)."""
+    r = run.result
+    notes = ["SYNTHETIC market"] if panel.meta.get("synthetic") else []
+    return build_report(ReportInputs(
+        title=f"alphaforge report: {run.factor}", ts_us=panel.ts_us, equity=r.equity,
+        periods_per_year=panel.periods_per_year, metrics=run.metrics,
+        turnover=r.turnover_series, notes=notes,
+        costs={"fees": r.fees, "slippage": r.slippage, "funding": r.funding},
+        sections=[("Settings", run.settings)]), out_dir)  # fmt: skip

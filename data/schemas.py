@@ -88,7 +88,8 @@ BOOK_TICKER: Final = pa.schema(
         pa.field("ask_qty", pa.float64()),
     ]
 )
-"""Best bid/ask updates. Natural key: (symbol, update_id, ts)."""
+"""Best bid/ask updates. Natural key: (symbol, update_id, ts), merged as a multiset (Tardis quotes
+have no update id; see MULTISET_DATASETS)."""
 
 _LEVELS = pa.list_(pa.float64())
 BOOK_SNAPSHOTS: Final = pa.schema(
@@ -181,6 +182,13 @@ NATURAL_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "liquidations": ("symbol", "ts", "id"),
 }
 """Dataset name -> columns that identify a row (used to de-duplicate on merge)."""
+
+MULTISET_DATASETS: Final = frozenset(
+    {"book_ticker", "book_snapshots", "derivative_ticker", "liquidations"}
+)
+"""Datasets whose rows may carry no unique exchange id (Tardis quotes have no update id, two
+snapshots or tickers can share a timestamp): the store keeps every row of a source, merging
+only rows that repeat across writes (``data.store_merge.with_occurrence``)."""
 
 TIME_COLUMN: Final[dict[str, str]] = {
     "klines": "open_time",

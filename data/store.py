@@ -39,7 +39,7 @@ from alphaforge.data import schemas
 from alphaforge.data.arrow_pool import fast_pool
 from alphaforge.data.errors import SchemaError, StoreError
 from alphaforge.data.manifest import PartitionInfo, SourceRecord
-from alphaforge.data.store_merge import dedupe_sort, split_partitions
+from alphaforge.data.store_merge import OCCURRENCE, dedupe_sort, split_partitions, with_occurrence
 from alphaforge.data.store_query import read_partitions
 
 KLINE_BASES = ("klines", "mark_klines", "index_klines")
@@ -87,9 +87,11 @@ class WriteReport:
 
 def known_datasets() -> list[str]:
     """Human list of valid dataset names (kline ones with an interval placeholder)."""
-    return [f"{b}_<interval>" for b in KLINE_BASES] + [
-        d for d in schemas.DATASETS if d not in KLINE_BASES
-    ]
+    return (
+        [f"{b}_<interval>" for b in KLINE_BASES]
+        + [d for d in schemas.DATASETS if d not in KLINE_BASES]
+        + ["book_snapshots_<levels>"]
+    )
 
 
 def schema_name(dataset: str) -> str:
@@ -103,10 +105,26 @@ def schema_name(dataset: str) -> str:
     base, _, interval = dataset.rpartition("_")
     if base in KLINE_BASES and (interval in schemas.INTERVAL_US or interval == "1M"):
         return base
+    if base == "book_snapshots" and interval.isdigit():
+        return base  # book_snapshots_<levels>: snapshots of one depth (Tardis book_snapshot_N)
     raise StoreError(
         f"unknown dataset {dataset!r}; known: {', '.join(known_datasets())} "
         f"(intervals: {', '.join(schemas.INTERVAL_US)}, 1M)"
     )
+
+
+def _merge(old: pa.Table | None, new: pa.Table, base: str, keys: list[str], tcol: str) -> pa.Table:
+    """Stored rows + new rows, de-duplicated on the natural key (the newer row wins), sorted.
+
+    Datasets in ``schemas.MULTISET_DATASETS`` have no unique exchange id: their rows merge as a
+    multiset (see `store_merge.with_occurrence`), so rows that share a key are all kept.
+    """
+    if base not in schemas.MULTISET_DATASETS:
+        merged = new if old is None else pa.concat_tables([old, new])
+        return dedupe_sort(merged, keys, tcol)
+    parts = [with_occurrence(t, keys) for t in (old, new) if t is not None]
+    merged = dedupe_sort(pa.concat_tables(parts), [*keys, OCCURRENCE], tcol)
+    return merged.drop_columns([OCCURRENCE])
 
 
 def check_name(kind: str, value: str) -> None:
@@ -243,8 +261,7 @@ class Store:
                 mf.load_manifest(part_dir, key, tcol, locked=True) if data_path.exists() else None
             )
             old = self._read_file(data_path, part.schema) if old_doc is not None else None
-            merged = part if old is None else pa.concat_tables([old, part])
-            merged = dedupe_sort(merged, keys, tcol)
+            merged = _merge(old, part, base, keys, tcol)
             rec = SourceRecord(source, sha, part.num_rows, mf.utc_now_iso())
             sources = [mf.source_from_dict(s) for s in (old_doc or {}).get("sources", [])]
             sources = [s for s in sources if (s.source, s.sha256) != (source, sha)] + [rec]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +32,36 @@ def _eq_adjacent(col: pa.Array) -> pa.Array:
     a, b = col.slice(1), col.slice(0, len(col) - 1)
     eq = pc.fill_null(pc.equal(a, b), False)
     return pc.or_(eq, pc.and_(pc.is_null(a), pc.is_null(b)))
+
+
+OCCURRENCE: Final = "__occ"
+"""Column `with_occurrence` adds: the row's rank among the rows of its table with its key."""
+
+
+def with_occurrence(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """``table`` plus an int64 ``__occ`` column: 0 for the first row (in table order) of each
+    natural key, 1 for the second, and so on.
+
+    Merging on (keys, __occ) makes the store keep a key's rows as a multiset: a file holding two
+    identical quotes stores two, and ingesting that file again (or an overlapping one holding
+    the same rows) adds none. Used for datasets whose rows have no unique exchange id.
+    """
+    n = table.num_rows
+    occ = np.zeros(n, dtype=np.int64)
+    if n > 1:
+        seq = pa.array(np.arange(n, dtype=np.int64))
+        work = table.select(list(keys)).append_column("__seq", seq)
+        order = np.asarray(
+            pc.sort_indices(work, sort_keys=[(k, "ascending") for k in [*keys, "__seq"]])
+        )
+        sorted_keys = work.take(pa.array(order))
+        same = np.asarray(_eq_adjacent(sorted_keys.column(keys[0]).combine_chunks()))
+        for k in keys[1:]:
+            same &= np.asarray(_eq_adjacent(sorted_keys.column(k).combine_chunks()))
+        pos = np.arange(n, dtype=np.int64)
+        starts = np.where(np.concatenate([[True], ~same]), pos, 0)
+        occ[order] = pos - np.maximum.accumulate(starts)
+    return table.append_column(OCCURRENCE, pa.array(occ))
 
 
 def dedupe_sort(table: pa.Table, keys: Sequence[str], time_col: str) -> pa.Table:

@@ -10,7 +10,7 @@ Tardis data type            store dataset          notes
 trades                      ``trades``             integer ids -> trade_id, others -> trade_uid;
                                                    side (taker side) ``sell`` -> is_buyer_maker
 incremental_book_L2         ``depth_updates``      side ``bid``/``ask`` -> is_bid; amount -> qty
-book_snapshot_25 / _5       ``book_snapshots``     level lists, NaN where a level is absent
+book_snapshot_25 / _5       ``book_snapshots_N``   level lists, NaN where a level is absent
 quotes                      ``book_ticker``        update_id null
 derivative_ticker           ``derivative_ticker``  funding/mark/index/open interest
 liquidations                ``liquidations``       side is the liquidation order side
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 DATA_TYPES: Final[dict[str, str]] = {
     "trades": "trades",
     "incremental_book_L2": "depth_updates",
-    "book_snapshot_25": "book_snapshots",
-    "book_snapshot_5": "book_snapshots",
+    "book_snapshot_25": "book_snapshots_25",
+    "book_snapshot_5": "book_snapshots_5",
     "quotes": "book_ticker",
     "derivative_ticker": "derivative_ticker",
     "liquidations": "liquidations",
@@ -73,15 +73,16 @@ _COL_NO = re.compile(r"column #(\d+)", re.IGNORECASE)
 
 
 def dataset_of(data_type: str) -> str:
-    """Store dataset of a Tardis data type (``book_snapshot_10`` -> ``book_snapshots``).
+    """Store dataset of a Tardis data type (``book_snapshot_10`` -> ``book_snapshots_10``).
 
     Raises:
         SchemaError: the data type is not one this reader supports.
     """
     if data_type in DATA_TYPES:
         return DATA_TYPES[data_type]
-    if _SNAPSHOT.match(data_type):
-        return "book_snapshots"
+    m = _SNAPSHOT.match(data_type)
+    if m:
+        return f"book_snapshots_{m.group(1)}"  # one dataset per depth: 5- and 25-level rows differ
     raise SchemaError(
         f"unsupported Tardis data type {data_type!r}; expected one of {', '.join(DATA_TYPES)}"
     )
@@ -186,7 +187,7 @@ def read_tardis_csv(path: str | os.PathLike[str], data_type: str | None = None) 
     dt = data_type or detect_data_type(p)
     dataset = dataset_of(dt)
     header = _header(p)
-    if dataset == "book_snapshots":
+    if dataset.startswith("book_snapshots"):
         return _snapshots(p, header, dt)
     types = {"symbol": _S, "timestamp": _I, "local_timestamp": _I, **_COLUMNS[dt]}
     _require(p, header, list(types), dt)

@@ -82,6 +82,8 @@ def base_dataset(dataset: str) -> tuple[str, str | None]:
             return base, dataset[len(base) + 1 :]
     if dataset in DATASETS:
         return dataset, None
+    if re.fullmatch(r"book_snapshots_\d+", dataset):
+        return "book_snapshots", None
     raise SchemaError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
 
 

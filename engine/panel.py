@@ -15,7 +15,7 @@ It is built from a long Arrow table (ts, symbol, fields...) by one pivot (``from
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -265,28 +265,51 @@ class Panel:
             meta=dict(meta or {}),
         )
 
-    def to_pandas(self, name: str) -> pd.DataFrame:
-        """Field ``name`` as a DataFrame indexed by UTC timestamps, one column per symbol."""
+    def to_pandas(self, name: str | None = None) -> pd.DataFrame:
+        """Field ``name`` as a wide DataFrame (UTC DatetimeIndex ``ts`` x one column per symbol);
+        with no name, every field in long form: MultiIndex (ts, symbol), one column per field
+        (the layout alphalens takes)."""
         import pandas as pd
 
         index = pd.DatetimeIndex(pd.to_datetime(self.ts_us, unit="us", utc=True), name="ts")
-        return pd.DataFrame(self[name], index=index, columns=list(self.symbols))
+        if name is not None:
+            return pd.DataFrame(self[name], index=index, columns=list(self.symbols))
+        long_index = pd.MultiIndex.from_product([index, list(self.symbols)],
+                                                names=["ts", "symbol"])  # fmt: skip
+        return pd.DataFrame({f: a.ravel() for f, a in self.fields.items()}, index=long_index)
 
     @classmethod
     def from_pandas(
         cls,
-        frames: Mapping[str, pd.DataFrame],
+        frames: Any,
         *,
         interval_us: int | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Panel:
-        """Build from wide DataFrames (DatetimeIndex in UTC x symbol columns), one per field.
+        """Build from pandas or polars data, in any of three layouts:
+
+        - wide: a mapping field -> DataFrame (UTC DatetimeIndex x one column per symbol);
+        - long pandas: one row per (time, symbol), time and symbol as columns or as a
+          MultiIndex (``ts``/``time``/``timestamp``/``date``/``open_time``, and
+          ``symbol``/``asset``), numeric columns as fields;
+        - long polars: the same columns in a ``polars.DataFrame``.
+
+        ``interval_us`` (bar length, µs) is inferred as the most common time step when None.
 
         Raises:
-            PanelError: frames with different indexes or columns, or a non-datetime index.
+            PanelError: frames with different indexes or columns, no time or symbol column,
+                two rows for one (time, symbol), or a non-datetime index.
         """
         import pandas as pd
 
+        if hasattr(frames, "to_arrow") and not isinstance(frames, pd.DataFrame):
+            return _from_long_arrow(cls, frames.to_arrow(), interval_us, meta)
+        if isinstance(frames, pd.DataFrame):
+            flat = frames.reset_index() if _has_named_index(frames) else frames
+            import pyarrow as pa
+
+            return _from_long_arrow(cls, pa.Table.from_pandas(flat, preserve_index=False),
+                                    interval_us, meta)  # fmt: skip
         if not frames:
             raise PanelError("from_pandas needs at least one field frame")
         names = list(frames)
@@ -306,9 +329,50 @@ class Panel:
             ts,
             tuple(str(c) for c in first.columns),
             {n: frames[n].to_numpy(dtype=np.float64) for n in names},
-            interval_us=interval_us,
+            interval_us=interval_us if interval_us is not None else infer_interval_us(ts),
             meta=dict(meta or {}),
         )
+
+
+_TIME_NAMES = ("ts", "time", "timestamp", "date", "datetime", "open_time")
+_SYMBOL_NAMES = ("symbol", "asset", "ticker")
+
+
+def _has_named_index(df: Any) -> bool:
+    return any(n is not None for n in df.index.names)
+
+
+def _from_long_arrow(cls: type[Panel], table: pa.Table, interval_us: int | None,
+                     meta: Mapping[str, Any] | None) -> Panel:  # fmt: skip
+    """A long Arrow table (any of the usual time/symbol column names) -> Panel."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = table.column_names
+    ts_col = next((c for c in _TIME_NAMES if c in cols), None)
+    sym_col = next((c for c in _SYMBOL_NAMES if c in cols), None)
+    if ts_col is None or sym_col is None:
+        raise PanelError(
+            f"a long frame needs a time column (one of {_TIME_NAMES}) and a symbol column "
+            f"(one of {_SYMBOL_NAMES}); columns: {cols}"
+        )
+    ts = table.column(ts_col)
+    if pa.types.is_timestamp(ts.type) and ts.type.tz is None:
+        ts = pc.assume_timezone(ts, "UTC")
+    elif not pa.types.is_timestamp(ts.type) and not pa.types.is_integer(ts.type):
+        raise PanelError(f"time column {ts_col!r} must be datetimes or int µs; got {ts.type}")
+    table = table.set_column(cols.index(ts_col), ts_col, ts)
+    panel = cls.from_arrow(table, ts_col=ts_col, symbol_col=sym_col, meta=meta)
+    step = interval_us if interval_us is not None else infer_interval_us(panel.ts_us)
+    return replace(panel, interval_us=step)
+
+
+def infer_interval_us(ts_us: I64) -> int | None:
+    """The most common positive step of a time index (µs), or None with fewer than 2 rows."""
+    if ts_us.size < 2:
+        return None
+    steps, counts = np.unique(np.diff(ts_us), return_counts=True)
+    return int(steps[np.argmax(counts)])
 
 
 def _check_increasing(ts: I64) -> None:

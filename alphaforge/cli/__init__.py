@@ -14,6 +14,7 @@ import typer
 
 from alphaforge.backtests import run_factor_backtest
 from alphaforge.cli import backtest as _backtest
+from alphaforge.cli import ingest as _ingest
 from alphaforge.cli import propose as _propose
 from alphaforge.cli import pull as _pull
 from alphaforge.cli import report as _report
@@ -65,6 +66,7 @@ _backtest.register(app, load_panel, run_factor_backtest, _ALL_ERRORS)
 _report.register(app, run_demo, load_panel, run_factor_backtest, _ALL_ERRORS)
 _slippage.register(app, _load_recording, (DataError, EngineError))
 _pull.register(app)
+_ingest.register(app)
 _sql.register(app)
 _sweep.register(app, load_panel, run_sweep_study, _ALL_ERRORS)
 _propose.register(app, load_panel, (DataError, EngineError))

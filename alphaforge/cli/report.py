@@ -1,65 +1,23 @@
 """``alphaforge demo``, ``alphaforge report`` and ``alphaforge gap``.
 
-Engine-only module: the composition root (engine/cli.py) injects the functions that need
-data/ or factors/ (the demo runner, the panel loader, the factor backtester).
+The demo runner, the panel loader and the factor backtester are passed to ``register``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
+from alphaforge.api_backtest import gap as api_gap
+from alphaforge.backtests import backtest_report
 from alphaforge.cli.render import table_text, to_json
-from alphaforge.engine.errors import EngineError, InputError
-from alphaforge.engine.gap import COMPONENTS, Quotes, analyze_gap
-from alphaforge.engine.report import ReportInputs, build_report
+from alphaforge.engine.errors import EngineError
+from alphaforge.engine.gap import COMPONENTS
 
 Runner = Callable[..., Any]
-
-
-def read_columns(path: str) -> dict[str, np.ndarray]:
-    """A CSV or parquet file as column name -> numpy array; time columns -> int64 µs.
-
-    A column named ``time``/``ts``/``timestamp`` becomes ``ts_us``: integers are read as
-    ms (< 1e14) or µs, strings/timestamps are parsed as UTC.
-
-    Raises:
-        InputError: unreadable file or unparsable times (names the file and column).
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    p = Path(path)
-    try:
-        table = pq.read_table(p) if p.suffix == ".parquet" else pacsv.read_csv(p)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    out: dict[str, np.ndarray] = {}
-    for name in table.column_names:
-        col = table.column(name)
-        key = "ts_us" if name in ("time", "ts", "timestamp", "ts_us") else name
-        if key == "ts_us":
-            try:
-                if pa.types.is_timestamp(col.type):
-                    col = pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64())
-                elif pa.types.is_string(col.type):
-                    col = pc.cast(pc.strptime(col, "%Y-%m-%dT%H:%M:%S", "us"), pa.int64())
-                arr = np.asarray(col.to_numpy(), dtype=np.int64)
-            except (pa.ArrowInvalid, ValueError) as exc:
-                raise InputError(f"{path}: column {name!r}: cannot parse times ({exc})") from None
-            if name != "ts_us" and arr.size and np.abs(arr).max() < 10**14:
-                arr = arr * 1000  # epoch milliseconds
-            out[key] = arr
-        else:
-            out[key] = np.asarray(col.to_numpy(zero_copy_only=False))
-    return out
 
 
 def render_gap(report: Any, as_json: bool) -> str:
@@ -130,14 +88,7 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         except errors as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
-        r = run.result
-        notes = ["SYNTHETIC market"] if panel.meta.get("synthetic") else []
-        paths = build_report(ReportInputs(
-            title=f"alphaforge report: {run.factor}", ts_us=panel.ts_us, equity=r.equity,
-            periods_per_year=panel.periods_per_year, metrics=run.metrics,
-            turnover=r.turnover_series, notes=notes,
-            costs={"fees": r.fees, "slippage": r.slippage, "funding": r.funding},
-            sections=[("Settings", run.settings)]), out)  # fmt: skip
+        paths = backtest_report(run, panel, out)
         doc = {"report": str(paths.html), "figures": {k: str(v) for k, v in paths.pngs.items()},
                "metrics": run.metrics}  # fmt: skip
         typer.echo(to_json(doc) if as_json else f"report: {paths.html}")
@@ -158,22 +109,9 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
     ) -> None:
         """Explain the backtest-vs-live gap: fees, spread, impact, delay, missed fills."""
         try:
-            o, f = read_columns(orders), read_columns(fills)
-            q = None
-            if quotes:
-                qc = read_columns(quotes)
-                q = Quotes(qc["ts_us"], qc["symbol"].astype(str), qc["bid"].astype(float),
-                           qc["ask"].astype(float))  # fmt: skip
-            res = analyze_gap(
-                o,
-                f,
-                quotes=q,
-                window_us=int(window_s * 1e6),
-                quote_asset=quote_asset,
-                allow_unmatched=allow_unmatched,
-                funding_live=funding_live,
-                funding_backtest=funding_backtest,
-            )
+            res = api_gap(orders, fills, quotes=quotes, window_s=window_s,
+                          quote_asset=quote_asset, allow_unmatched=allow_unmatched,
+                          funding_live=funding_live, funding_backtest=funding_backtest)  # fmt: skip
         except handled as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None

@@ -18,7 +18,7 @@ import requests
 
 from alphaforge.data import schemas
 from alphaforge.data.errors import RequestRejected, SchemaError, SourceError
-from alphaforge.data.store import Store
+from alphaforge.data.store import Store, schema_name
 from alphaforge.data.tardis import (
     dataset_of,
     detect_data_type,
@@ -58,7 +58,7 @@ def test_every_sample_parses_into_its_declared_schema(real_dir: Path, name: str)
     path = real_dir / "tardis" / name
     assert detect_data_type(path) == SAMPLES[name]
     table = read_tardis_csv(path)
-    assert table.schema == schemas.DATASETS[dataset_of(SAMPLES[name])]
+    assert table.schema == schemas.DATASETS[schema_name(dataset_of(SAMPLES[name]))]
     rows = raw_rows(path)
     assert table.num_rows == len(rows)
     assert table["symbol"].to_pylist() == [r["symbol"] for r in rows]
@@ -224,7 +224,7 @@ def test_detect_data_type_from_api_paths() -> None:
     assert detect_data_type("binance_book_snapshot_10_2020-01-01_BTCUSDT.csv.gz") == (
         "book_snapshot_10"
     )
-    assert dataset_of("book_snapshot_10") == "book_snapshots"
+    assert dataset_of("book_snapshot_10") == "book_snapshots_10"
 
 
 def test_ingest_into_store_once(real_dir: Path, tmp_path: Path) -> None:

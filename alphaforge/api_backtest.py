@@ -1,0 +1,233 @@
+"""Public API, engine side: backtests with pandas results, sweeps and the live gap.
+
+Shaped after vectorbt's portfolio object: ``af.backtest(...)`` returns a ``BacktestRun`` whose
+equity, returns, trades and weights are pandas objects, with ``.metrics``, ``.plot()`` and
+``.report(path)``. The numbers come from ``alphaforge.backtests.run_factor_backtest``, the
+function behind ``alphaforge backtest``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from alphaforge.api_factors import Factor
+from alphaforge.backtests import FactorBacktest, backtest_report, run_factor_backtest
+from alphaforge.engine.errors import InputError
+from alphaforge.engine.formatting import fmt
+from alphaforge.engine.gap import GapReport, Quotes, analyze_gap
+from alphaforge.engine.metrics import METRIC_NAMES
+from alphaforge.engine.panel import Panel
+from alphaforge.engine.report import ReportPaths
+from alphaforge.sweeps import SweepOutcome, run_sweep_study
+
+F64 = npt.NDArray[np.float64]
+
+__all__ = ["BacktestRun", "backtest", "gap", "read_columns", "sweep"]
+
+
+class BacktestRun:
+    """A backtest on a Panel, as pandas objects.
+
+    Attributes:
+        raw: the underlying ``FactorBacktest`` (engine result, metrics, settings).
+        panel: the data it ran on.
+        metrics: dict of every metric (``alphaforge.engine.metrics.METRIC_NAMES``).
+        settings: every option used (scheme, lag, fees, slippage model, rebalance, ...).
+    """
+
+    def __init__(self, raw: FactorBacktest, panel: Panel) -> None:
+        self.raw = raw
+        self.panel = panel
+        self.metrics = dict(raw.metrics)
+        self.settings = dict(raw.settings)
+
+    @property
+    def _index(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(pd.to_datetime(self.panel.ts_us, unit="us", utc=True), name="ts")
+
+    @property
+    def equity(self) -> pd.Series:
+        """Equity after each bar (quote currency), indexed by UTC bar time."""
+        return pd.Series(self.raw.result.equity, index=self._index, name="equity")
+
+    @property
+    def returns(self) -> pd.Series:
+        """Simple return of each bar."""
+        return pd.Series(self.raw.result.returns, index=self._index, name="returns")
+
+    @property
+    def weights(self) -> pd.DataFrame:
+        """Target weights decided at each bar (NaN = no order), one column per symbol."""
+        return pd.DataFrame(self.raw.weights, index=self._index, columns=list(self.panel.symbols))
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """One row per fill: fill and decision times, symbol, signed qty, prices, costs."""
+        t = self.raw.result.trades
+        if t is None:
+            return pd.DataFrame()
+        df = pd.DataFrame({name: t[name] for name in t.dtype.names})
+        ts = pd.to_datetime(self.panel.ts_us, unit="us", utc=True)
+        df.insert(0, "decision_ts", ts[df["decision_row"].to_numpy()])
+        df.insert(0, "ts", ts[df["row"].to_numpy()])
+        df.insert(2, "symbol", np.asarray(self.panel.symbols)[df["col"].to_numpy()])
+        return df.drop(columns=["param"])
+
+    def plot(self) -> Any:
+        """A matplotlib Figure: equity and drawdown."""
+        import matplotlib.pyplot as plt
+
+        eq = self.equity
+        fig, (a, b) = plt.subplots(2, 1, figsize=(11, 5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})  # fmt: skip
+        eq.plot(ax=a, title=f"{self.raw.factor}: equity")
+        (eq / eq.cummax() - 1).plot(ax=b, color="tab:red", title="drawdown")
+        fig.tight_layout()
+        return fig
+
+    def report(self, out_dir: str | Path = "alphaforge-out") -> ReportPaths:
+        """Write the HTML tear sheet, PNGs and report.json (as ``alphaforge report``)."""
+        return backtest_report(self.raw, self.panel, out_dir)
+
+    def __repr__(self) -> str:
+        sr = self.metrics.get("sharpe")
+        return f"BacktestRun({self.raw.factor!r}, bars={self.panel.T}, sharpe={fmt(sr)})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{m}</td><td>{html.escape(fmt(self.metrics.get(m)))}</td></tr>"
+                       for m in METRIC_NAMES)  # fmt: skip
+        title = html.escape(str(self.raw.factor))
+        return f"<p><b>backtest of {title}</b></p><table><tbody>{rows}</tbody></table>"
+
+
+def backtest(
+    factor_or_weights: str | Factor | F64 | pd.DataFrame,
+    panel: Panel,
+    *,
+    scheme: str = "rank",
+    gross: float = 1.0,
+    lag: int = 1,
+    fee_bps: float = 4.0,
+    slippage_bps: float = 1.0,
+    rebalance_every: int = 1,
+    use_funding: bool = True,
+    init_cash: float = 1.0,
+) -> BacktestRun:
+    """Long-short backtest of a factor (library name, expression, ``af.factor``) or of factor
+    values ((T, N) array or DataFrame aligned with the panel), as ``alphaforge backtest`` runs
+    it: a decision at bar t fills at the open of bar t + lag, with fees, slippage and funding.
+    """
+    f: str | F64
+    if isinstance(factor_or_weights, Factor):
+        f = factor_or_weights.expr
+    elif isinstance(factor_or_weights, pd.DataFrame):
+        f = np.ascontiguousarray(factor_or_weights.to_numpy(dtype=np.float64))
+    else:
+        f = factor_or_weights
+    raw = run_factor_backtest(panel, f, scheme=scheme, gross=gross, lag=lag, fee_bps=fee_bps,
+                              slippage_bps=slippage_bps, rebalance_every=rebalance_every,
+                              use_funding=use_funding, init_cash=init_cash)  # fmt: skip
+    return BacktestRun(raw, panel)
+
+
+def sweep(
+    panel: Panel,
+    factors: Sequence[str],
+    grid: Mapping[str, Sequence[Any]],
+    results_dir: str | Path = "store/results",
+    *,
+    scheduler: Any = None,
+    chunk_size: int = 64,
+    memory_budget_bytes: int = 1 << 30,
+) -> SweepOutcome:
+    """Factors x parameter grid, ranked by deflated Sharpe with PBO (as ``alphaforge sweep``);
+    resumable: the same call again continues where it stopped."""
+    return run_sweep_study(panel, list(factors), {k: list(v) for k, v in grid.items()},
+                           str(results_dir), scheduler=scheduler, chunk_size=chunk_size,
+                           memory_budget_bytes=memory_budget_bytes)  # fmt: skip
+
+
+Columns = Mapping[str, Any] | pd.DataFrame | str | Path
+
+
+def gap(
+    orders: Columns,
+    fills: Columns,
+    *,
+    quotes: Columns | None = None,
+    window_s: float = 60.0,
+    quote_asset: str = "USDT",
+    allow_unmatched: bool = False,
+    funding_live: float = 0.0,
+    funding_backtest: float = 0.0,
+) -> GapReport:
+    """Backtest-vs-live gap (fees, half-spread, impact, delay, missed fills) from the backtest's
+    orders and the live fills: files (CSV/parquet), DataFrames or dicts of columns (see
+    ``alphaforge.engine.gap.analyze_gap`` for the columns), as ``alphaforge gap``."""
+    q = None
+    if quotes is not None:
+        qc = _columns(quotes)
+        q = Quotes(np.asarray(qc["ts_us"], np.int64), np.asarray(qc["symbol"]).astype(str),
+                   np.asarray(qc["bid"], float), np.asarray(qc["ask"], float))  # fmt: skip
+    return analyze_gap(_columns(orders), _columns(fills), quotes=q, window_us=int(window_s * 1e6),
+                       quote_asset=quote_asset, allow_unmatched=allow_unmatched,
+                       funding_live=funding_live, funding_backtest=funding_backtest)  # fmt: skip
+
+
+def _columns(src: Columns) -> Mapping[str, Any]:
+    if isinstance(src, str | Path):
+        return read_columns(str(src))
+    if isinstance(src, pd.DataFrame):
+        out = {c: src[c].to_numpy() for c in src.columns}
+        for name in ("time", "ts", "timestamp"):
+            if name in out and "ts_us" not in out:
+                stamps = pd.to_datetime(src[name], utc=True).dt.tz_convert(None)
+                out["ts_us"] = stamps.to_numpy().astype("datetime64[us]").astype(np.int64)
+        return out
+    return src
+
+
+def read_columns(path: str) -> dict[str, np.ndarray]:
+    """A CSV or parquet file as column name -> numpy array; time columns -> int64 µs.
+
+    A column named ``time``/``ts``/``timestamp`` becomes ``ts_us``: integers are read as
+    ms (< 1e14) or µs, strings/timestamps are parsed as UTC.
+
+    Raises:
+        InputError: unreadable file or unparsable times (names the file and column).
+    """
+    p = Path(path)
+    try:
+        table = pq.read_table(p) if p.suffix == ".parquet" else pacsv.read_csv(p)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    out: dict[str, np.ndarray] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        key = "ts_us" if name in ("time", "ts", "timestamp", "ts_us") else name
+        if key == "ts_us":
+            try:
+                if pa.types.is_timestamp(col.type):
+                    col = pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+                elif pa.types.is_string(col.type):
+                    col = pc.cast(pc.strptime(col, "%Y-%m-%dT%H:%M:%S", "us"), pa.int64())
+                arr = np.asarray(col.to_numpy(), dtype=np.int64)
+            except (pa.ArrowInvalid, ValueError) as exc:
+                raise InputError(f"{path}: column {name!r}: cannot parse times ({exc})") from None
+            if name != "ts_us" and arr.size and np.abs(arr).max() < 10**14:
+                arr = arr * 1000  # epoch milliseconds
+            out[key] = arr
+        else:
+            out[key] = np.asarray(col.to_numpy(zero_copy_only=False))
+    return out
