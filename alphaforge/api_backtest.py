@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -158,7 +158,7 @@ def sweep(
                            memory_budget_bytes=memory_budget_bytes)  # fmt: skip
 
 
-Columns = Mapping[str, Any] | pd.DataFrame | str | Path
+Columns: TypeAlias = Mapping[str, Any] | pd.DataFrame | str | Path
 
 
 def gap(

@@ -134,7 +134,7 @@ class Store:
             symbols=("symbol", "nunique"), partitions=("month", "size"), rows=("rows", "sum"),
             start=("start", "min"), end=("end", "max"))  # fmt: skip
         head = f"<p>Store <code>{html.escape(str(self.path))}</code></p>"
-        return head + summary.to_html()
+        return head + str(summary.to_html())
 
 
 def _ts(t_us: int | None) -> pd.Timestamp | None:
@@ -187,4 +187,4 @@ def pull(
 def validate(path: PathLike, dataset: str | None = None, **kwargs: Any) -> QualityReport:
     """Quality report of one file (Binance archive CSV/zip, CDD export or parquet), like
     ``alphaforge validate FILE``; ``kwargs`` go to ``alphaforge.data.validate.validate_file``."""
-    return validate_file(path, dataset, **kwargs)
+    return validate_file(Path(path), dataset, **kwargs)

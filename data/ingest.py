@@ -145,7 +145,7 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """
     out: list[Path] = []
     for raw in paths:
-        p = Path(raw)
+        p = Path(raw).expanduser()
         if p.is_dir():
             out += sorted(
                 f

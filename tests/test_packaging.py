@@ -71,8 +71,10 @@ def hostile_folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _run(venv: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(venv: Path, args: list[str], cwd: Path,
+         extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(extra or {})
     env["NUMBA_CACHE_DIR"] = str(cwd / ".nb")
     env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '')}"
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
@@ -93,6 +95,9 @@ def test_wheel_imports_beside_user_modules(wheel_venv: Path, hostile_folder: Pat
     cli = _run(wheel_venv, ["alphaforge", "--help"], hostile_folder)
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert "backtest" in cli.stdout
+    study = _run(wheel_venv, ["alphaforge", "slippage-study"], hostile_folder)
+    assert study.returncode == 2
+    assert "pass --recording PATH" in study.stderr
 
 
 def test_pip_lists_no_generic_top_level_package(wheel_venv: Path) -> None:
@@ -103,3 +108,25 @@ def test_pip_lists_no_generic_top_level_package(wheel_venv: Path) -> None:
     tops = {f.split("/")[0] for f in files if not f.startswith("..")}
     tops = {t for t in tops if not t.endswith(".dist-info") and t != "__pycache__"}
     assert tops == {"alphaforge"}, sorted(tops)
+
+
+def test_quickstart_notebook_runs_from_the_wheel(
+    wheel_venv: Path, hostile_folder: Path, real_dir: Path
+) -> None:
+    """docs/quickstart.ipynb, executed by a kernel of the fresh venv (no network): ingest of
+    real archive files, score, backtest, plots and the report."""
+    code = (
+        "import nbformat, nbclient, sys; "
+        f"nb = nbformat.read({str(ROOT / 'docs' / 'quickstart.ipynb')!r}, as_version=4); "
+        "nbclient.NotebookClient(nb, timeout=600, kernel_name='python3').execute(); "
+        "print('cells', len(nb.cells))"
+    )
+    py = str(wheel_venv / "bin" / "python")
+    env_extra = {"ALPHAFORGE_QUICKSTART_DATA": str(real_dir / "binance_futures_klines"),
+                 "ALPHAFORGE_QUICKSTART_OUT": str(hostile_folder / "qs")}  # fmt: skip
+    proc = _run(wheel_venv, [py, "-c", code], hostile_folder, env_extra)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (hostile_folder / "qs" / "report" / "report.html").is_file()
+    assert len(list((hostile_folder / "qs" / "store").rglob("*.parquet"))) == len(
+        list((real_dir / "binance_futures_klines").iterdir())
+    )

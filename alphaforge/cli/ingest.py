@@ -57,7 +57,7 @@ def ingest_cmd(
                 bar.update(task, completed=done, total=total,
                            description=f"{Path(item.path).name}: {state}")  # fmt: skip
 
-            rep = ingest(store, [str(p) for p in paths], market=market, progress=on_file)
+            rep = ingest(store, *paths, market=market, progress=on_file)
     except DataError as exc:
         if as_json:
             typer.echo(to_json({"ok": False, "error": str(exc)}))

@@ -16,7 +16,9 @@ import typer
 from alphaforge.cli.render import table_text, to_json
 from alphaforge.engine.types import Exhaustion
 
-SHARED_DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/real/binance_ws_hftbacktest"
+SHARED_DEFAULT = Path(__file__).resolve().parents[3] / "shared/data/real/binance_ws_hftbacktest"
+"""Where the development checkout keeps the real recording (../shared beside the repository);
+an installed wheel has no default recording, and the command then asks for --recording."""
 DEFAULT_RECORDING = ("usdm/btcusdt_20240808.gz", "usdm/btcusdt_20240809.gz")
 _UNITS = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000}
 _COLS = ("size", "model", "levels", "pnl", "pnl_bps", "sharpe", "fills", "cost_bps",
@@ -109,8 +111,9 @@ def register(app: typer.Typer, load_recording: Callable[[list[Path]], Any],
 
         files = list(recording) if recording else default_recording()
         if not files:
-            typer.echo(f"error: the default recording under {SHARED_DEFAULT} is absent; "
-                       "pass --recording PATH (an hftbacktest .gz file)", err=True)  # fmt: skip
+            typer.echo("error: no recording given and no development checkout's default "
+                       f"({SHARED_DEFAULT}); pass --recording PATH (a Binance depth+trade "
+                       "recording in the hftbacktest collector format, .gz)", err=True)  # fmt: skip
             raise typer.Exit(code=2)
         try:
             exh = Exhaustion[exhaustion.upper()]

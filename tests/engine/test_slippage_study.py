@@ -102,6 +102,12 @@ def test_cli_missing_default_recording(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert "pass --recording" in res.output
 
 
+def test_default_recording_found_in_the_development_layout(real_dir: Path) -> None:
+    files = cli_slippage.default_recording()
+    assert files
+    assert files[0] == real_dir / "binance_ws_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+
+
 def test_cli_bad_options(real_dir: Path) -> None:
     rec = str(real_dir / NEXO)
     res = CliRunner().invoke(app, ["slippage-study", "--recording", rec, "--levels", "5,deep"])
