@@ -51,10 +51,9 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Propose factors (LLM, or the offline generator), gate them, record every trial."""
+        from alphaforge.api_factors import propose as api_propose
         from alphaforge.cli.render import to_json
-        from alphaforge.factors.ledger import Ledger
         from alphaforge.factors.llm import Budget, LLMClient
-        from alphaforge.factors.propose import Gate, Study, StudyConfig
 
         try:
             panel = load_panel(
@@ -64,16 +63,14 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
                 None,
                 synthetic_kwargs=None if store else {"n_bars": bars, "seed": seed},
             )
-            client = LLMClient(base_url=base_url, model=model, cache_dir=cache_dir,
-                               budget=Budget(max_calls, max_tokens, max_cost))  # fmt: skip
-            use_llm = not offline and client.has_key
-            if not offline and not use_llm:
+            if not offline and not LLMClient(base_url=base_url, model=model).has_key:
                 typer.echo("note: no LLM key (ALPHAFORGE_LLM_API_KEY / OPENAI_API_KEY): "
                            "using the offline generator", err=True)  # fmt: skip
-            cfg = StudyConfig(study=study, rounds=rounds, per_round=per_round, seed=seed,
-                              gate=Gate(min_abs_t=min_t, min_sharpe=min_sharpe))  # fmt: skip
-            res = Study(panel, cfg, Ledger(ledger), client if use_llm else None,
-                        progress=lambda m: typer.echo(m, err=True)).run()  # fmt: skip
+            res = api_propose(panel, rounds=rounds, per_round=per_round, study=study,
+                              ledger=ledger, offline=offline, base_url=base_url, model=model,
+                              budget=Budget(max_calls, max_tokens, max_cost), min_t=min_t,
+                              min_sharpe=min_sharpe, seed=seed, cache_dir=cache_dir,
+                              progress=lambda m: typer.echo(m, err=True))  # fmt: skip
         except errs as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
