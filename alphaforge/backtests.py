@@ -13,6 +13,7 @@ from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
+from alphaforge.engine.tradable import executable_mask, mask_weights, universe_values
 from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors.score import resolve_factor
 
@@ -35,22 +36,6 @@ class FactorBacktest:
     result: Any
     metrics: dict[str, Any]
     settings: dict[str, Any]
-
-
-def _executable(panel: Panel, lag: int) -> npt.NDArray[np.bool_]:
-    """(T, N): may row t's decision hold a position? Its fill at row t + lag needs the symbol
-    listed (the ``tradable`` field from data.universe, when present) and trading (a price),
-    and so does row t + lag + 1, so that a position can still be closed before a symbol stops
-    trading (delisting schedules are announced ahead). Rows without a future row are False."""
-    px = panel.fields.get("open") if lag >= 1 else panel["close"]
-    px = panel["close"] if px is None else px
-    live = np.isfinite(px) & (panel["close"] > 0)
-    if "tradable" in panel:
-        live &= panel["tradable"] > 0
-    ok = np.zeros((panel.T, panel.N), dtype=bool)
-    if lag + 1 < panel.T:
-        ok[: panel.T - lag - 1] = live[lag:-1] & live[lag + 1 :]
-    return ok
 
 
 def run_factor_backtest(
@@ -77,14 +62,11 @@ def run_factor_backtest(
     in between (NaN targets).
     """
     name, expr, values = resolve_factor(factor, panel)
+    values = universe_values(values, panel)
     weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
     if rebalance_every > 1:
         weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
-    executable = _executable(panel, lag)
-    held_in = np.zeros_like(executable)
-    held_in[1:] = ~executable[:-1]
-    weights[~executable & ~held_in] = 0.0  # flat before the symbol stops trading
-    weights[~executable & held_in] = np.nan  # not trading: no order (nothing held)
+    mask_weights(weights, executable_mask(panel, lag))
     funding = panel["funding_rate"] if use_funding and "funding_rate" in panel else None
     result = run_backtest(
         weights, close=panel["close"], open=panel.fields.get("open"),

@@ -22,6 +22,7 @@ from alphaforge.data.universe import listings_from_store, tradable_mask
 from alphaforge.engine.book import book_levels_at
 from alphaforge.engine.errors import PanelError
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.resample import resample_panel
 
 F64 = npt.NDArray[np.float64]
 
@@ -103,22 +104,50 @@ def load_panel(
         panel = synthetic_panel(**kw).panel
         panel = panel.slice_time(start_us, end_us)
         return panel.select(list(symbols)) if symbols else panel
-    table = kline_panel_table(
-        Store(store), list(symbols) if symbols else None, interval=interval, market=market,
-        start_us=start_us, end_us=end_us,
-    )  # fmt: skip
+    st = Store(store)
+    target_us = schemas.interval_us(interval)
+    source = _source_interval(st, interval, market)
+    step = schemas.interval_us(source)
+    lo = None if start_us is None else start_us - target_us + step
+    table = kline_panel_table(st, list(symbols) if symbols else None, interval=source,
+                              market=market, start_us=lo, end_us=end_us)  # fmt: skip
     if table.num_rows == 0:
         raise PanelError(
-            f"store {store!r} has no klines_{interval} for market={market} symbols={symbols} "
-            f"in [{start}, {end}); run `alphaforge pull` first or drop --store"
+            f"store {store!r} has no klines_{source} for market={market} symbols={symbols} "
+            f"in [{start}, {end}); run `alphaforge ingest` or `alphaforge pull` first, or drop "
+            "--store"
         )
-    step = schemas.interval_us(interval)
     panel = Panel.from_arrow(table, interval_us=step, meta={"source": f"store:{store}"})
     panel = panel.select(list(symbols)) if symbols else panel
-    listings = listings_from_store(Store(store), f"klines_{interval}", market=market,
+    listings = listings_from_store(st, f"klines_{source}", market=market,
                                    symbols=panel.symbols, interval_us=step)  # fmt: skip
     mask = tradable_mask(panel.ts_us, panel.symbols, listings)
-    return panel.with_fields(tradable=mask.astype(np.float64))
+    panel = panel.with_fields(tradable=mask.astype(np.float64))
+    if source != interval:
+        panel = resample_panel(panel, target_us).slice_time(start_us, end_us)
+    return panel
+
+
+def _source_interval(store: Store, interval: str, market: str) -> str:
+    """The stored kline interval to build ``interval`` bars from: itself when stored, else the
+    longest stored interval that divides it (resampled, see engine.resample).
+
+    Raises:
+        PanelError: no stored kline interval divides ``interval``.
+    """
+    target = schemas.interval_us(interval)
+    stored = [d.removeprefix("klines_") for d in store.datasets(market=market)
+              if d.startswith("klines_")]  # fmt: skip
+    if interval in stored:
+        return interval
+    fits = [iv for iv in stored
+            if iv in schemas.INTERVAL_US and target % schemas.interval_us(iv) == 0]  # fmt: skip
+    if not fits:
+        raise PanelError(
+            f"store {str(store.root)!r} has no klines_{interval} for market={market} and no "
+            f"shorter klines to build them from (stored: {', '.join(stored) or 'none'})"
+        )
+    return max(fits, key=schemas.interval_us)
 
 
 def _pivot(table: pa.Table, field: str, panel: Panel) -> F64:

@@ -337,6 +337,11 @@ class Store:
         return (d / f"{hashlib.sha256(s.encode()).hexdigest()}.json").exists()
 
     # ------------------------------------------------------------------ manifests
+    def datasets(self, exchange: str = "binance", market: str = "usdm") -> list[str]:
+        """Names of the datasets stored for ``exchange``/``market`` (``klines_1m``, ...), sorted."""
+        base = self.root / f"exchange={exchange}" / f"market={market}"
+        return sorted(d.name.split("=", 1)[1] for d in base.glob("dataset=*") if d.is_dir())
+
     def partitions(
         self,
         dataset: str | None = None,

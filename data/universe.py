@@ -9,7 +9,8 @@ A :class:`Listing` combines what the store saw (first and last bar) with what th
   a symbol with neither is never tradable;
 - ``delisted_at_us`` is the end of the last bar seen (open + interval) when the exchange no
   longer lists the symbol as ``TRADING`` (or does not list it at all; with no bar seen such a
-  symbol is never tradable), the ``deliveryDate`` of a dated future, else open-ended.
+  symbol is never tradable), or, without the exchange's word, when the symbol's bars end before
+  the end of the data; the ``deliveryDate`` of a dated future; else open-ended.
 
 So a backtest masked with it never trades a symbol before its listing or after its delisting.
 """
@@ -99,17 +100,30 @@ def listings_from_store(
 ) -> dict[str, Listing]:
     """First and last bar (open time, µs) of every symbol stored in ``dataset``.
 
-    Uses the partition manifests only (no data file is read).
+    A symbol whose last bar ends before the last bar of the whole dataset (every symbol stored
+    in it, not only those asked for) is taken as delisted at the end of its last bar (status
+    ``""``); `merge_listings` with the exchange's own status overrides this. Uses the partition
+    manifests only (no data file is read).
     """
     wanted = set(symbols) if symbols is not None else None
     spans: dict[str, tuple[int, int]] = {}
+    data_end = None
     for p in store.partitions(dataset, exchange, market):
-        if (wanted is not None and p.symbol not in wanted) or p.min_time_us is None:
+        if p.max_time_us is None or p.min_time_us is None:
+            continue
+        data_end = p.max_time_us if data_end is None else max(data_end, p.max_time_us)
+        if wanted is not None and p.symbol not in wanted:
             continue
         lo, hi = spans.get(p.symbol, (p.min_time_us, p.max_time_us))
         spans[p.symbol] = (min(lo, p.min_time_us), max(hi, p.max_time_us))
     return {
-        s: Listing(s, first_us=lo, last_us=hi, interval_us=interval_us)
+        s: Listing(
+            s,
+            first_us=lo,
+            last_us=hi,
+            interval_us=interval_us,
+            status="" if hi < (data_end or hi) else None,
+        )
         for s, (lo, hi) in sorted(spans.items())
     }
 

@@ -15,7 +15,7 @@ It is built from a long Arrow table (ts, symbol, fields...) by one pivot (``from
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -112,6 +112,8 @@ class Panel:
             raise ShapeError(f"book has (T, N) = {self.book.bid_px.shape[:2]}; expected {shape}")
         if self.interval_us is not None and self.interval_us <= 0:
             raise PanelError(f"interval_us must be positive; got {self.interval_us}")
+        if self.interval_us is not None and ts.size > 1:
+            _check_grid(ts, int(self.interval_us))
 
     # ------------------------------------------------------------------ shape and access
     @property
@@ -195,6 +197,29 @@ class Panel:
             self.meta,
         )
 
+    def on_grid(self, interval_us: int) -> Panel:
+        """This panel on the true time grid of ``interval_us``: one row per interval from the
+        first to the last row, missing bars as NaN rows (no book rows are invented: the book,
+        if any, gets NaN levels there too).
+
+        Raises:
+            PanelError: a row time that is not on the grid.
+        """
+        grid, rows = _time_rows(self.ts_us, interval_us)
+        if grid.size == self.T:
+            return Panel(self.ts_us, self.symbols, self.fields, self.book, interval_us, self.meta)
+
+        def spread(a: F64) -> F64:
+            out = np.full((grid.size, *a.shape[1:]), np.nan)
+            out[rows] = a
+            return out
+
+        book = None
+        if self.book is not None:
+            book = BookLevels(*(spread(a) for a in self.book._arrays()))
+        fields = {k: spread(v) for k, v in self.fields.items()}
+        return Panel(grid, self.symbols, fields, book, interval_us, self.meta)
+
     # ------------------------------------------------------------------ conversion
     @classmethod
     def from_arrow(
@@ -240,7 +265,7 @@ class Panel:
             ts_arr = pc.cast(ts_arr, pa.timestamp("us", tz="UTC")).cast(pa.int64())
         ts_raw = np.asarray(ts_arr.to_numpy(), dtype=np.int64)
         sym_raw = np.asarray(table.column(symbol_col).to_numpy(zero_copy_only=False))
-        ts_u, ts_idx = np.unique(ts_raw, return_inverse=True)
+        ts_u, ts_idx = _time_rows(ts_raw, interval_us)
         sym_u, sym_idx = np.unique(sym_raw.astype(str), return_inverse=True)
         flat = ts_idx.astype(np.int64) * len(sym_u) + sym_idx
         if np.unique(flat).size != flat.size:
@@ -325,13 +350,14 @@ class Panel:
         idx = first.index
         idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
         ts = idx.as_unit("us").asi8.astype(np.int64)
-        return cls(
+        panel = cls(
             ts,
             tuple(str(c) for c in first.columns),
             {n: frames[n].to_numpy(dtype=np.float64) for n in names},
-            interval_us=interval_us if interval_us is not None else infer_interval_us(ts),
             meta=dict(meta or {}),
         )
+        step = interval_us if interval_us is not None else infer_interval_us(ts)
+        return panel if step is None else panel.on_grid(step)
 
 
 _TIME_NAMES = ("ts", "time", "timestamp", "date", "datetime", "open_time")
@@ -364,7 +390,7 @@ def _from_long_arrow(cls: type[Panel], table: pa.Table, interval_us: int | None,
     table = table.set_column(cols.index(ts_col), ts_col, ts)
     panel = cls.from_arrow(table, ts_col=ts_col, symbol_col=sym_col, meta=meta)
     step = interval_us if interval_us is not None else infer_interval_us(panel.ts_us)
-    return replace(panel, interval_us=step)
+    return panel if step is None else panel.on_grid(step)
 
 
 def infer_interval_us(ts_us: I64) -> int | None:
@@ -373,6 +399,42 @@ def infer_interval_us(ts_us: I64) -> int | None:
         return None
     steps, counts = np.unique(np.diff(ts_us), return_counts=True)
     return int(steps[np.argmax(counts)])
+
+
+def _time_rows(ts_raw: I64, interval_us: int | None) -> tuple[I64, I64]:
+    """(row times, row of each input time). With a bar interval the rows are the true time grid
+    from the first to the last time (a missing bar is a row of NaN, never a joined gap);
+    without one, the distinct times present.
+
+    Raises:
+        PanelError: a time that is not on the interval grid of the first one.
+    """
+    if interval_us is None or ts_raw.size == 0:
+        ts_u, idx = np.unique(ts_raw, return_inverse=True)
+        return ts_u.astype(np.int64), idx.astype(np.int64)
+    t0 = int(ts_raw.min())
+    off = ts_raw - t0
+    bad = np.flatnonzero(off % interval_us)
+    if bad.size:
+        raise PanelError(
+            f"time {int(ts_raw[bad[0]])} is not on the {interval_us} us grid that starts at {t0}"
+        )
+    idx = off // interval_us
+    grid = t0 + interval_us * np.arange(int(idx.max()) + 1, dtype=np.int64)
+    return grid, idx.astype(np.int64)
+
+
+def _check_grid(ts: I64, interval_us: int) -> None:
+    """A Panel with a bar interval has one row per interval: no gap may be joined."""
+    d = np.diff(ts)
+    bad = np.flatnonzero(d != interval_us)
+    if bad.size:
+        i = int(bad[0])
+        raise PanelError(
+            f"rows {i} and {i + 1} are {int(d[i])} us apart but the bar interval is "
+            f"{interval_us} us: a Panel with an interval holds every bar of its span (use "
+            "Panel.on_grid to insert the missing bars as NaN rows)"
+        )
 
 
 def _check_increasing(ts: I64) -> None:

@@ -26,6 +26,7 @@ from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.errors import OptionError
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.tradable import executable_mask, mask_weights, universe_values
 from alphaforge.engine.types import WeightScheme
 from alphaforge.engine.weights import weights_from_signals
 
@@ -164,8 +165,9 @@ def run_chunk(panel: Panel, trials: Sequence[Trial], signal_fn: SignalFn,
     """Backtest one chunk (one factor, one lag) as a batch; one output row per trial."""
     factor = trials[0].factor
     lag = int(trials[0].params["lag"])
-    values = np.ascontiguousarray(signal_fn(factor, panel), dtype=np.float64)
-    wk = _weights_batch(values, trials)
+    values = universe_values(np.ascontiguousarray(signal_fn(factor, panel), dtype=np.float64),
+                             panel)  # fmt: skip
+    wk = mask_weights(_weights_batch(values, trials), executable_mask(panel, lag))
     fund = panel.fields.get("funding_rate")
     res = run_backtest(
         np.moveaxis(wk, 0, -1), close=panel["close"], open=panel.fields.get("open"), lag=lag,

@@ -92,6 +92,9 @@ def test_store_listings_and_delisting(real_dir: Path, tmp_path: Path) -> None:
     assert algo.first_us == 1_675_209_600_000_000  # 2023-02-01 00:00 UTC
     assert algo.last_us == 1_677_628_740_000_000  # 2023-02-28 23:59 UTC
     assert avax.first_us == 1_780_272_000_000_000  # 2026-06-01
+    # without the exchange's word, bars ending before the end of the data mean a delisting
+    assert algo.delisted_at_us == algo.last_us + MIN
+    assert avax.delisted_at_us is None
     exchange = {"AVAXUSDT": Listing("AVAXUSDT", status="TRADING")}  # ALGO no longer listed
     merged = merge_listings(seen, exchange)
     assert merged["ALGOUSDT"].status == ""

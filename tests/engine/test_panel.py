@@ -21,12 +21,34 @@ def _long() -> pa.Table:
 
 
 def test_from_arrow_pivots_once_with_nan_for_missing() -> None:
-    p = Panel.from_arrow(_long(), interval_us=60_000_000)
+    p = Panel.from_arrow(_long(), interval_us=1)
     assert p.symbols == ("A", "B")
     np.testing.assert_array_equal(p.ts_us, [1, 2, 3])
     np.testing.assert_array_equal(p["close"], [[10.0, 11.0], [20.0, np.nan], [31.0, 30.0]])
     assert p["volume"].dtype == np.float64
-    assert p.periods_per_year == 525_600
+    assert p.periods_per_year == 365 * 86_400 * 1e6
+
+
+def test_from_arrow_builds_the_true_time_grid() -> None:
+    """Two months of minute bars a year apart: never one "1-minute" row spanning the gap."""
+    minute = 60_000_000
+    t = pa.table({"ts": [0, minute, 5 * minute], "symbol": ["A", "A", "A"],
+                  "close": [1.0, 2.0, 3.0]})  # fmt: skip
+    p = Panel.from_arrow(t, interval_us=minute)
+    np.testing.assert_array_equal(p.ts_us, np.arange(6) * minute)
+    np.testing.assert_array_equal(p["close"][:, 0], [1.0, 2.0, np.nan, np.nan, np.nan, 3.0])
+    off = pa.table({"ts": [0, minute + 1], "symbol": ["A", "A"], "close": [1.0, 2.0]})
+    with pytest.raises(PanelError, match="not on the 60000000 us grid"):
+        Panel.from_arrow(off, interval_us=minute)
+
+
+def test_a_panel_with_an_interval_cannot_join_a_gap() -> None:
+    ts = np.array([0, 60, 180], dtype=np.int64)
+    with pytest.raises(PanelError, match="rows 1 and 2 are 120 us apart"):
+        Panel(ts, ("A",), {"close": np.ones((3, 1))}, interval_us=60)
+    p = Panel(ts, ("A",), {"close": np.array([[1.0], [2.0], [3.0]])}).on_grid(60)
+    np.testing.assert_array_equal(p.ts_us, [0, 60, 120, 180])
+    np.testing.assert_array_equal(p["close"][:, 0], [1.0, 2.0, np.nan, 3.0])
 
 
 def test_from_arrow_accepts_timestamp_columns() -> None:

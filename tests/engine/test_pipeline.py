@@ -64,5 +64,10 @@ def test_store_panel_carries_the_universe_mask(tmp_path: Path) -> None:
     assert np.isfinite(p["funding_rate"]).sum() > 0
     run = run_factor_backtest(p, "rev_1", rebalance_every=10)
     assert run.result.n_fills > 0
-    with pytest.raises(PanelError, match="no klines_1h"):
-        load_panel(str(tmp_path), None, None, None, interval="1h")
+    hourly = load_panel(str(tmp_path), None, None, None, interval="1h")  # resampled from 1m
+    assert hourly.interval_us == 3_600_000_000
+    assert hourly.meta["resampled_from_us"] == 60_000_000
+    assert hourly.T == 9  # closes 00:01..08:20 -> hours closing 01:00..09:00
+    assert hourly["partial"][-1].tolist() == [1.0, 1.0, 1.0]  # 20 of 60 minutes
+    with pytest.raises(PanelError, match="up to 1d"):
+        load_panel(str(tmp_path), None, None, None, interval="1w")

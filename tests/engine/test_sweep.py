@@ -10,11 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from alphaforge.backtests import run_factor_backtest
 from alphaforge.data.results import ResultsStore
-from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.errors import OptionError
 from alphaforge.engine.sweep import bytes_per_trial, expand_trials, plan_chunks, run_sweep
-from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors.pbo import pbo
 from alphaforge.panels import synthetic_panel
 from tests.engine.sweep_helpers import KILL_MARKER, killing_signal, mom_signal
@@ -51,12 +50,14 @@ def test_sweep_rows_equal_separate_backtests(panel, tmp_path: Path) -> None:
     sink = ResultsStore(tmp_path, "s1")
     run_sweep(panel, expand_trials(["5"], GRID), mom_signal, sink, chunk_size=4)
     t = sink.read().sort_by("trial_id").to_pylist()
-    for row in t:
-        w = weights_from_signals(mom_signal("5", panel), "rank")
-        if row["rebalance_every"] > 1:
-            w[np.arange(panel.T) % row["rebalance_every"] != 0] = np.nan
-        ref = run_backtest(w, close=panel["close"], open=panel["open"], fee_bps=row["fee_bps"],
-                           slippage_bps=1.0, funding=panel["funding_rate"])  # fmt: skip
+    for row in t:  # the sweep applies the rules of `alphaforge backtest` (one code path)
+        ref = run_factor_backtest(
+            panel,
+            mom_signal("5", panel),
+            fee_bps=row["fee_bps"],
+            slippage_bps=1.0,
+            rebalance_every=row["rebalance_every"],
+        ).result
         assert row["total_return"] == pytest.approx(ref.equity[-1] - 1.0, rel=1e-10, abs=1e-14)
         assert row["fees"] == pytest.approx(ref.fees, rel=1e-10, abs=1e-15)
 
