@@ -57,7 +57,7 @@ def run_factor_backtest(
     """Evaluate ``factor`` on ``panel``, turn it into weights and backtest it.
 
     Execution follows design.md: a decision at row t fills at the open of row t + lag.
-    Funding (when the panel has ``funding_rate``) is charged on held positions. With
+    Funding (when the panel has ``funding_paid``) is charged on held positions. With
     ``rebalance_every`` = k > 1, targets are set on every k-th row only and positions are held
     in between (NaN targets).
     """
@@ -67,7 +67,7 @@ def run_factor_backtest(
     if rebalance_every > 1:
         weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
     mask_weights(weights, executable_mask(panel, lag))
-    funding = panel["funding_rate"] if use_funding and "funding_rate" in panel else None
+    funding = panel["funding_paid"] if use_funding and "funding_paid" in panel else None
     result = run_backtest(
         weights, close=panel["close"], open=panel.fields.get("open"),
         lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps, slippage=slippage,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from alphaforge.data import schemas
 from alphaforge.data.store import Store
@@ -122,10 +123,32 @@ def load_panel(
     listings = listings_from_store(st, f"klines_{source}", market=market,
                                    symbols=panel.symbols, interval_us=step)  # fmt: skip
     mask = tradable_mask(panel.ts_us, panel.symbols, listings)
-    panel = panel.with_fields(tradable=mask.astype(np.float64))
+    panel = panel.with_fields(tradable=mask.astype(np.float64),
+                              **_price_klines(st, panel, source, market))  # fmt: skip
     if source != interval:
         panel = resample_panel(panel, target_us).slice_time(start_us, end_us)
     return panel
+
+
+def _price_klines(store: Store, panel: Panel, interval: str, market: str) -> dict[str, F64]:
+    """``mark_close`` / ``index_close`` from the store's mark and index price klines of the same
+    interval (when stored), on the panel's grid, and ``basis`` = mark / index - 1 when both."""
+    stored = set(store.datasets(market=market))
+    step = schemas.interval_us(interval)
+    out: dict[str, F64] = {}
+    for kind, name in (("mark_klines", "mark_close"), ("index_klines", "index_close")):
+        if f"{kind}_{interval}" not in stored:
+            continue
+        t = store.read(f"{kind}_{interval}", market=market, symbols=list(panel.symbols),
+                       start_us=int(panel.ts_us[0]) - step, end_us=int(panel.ts_us[-1]),
+                       columns=["symbol", "open_time", "close"])  # fmt: skip
+        ts = pc.add(t.column("open_time").cast(pa.int64()), step)
+        out[name] = _pivot(pa.table({"ts": ts, "symbol": t["symbol"], name: t["close"]}), name,
+                           panel)  # fmt: skip
+    if len(out) == 2:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["basis"] = out["mark_close"] / out["index_close"] - 1.0
+    return out
 
 
 def _source_interval(store: Store, interval: str, market: str) -> str:

@@ -90,7 +90,7 @@ ARCHIVE_COLUMNS: Final[dict[str, tuple[_Col, ...]]] = {
     ),
     "funding": (
         _c("calc_time", "funding_time", _T),
-        _c("funding_interval_hours", None, _SKIP),
+        _c("funding_interval_hours", "funding_interval_hours", _F),
         _c("last_funding_rate", "funding_rate", _F),
     ),
     "book_ticker": (

@@ -104,6 +104,7 @@ def funding_table(rows: list[dict[str, Any]], symbol: str) -> pa.Table:
         _ms_to_ts([r["fundingTime"] for r in rows]),
         _floats([r["fundingRate"] for r in rows]),
         pa.array(marks, pa.string()).cast(pa.float64()),
+        pa.nulls(n, pa.float64()),  # REST does not say the interval
     ]
     return pa.Table.from_arrays(arrays, schema=schemas.FUNDING)
 

@@ -300,7 +300,13 @@ def funding_from_mark(mark: pa.Table) -> pa.Table:
             last[key] = int(i)
     rows = mark.take(pa.array(sorted(last.values()), type=pa.int64()))
     return pa.table(
-        [rows["symbol"], rows["funding_timestamp"], rows["funding_rate"], rows["mark_price"]],
+        [
+            rows["symbol"],
+            rows["funding_timestamp"],
+            rows["funding_rate"],
+            rows["mark_price"],
+            pa.nulls(rows.num_rows, pa.float64()),
+        ],  # the stream does not say the interval
         schema=schemas.FUNDING,
     )
 

@@ -72,10 +72,12 @@ FUNDING: Final = pa.schema(
         pa.field("funding_time", TS, nullable=False),
         pa.field("funding_rate", pa.float64()),
         pa.field("mark_price", pa.float64()),
+        pa.field("funding_interval_hours", pa.float64()),
     ]
 )
 """Perpetual funding events; rate is per funding interval (0.0001 = 1 bp, longs pay when > 0).
-Natural key: (symbol, funding_time)."""
+``funding_interval_hours`` as the archive gives it (8, 4, 1; it differs by symbol and changes
+over time), null where the source does not say (REST). Natural key: (symbol, funding_time)."""
 
 BOOK_TICKER: Final = pa.schema(
     [
@@ -236,6 +238,10 @@ def interval_us(interval: str) -> int:
         raise KeyError(f"unknown kline interval {interval!r}; expected one of {known}") from None
 
 
+OPTIONAL_COLUMNS: Final[dict[str, tuple[str, ...]]] = {"funding": ("funding_interval_hours",)}
+"""Columns a source may lack (filled with nulls by `conform`): not every source says them."""
+
+
 def empty_table(dataset: str) -> pa.Table:
     """A zero-row table of ``dataset``'s schema."""
     return DATASETS[dataset].empty_table()
@@ -250,6 +256,9 @@ def conform(table: pa.Table, dataset: str) -> pa.Table:
     from alphaforge.data.errors import SchemaError
 
     schema = DATASETS[dataset]
+    for name in OPTIONAL_COLUMNS.get(dataset, ()):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise SchemaError(f"{dataset}: missing column(s) {missing}; table has {table.column_names}")

@@ -25,6 +25,10 @@ PANEL_COLUMNS = (
 )
 
 
+F64 = np.ndarray[Any, np.dtype[np.float64]]
+I64 = np.ndarray[Any, np.dtype[np.int64]]
+
+
 def _np_i64(col: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.int64]]:
     return np.asarray(col.cast(schemas.TS).cast(pa.int64()).to_numpy(), dtype=np.int64)
 
@@ -52,9 +56,10 @@ def kline_panel_table(
         Table sorted by (symbol, ts) with ``ts`` int64 µs = open_time + interval, ``symbol``,
         open, high, low, close, volume, quote_volume (float64), trades (int64),
         taker_buy_volume, ``vwap`` = quote_volume / volume (NaN where volume is 0), and, when
-        the store holds a ``funding`` dataset for any of the symbols, ``funding_rate``: the sum
-        of the rates of funding events with ``previous bar ts < funding_time <= ts`` placed on
-        the first bar whose ts >= funding_time, NaN on bars without an event.
+        the store holds a ``funding`` dataset for any of the symbols, ``funding_paid`` (the rates
+        settled in ``previous bar ts < funding_time <= ts``, summed on that bar, NaN elsewhere:
+        the accrual) and ``funding_rate`` (the last settled rate per hour as of the bar, for
+        factors; see ``_align_funding``).
 
     Raises:
         StoreError: unknown interval or market.
@@ -79,9 +84,10 @@ def kline_panel_table(
         exchange=exchange,
         market=market,
         symbols=pc.unique(t.column("symbol")).to_pylist(),
-        start_us=int(pc.min(t.column("open_time")).cast(pa.int64()).as_py()),
+        # a day before the first bar: the last rate known at the first bar (intervals <= 8 h)
+        start_us=int(pc.min(t.column("open_time")).cast(pa.int64()).as_py()) - 86_400_000_000,
         end_us=int(pc.max(t.column("open_time")).cast(pa.int64()).as_py()) + iv + 1,
-        columns=["symbol", "funding_time", "funding_rate"],
+        columns=["symbol", "funding_time", "funding_rate", "funding_interval_hours"],
     )
     return panel_table_from_klines(t, funding, iv)
 
@@ -97,8 +103,8 @@ def panel_table_from_klines(
         interval_us: bar length in microseconds.
 
     Returns:
-        The table described in :func:`kline_panel_table` (``funding_rate`` only when
-        ``funding`` has rows).
+        The table described in :func:`kline_panel_table` (``funding_paid`` and
+        ``funding_rate`` only when ``funding`` has rows).
     """
     t = klines.select(["symbol", "open_time", *PANEL_COLUMNS])
     ts = _np_i64(t.column("open_time")) + interval_us
@@ -112,30 +118,61 @@ def panel_table_from_klines(
         return out
     order = pc.sort_indices(out, [("symbol", "ascending"), ("ts", "ascending")])
     out = out.take(order)
-    rate = _align_funding(out, funding)
-    return out.append_column("funding_rate", pa.array(rate, pa.float64()))
+    paid, hourly = _align_funding(out, funding, interval_us)
+    out = out.append_column("funding_paid", pa.array(paid, pa.float64()))
+    return out.append_column("funding_rate", pa.array(hourly, pa.float64()))
 
 
-def _align_funding(bars: pa.Table, funding: pa.Table) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """funding_rate per bar row (bars sorted by (symbol, ts)), NaN where no event falls."""
+def _align_funding(bars: pa.Table, funding: pa.Table, interval_us: int) -> tuple[F64, F64]:
+    """Per bar row (bars sorted by (symbol, ts)): the funding paid on the bar and the last known
+    rate per hour.
+
+    Returns:
+        ``paid``: the sum of the rates settled in (previous bar ts, ts], placed on the first
+        bar whose ts >= funding_time (NaN on bars without a settlement; settlements before the
+        first bar's open are not paid in the table) — the accrual the engine charges on held
+        positions; ``hourly``: the rate of the last settlement at or
+        before the bar's ts divided by that settlement's interval in hours (the archive's
+        ``funding_interval_hours``, else the time since the symbol's previous settlement, or to
+        its next one for the first), NaN before the first settlement — so symbols settling every
+        1 h, 4 h and 8 h compare correctly.
+    """
     sym = np.asarray(bars.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
     ts = np.asarray(bars.column("ts").to_numpy(), dtype=np.int64)
     f_sym = np.asarray(funding.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
     f_t = _np_i64(funding.column("funding_time"))
     f_r = funding.column("funding_rate").to_numpy(zero_copy_only=False).astype(np.float64)
-    out = np.full(len(ts), np.nan)
-    hit = np.zeros(len(ts), dtype=bool)
+    f_h = np.full(len(f_t), np.nan)
+    if "funding_interval_hours" in funding.column_names:
+        f_h = funding.column("funding_interval_hours").to_numpy(zero_copy_only=False)
+        f_h = np.asarray(f_h, dtype=np.float64)
+    paid = np.full(len(ts), np.nan)
+    hourly = np.full(len(ts), np.nan)
     for s in np.unique(f_sym):
         rows = np.flatnonzero(sym == s)
         if rows.size == 0:
             continue
-        sel = (f_sym == s) & ~np.isnan(f_r)
-        idx = np.searchsorted(ts[rows], f_t[sel], side="left")
-        ok = idx < rows.size
-        target = rows[idx[ok]]
-        acc = np.zeros(len(ts))
-        np.add.at(acc, target, f_r[sel][ok])
-        out[target] = acc[target]
-        hit[target] = True
-    out[~hit] = np.nan
-    return out
+        sel = np.flatnonzero((f_sym == s) & ~np.isnan(f_r))
+        sel = sel[np.argsort(f_t[sel], kind="stable")]
+        t, r, h = f_t[sel], f_r[sel], _interval_hours(f_t[sel], f_h[sel])
+        idx = np.searchsorted(ts[rows], t, side="left")
+        ok = (idx < rows.size) & (t > ts[rows[0]] - interval_us)
+        acc = np.zeros(rows.size)
+        np.add.at(acc, idx[ok], r[ok])
+        hit = np.zeros(rows.size, dtype=bool)
+        hit[idx[ok]] = True
+        paid[rows[hit]] = acc[hit]
+        last = np.searchsorted(t, ts[rows], side="right") - 1
+        known = last >= 0
+        hourly[rows[known]] = r[last[known]] / h[last[known]]
+    return paid, hourly
+
+
+def _interval_hours(t_us: I64, given: F64) -> F64:
+    """Funding interval of each settlement in hours: the source's value where it gives one,
+    else the gap since the previous settlement (the next one for the first)."""
+    gaps = np.diff(t_us) / 3.6e9
+    if gaps.size == 0:
+        return np.where(np.isfinite(given), given, np.nan)
+    inferred = np.round(np.concatenate([gaps[:1], gaps]), 3)
+    return np.where(np.isfinite(given) & (given > 0), given, inferred)

@@ -76,6 +76,7 @@ def funding_table(
             "funding_time": pa.array(np.tile(times, n)).cast(schemas.TS),
             "funding_rate": pa.array(rate.ravel()),
             "mark_price": pa.array(open_[:, k].ravel()),
+            "funding_interval_hours": pa.array(np.full(n * times.size, every_us / 3.6e9)),
         }
     ).cast(schemas.FUNDING)
 

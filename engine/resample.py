@@ -2,9 +2,10 @@
 
 The exchange's kline rules: open = first, high = max, low = min, close = last; volumes, quote
 volumes, trade counts and taker volumes are summed; ``vwap`` = quote volume / volume; funding
-paid per bar (``funding_rate``) is summed; other fields take the bucket's last row. Bars stay
-indexed by their close time (design.md): a bar of length S closing at C (a multiple of S since
-the epoch, as Binance aligns hours and UTC days) covers the source bars closing in (C - S, C].
+paid per bar (``funding_paid``) is summed; other fields (e.g. the last known ``funding_rate``)
+take the bucket's last row. Bars stay indexed by their close time (design.md): a bar of length
+S closing at C (a multiple of S since the epoch, as Binance aligns hours and UTC days) covers
+the source bars closing in (C - S, C].
 
 A bucket with some source bars missing is kept, with ``partial`` = 1 and, unless
 ``allow_partial``, ``tradable`` = 0 (a backtest does not trade on it); a bucket with no source
@@ -31,7 +32,7 @@ SUMMED: Final = frozenset(
         "trades",
         "taker_buy_volume",
         "taker_buy_quote_volume",
-        "funding_rate",
+        "funding_paid",
     }
 )
 MAX_ALIGNED_US: Final = 86_400_000_000
@@ -101,7 +102,8 @@ def resample_panel(panel: Panel, interval_us: int, *, allow_partial: bool = Fals
                 v = np.where(np.isfinite(x[:, -1]), x[:, -1], 0.0)
             else:
                 v = x[rows, last, cols]
-            v = np.where(empty, np.nan, v)
+            if name != "tradable":  # an empty bucket is not tradable (0), every value is NaN
+                v = np.where(empty, np.nan, v)
             fields[name] = np.ascontiguousarray(v)
         if "quote_volume" in fields and "volume" in fields:
             vol = fields["volume"]

@@ -168,7 +168,7 @@ def run_chunk(panel: Panel, trials: Sequence[Trial], signal_fn: SignalFn,
     values = universe_values(np.ascontiguousarray(signal_fn(factor, panel), dtype=np.float64),
                              panel)  # fmt: skip
     wk = mask_weights(_weights_batch(values, trials), executable_mask(panel, lag))
-    fund = panel.fields.get("funding_rate")
+    fund = panel.fields.get("funding_paid")
     res = run_backtest(
         np.moveaxis(wk, 0, -1), close=panel["close"], open=panel.fields.get("open"), lag=lag,
         fee_bps=np.array([float(t.params["fee_bps"]) for t in trials]),

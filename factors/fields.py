@@ -32,6 +32,22 @@ DEPTH_BAND_BPS = 10.0
 """Half-width of the band around the mid counted by ``depth_at_bps``, in basis points."""
 
 
+SOURCES = {
+    "funding_rate": "the store's funding dataset: ingest fundingRate archive files or "
+    "`pull --dataset funding`",
+    "funding_paid": "the store's funding dataset: ingest fundingRate archive files or "
+    "`pull --dataset funding`",
+    "mark_close": "the store's mark_klines_<interval>: ingest markPriceKlines archive files or "
+    "`pull --dataset mark_klines`",
+    "basis": "the store's mark_klines_<interval> and index_klines_<interval>: ingest "
+    "markPriceKlines and indexPriceKlines archive files",
+    "spread_bps": "order-book levels (a panel with recorded depth)",
+    "depth_imbalance": "order-book levels (a panel with recorded depth)",
+    "depth_at_bps": "order-book levels (a panel with recorded depth)",
+}
+"""Where a field the kline panel lacks comes from: named in the error when it is missing."""
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     """A field name of the language.
@@ -60,7 +76,18 @@ _SPECS = [
     FieldSpec("taker_buy_volume", 0, False, "base volume bought by takers"),
     FieldSpec("vwap", 0, True, "volume-weighted price, quote_volume / volume if absent"),
     FieldSpec("returns", 1, True, "close[t] / close[t-1] - 1"),
-    FieldSpec("funding_rate", 0, False, "perpetual funding rate per funding period (fraction)"),
+    FieldSpec(
+        "funding_rate",
+        0,
+        False,
+        "perpetual funding: last settled rate per hour (fraction per hour)",
+    ),
+    FieldSpec(
+        "funding_paid",
+        0,
+        False,
+        "perpetual funding settled on the bar (fraction; NaN on other bars)",
+    ),
     FieldSpec("basis", 0, False, "perpetual basis (fraction of index price)"),
     FieldSpec("mark_close", 0, False, "mark price at bar close"),
     FieldSpec("spread_bps", 0, True, "top-of-book spread in bps of mid (needs a book)"),
@@ -139,8 +166,9 @@ def derive_field(panel: Panel, name: str) -> F64:
         return _safe_div(panel.fields["quote_volume"], panel.fields["volume"])
     if name in BOOK_FIELDS:
         return _book_field(panel, name)
+    need = f" (it needs {SOURCES[name]})" if name in SOURCES else ""
     raise ExprError(
-        f"field {name!r} is not in the panel and cannot be derived; "
+        f"field {name!r} is not in the panel and cannot be derived{need}; "
         f"panel has {sorted(panel.fields)}",
         0,
         name,

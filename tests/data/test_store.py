@@ -306,10 +306,14 @@ def test_kline_panel_table_availability_vwap_and_funding(tmp_path: Path) -> None
     assert np.isnan(vwap[0])  # zero volume
     qv, vol = t["quote_volume"].to_numpy()[1:599], t["volume"].to_numpy()[1:599]
     np.testing.assert_allclose(vwap[1:], qv / vol, rtol=1e-15)
-    fr = out["funding_rate"].to_numpy()
+    fr = out["funding_paid"].to_numpy()
     assert fr[0] == 1e-4  # 00:00:00.017 -> first bar known at/after it: ts 00:01
     assert fr[ts == T0 + 480 * MIN][0] == -2e-4  # exactly on a bar close: that bar
     assert np.isnan(np.delete(fr, [0, np.flatnonzero(ts == T0 + 480 * MIN)[0]])).all()
+    # the last settled rate per hour as of each bar: every 8 h here (inferred from the times)
+    hourly = out["funding_rate"].to_numpy()
+    np.testing.assert_allclose(hourly[ts < T0 + 480 * MIN], 1e-4 / 8, rtol=1e-12)
+    np.testing.assert_allclose(hourly[ts >= T0 + 480 * MIN], -2e-4 / 8, rtol=1e-12)
 
 
 # ------------------------------------------------------------------ hypothesis property

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 
 from alphaforge.data.recordings import read_hftbacktest
-from alphaforge.data.schemas import AGG_TRADES, BOOK_SNAPSHOTS, FUNDING
+from alphaforge.data.schemas import AGG_TRADES, BOOK_SNAPSHOTS, FUNDING, conform
 from alphaforge.data.tardis import read_tardis_csv
 from alphaforge.data.validate import (
     validate_book_snapshots,
@@ -245,7 +245,7 @@ def _funding(real_dir: Path) -> pa.Table:
     raw = json.loads(
         (real_dir / "freqtrade_binance/futures/XRP_USDT-8h-funding_rate.json").read_text()
     )
-    return pa.table(
+    table = pa.table(
         {
             "symbol": ["XRPUSDT"] * len(raw),
             "funding_time": pa.array([r[0] * 1000 for r in raw]).cast(
@@ -254,7 +254,8 @@ def _funding(real_dir: Path) -> pa.Table:
             "funding_rate": [float(r[1]) for r in raw],
             "mark_price": pa.nulls(len(raw), pa.float64()),
         }
-    ).cast(FUNDING)
+    )
+    return conform(table, "funding")
 
 
 @pytest.mark.shared
@@ -281,7 +282,7 @@ def test_funding_real_clean_then_planted(real_dir: Path) -> None:
             "mark_price": f["mark_price"].take(order),
         }
     )
-    rep = validate_funding(t.cast(FUNDING))
+    rep = validate_funding(conform(t, "funding"))
     assert _rows(rep, "duplicate_funding") == {11}
     assert _rows(rep, "irregular_funding_time") == {31}
     assert _rows(rep, "funding_outlier") == {50, 51}  # 50: the real 2021-12-04 rate

@@ -61,7 +61,8 @@ def test_store_panel_carries_the_universe_mask(tmp_path: Path) -> None:
     assert p.T == 500
     assert "tradable" in p
     assert p["tradable"].all()
-    assert np.isfinite(p["funding_rate"]).sum() > 0
+    assert np.isfinite(p["funding_paid"]).sum() > 0
+    assert np.isfinite(p["funding_rate"][-1]).all()  # last known rate: on every bar
     run = run_factor_backtest(p, "rev_1", rebalance_every=10)
     assert run.result.n_fills > 0
     hourly = load_panel(str(tmp_path), None, None, None, interval="1h")  # resampled from 1m

@@ -25,7 +25,7 @@ def make_panel(
         n_assets: N symbols.
         seed: generator seed.
         book_levels: L levels per side (0: no book).
-        perpetual: add funding_rate, basis and mark_close.
+        perpetual: add funding_rate, funding_paid, basis and mark_close.
         nan_frac: fraction of bars knocked out (NaN in every field), plus one late listing.
     """
     rng = np.random.default_rng(seed)
@@ -47,7 +47,13 @@ def make_panel(
         "taker_buy_volume": volume * rng.uniform(0.2, 0.8, (t, n)),
     }
     if perpetual:
-        fields["funding_rate"] = np.repeat(rng.normal(1e-4, 2e-4, (t // 60 + 1, n)), 60, 0)[:t]
+        # hourly settlements, as alphaforge.data.store_views lays them out: the rate paid on the
+        # settlement bar (NaN elsewhere) and the last settled rate per hour on every bar
+        settled = rng.normal(1e-4, 2e-4, (t // 60 + 1, n))
+        fields["funding_rate"] = np.repeat(settled, 60, 0)[:t]
+        paid = np.full((t, n), np.nan)
+        paid[::60] = settled[: len(range(0, t, 60))]
+        fields["funding_paid"] = paid
         fields["basis"] = rng.normal(5e-4, 3e-4, (t, n))
         fields["mark_close"] = close * (1 + rng.normal(0, 2e-4, (t, n)))
     knock = rng.random((t, n)) < nan_frac
