@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import distributed  # a dev dependency: CI must run the Dask tests, never skip them
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -76,14 +77,13 @@ def test_interrupted_sweep_resumes_without_recomputing(panel, tmp_path: Path) ->
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: None falls back to 8787
             silence_logs=40,
         ) as c,
         distributed.Client(c) as client,
