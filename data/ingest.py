@@ -16,6 +16,9 @@ Kinds:
 - ``tardis``: Tardis.dev CSV files (header ``exchange,symbol,timestamp,local_timestamp,...``).
 - ``cdd``: CryptoDataDownload exports (header ``unix,date,symbol,...``), stored as klines of
   the interval in the file name.
+- ``hftbacktest``: raw Binance WebSocket + REST depth recordings in the hftbacktest collector
+  format (``btcusdt_20240808.gz``, lines ``<local ts> <json>``): depth updates, trades, aggTrades,
+  bookTicker and funding go to their datasets (``depth_updates``, ``trades``, ...).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import pyarrow.compute as pc
 from alphaforge.data.archive import read_archive_csv
 from alphaforge.data.cdd import interval_from_name, is_cdd_csv, read_cdd_csv
 from alphaforge.data.errors import ChecksumMismatch, DataError, SchemaError
+from alphaforge.data.recordings import read_hftbacktest
 from alphaforge.data.schemas import KLINES, interval_us
 from alphaforge.data.store import Store
 from alphaforge.data.tardis import dataset_of, detect_data_type, file_exchange, read_tardis_csv
@@ -52,7 +56,9 @@ _MIDDLE_DATASET: Final = {
     "fundingRate": "funding",
 }
 _PRICE_KLINES: Final = {"markpriceklines": "mark_klines", "indexpriceklines": "index_klines"}
-_SUFFIXES: Final = (".csv.gz", ".csv", ".zip", ".gz")
+_SUFFIXES: Final = (".csv.gz", ".csv", ".zip", ".dat.gz", ".gz")
+_RECORDING_NAME: Final = re.compile(r"^[a-z0-9_]+?_\d{8}$")
+_RECORDING_TABLES: Final = ("depth_updates", "trades", "agg_trades", "book_ticker", "funding")
 _SKIP_SUFFIXES: Final = (".CHECKSUM", ".md", ".json", ".txt", ".parquet")
 
 
@@ -212,6 +218,8 @@ def classify(path: str | os.PathLike[str], market: str | None = None) -> FileSpe
             base = next((v for k, v in _PRICE_KLINES.items() if k in folders), "klines")
             dataset = f"{base}_{middle}"
         return FileSpec(p, "binance", dataset, m.group("symbol"), _market_of(p, market))
+    if _RECORDING_NAME.match(_stem(p.name)) and re.match(r"^\d+ \{", _first_line(p)):
+        return FileSpec(p, "hftbacktest", "recording", None, _recording_market(p, market))
     if p.name.endswith(".zip"):
         raise SchemaError(
             f"{p}: a zip whose name is not a Binance archive name "
@@ -231,6 +239,15 @@ def classify(path: str | os.PathLike[str], market: str | None = None) -> FileSpe
         f"{p}: not a Binance archive file (by name), a Tardis CSV or a CryptoDataDownload "
         f"export (by header); first line: {head[:80]!r}"
     )
+
+
+def _recording_market(path: Path, market: str | None) -> str:
+    if market is not None:
+        return market
+    folders = [q.lower() for q in path.parent.parts]
+    if "cm" in folders or "coinm" in folders:
+        return "coinm"
+    return _market_of(path, None)
 
 
 def _market_of_cdd(path: Path, market: str | None) -> str:
@@ -287,6 +304,8 @@ def ingest_file(store: Store, spec: FileSpec) -> IngestItem:
         DataError: the file cannot be parsed or stored (the message names the file).
     """
     sha = _sha256(spec.path)
+    if spec.kind == "hftbacktest":
+        return _ingest_recording(store, spec, sha)
     table = _read(spec, sha)
     if table.num_rows == 0:
         raise SchemaError(f"{spec.path}: no data rows")
@@ -294,6 +313,29 @@ def ingest_file(store: Store, spec: FileSpec) -> IngestItem:
                       source=f"file:{spec.path.resolve()}", source_sha256=sha)  # fmt: skip
     return IngestItem(str(spec.path), spec.kind, spec.dataset, spec.market, table.num_rows,
                       rep.rows_added, len(rep.partitions))  # fmt: skip
+
+
+def _ingest_recording(store: Store, spec: FileSpec, sha: str) -> IngestItem:
+    """Every non-empty table of an hftbacktest recording into its dataset."""
+    rec = read_hftbacktest(spec.path)
+    read = added = parts = 0
+    written = []
+    for name in _RECORDING_TABLES:
+        table = getattr(rec, name)
+        if table.num_rows == 0:
+            continue
+        rep = store.write(table, name, exchange=spec.exchange, market=spec.market,
+                          source=f"file:{spec.path.resolve()}", source_sha256=sha)  # fmt: skip
+        read, added, parts = (
+            read + table.num_rows,
+            added + rep.rows_added,
+            parts + len(rep.partitions),
+        )
+        written.append(name)
+    if not written:
+        raise SchemaError(f"{spec.path}: the recording holds no depth, trade or ticker rows")
+    return IngestItem(str(spec.path), spec.kind, "+".join(written), spec.market, read, added,
+                      parts)  # fmt: skip
 
 
 def ingest(

@@ -15,6 +15,7 @@ import pytest
 from alphaforge.data.cdd import read_cdd_csv
 from alphaforge.data.errors import DataError, SchemaError
 from alphaforge.data.ingest import classify, ingest
+from alphaforge.data.recordings import read_hftbacktest
 from alphaforge.data.store import Store
 
 KLINE = "binance_futures_klines/DOTUSDT-1m-2024-11.csv.gz"
@@ -170,3 +171,18 @@ def test_copied_file_from_any_folder_name(real_dir: Path, tmp_path: Path) -> Non
     rep = ingest(tmp_path / "st", [flat], market="usdm")
     assert rep.ok
     assert rep.items[0].market == "usdm"
+
+
+def test_depth_recordings_go_to_their_datasets_row_for_row(real_dir: Path, tmp_path: Path) -> None:
+    src = real_dir / "binance_ws_hftbacktest" / "usdm" / "btcusdt_20230404.dat.gz"
+    rep = ingest(tmp_path / "st", [src])
+    assert rep.ok
+    assert rep.items[0].kind == "hftbacktest"
+    assert rep.items[0].market == "usdm"
+    rec = read_hftbacktest(src)
+    store = Store(tmp_path / "st")
+    for name in ("depth_updates", "trades", "book_ticker", "funding"):
+        want = getattr(rec, name).num_rows
+        assert want > 0, name
+        assert sum(p.rows for p in store.partitions(name)) == want, name
+    assert rep.items[0].rows_added == rep.items[0].rows_read
