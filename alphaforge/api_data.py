@@ -6,6 +6,7 @@ functions mirror the CLI commands of the same names (the CLI calls these very fu
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import os
 from collections.abc import Callable, Sequence
@@ -22,6 +23,8 @@ from alphaforge.data.manifest import PartitionInfo
 from alphaforge.data.pull import PullProgress, PullReport, parse_time_us
 from alphaforge.data.pull import pull as _pull
 from alphaforge.data.store import Store as _DataStore
+from alphaforge.data.tardis_fetch import DEFAULT_BASE_URL as TARDIS_BASE_URL
+from alphaforge.data.tardis_fetch import download_range
 from alphaforge.data.validate import validate_file
 from alphaforge.data.validate_report import QualityReport
 from alphaforge.engine.panel import Panel
@@ -29,7 +32,7 @@ from alphaforge.panels import load_panel
 
 PathLike = str | os.PathLike[str]
 
-__all__ = ["Store", "ingest", "pull", "validate"]
+__all__ = ["Store", "ingest", "pull", "pull_tardis", "validate"]
 
 
 def _time_us(value: str | int | None) -> int | None:
@@ -182,6 +185,37 @@ def pull(
     return _pull(st, source=source, market=market, dataset=dataset, symbols=list(symbols),
                  interval=interval, start=start, end=end, progress=progress,
                  **kwargs)  # fmt: skip
+
+
+def pull_tardis(
+    store: Store | PathLike,
+    exchange: str,
+    data_types: Sequence[str],
+    symbols: Sequence[str],
+    start: str,
+    end: str | None = None,
+    *,
+    market: str = "usdm",
+    download_dir: PathLike | None = None,
+    api_key: str | None = None,
+    base_url: str = TARDIS_BASE_URL,
+) -> IngestReport:
+    """Download Tardis.dev CSV files (one per data type, symbol and UTC day in [start, end);
+    only ``start``'s day without ``end``) and ingest them, like ``alphaforge pull --source
+    tardis``. The key comes from ``api_key`` or ``TARDIS_API_KEY`` and is never printed; files
+    land in ``download_dir`` (default ``<store>/_downloads/tardis``) and a rerun skips complete
+    ones.
+
+    Raises:
+        SourceError / RequestRejected: a download failed (401, 404, truncated body, ...).
+    """
+    st = store if isinstance(store, Store) else Store(store)
+    first = dt.date.fromisoformat(start[:10])
+    last = dt.date.fromisoformat(end[:10]) - dt.timedelta(days=1) if end else first
+    dest = Path(download_dir) if download_dir is not None else st.path / "_downloads" / "tardis"
+    got = download_range(exchange, data_types, symbols, first, last, dest, api_key=api_key,
+                         base_url=base_url)  # fmt: skip
+    return ingest(st, *[f.path for f in got], market=market)
 
 
 def validate(path: PathLike, dataset: str | None = None, **kwargs: Any) -> QualityReport:

@@ -1,7 +1,8 @@
-"""``alphaforge pull``: Binance history (bulk archive + REST) into the parquet store.
+"""``alphaforge pull``: Binance history (bulk archive + REST), or Tardis.dev files, into the
+parquet store.
 
-Registered by ``engine/cli.py`` with ``register(app)``. Shows a rich progress bar (files, rows,
-bytes, request weight used / limit) and prints a JSON summary with ``--json``.
+Shows a rich progress bar (files, rows, bytes, request weight used / limit) and prints a JSON
+summary with ``--json``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from alphaforge.api_data import pull_tardis
+from alphaforge.cli.ingest import render_ingest
 from alphaforge.data.archive_fetch import ARCHIVE_BASE_URL, ArchiveClient
 from alphaforge.data.binance_rest import BinanceRest
 from alphaforge.data.errors import DataError, IPBanned
@@ -60,7 +63,13 @@ _DATASETS = "klines, mark_klines, index_klines, agg_trades, funding, trades, boo
 SymbolsOpt = Annotated[str, typer.Option("--symbols", help="Comma-separated: BTCUSDT,ETHUSDT.")]
 StartOpt = Annotated[str, typer.Option("--start", help="UTC date/time, e.g. 2024-01-01.")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="UTC date/time (exclusive); now.")]
-SourceOpt = Annotated[str, typer.Option("--source", help="archive, rest or auto.")]
+SourceOpt = Annotated[str, typer.Option("--source", help="archive, rest, auto or tardis.")]
+ExchangeOpt = Annotated[
+    str, typer.Option("--exchange", help="Tardis exchange id (--source tardis).")
+]
+DownloadOpt = Annotated[
+    Path | None, typer.Option("--download-dir", help="Tardis files (default <store>/_downloads).")
+]
 MarketOpt = Annotated[str, typer.Option("--market", help="spot or usdm.")]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help=_DATASETS)]
 IntervalOpt = Annotated[str, typer.Option("--interval", help="Kline interval (1m, 1h...).")]
@@ -85,10 +94,18 @@ def pull_cmd(
     archive_base_url: ArchiveOpt = ARCHIVE_BASE_URL,
     timeout: TimeoutOpt = 30.0,
     retries: RetriesOpt = 5,
+    exchange: ExchangeOpt = "binance-futures",
+    download_dir: DownloadOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pull Binance history into the store: archive for past months/days, REST for the tail."""
+    """Pull Binance history into the store: archive for past months/days, REST for the tail;
+    or, with --source tardis, Tardis.dev CSV files (--dataset trades,quotes,... as Tardis data
+    types; key from TARDIS_API_KEY) downloaded and ingested."""
     syms = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    if source == "tardis":
+        _pull_tardis(store, exchange, dataset, syms, start, end, market, download_dir,
+                     base_url, as_json)  # fmt: skip
+        return
     kw: dict[str, Any] = {"timeout_s": (10.0, timeout), "retry": RetryPolicy(max_retries=retries)}
     err = Console(stderr=True)
     try:
@@ -110,6 +127,29 @@ def pull_cmd(
         sys.stdout.write(json.dumps(rep.to_dict(), sort_keys=True) + "\n")
     else:
         Console().print(_summary_table(rep))
+
+
+def _pull_tardis(store: Path, exchange: str, dataset: str, syms: list[str], start: str,
+                 end: str | None, market: str, download_dir: Path | None, base_url: str | None,
+                 as_json: bool) -> None:  # fmt: skip
+    err = Console(stderr=True)
+    types = [d.strip() for d in dataset.split(",") if d.strip()]
+    kw: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    try:
+        rep = pull_tardis(store, exchange, types, syms, start, end, market=market,
+                          download_dir=download_dir, **kw)  # fmt: skip
+    except (DataError, ValueError) as exc:
+        if as_json:
+            sys.stdout.write(json.dumps({"ok": False, "error": str(exc)}) + "\n")
+        else:
+            err.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(code=2) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rep.to_dict(), sort_keys=True) + "\n")
+    else:
+        Console().print(render_ingest(rep, store))
+    if not rep.ok:
+        raise typer.Exit(code=1)
 
 
 def _pull_with_bar(args: dict[str, Any]) -> PullReport:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import json
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,7 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import requests
+from typer.testing import CliRunner
 
+from alphaforge.cli import app
 from alphaforge.data import schemas
 from alphaforge.data.errors import RequestRejected, SchemaError, SourceError
 from alphaforge.data.store import Store, schema_name
@@ -383,3 +387,38 @@ def test_download_range_fetches_each_day_and_skips_present(server: str, tmp_path
     )
     assert [f.skipped for f in second] == [True, True]
     assert [read_tardis_csv(f.path)["ts"].cast(pa.int64())[0].as_py() for f in first] == [1, 2]
+
+
+def test_pull_source_tardis_downloads_and_ingests(
+    server: str, tmp_path: Path, real_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`alphaforge pull --source tardis`: loopback server, key from the environment (never
+    printed), every row of the served files in the store, a rerun adds nothing, a missing
+    file exits non-zero naming it."""
+    monkeypatch.setenv("TARDIS_API_KEY", KEY)
+    runs = (("binance-futures_book_snapshot_5_BTCUSDT.csv", "book_snapshot_5", "BTCUSDT",
+             "book_snapshots_5"),
+            ("huobi-dm-swap_quotes_BTC-USD.csv", "quotes", "BTC-USD", "book_ticker"))  # fmt: skip
+    store = tmp_path / "st"
+    for name, dtype, sym, dataset in runs:
+        raw = (real_dir / "tardis" / name).read_bytes()
+        url = dataset_url(server, "binance-futures", dtype, dt.date(2020, 9, 1), sym)
+        _Handler.files[urllib.parse.urlparse(url).path] = gzip.compress(raw)
+        args = ["pull", "--source", "tardis", "--exchange", "binance-futures", "--dataset", dtype,
+                "--symbols", sym, "--start", "2020-09-01", "--store", str(store),
+                "--base-url", server, "--json"]  # fmt: skip
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert KEY not in res.output
+        doc = json.loads(res.output)
+        n_rows = raw.decode().count("\n") - 1
+        assert doc["rows_added"] == n_rows == 10
+        parts = Store(store).partitions(dataset)
+        assert sum(p.rows for p in parts) == n_rows
+        again = json.loads(CliRunner().invoke(app, args).output)
+        assert again["rows_added"] == 0
+    absent = ["pull", "--source", "tardis", "--dataset", "trades", "--symbols", "ETHUSDT",
+              "--start", "2020-09-01", "--store", str(store), "--base-url", server, "--json"]  # fmt: skip
+    missing = CliRunner().invoke(app, absent)
+    assert missing.exit_code == 2
+    assert "404" in json.loads(missing.output)["error"]
