@@ -418,7 +418,8 @@ def test_pull_source_tardis_downloads_and_ingests(
         again = json.loads(CliRunner().invoke(app, args).output)
         assert again["rows_added"] == 0
     absent = ["pull", "--source", "tardis", "--dataset", "trades", "--symbols", "ETHUSDT",
-              "--start", "2020-09-01", "--store", str(store), "--base-url", server, "--json"]  # fmt: skip
+              "--start", "2020-09-01", "--store", str(store), "--base-url", server,
+              "--json"]  # fmt: skip
     missing = CliRunner().invoke(app, absent)
     assert missing.exit_code == 2
     assert "404" in json.loads(missing.output)["error"]
