@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.tradable import universe_values
 from alphaforge.factors import ic
 from alphaforge.factors.errors import BudgetExceeded, ExprError, FactorError, LLMError
 from alphaforge.factors.ledger import Ledger
@@ -237,7 +238,7 @@ class Study:
             return "duplicate"
         try:
             with self._timed("evaluate"):
-                values = fn(self.train)
+                values = universe_values(fn(self.train), self.train)
         except FactorError as exc:
             self._record(status="rejected", canonical=canon, reason=str(exc), **rec)
             return "rejected"
@@ -274,7 +275,8 @@ class Study:
         with self._timed("holdout"):
             if self._holdout_ctx is None:
                 self._holdout_ctx = ScoreContext.build(self.holdout, self.cfg)
-            held = score_with(fn(self.holdout), self._holdout_ctx, self.cfg)
+            held = score_with(universe_values(fn(self.holdout), self.holdout), self._holdout_ctx,
+                              self.cfg)  # fmt: skip
         with self._timed("ledger"):
             self.ledger.record_holdout(tid, held)
         return "accepted"

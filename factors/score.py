@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from alphaforge.engine.errors import EngineError
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.tradable import universe_values
 from alphaforge.factors import score_parts
 from alphaforge.factors.errors import FactorError, ScoreError
 from alphaforge.factors.returns import nan_tail_rows
@@ -40,6 +41,9 @@ MIN_SCORED_ROWS = 20
 def resolve_factor(factor: str | F64, panel: Panel) -> tuple[str, str | None, F64]:
     """(name, canonical expression or None, (T, N) values) of a library name, text or array.
 
+    Values are NaN where the symbol is outside the universe at that row (the Panel's
+    ``tradable`` field is 0), so no command ranks, scores or trades a symbol that is not listed.
+
     Raises:
         ScoreError: an array of the wrong shape; ExprError / UnknownFactor from the
             expression language for bad text.
@@ -48,7 +52,7 @@ def resolve_factor(factor: str | F64, panel: Panel) -> tuple[str, str | None, F6
         arr = np.ascontiguousarray(factor, dtype=np.float64)
         if arr.shape != (panel.T, panel.N):
             raise ScoreError(f"factor array has shape {arr.shape}; panel is {(panel.T, panel.N)}")
-        return "<array>", None, arr
+        return "<array>", None, universe_values(arr, panel)
     from alphaforge.factors.expr import evaluate, parse
     from alphaforge.factors.library import LIBRARY
 
@@ -62,7 +66,7 @@ def resolve_factor(factor: str | F64, panel: Panel) -> tuple[str, str | None, F6
         raise ScoreError(
             f"{name!r} evaluated to shape {values.shape}; panel is {(panel.T, panel.N)}"
         )
-    return name, str(node), values
+    return name, str(node), universe_values(values, panel)
 
 
 def usable_horizons(panel: Panel, horizons: Sequence[int], lag: int) -> tuple[int, ...]:
