@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from alphaforge.api_backtest import BacktestRun, backtest, gap, sweep
-from alphaforge.api_data import Store, ingest, pull, validate
+from alphaforge.api_data import Store, ingest, pull, pull_tardis, validate
 from alphaforge.api_factors import Factor, ScoreResult, factor, propose, score
 from alphaforge.demo import DemoResult, run_demo
 from alphaforge.engine.panel import Panel
@@ -45,6 +45,7 @@ __all__ = [
     "library",
     "propose",
     "pull",
+    "pull_tardis",
     "score",
     "sweep",
     "synthetic_panel",
