@@ -17,7 +17,7 @@ raises :class:`~data.errors.UnknownSymbol`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from alphaforge.data import schemas
 from alphaforge.data.binance_weights import SPOT_WEIGHT_LIMIT, USDM_WEIGHT_LIMIT, endpoint_weight
-from alphaforge.data.errors import RequestRejected, SchemaError, UnknownSymbol
+from alphaforge.data.errors import RequestRejected, SchemaError, SourceError, UnknownSymbol
 from alphaforge.data.http import HttpClient, RateLimitState, WeightLimiter
 
 __all__ = ["SPOT_BASE_URL", "USDM_BASE_URL", "BinanceRest"]
@@ -109,6 +109,33 @@ def funding_table(rows: list[dict[str, Any]], symbol: str) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schemas.FUNDING)
 
 
+STALE_RETRIES = 3
+"""Times a page holding only rows before the cursor (a stale or cached page) is asked again
+before the pull fails."""
+
+
+class _StalePages:
+    """Pagination guard: an empty page ends a range, but a page whose rows all lie before the
+    cursor is stale (a cache, a lagging replica) and is asked again, then is an error — never
+    taken as the end of the data."""
+
+    def __init__(self, endpoint: str, symbol: str) -> None:
+        self.endpoint, self.symbol, self.count = endpoint, symbol, 0
+
+    def retry(self, keys: Iterable[int]) -> bool:
+        """True to ask again; False when the page was truly empty. Raises after
+        ``STALE_RETRIES`` stale pages in a row."""
+        if not any(True for _ in keys):
+            return False
+        self.count += 1
+        if self.count > STALE_RETRIES:
+            raise SourceError(
+                f"{self.endpoint} for {self.symbol}: {self.count} pages in a row held only rows "
+                "before the requested start; the server is returning stale pages"
+            )
+        return True
+
+
 class BinanceRest:
     """Client of one Binance market's REST market data.
 
@@ -175,7 +202,7 @@ class BinanceRest:
             UnknownSymbol: Binance answered -1121.
             SchemaError: unknown interval, or mark/index klines asked on spot.
         """
-        schemas.interval_us(interval)  # KeyError with the known names
+        step_ms = schemas.interval_us(interval) // 1000  # KeyError with the known names
         if kind not in _KLINE_PATHS or (kind != "klines" and self.market != "usdm"):
             raise SchemaError(f"{kind!r} klines are not served by Binance {self.market}")
         endpoint = "/" + _KLINE_PATHS[kind]
@@ -183,19 +210,23 @@ class BinanceRest:
         limit = self._limit(self.spec.klines_max)
         cursor, end_ms = -(-start_us // 1000), (end_us - 1) // 1000
         now_ms = int(self.clock() * 1000)
+        stale = _StalePages(endpoint, symbol)
         while cursor <= end_ms:
             params = {sym_key: symbol, "interval": interval, "startTime": cursor,
                       "endTime": end_ms, "limit": limit}  # fmt: skip
             raw = self._get(endpoint, params, symbol)
             rows = sorted({int(r[0]): r for r in raw if cursor <= int(r[0]) <= end_ms}.items())
             if not rows:
-                return
+                if stale.retry(int(r[0]) for r in raw):
+                    continue
+                return  # nothing at or after the cursor: the end of the data
+            stale.count = 0
             closed = [r for _, r in rows if int(r[6]) < now_ms]
             if closed:
                 yield klines_table(closed, symbol)
-            if len(closed) < len(rows) or len(rows) < limit:
-                return
-            cursor = rows[-1][0] + 1
+            if len(closed) < len(rows) or rows[-1][0] + step_ms > end_ms:
+                return  # reached the bar still open, or the last bar of the range
+            cursor = rows[-1][0] + 1  # a short page is not the end: ask again from here
 
     def klines(
         self, symbol: str, interval: str, start_us: int, end_us: int, kind: str = "klines"
@@ -231,18 +262,22 @@ class BinanceRest:
         start_ms, end_ms = -(-start_us // 1000), (end_us - 1) // 1000
         next_id = from_id if from_id is not None else self._first_agg_id(symbol, start_ms, end_ms)
         limit = self._limit(1000)
+        stale = _StalePages("/aggTrades", symbol)
         while next_id is not None:
             params = {"symbol": symbol, "fromId": next_id, "limit": limit}
             raw = self._get("/aggTrades", params, symbol)
             rows = sorted({int(r["a"]): r for r in raw if int(r["a"]) >= next_id}.items())
             if not rows:
-                return
+                if stale.retry(int(r["a"]) for r in raw):
+                    continue
+                return  # no id at or after next_id: the end of the data
+            stale.count = 0
             keep = [r for _, r in rows if start_ms <= int(r["T"]) <= end_ms]
             if keep:
                 yield agg_trades_table(keep, symbol)
-            if int(rows[-1][1]["T"]) > end_ms or len(rows) < limit:
+            if int(rows[-1][1]["T"]) > end_ms:
                 return
-            next_id = rows[-1][0] + 1
+            next_id = rows[-1][0] + 1  # a short page is not the end: ask again from here
 
     def agg_trades(
         self, symbol: str, start_us: int, end_us: int, from_id: int | None = None
@@ -258,6 +293,7 @@ class BinanceRest:
             raise SchemaError("funding rates are served by Binance usdm only, not spot")
         cursor, end_ms = -(-start_us // 1000), (end_us - 1) // 1000
         limit = self._limit(1000)
+        stale = _StalePages("/fundingRate", symbol)
         while cursor <= end_ms:
             params = {"symbol": symbol, "startTime": cursor, "endTime": end_ms, "limit": limit}
             raw = self._get("/fundingRate", params, symbol)
@@ -266,11 +302,12 @@ class BinanceRest:
                  if cursor <= int(r["fundingTime"]) <= end_ms}.items()
             )  # fmt: skip
             if not rows:
+                if stale.retry(int(r["fundingTime"]) for r in raw):
+                    continue
                 return
+            stale.count = 0
             yield funding_table([r for _, r in rows], symbol)
-            if len(rows) < limit:
-                return
-            cursor = rows[-1][0] + 1
+            cursor = rows[-1][0] + 1  # a short page is not the end: ask again from here
 
     def funding(self, symbol: str, start_us: int, end_us: int) -> pa.Table:
         """All funding events of ``[start_us, end_us)`` as one ``schemas.FUNDING`` table."""

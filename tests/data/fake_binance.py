@@ -10,7 +10,9 @@ text, and injects faults on demand::
 
 Fault kinds: ``429``, ``418``, ``500``, ``502``, ``503``, ``slow`` (sleep past the client's
 timeout), ``truncate`` (half the body, then close), ``overlap`` (the page starts some rows
-before what was asked), ``repeat`` (rows repeated inside the page), ``bad_checksum``.
+before what was asked), ``short_overlap`` (starts early and still holds ``limit`` rows, so the
+page is short of new rows), ``stale`` (the page before the one asked for), ``repeat`` (rows
+repeated inside the page), ``bad_checksum``.
 """
 
 from __future__ import annotations
@@ -352,6 +354,10 @@ def _klines(fake: FakeBinance, path: str, q: dict[str, str], kind: str) -> tuple
     if kind == "overlap":
         first = max(0, first - 3)
     page = rows[first : idx[0] + min(limit, len(idx))]
+    if kind == "short_overlap":  # starts 3 rows early and still holds `limit` rows
+        page = rows[max(0, first - 3) : max(0, first - 3) + min(limit, len(idx))]
+    if kind == "stale":  # the page before the one asked for
+        page = rows[max(0, first - limit) : first]
     if kind == "repeat":
         page = page[:2] + page + page[-2:]
     return 200, page
@@ -374,6 +380,10 @@ def _agg(fake: FakeBinance, market: str, q: dict[str, str], kind: str) -> tuple[
         return 200, []
     first = max(0, idx[0] - 2) if kind == "overlap" else idx[0]
     page = rows[first : idx[-1] + 1]
+    if kind == "short_overlap":  # starts 2 rows early and still holds `limit` rows
+        page = rows[max(0, idx[0] - 2) : max(0, idx[0] - 2) + len(idx)]
+    if kind == "stale":
+        page = rows[max(0, idx[0] - limit) : idx[0]]
     if kind == "repeat":
         page = page + page[-3:]
     return 200, page

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from alphaforge.data import schemas
 from alphaforge.data.archive import read_archive_csv
-from alphaforge.data.binance_rest import BinanceRest
-from alphaforge.data.errors import SchemaError, UnknownSymbol
+from alphaforge.data.binance_rest import STALE_RETRIES, BinanceRest
+from alphaforge.data.errors import SchemaError, SourceError, UnknownSymbol
 from alphaforge.data.http import RetryPolicy
 from tests.data.fake_binance import FakeBinance, kline_rows_from_csv, read_text
 
@@ -91,7 +91,9 @@ def test_usdm_klines_pages_of_1500_without_holes_or_duplicates(
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("fault", ["overlap", "repeat", "500", "truncate", "429"])
+@pytest.mark.parametrize(
+    "fault", ["overlap", "short_overlap", "stale", "repeat", "500", "truncate", "429"]
+)
 def test_klines_with_faults_equal_clean(fake: FakeBinance, real_dir: Path, fault: str) -> None:
     lo, hi = us("2026-07-10T00:00"), us("2026-07-10T10:00")
     clean = rest(fake, "usdm", page_limit=100).klines("AVAXUSDT", "1m", lo, hi)
@@ -103,12 +105,24 @@ def test_klines_with_faults_equal_clean(fake: FakeBinance, real_dir: Path, fault
 
 
 @pytest.mark.shared
+def test_persistently_stale_pages_fail_loudly(fake: FakeBinance) -> None:
+    lo, hi = us("2026-07-10T00:00"), us("2026-07-10T10:00")
+    fake.add_fault("/fapi/v1/klines", "stale", count=2 + STALE_RETRIES)
+    client = rest(fake, "usdm", page_limit=100)
+    with pytest.raises(SourceError, match="stale pages"):
+        client.klines("AVAXUSDT", "1m", lo, hi)
+    fake.faults.clear()
+
+
+@pytest.mark.shared
 def test_spot_klines_page_limit_and_values(fake: FakeBinance, real_dir: Path) -> None:
     fake.log.clear()
     got = rest(fake, "spot").klines("BTCUSDT", "1h", us("2021-12-01T00:00"), us("2022-03-01"))
     ref = read_archive_csv(real_dir / SPOT, "klines", "BTCUSDT")
     assert got.equals(ref)
-    assert [int(q["limit"]) for _, q, _ in fake.requests_to("/api/v3/klines")] == [1000]
+    # the short page (744 bars < 1000) is not taken as the end of the data: one more request,
+    # answered empty, ends the range
+    assert [int(q["limit"]) for _, q, _ in fake.requests_to("/api/v3/klines")] == [1000, 1000]
     paged = rest(fake, "spot", page_limit=100).klines("BTCUSDT", "1h", 0, us("2022-03-01"))
     assert paged.equals(ref)
 
@@ -163,7 +177,7 @@ def test_mark_and_index_klines_use_their_endpoints(fake: FakeBinance) -> None:
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("fault", ["", "overlap", "repeat", "502"])
+@pytest.mark.parametrize("fault", ["", "overlap", "short_overlap", "stale", "repeat", "502"])
 def test_agg_trades_by_from_id_match_the_recording(
     fake: FakeBinance, real_dir: Path, fault: str
 ) -> None:
