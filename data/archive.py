@@ -20,6 +20,7 @@ import gzip
 import io
 import os
 import zipfile
+import zlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,12 +144,14 @@ def _source_name(source: Source) -> str:
     return str(getattr(source, "name", "<stream>"))
 
 
-def _open_stream(source: Source, stack: ExitStack) -> tuple[IO[bytes], str]:
+def _open_stream(
+    source: Source, stack: ExitStack, name: str, expected_member: str | None = None
+) -> tuple[IO[bytes], str]:
     """Open ``source`` as a binary stream of CSV text; ``stack`` closes what was opened here.
 
-    Zip members and gzip are decompressed on the fly; nothing is extracted to disk.
+    Zip members and gzip are decompressed on the fly; nothing is extracted to disk. A zip must
+    hold one CSV, named ``expected_member`` when given (a mislabelled archive is refused).
     """
-    name = _source_name(source)
     if isinstance(source, str | os.PathLike):
         raw: IO[bytes] = stack.enter_context(open(source, "rb"))  # noqa: SIM115 - ExitStack
     elif isinstance(source, bytes | bytearray | memoryview):
@@ -164,6 +167,11 @@ def _open_stream(source: Source, stack: ExitStack) -> tuple[IO[bytes], str]:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) != 1:
             raise SchemaError(f"{name}: expected one CSV inside the zip, found {len(members)}")
+        if expected_member is not None and members[0].filename != expected_member:
+            raise SchemaError(
+                f"{name}: the zip holds {members[0].filename!r}, expected {expected_member!r} "
+                "(its rows would be stored under the wrong symbol, dataset or interval)"
+            )
         member = stack.enter_context(zf.open(members[0]))
         return member, f"{name}!{members[0].filename}"
     if magic[:2] == b"\x1f\x8b":
@@ -185,7 +193,14 @@ def _is_number(token: bytes) -> bool:
     return True
 
 
-def read_archive_csv(source: Source, dataset: str, symbol: str) -> pa.Table:
+def read_archive_csv(
+    source: Source,
+    dataset: str,
+    symbol: str,
+    *,
+    name: str | None = None,
+    expected_member: str | None = None,
+) -> pa.Table:
     """Parse one Binance archive CSV (plain, ``.gz`` or inside a ``.zip``) into its schema.
 
     Args:
@@ -194,21 +209,28 @@ def read_archive_csv(source: Source, dataset: str, symbol: str) -> pa.Table:
         dataset: ``klines`` (or ``klines_<interval>``, ``mark_klines``, ``index_klines``),
             ``agg_trades``, ``trades``, ``funding`` or ``book_ticker``.
         symbol: exchange symbol stored in the ``symbol`` column (``BTCUSDT``).
+        name: how messages name the source (default: its path or file name).
+        expected_member: the CSV name a zip must hold (``BTCUSDT-1m-2024-01.csv``).
 
     Returns:
         A table in ``data.schemas.DATASETS[<base dataset>]``; times are UTC microseconds.
 
     Raises:
         SchemaError: unknown dataset, too few columns, unparsable values (the message names the
-            file, and pyarrow's row/column), or a time column mixing ms and µs magnitudes.
+            file, and pyarrow's row/column), a time column mixing ms and µs magnitudes, a zip
+            holding another file than ``expected_member``, or a corrupt or truncated zip/gzip.
     """
     kind, layout = _layout(dataset)
-    with ExitStack() as stack:
-        stack.enter_context(fast_pool())
-        stream, name = _open_stream(source, stack)
-        first = _first_line(stream)
-        native = _native_path(source, stream)
-        return _parse(native or stream, first, name, kind, layout, symbol)
+    label = name or _source_name(source)
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(fast_pool())
+            stream, label = _open_stream(source, stack, label, expected_member)
+            first = _first_line(stream)
+            native = _native_path(source, stream)
+            return _parse(native or stream, first, label, kind, layout, symbol)
+    except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile) as exc:
+        raise SchemaError(f"{label}: corrupt or truncated archive ({exc})") from None
 
 
 def _native_path(source: Source, stream: IO[bytes]) -> str | None:

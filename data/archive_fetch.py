@@ -207,5 +207,11 @@ class ArchiveClient:
                 )
             size = tmp.tell()
             tmp.seek(0)
-            table = read_archive_csv(tmp, f.dataset, f.symbol)
+            table = read_archive_csv(
+                tmp,
+                f.dataset,
+                f.symbol,
+                name=f.name,
+                expected_member=f.name.removesuffix(".zip") + ".csv",
+            )
         return Fetched(f, self.url(f), got, table, size)

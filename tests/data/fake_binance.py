@@ -12,7 +12,8 @@ Fault kinds: ``429``, ``418``, ``500``, ``502``, ``503``, ``slow`` (sleep past t
 timeout), ``truncate`` (half the body, then close), ``overlap`` (the page starts some rows
 before what was asked), ``short_overlap`` (starts early and still holds ``limit`` rows, so the
 page is short of new rows), ``stale`` (the page before the one asked for), ``repeat`` (rows
-repeated inside the page), ``bad_checksum``.
+repeated inside the page), ``bad_checksum``, ``wrong_member`` (the zip holds another symbol's
+CSV), ``corrupt_zip`` (damaged bytes, published with their own checksum).
 """
 
 from __future__ import annotations
@@ -243,7 +244,12 @@ class _Handler(BaseHTTPRequestHandler):
         zrel = rel[: -len(".CHECKSUM")] if want_sum else rel
         if zrel not in fake.archive:
             return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", ctype="text/xml")
-        blob = build_zip(zrel.rsplit("/", 1)[-1][:-4] + ".csv", fake.archive[zrel])
+        member = zrel.rsplit("/", 1)[-1][:-4] + ".csv"
+        if kind == "wrong_member":  # the zip holds another symbol's file
+            member = "NEARUSDT" + member[member.index("-") :]
+        blob = build_zip(member, fake.archive[zrel])
+        if kind == "corrupt_zip":  # corrupt on the server: its checksum matches the bad bytes
+            blob = blob[: len(blob) // 2] + bytes(64) + blob[len(blob) // 2 + 64 :]
         if want_sum:
             digest = hashlib.sha256(blob).hexdigest()
             if kind == "bad_checksum":

@@ -132,7 +132,7 @@ def test_bad_files_are_named_and_the_others_still_go_in(real_dir: Path, tmp_path
                            "notes.bin"}  # fmt: skip
     assert "DOTUSDT-1m-2024-11.csv" in errors["NEARUSDT-1m-2024-11.zip"]
     assert "ChecksumMismatch" in errors[bad_sum.name]
-    assert "not a readable zip" in errors["AVAXUSDT-1m-2024-11.zip"]
+    assert "corrupt or truncated archive" in errors["AVAXUSDT-1m-2024-11.zip"]
     assert "notes.bin" in errors["notes.bin"]
     store = Store(tmp_path / "st")
     assert [p.symbol for p in store.partitions("klines_1m")] == ["DOTUSDT"]

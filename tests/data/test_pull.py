@@ -152,6 +152,25 @@ def test_checksum_mismatch_writes_nothing_and_names_the_file(fake: FakeBinance,
 
 
 @pytest.mark.shared
+@pytest.mark.parametrize(("fault", "message"), [
+    ("wrong_member", r"AVAXUSDT-1m-2026-06\.zip: the zip holds 'NEARUSDT-1m-2026-06\.csv'"),
+    ("corrupt_zip", r"AVAXUSDT-1m-2026-06\.zip(!\S+)?: corrupt or truncated archive"),
+])  # fmt: skip
+def test_mislabelled_or_corrupt_archive_is_an_error_naming_it(
+    fake: FakeBinance, tmp_path: Path, fault: str, message: str
+) -> None:
+    store = Store(tmp_path)
+    # both requests of the file (.CHECKSUM, then the zip) get the fault
+    fake.add_fault("/data/futures/um/monthly/klines/AVAXUSDT/1m/AVAXUSDT-1m-2026-06.zip", fault,
+                   count=2)  # fmt: skip
+    with pytest.raises(SchemaError, match=message):
+        run(store, fake, start="2026-06-01", end="2026-07-01")
+    fake.faults.clear()
+    assert content(store).num_rows == 0
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+@pytest.mark.shared
 def test_archive_only_reports_gaps_and_rest_only(fake: FakeBinance, tmp_path: Path,
                                                  clean: pa.Table) -> None:  # fmt: skip
     a = Store(tmp_path / "a")
