@@ -259,19 +259,28 @@ def _cs_row(x: np.ndarray, out: np.ndarray, t: int, code: int, q: int) -> None:
                     out[t, idx[order[k]]] = rank / n
                 i = e + 1
         else:  # CS_QUANTILE: pd.qcut(row, q, labels=False) + 1, linear-interpolated edges
-            edges = np.empty(q + 1)
-            for k in range(q + 1):
-                pos = k * (n - 1) / q
-                lo = math.floor(pos)
-                hi = min(lo + 1, n - 1)
-                frac = pos - lo
-                edges[k] = vals[order[lo]] + frac * (vals[order[hi]] - vals[order[lo]])
             for i in range(n):
+                # first edge k in [0, q] with edge(k) >= v (edges are non-decreasing): a binary
+                # search, so the cost is O(log q) per cell whatever q is
                 v = vals[i]
-                b = 0
-                while b <= q and edges[b] < v:
-                    b += 1
-                out[t, idx[i]] = float(max(1, min(q, b)))
+                lo_k, hi_k = 0, q + 1
+                while lo_k < hi_k:
+                    mid = (lo_k + hi_k) // 2
+                    if _quantile_edge(vals, order, n, q, mid) < v:
+                        lo_k = mid + 1
+                    else:
+                        hi_k = mid
+                out[t, idx[i]] = float(max(1, min(q, lo_k)))
+
+
+@njit(cache=True, inline="always")
+def _quantile_edge(vals: np.ndarray, order: np.ndarray, n: int, q: int, k: int) -> float:
+    """Edge k of q equal-count bins of the sorted row (linear interpolation, as pd.qcut)."""
+    pos = k * (n - 1) / q
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    return float(vals[order[lo]] + frac * (vals[order[hi]] - vals[order[lo]]))
 
 
 @njit(cache=True, parallel=True)

@@ -29,6 +29,12 @@ from alphaforge.factors.fields import FIELDS
 MAX_DEPTH = 60
 """Deepest nesting (parentheses, calls, prefix operators) accepted."""
 
+MAX_HEIGHT = MAX_DEPTH
+"""Tallest expression tree accepted. A chain of binary operators is one level per operator
+(``a + b + c`` is ``(a + b) + c``), and printing, analysing and compiling walk the tree
+recursively; the canonical print parenthesises every level, so a taller tree could not be
+parsed back (MAX_DEPTH)."""
+
 _CMP = ("<", "<=", ">", ">=", "==", "!=")
 
 
@@ -38,6 +44,8 @@ class _Parser:
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
+        self.heights: dict[int, int] = {}
+        self.keep: list[Node] = []
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -64,6 +72,31 @@ class _Parser:
         if self.depth > MAX_DEPTH:
             raise self.error(f"expression nested deeper than {MAX_DEPTH} levels")
 
+    def height(self, node: Node) -> int:
+        """Tree height of ``node`` (leaves are 1), memoised by identity; iterative."""
+        todo = [node]
+        while todo:
+            n = todo[-1]
+            kids = [c for c in n.children() if id(c) not in self.heights]
+            if kids:
+                todo.extend(kids)
+                continue
+            todo.pop()
+            self.heights[id(n)] = 1 + max((self.heights[id(c)] for c in n.children()), default=0)
+        return self.heights[id(node)]
+
+    def binary(self, op: str, left: Node, right: Node) -> Node:
+        """A Binary node, refused (at its operator) when the tree would exceed MAX_HEIGHT."""
+        node = Binary(op, left, right)
+        self.keep.append(node)  # ids stay valid while the parse holds a reference
+        if self.height(node) > MAX_HEIGHT:
+            raise self.error(
+                f"expression tree deeper than {MAX_HEIGHT} levels (a chain of more than "
+                f"{MAX_HEIGHT} operators); split it into smaller factors",
+                self.tokens[self.i - 1] if self.i else None,
+            )
+        return node
+
     # ------------------------------------------------------------------ grammar
     def parse(self) -> Node:
         node = self.or_expr()
@@ -74,13 +107,13 @@ class _Parser:
     def or_expr(self) -> Node:
         node = self.and_expr()
         while self.accept("or"):
-            node = Binary("or", node, self.and_expr())
+            node = self.binary("or", node, self.and_expr())
         return node
 
     def and_expr(self) -> Node:
         node = self.not_expr()
         while self.accept("and"):
-            node = Binary("and", node, self.not_expr())
+            node = self.binary("and", node, self.not_expr())
         return node
 
     def not_expr(self) -> Node:
@@ -96,7 +129,7 @@ class _Parser:
         if self.tok.kind == "op" and self.tok.text in _CMP:
             op = self.tok.text
             self.i += 1
-            node = Binary(op, node, self.additive())
+            node = self.binary(op, node, self.additive())
             if self.tok.kind == "op" and self.tok.text in _CMP:
                 raise self.error("comparisons do not chain; combine them with 'and'")
         return node
@@ -106,7 +139,7 @@ class _Parser:
         while self.tok.kind == "op" and self.tok.text in ("+", "-"):
             op = self.tok.text
             self.i += 1
-            node = Binary(op, node, self.term())
+            node = self.binary(op, node, self.term())
         return node
 
     def term(self) -> Node:
@@ -114,7 +147,7 @@ class _Parser:
         while self.tok.kind == "op" and self.tok.text in ("*", "/"):
             op = self.tok.text
             self.i += 1
-            node = Binary(op, node, self.unary())
+            node = self.binary(op, node, self.unary())
         return node
 
     def unary(self) -> Node:

@@ -220,3 +220,37 @@ def test_fuzzed_token_soup_raises_only_expr_error(text: str) -> None:
 @given(st.text(max_size=40))
 def test_fuzzed_unicode_raises_only_expr_error(text: str) -> None:
     _parse_or_expr_error(text)
+
+
+def test_long_operator_chains_parse_or_fail_with_a_position() -> None:
+    """A flat chain of 400 '+' terms (~2,400 characters) is an ExprError naming where, never a
+    RecursionError; a chain at the limit prints, analyses and evaluates."""
+    from alphaforge.factors.expr.parser import MAX_HEIGHT
+
+    with pytest.raises(ExprError, match=f"deeper than {MAX_HEIGHT} levels") as info:
+        parse(" + ".join(["close"] * 400))
+    assert info.value.pos > 0
+    ok = parse(" + ".join(["close"] * MAX_HEIGHT))
+    assert str(parse(str(ok))) == str(ok)
+    assert ok.lookback == 0
+
+
+def test_cs_quantile_cost_does_not_grow_with_q() -> None:
+    """A huge bucket count is answered in O(log q) per cell (a binary search over the edges),
+    and still equals the bucket of the same row under the plain edge scan."""
+    import numpy as np
+
+    from alphaforge.factors.expr import evaluate
+    from alphaforge.panels import synthetic_panel
+
+    p = synthetic_panel(n_symbols=7, n_bars=60, seed=2).panel
+    big = evaluate("cs_quantile(close, 1000000)", p)
+    row = p["close"][-1]
+    order = np.argsort(row)
+    n, q = row.size, 1_000_000
+    pos = np.arange(q + 1) * (n - 1) / q
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    edges = row[order[lo]] + (pos - lo) * (row[order[hi]] - row[order[lo]])
+    want = np.clip(np.searchsorted(edges, row, side="left"), 1, q)
+    np.testing.assert_array_equal(big[-1], want.astype(float))
