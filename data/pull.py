@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -62,6 +63,9 @@ class StoreLike(Protocol):
     ) -> pa.Table: ...
 
     def has_source(self, source_or_sha256: str) -> bool: ...
+
+    def holds_source(self, sha256: str, dataset: str, exchange: str, market: str, symbol: str,
+                     month: str) -> bool: ...  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,24 @@ def parse_time_us(value: str | int | datetime) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+def missing_bar_spans(lo: int, hi: int, step: int, stored_us: Any) -> list[tuple[int, int]]:
+    """Half-open spans of the bar grid in [lo, hi) (bars opening at multiples of ``step``) with
+    no stored bar: what a pull must still fetch. Stored bars need not be a prefix of the range
+    (an earlier-starting pull, months written out of order), so every hole is found.
+
+    Args:
+        lo, hi: the range, µs. step: bar length, µs. stored_us: open times already stored.
+    """
+    first = -(-lo // step) * step
+    grid = np.arange(first, hi, step, dtype=np.int64)
+    if grid.size == 0:
+        return []
+    have = np.isin(grid, np.asarray(stored_us, dtype=np.int64))
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], have.astype(np.int8), [1]])))
+    return [(int(grid[a]), int(grid[b - 1]) + step) for a, b in zip(edges[::2], edges[1::2],
+                                                                    strict=True)]  # fmt: skip
 
 
 def dataset_partition(dataset: str, interval: str | None) -> str:
@@ -213,8 +235,9 @@ class _Pull:
         sha = self.archive.expected_sha256(f)
         if sha is None:
             return "missing"
-        if self.store.has_source(sha):
-            return "stored"
+        month = f.day.strftime("%Y-%m")
+        if self.store.holds_source(sha, self.part, self.exchange, self.r.market, f.symbol, month):
+            return "stored"  # this very file is in the store, intact
         got = self.archive.fetch(f, sha)
         return "missing" if got is None else got
 
@@ -255,14 +278,15 @@ class _Pull:
                                    columns=["agg_trade_id"])  # fmt: skip
             from_id = None if done.num_rows == 0 else int(pc.max(done.column(0)).as_py()) + 1
             return self.rest.iter_agg_trades(symbol, lo, hi, from_id)
-        done = self.store.read(self.part, self.exchange, self.r.market, [symbol], lo, hi,
-                               columns=[tcol])  # fmt: skip
-        if done.num_rows:
-            lo = int(pc.max(done.column(0).cast(pa.int64())).as_py()) + 1
-        if self.base == "funding":
+        if self.base == "funding":  # irregular times: holes cannot be told; the merge dedupes
             return self.rest.iter_funding(symbol, lo, hi)
         assert self.interval is not None
-        return self.rest.iter_klines(symbol, self.interval, lo, hi, kind=self.base)
+        done = self.store.read(self.part, self.exchange, self.r.market, [symbol], lo, hi,
+                               columns=[tcol])  # fmt: skip
+        stored = np.asarray(done.column(0).cast(pa.int64()).to_numpy(), dtype=np.int64)
+        spans = missing_bar_spans(lo, hi, schemas.interval_us(self.interval), stored)
+        rest, kind, iv = self.rest, self.base, self.interval
+        return (page for a, b in spans for page in rest.iter_klines(symbol, iv, a, b, kind=kind))
 
     def _flush(self, symbol: str, buf: list[pa.Table]) -> None:
         if not buf:

@@ -336,6 +336,19 @@ class Store:
             return True
         return (d / f"{hashlib.sha256(s.encode()).hexdigest()}.json").exists()
 
+    def holds_source(self, sha256: str, dataset: str, exchange: str, market: str, symbol: str,
+                     month: str) -> bool:  # fmt: skip
+        """True when the (symbol, month) partition exists, its data file matches its manifest
+        and the manifest lists a write of the source with this sha256. A deleted or damaged
+        partition (a manifest rebuilt from a changed file no longer knows its sources) is not
+        held, so a re-pull restores it."""
+        part_dir = self._part_dir(dataset, exchange, market, symbol, month)
+        if not (part_dir / mf.DATA_FILE).exists():
+            return False
+        info = self._info(part_dir)
+        return (info is not None and not info.rebuilt
+                and any(s.sha256 == sha256.lower() for s in info.sources))  # fmt: skip
+
     # ------------------------------------------------------------------ manifests
     def datasets(self, exchange: str = "binance", market: str = "usdm") -> list[str]:
         """Names of the datasets stored for ``exchange``/``market`` (``klines_1m``, ...), sorted."""

@@ -64,7 +64,8 @@ def test_pull_progress_bar_and_errors(fake: FakeBinance, tmp_path: Path) -> None
     assert bad.exit_code == 2
     assert "does not know symbol 'NOPEUSDT'" in bad.output
     fake.add_fault("/fapi/v1/klines", "418", retry_after=600)
-    ban = runner.invoke(app, _args(fake, tmp_path, "--start", "2026-07-05T01:00", "--source",
-                                   "rest", "--end", "2026-07-05T02:00"))  # fmt: skip
+    # a range not stored yet (07-05 is: a pull asks REST only for what is missing)
+    ban = runner.invoke(app, _args(fake, tmp_path, "--start", "2026-07-06T01:00", "--source",
+                                   "rest", "--end", "2026-07-06T02:00"))  # fmt: skip
     assert ban.exit_code == 3
     assert "banned until" in ban.output

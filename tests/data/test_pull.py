@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import alphaforge.data.store as store_mod
@@ -119,7 +121,40 @@ def test_resume_downloads_nothing_twice(fake: FakeBinance, tmp_path: Path,
     assert not [p for p, _, _ in fake.log if p.endswith(".zip")]
     klines = [q for p, q, _ in fake.log if p == "/fapi/v1/klines"]
     assert len(klines) == 1
-    assert int(klines[0]["startTime"]) == us("2026-07-03T11:59") // 1000 + 1
+    assert int(klines[0]["startTime"]) == us("2026-07-03T12:00") // 1000  # the first hole
+    assert content(store).equals(clean)
+
+
+@pytest.mark.shared
+def test_an_earlier_starting_second_pull_fills_the_front(fake: FakeBinance, tmp_path: Path,
+                                                        real_dir: Path) -> None:  # fmt: skip
+    """Stored rows are not a prefix of the new range: the pull fetches the front it lacks."""
+    store = Store(tmp_path)
+    run(store, fake, source="rest", start="2026-07-02")
+    run(store, fake, source="rest", start="2026-07-01")
+    ref = Store(tmp_path / "ref")
+    run(ref, fake, source="rest", start="2026-07-01")
+    got = content(store)
+    assert got.num_rows == 2 * 1440 + 12 * 60
+    assert got.equals(content(ref))
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("damage", ["delete", "overwrite"])
+def test_a_deleted_or_damaged_partition_is_restored(
+    fake: FakeBinance, tmp_path: Path, clean: pa.Table, damage: str
+) -> None:
+    store = Store(tmp_path)
+    run(store, fake)
+    (june,) = [p.path for p in store.partitions("klines_1m") if p.month == "2026-06"]
+    if damage == "delete":
+        shutil.rmtree(june)
+    else:
+        data = next(june.glob("*.parquet"))
+        pq.write_table(pq.read_table(data).slice(0, 10), data)  # fewer rows, new fingerprint
+    assert not content(store).equals(clean)
+    rep = run(store, fake)
+    assert rep.files_downloaded == 3  # 06-28, 06-29, 06-30 fetched again
     assert content(store).equals(clean)
 
 
