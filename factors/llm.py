@@ -5,7 +5,12 @@
   ``ALPHAFORGE_LLM_MODEL``, ``ALPHAFORGE_LLM_API_KEY`` or ``OPENAI_API_KEY``). The key is
   never printed, logged or stored (not even in the cache key).
 - Retries on connection errors, timeouts, 429 and 5xx with exponential backoff, honouring
-  ``Retry-After``; other 4xx fail at once with the server's message.
+  ``Retry-After``; other 4xx fail at once with the server's message. One overall deadline
+  (``deadline_s``) bounds a call, retries, waits and a server that trickles its answer
+  included; a ``Retry-After`` past the deadline fails the call at once.
+- Usage missing or negative in a reply is replaced by a local estimate (4 characters a token),
+  so a server cannot walk around the token budget; JSON nested deeper than
+  ``MAX_JSON_NESTING`` is refused; the key is redacted from every error message.
 - A response cache keyed by the request (model, messages, temperature, seed) makes a rerun
   cost nothing; cached answers are marked ``cached=True`` and cost 0.
 - Usage (prompt/completion tokens) and cost from a price table (quote per 1M tokens) are
@@ -20,6 +25,8 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +85,7 @@ class LLMClient:
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout_s: float = 60.0
+    deadline_s: float = 180.0
     max_retries: int = 4
     backoff_s: float = 1.0
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
@@ -123,7 +131,7 @@ class LLMClient:
             return self._result(json.loads(path.read_text()), cached=True)
         self.budget.check()
         body = self._post(payload)
-        result = self._result(body, cached=False)
+        result = self._result(body, cached=False, prompt=payload["messages"])
         self.budget.spent_calls += 1
         self.budget.spent_tokens += result.prompt_tokens + result.completion_tokens
         self.budget.spent_cost += result.cost
@@ -140,40 +148,122 @@ class LLMClient:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         last = "no attempt"
-        session = self.session or requests.Session()
+        deadline = time.monotonic() + self.deadline_s
         for attempt in range(self.max_retries + 1):
             wait = self.backoff_s * (2**attempt)
             try:
-                resp = session.post(url, json=payload, headers=headers,
-                                         timeout=self.timeout_s)  # fmt: skip
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                status, text, resp_headers = self._attempt(url, payload, headers, deadline)
+            except (requests.RequestException, OSError) as exc:
                 last = f"{type(exc).__name__}"
             else:
-                if resp.status_code == 200:
-                    try:
-                        data: dict[str, Any] = resp.json()
-                    except ValueError:
-                        raise LLMError(f"{url}: response is not JSON") from None
-                    return data
-                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                if resp.status_code != 429 and resp.status_code < 500:
+                if status == 200:
+                    return self._json(text, url)
+                last = f"HTTP {status}: {self._redact(text[:200])}"
+                if status != 429 and status < 500:
                     raise LLMError(f"{url}: {last}")
-                retry_after = resp.headers.get("Retry-After")
+                retry_after = resp_headers.get("Retry-After")
                 if retry_after is not None and retry_after.replace(".", "", 1).isdigit():
                     wait = float(retry_after)
             if attempt < self.max_retries:
+                if wait >= deadline - time.monotonic():
+                    raise LLMError(f"{url}: {last}; the next try (in {wait:g} s) would pass the "
+                                   f"{self.deadline_s:g} s deadline of the call")  # fmt: skip
                 self.sleep(wait)
         raise LLMError(f"{url}: failed after {self.max_retries + 1} attempts ({last})")
 
-    def _result(self, body: Mapping[str, Any], cached: bool) -> ChatResult:
+    def _attempt(self, url: str, payload: Mapping[str, Any], headers: Mapping[str, str],
+                 deadline: float) -> tuple[int, str, Mapping[str, str]]:  # fmt: skip
+        """One request in a worker thread, abandoned (its connection closed) at the deadline,
+        so a server trickling bytes or never answering cannot hold the call."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise LLMError(f"{url}: no answer within the {self.deadline_s:g} s deadline")
+        session = self.session or requests.Session()
+
+        def request() -> tuple[int, str, Mapping[str, str]]:
+            resp = session.post(url, json=payload, headers=headers,
+                                timeout=min(self.timeout_s, left))  # fmt: skip
+            if len(resp.content) > MAX_BODY_BYTES:
+                raise LLMError(f"{url}: response larger than {MAX_BODY_BYTES} bytes")
+            return resp.status_code, resp.text, dict(resp.headers)
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-call")
+        try:
+            return pool.submit(request).result(timeout=left)
+        except FutureTimeout:
+            session.close()  # unblocks the worker's socket read
+            self.session = requests.Session()
+            raise LLMError(
+                f"{url}: the answer was still arriving at the {self.deadline_s:g} s "
+                "deadline of the call"
+            ) from None
+        finally:
+            pool.shutdown(wait=False)
+
+    def _json(self, text: str, url: str) -> dict[str, Any]:
+        if json_nesting(text) > MAX_JSON_NESTING:
+            raise LLMError(f"{url}: response JSON nested deeper than {MAX_JSON_NESTING} levels")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise LLMError(f"{url}: response is not JSON") from None
+        if not isinstance(data, dict):
+            raise LLMError(f"{url}: response is not a JSON object")
+        return data
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+    def _result(self, body: Mapping[str, Any], cached: bool,
+                prompt: Any = None) -> ChatResult:  # fmt: skip
         try:
             content = str(body["choices"][0]["message"]["content"] or "")
         except (KeyError, IndexError, TypeError):
             raise LLMError("chat response has no choices[0].message.content") from None
-        usage = body.get("usage") or {}
-        pt = int(usage.get("prompt_tokens", 0) or 0)
-        ct = int(usage.get("completion_tokens", 0) or 0)
+        usage = body.get("usage") if isinstance(body.get("usage"), Mapping) else {}
+        pt = _tokens(usage.get("prompt_tokens"), json.dumps(prompt) if prompt else "")
+        ct = _tokens(usage.get("completion_tokens"), content)
         model = str(body.get("model") or self.model)
         price = self.prices.get(model) or self.prices.get(str(self.model)) or (0.0, 0.0)
         cost = 0.0 if cached else (pt * price[0] + ct * price[1]) / 1e6
         return ChatResult(content, str(body.get("id", "")), pt, ct, cost, cached, model)
+
+
+MAX_BODY_BYTES = 8 << 20
+"""Largest chat response read (a chat completion is kilobytes)."""
+
+MAX_JSON_NESTING = 64
+"""Deepest JSON nesting accepted from a server or inside a reply (json.loads recurses)."""
+
+
+def json_nesting(text: str) -> int:
+    """Deepest bracket nesting of ``text`` (strings skipped), counted without recursion."""
+    depth = deepest = 0
+    in_str = escaped = False
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _tokens(reported: Any, text: str) -> int:
+    """Reported token count, or a local estimate (4 characters a token) when the report is
+    missing, not a number or negative."""
+    estimate = -(-len(text) // 4)
+    try:
+        n = int(reported)
+    except (TypeError, ValueError):
+        return estimate
+    return n if n >= 0 else estimate

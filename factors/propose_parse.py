@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from alphaforge.factors.llm import MAX_JSON_NESTING, json_nesting
+
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 MAX_TEXT = 200_000
 MAX_FIELD = 2_000
@@ -65,6 +67,8 @@ def parse_candidates(text: str) -> tuple[list[Candidate], list[str]]:
     """
     text = text[:MAX_TEXT]
     notes: list[str] = []
+    if json_nesting(text) > MAX_JSON_NESTING:
+        return [], [f"reply JSON nested deeper than {MAX_JSON_NESTING} levels: ignored"]
     blocks = _FENCE.findall(text) or [text]
     found: list[dict[str, Any]] = []
     for block in blocks:

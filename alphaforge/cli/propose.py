@@ -93,6 +93,9 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
                 f"{res.source} study {res.study!r}: {res.counts}; stop: {res.stop_reason}",
             )
         )
+        if res.stop_reason.startswith("llm error"):
+            typer.echo(f"error: the run stopped early: {res.stop_reason}", err=True)
+            raise typer.Exit(code=1)
 
     @app.command("leaderboard")
     def leaderboard_cmd(

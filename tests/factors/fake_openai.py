@@ -23,6 +23,9 @@ def completion(content: str, *, prompt_tokens: int = 100, completion_tokens: int
 class FakeOpenAI:
     """Serves scripted replies in order: (status, body dict or text, headers, delay_s).
 
+    A header ``X-Fake-Trickle-S`` in a scripted reply (not sent) makes the server write the
+    body one byte every that many seconds (at most 40 bytes, then it stops).
+
     When the script is empty it repeats ``default`` (a 200 with an empty list).
     Every request is recorded in ``requests`` as (headers dict, json body).
     """
@@ -44,6 +47,7 @@ class FakeOpenAI:
                 status, body, headers, delay = (
                     fake.script.popleft() if fake.script else fake.default
                 )
+                trickle = float(headers.pop("X-Fake-Trickle-S", 0.0)) if headers else 0.0
                 if delay:
                     time.sleep(delay)
                 data = (
@@ -58,6 +62,12 @@ class FakeOpenAI:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
+                    if trickle:  # one byte at a time, bounded: at most 40 bytes are sent
+                        for b in data[:40]:
+                            self.wfile.write(bytes([b]))
+                            self.wfile.flush()
+                            time.sleep(trickle)
+                        return
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
@@ -71,7 +81,7 @@ class FakeOpenAI:
 
     def push(self, status: int, body: Any, headers: dict[str, str] | None = None,
              delay: float = 0.0) -> None:  # fmt: skip
-        self.script.append((status, body, headers or {}, delay))
+        self.script.append((status, body, dict(headers or {}), delay))
 
     def __enter__(self) -> FakeOpenAI:
         self.thread.start()

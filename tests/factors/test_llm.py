@@ -3,6 +3,8 @@ cost, budget, secrecy of the key; robust reply parsing."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from alphaforge.factors.errors import BudgetExceeded, LLMError
@@ -103,3 +105,54 @@ def test_budget_stops_cleanly() -> None:
 def test_reply_parsing(text: str, exprs: list[str]) -> None:
     cands, _notes = parse_candidates(text)
     assert [c.expression for c in cands] == exprs
+
+
+def test_a_trickling_server_cannot_hold_a_call_past_its_deadline() -> None:
+    with FakeOpenAI() as fake:
+        fake.push(200, completion("[]"), {"X-Fake-Trickle-S": "0.25"})
+        client = LLMClient(base_url=fake.base_url, api_key="k", deadline_s=1.0, max_retries=0)
+        t0 = time.monotonic()
+        with pytest.raises(LLMError, match="deadline"):
+            client.chat([{"role": "user", "content": "x"}])
+        assert time.monotonic() - t0 < 8.0  # bounded by the deadline, not by the server
+
+
+def test_retry_after_past_the_deadline_fails_at_once() -> None:
+    slept: list[float] = []
+    with FakeOpenAI() as fake:
+        fake.push(429, {"error": "slow down"}, {"Retry-After": "86400"})
+        client = LLMClient(base_url=fake.base_url, api_key="k", deadline_s=30.0,
+                           sleep=slept.append)  # fmt: skip
+        with pytest.raises(LLMError, match="would pass the 30 s deadline"):
+            client.chat([{"role": "user", "content": "x"}])
+    assert slept == []
+
+
+@pytest.mark.parametrize("usage", [None, {"prompt_tokens": -5, "completion_tokens": -9},
+                                   {"prompt_tokens": "many"}])  # fmt: skip
+def test_missing_or_negative_usage_is_estimated_and_budgeted(usage: object) -> None:
+    body = completion("x" * 400)
+    body["usage"] = usage
+    with FakeOpenAI() as fake:
+        fake.push(200, body)
+        fake.push(200, body)
+        client = LLMClient(base_url=fake.base_url, api_key="k", budget=Budget(max_tokens=120))
+        res = client.chat([{"role": "user", "content": "y" * 80}])
+        assert res.completion_tokens == 100  # 400 characters / 4
+        assert res.prompt_tokens > 20
+        with pytest.raises(BudgetExceeded):
+            client.chat([{"role": "user", "content": "again"}])
+
+
+def test_an_echoed_key_is_redacted_and_deep_json_refused() -> None:
+    key = "sk-very-secret-123456"
+    with FakeOpenAI() as fake:
+        fake.push(401, f"invalid key {key}")
+        client = LLMClient(base_url=fake.base_url, api_key=key, max_retries=0)
+        with pytest.raises(LLMError) as info:
+            client.chat([{"role": "user", "content": "x"}])
+        assert key not in str(info.value)
+        assert "***" in str(info.value)
+        fake.push(200, "[" * 100_000)
+        with pytest.raises(LLMError, match="nested deeper"):
+            client.chat([{"role": "user", "content": "x"}])

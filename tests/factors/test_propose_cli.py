@@ -138,3 +138,16 @@ def test_without_a_key_falls_back_to_the_offline_generator(env: Path) -> None:
     assert doc["cost"] == 0.0
     rows = Ledger(env / "ledger.sqlite").rows("default")
     assert {r.source for r in rows} == {"offline"}
+
+
+def test_a_failing_endpoint_exits_non_zero_and_never_prints_the_key(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeOpenAI() as fake:
+        fake.push(401, f"bad key {KEY}")
+        monkeypatch.setenv("ALPHAFORGE_LLM_API_KEY", KEY)
+        res = CliRunner().invoke(app, ["propose", "--base-url", fake.base_url, "--rounds", "1",
+                                       "--bars", "400", "--json"])  # fmt: skip
+    assert res.exit_code == 1
+    assert KEY not in res.output
+    assert "llm error" in res.output
