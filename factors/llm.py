@@ -220,7 +220,8 @@ class LLMClient:
             content = str(body["choices"][0]["message"]["content"] or "")
         except (KeyError, IndexError, TypeError):
             raise LLMError("chat response has no choices[0].message.content") from None
-        usage = body.get("usage") if isinstance(body.get("usage"), Mapping) else {}
+        raw_usage = body.get("usage")
+        usage: Mapping[str, Any] = raw_usage if isinstance(raw_usage, Mapping) else {}
         pt = _tokens(usage.get("prompt_tokens"), json.dumps(prompt) if prompt else "")
         ct = _tokens(usage.get("completion_tokens"), content)
         model = str(body.get("model") or self.model)
