@@ -141,11 +141,15 @@ def write_bytes_atomic(path: Path, payload: bytes, *, sync_dir: bool = True) -> 
     """Write ``payload`` to ``path`` via temp file + fsync + ``os.replace`` (+ fsync of the
     directory unless the caller syncs it later)."""
     tmp = tmp_name(path)
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a refused write leaves no temp file
+        raise
     if sync_dir:
         fsync_dir(path.parent)
 
@@ -160,16 +164,20 @@ def write_parquet_tmp(table: pa.Table, final: Path) -> tuple[Path, tuple[int, in
     """
     tmp = tmp_name(final)
     dict_cols = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    with open(tmp, "wb") as fh:
-        pq.write_table(
-            table,
-            fh,
-            compression="zstd",
-            row_group_size=1 << 19,
-            use_dictionary=dict_cols or False,
-        )
-        fh.flush()
-        os.fdatasync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(
+                table,
+                fh,
+                compression="zstd",
+                row_group_size=1 << 19,
+                use_dictionary=dict_cols or False,
+            )
+            fh.flush()
+            os.fdatasync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a refused write leaves no temp file
+        raise
     st = tmp.stat()
     return tmp, (st.st_size, st.st_mtime_ns)
 

@@ -213,9 +213,18 @@ class Store:
 
         def one(item: tuple[str, str, pa.Table]) -> tuple[PartitionInfo, int, bool]:
             symbol, month, part = item
-            return self._write_partition(
-                part, base, dataset, exchange, market, symbol, month, source, source_sha256
-            )
+            try:
+                return self._write_partition(
+                    part, base, dataset, exchange, market, symbol, month, source, source_sha256
+                )
+            except StoreError:
+                raise
+            except OSError as exc:  # read-only folder, full disk, ...
+                where = self._part_dir(dataset, exchange, market, symbol, month)
+                raise StoreError(
+                    f"{exc.filename or where}: the file system refused the write of {dataset} "
+                    f"{symbol} {month} ({exc.strerror or exc}); that partition is as before"
+                ) from exc
 
         workers = min(len(parts), WRITE_THREADS)
         if workers > 1:  # parquet encoding releases the GIL: partitions in parallel
@@ -271,22 +280,34 @@ class Store:
                 mf.write_manifest(part_dir, doc)
                 return mf.info_from_dict(doc, part_dir), 0, True
             tmp, fp = mf.write_parquet_tmp(merged, data_path)
-            _checkpoint("data_tmp_written")
-            doc = mf.manifest_dict(
-                key,
-                rows=merged.num_rows,
-                span=mf.time_span(merged, tcol),
-                fingerprint=fp,
-                sources=sources,
-            )
-            mf.write_manifest(part_dir, doc, pending=True)
-            _checkpoint("pending_written")
-            os.replace(tmp, data_path)
-            _checkpoint("data_replaced")
-            os.replace(part_dir / mf.PENDING_FILE, part_dir / mf.MANIFEST_FILE)
-            mf.fsync_dir(part_dir)
-            _checkpoint("manifest_replaced")
+            try:
+                _checkpoint("data_tmp_written")
+                doc = self._commit(part_dir, key, merged, tcol, fp, sources, tmp, data_path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         return mf.info_from_dict(doc, part_dir), merged.num_rows - n_old, False
+
+    @staticmethod
+    def _commit(part_dir: Path, key: dict[str, str], merged: pa.Table, tcol: str,
+                fp: tuple[int, int], sources: list[SourceRecord], tmp: Path,
+                data_path: Path) -> dict[str, Any]:  # fmt: skip
+        """Pending manifest, data file and manifest replaced in that order (crash-safe)."""
+        doc = mf.manifest_dict(
+            key,
+            rows=merged.num_rows,
+            span=mf.time_span(merged, tcol),
+            fingerprint=fp,
+            sources=sources,
+        )
+        mf.write_manifest(part_dir, doc, pending=True)
+        _checkpoint("pending_written")
+        os.replace(tmp, data_path)
+        _checkpoint("data_replaced")
+        os.replace(part_dir / mf.PENDING_FILE, part_dir / mf.MANIFEST_FILE)
+        mf.fsync_dir(part_dir)
+        _checkpoint("manifest_replaced")
+        return doc
 
     @staticmethod
     def _read_file(path: Path, schema: pa.Schema) -> pa.Table:

@@ -543,3 +543,27 @@ def test_resume_write_right_after_a_kill_reconciles_under_its_own_lock(
     final = _state(Store(root))
     assert final.keys() == after.keys()
     assert all(final[k].equals(after[k]) for k in after)
+
+
+def test_a_full_disk_is_a_store_error_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while the data file is written: StoreError naming the partition, no temp file,
+    the stored rows as before."""
+    import errno
+    import os
+
+    store = Store(tmp_path)
+    store.write(klines("BTCUSDT", 0, 100), "klines_1m")
+    before = store.read("klines_1m")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdatasync", full)
+    with pytest.raises(StoreError, match="No space left on device") as info:
+        store.write(klines("BTCUSDT", 100, 200), "klines_1m")
+    assert "BTCUSDT" in str(info.value)
+    monkeypatch.undo()
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert store.read("klines_1m").equals(before)
