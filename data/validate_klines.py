@@ -167,7 +167,8 @@ def validate_klines(
     error, ``close_time_mismatch``: error (close != open + interval - 1 ms; null close times
     are not checked), ``ohlc_inconsistent``: error, ``non_positive_price``: error,
     ``negative_volume``: error, ``taker_buy_gt_volume``: error, ``quote_volume_out_of_range``:
-    error, ``missing_bars``: warning (count = missing bars; details = every missing range with
+    error, ``non_finite_value``: error (NaN or infinite OHLC or volume),
+    ``missing_bars``: warning (count = missing bars; details = every missing range with
     its scope), ``exchange_wide_gaps``: info (missing bars that every other symbol covering the
     range also lacks: maintenance), ``zero_volume_run``: info, ``return_outlier`` and
     ``range_outlier``: warning (robust z of close-to-close returns; log(high/low) over
@@ -216,6 +217,12 @@ def validate_klines(
         )
         for bit, name, desc, shown in _ROW_CHECKS
     ]
+    bad = ~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v))
+    checks.append(make_check(
+        "non_finite_value", dataset, "error",
+        "open, high, low, close or volume is NaN, +inf or -inf (or missing)",
+        np.flatnonzero(bad), t, {k: cols[k] for k in ("open", "high", "low", "close", "volume")},
+    ))  # fmt: skip
     seq = _sequence_checks(table, t, iv, v, (o, h, lo, c), p, dataset)
     checks += seq.checks
     checks += layout_checks(table, t, dataset)
@@ -319,8 +326,10 @@ def _return_outliers(cu: Any, ru: I64 | slice, p: KlineChecks, shown: dict[str, 
     """Rows whose close-to-close return has |robust z| > outlier_z; fills ``shown`` there."""
     r = np.empty(cu.size)
     r[0] = np.nan
-    np.divide(cu[1:], cu[:-1], out=r[1:])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero or NaN close: flagged apart
+        np.divide(cu[1:], cu[:-1], out=r[1:])
     r[1:] -= 1.0
+    r[~np.isfinite(r)] = np.nan
     z = strided_zscore(r, p.outlier_window, p.stride, p.outlier_window // 2, p.min_scale)[0]
     hit = np.flatnonzero(np.abs(z) > p.outlier_z)
     rows = take_rows(ru, hit)

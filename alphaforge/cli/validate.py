@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from alphaforge.cli.reconcile import reconcile_results
-from alphaforge.data.errors import DataError
+from alphaforge.data.errors import DataError, SchemaError
 from alphaforge.data.schemas import time_column
 from alphaforge.data.validate import (
     base_dataset,
@@ -141,6 +141,7 @@ def register(app: typer.Typer) -> None:
                 "--repair does not combine with --reconcile", param_hint="--repair"
             )
         syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+        unreadable: list[dict[str, str]] = []
         try:
             if reconcile is not None:
                 results = reconcile_results(
@@ -149,9 +150,16 @@ def register(app: typer.Typer) -> None:
                 )  # fmt: skip
             elif paths:
                 results = []
-                for p in paths:
-                    table, ds, iv = read_for_validation(p, dataset, syms[0] if syms else None)
-                    rep = validate_table(table, ds, interval=interval or iv, source=str(p))
+                for p in paths:  # one unreadable file does not stop the others
+                    try:
+                        table, ds, iv = read_for_validation(p, dataset,
+                                                            syms[0] if syms else None)  # fmt: skip
+                        if table.num_rows == 0:
+                            raise SchemaError(f"{p}: no data rows")
+                        rep = validate_table(table, ds, interval=interval or iv, source=str(p))
+                    except DataError as exc:
+                        unreadable.append({"file": str(p), "error": str(exc)})
+                        continue
                     results.append((table, rep, ds))
             elif store is not None:
                 results = _store_reports(
@@ -166,6 +174,8 @@ def register(app: typer.Typer) -> None:
         reports = [r for _, r, _ in results]
         if as_json:
             doc: dict[str, Any] = {"reports": [r.to_dict() for r in reports]}
+            if unreadable:
+                doc["unreadable"] = unreadable
             if repair_doc is not None:
                 doc["repair"] = repair_doc
             typer.echo(json.dumps(doc, indent=2))
@@ -177,8 +187,10 @@ def register(app: typer.Typer) -> None:
                     f"repair: filled {repair_doc['n_filled']} bars, dropped "
                     f"{len(repair_doc['dropped_duplicates'])} duplicates -> {repair}"
                 )
+        for u in unreadable:
+            typer.echo(f"error: {u['error']}", err=True)
         failed = any(r.failed(fail_on) for r in reports)  # type: ignore[arg-type]
-        raise typer.Exit(1 if failed else 0)
+        raise typer.Exit(2 if unreadable else (1 if failed else 0))
 
 
 def _repair(

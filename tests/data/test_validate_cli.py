@@ -206,3 +206,37 @@ def test_synthetic_market_passes_every_error_check() -> None:
         assert rep.worst_severity != "error", (name, rep.to_json())
         assert rep.n_rows == table.num_rows > 0
     assert validate_table(m.klines, "klines_1m").completeness == 1.0
+
+
+def test_non_finite_prices_are_errors_without_numpy_warnings(real_dir: Path) -> None:
+    import warnings
+
+    from alphaforge.data.validate import validate_table
+
+    t = read_archive_path(real_dir / "binance_futures_klines" / "DOTUSDT-1m-2024-11.csv.gz",
+                          "klines_1m")  # fmt: skip
+    close = t.column("close").to_numpy().copy()
+    close[[5, 9, 11]] = [np.nan, np.inf, 0.0]
+    bad = t.set_column(t.schema.get_field_index("close"), "close", pa.array(close))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a zero close must not leak a RuntimeWarning
+        rep = validate_table(bad, "klines_1m")
+    assert rep.check("non_finite_value").row_index.tolist() == [5, 9]
+    assert 11 in rep.check("non_positive_price").row_index.tolist()
+    assert rep.worst_severity == "error"
+    assert validate_table(t, "klines_1m").check("non_finite_value").count == 0
+
+
+def test_a_multi_file_run_reports_every_file(real_dir: Path, tmp_path: Path) -> None:
+    good = real_dir / "binance_futures_klines" / "LINKUSDT-1m-2023-02.csv.gz"
+    empty = tmp_path / "BTCUSDT-1m-2024-01.csv"
+    empty.write_text("")
+    garbage = tmp_path / "ETHUSDT-1m-2024-01.csv"
+    garbage.write_bytes(bytes(range(256)))
+    res = CliRunner().invoke(app, ["validate", str(empty), str(good), str(garbage), "--json"])
+    assert res.exit_code == 2
+    doc = json.loads(res.stdout if hasattr(res, "stdout") else res.output)
+    assert [r["source"] for r in doc["reports"]] == [str(good)]
+    named = {u["file"] for u in doc["unreadable"]}
+    assert named == {str(empty), str(garbage)}
+    assert "no data rows" in next(u["error"] for u in doc["unreadable"] if u["file"] == str(empty))
