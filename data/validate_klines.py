@@ -104,8 +104,8 @@ _OHLC = ("open", "high", "low", "close")
 _ROW_CHECKS = (
     (validate_nb.K_OFF_GRID, "off_grid", "open_time not a multiple of the {iv} µs interval",
      ("open_time_us",)),
-    (validate_nb.K_CLOSE_TIME, "close_time_mismatch", "close_time != open_time + interval - 1 ms",
-     ("close_time_us",)),
+    (validate_nb.K_CLOSE_TIME, "close_time_mismatch",
+     "close_time != open_time + interval - 1 ms (or - 1 µs in µs files)", ("close_time_us",)),
     (validate_nb.K_OHLC, "ohlc_inconsistent", "not low <= open, close <= high", _OHLC),
     (validate_nb.K_NONPOS_PRICE, "non_positive_price", "a price <= 0", _OHLC),
     (validate_nb.K_NEG_VOLUME, "negative_volume", "volume, quote volume or taker-buy volume < 0",

@@ -47,7 +47,8 @@ def kline_row_flags(open_us, close_us, o, h, lo, c, v, qv, tbv, interval_us, rel
         open_us, close_us: (n,) int64 open/close times in µs.
         o, h, lo, c, v, qv, tbv: (n,) float64 open, high, low, close, base volume, quote
             volume, taker-buy base volume (NaN skips the checks that use the value).
-        interval_us: bar length in µs; close must be ``open + interval - 1000`` (1 ms).
+        interval_us: bar length in µs; close must be ``open + interval - 1000`` (1 ms, files in
+            milliseconds) or ``open + interval - 1`` (1 µs: spot archive files from 2025 on).
         rel_tol: relative tolerance of the quote-volume range check.
 
     Returns:
@@ -57,7 +58,8 @@ def kline_row_flags(open_us, close_us, o, h, lo, c, v, qv, tbv, interval_us, rel
     flags = np.zeros(n, np.uint16)
     for i in range(n):
         f = 0
-        if close_us[i] != open_us[i] + interval_us - 1000:
+        end = open_us[i] + interval_us
+        if close_us[i] != end - 1000 and close_us[i] != end - 1:
             f |= K_CLOSE_TIME
         if open_us[i] % interval_us != 0:
             f |= K_OFF_GRID

@@ -111,7 +111,12 @@ def register(app: typer.Typer) -> None:
         exchange: Annotated[str, typer.Option(help="Store exchange.")] = "binance",
         interval: Annotated[str | None, typer.Option(help="Kline interval, e.g. 1m.")] = None,
         fail_on: Annotated[
-            str, typer.Option("--fail-on", help="Exit 1 when issues at or above: error|warning.")
+            str,
+            typer.Option(
+                "--fail-on",
+                help="Exit 1 when issues at or above error|warning|info, or when any of the "
+                "named checks (e.g. missing_bars,duplicate_bars) finds something.",
+            ),
         ] = "error",
         repair: Annotated[
             Path | None,
@@ -134,8 +139,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check data for gaps, duplicates, impossible values and disagreements."""
         console = Console()
-        if fail_on not in ("error", "warning", "info"):
-            raise typer.BadParameter("expected error|warning|info", param_hint="--fail-on")
+        severities = ("error", "warning", "info")
+        named = [] if fail_on in severities else [n.strip() for n in fail_on.split(",") if n]
         if reconcile is not None and repair is not None:
             raise typer.BadParameter(
                 "--repair does not combine with --reconcile", param_hint="--repair"
@@ -189,7 +194,17 @@ def register(app: typer.Typer) -> None:
                 )
         for u in unreadable:
             typer.echo(f"error: {u['error']}", err=True)
-        failed = any(r.failed(fail_on) for r in reports)  # type: ignore[arg-type]
+        if named:  # --fail-on missing_bars,duplicate_bars: only those checks fail the run
+            known = sorted({c.name for r in reports for c in r.checks})
+            unknown = [n for n in named if n not in known]
+            if unknown and reports:
+                typer.echo(f"error: --fail-on: unknown check(s) {unknown}; the checks that ran: "
+                           f"{', '.join(known)} (or a severity: error|warning|info)",
+                           err=True)  # fmt: skip
+                raise typer.Exit(2)
+            failed = any(c.count > 0 for r in reports for c in r.checks if c.name in named)
+        else:
+            failed = any(r.failed(fail_on) for r in reports)  # type: ignore[arg-type]
         raise typer.Exit(2 if unreadable else (1 if failed else 0))
 
 

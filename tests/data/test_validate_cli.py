@@ -240,3 +240,19 @@ def test_a_multi_file_run_reports_every_file(real_dir: Path, tmp_path: Path) -> 
     named = {u["file"] for u in doc["unreadable"]}
     assert named == {str(empty), str(garbage)}
     assert "no data rows" in next(u["error"] for u in doc["unreadable"] if u["file"] == str(empty))
+
+
+def test_fail_on_named_checks(real_dir: Path, tmp_path: Path) -> None:
+    """Fail on gaps only: a real month with ordinary volatility passes, one with a gap fails."""
+    src = real_dir / "binance_futures_klines" / "LINKUSDT-1m-2023-02.csv.gz"
+    ok = CliRunner().invoke(app, ["validate", str(src), "--fail-on", "missing_bars"])
+    assert ok.exit_code == 0, ok.output
+    t = read_archive_path(src, "klines_1m")
+    holed = tmp_path / "holed.parquet"
+    pq.write_table(pa.concat_tables([t.slice(0, 100), t.slice(130)]), holed)
+    gap = CliRunner().invoke(app, ["validate", str(holed), "--dataset", "klines_1m",
+                                   "--fail-on", "missing_bars,duplicate_bars"])  # fmt: skip
+    assert gap.exit_code == 1
+    bad = CliRunner().invoke(app, ["validate", str(src), "--fail-on", "missing_barz"])
+    assert bad.exit_code == 2
+    assert "missing_bars" in bad.output
