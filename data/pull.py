@@ -98,6 +98,7 @@ class PullReport:
     files_skipped: int = 0
     files_missing: list[str] = field(default_factory=list)
     gaps: list[tuple[str, int, int]] = field(default_factory=list)
+    missing: list[tuple[str, int, int]] = field(default_factory=list)
     rest_pages: int = 0
     bytes: int = 0
     seconds: float = 0.0
@@ -106,6 +107,8 @@ class PullReport:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["gaps"] = [{"symbol": s, "start_us": a, "end_us": b} for s, a, b in self.gaps]
+        d["missing"] = [{"symbol": s, "start_us": a, "end_us": b} for s, a, b in self.missing]
+        d["complete"] = not self.missing
         return d
 
 
@@ -145,6 +148,22 @@ def missing_bar_spans(lo: int, hi: int, step: int, stored_us: Any) -> list[tuple
     edges = np.flatnonzero(np.diff(np.concatenate([[1], have.astype(np.int8), [1]])))
     return [(int(grid[a]), int(grid[b - 1]) + step) for a, b in zip(edges[::2], edges[1::2],
                                                                     strict=True)]  # fmt: skip
+
+
+def _missing_bars(store: StoreLike, report: PullReport, part: str, exchange: str, symbol: str,
+                  interval: str | None, now_us: int) -> list[tuple[str, int, int]]:  # fmt: skip
+    """The completeness ledger of a kline pull: every span of closed bars in the requested range
+    that the store still lacks after it (empty for other datasets)."""
+    if not part.startswith(("klines_", "mark_klines_", "index_klines_")) or interval is None:
+        return []
+    step = schemas.interval_us(interval)
+    hi = min(report.end_us, now_us // step * step)  # the bar still open is not expected
+    if hi <= report.start_us:
+        return []
+    done = store.read(part, exchange, report.market, [symbol], report.start_us, hi,
+                      columns=["open_time"])  # fmt: skip
+    stored = np.asarray(done.column(0).cast(pa.int64()).to_numpy(), dtype=np.int64)
+    return [(symbol, a, b) for a, b in missing_bar_spans(report.start_us, hi, step, stored)]
 
 
 def dataset_partition(dataset: str, interval: str | None) -> str:
@@ -339,7 +358,9 @@ def pull(
             parsed file in memory until it is written, in plan order).
 
     Returns:
-        PullReport with rows, files, bytes, gaps and the final rate-limit state.
+        PullReport with rows, files, bytes, gaps, the bars still missing after the pull
+        (``missing``, kline datasets: ``complete`` is False when any) and the final rate-limit
+        state.
 
     Raises:
         SchemaError: unknown source/dataset/market combination or bad times.
@@ -375,6 +396,8 @@ def pull(
             job.rest_phase(symbol, segments)
         else:
             report.gaps.extend((symbol, a, b) for a, b in segments)
+        report.missing.extend(_missing_bars(store, report, part, exchange, symbol, interval,
+                                            now_us))  # fmt: skip
         job.emit(symbol, "done", symbol)
     report.seconds = time.perf_counter() - t0
     report.bytes = job._bytes()

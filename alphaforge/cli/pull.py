@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,6 +57,9 @@ def _summary_table(rep: PullReport) -> str:
                      f"(retries {rep.rate['retries']})")  # fmt: skip
     if rep.gaps:
         lines.append(f"  {len(rep.gaps)} range(s) not in the archive (use --source auto for REST)")
+    for sym, a, b in rep.missing:
+        lines.append(f"  MISSING {sym} bars {_iso(a)} .. {_iso(b)} (not served; the exchange may "
+                     "have none there, e.g. maintenance; the next pull asks again)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -127,6 +131,12 @@ def pull_cmd(
         sys.stdout.write(json.dumps(rep.to_dict(), sort_keys=True) + "\n")
     else:
         Console().print(_summary_table(rep))
+    if rep.missing:  # the pull could not get everything asked: say so in the exit code
+        raise typer.Exit(code=1)
+
+
+def _iso(t_us: int) -> str:
+    return datetime.fromtimestamp(t_us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _pull_tardis(store: Path, exchange: str, dataset: str, syms: list[str], start: str,

@@ -58,6 +58,13 @@ def test_pull_progress_bar_and_errors(fake: FakeBinance, tmp_path: Path) -> None
                                    "--source", "archive"))  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "rows fetched 1,440" in res.output
+    # archive only, and the archive lacks today: the pull says what is missing and exits 1
+    part = runner.invoke(app, _args(fake, tmp_path / "partial", "--start", "2026-07-05",
+                                    "--source", "archive", "--json"))  # fmt: skip
+    assert part.exit_code == 1
+    doc = json.loads(part.stdout)
+    assert doc["complete"] is False
+    assert doc["missing"]
     args = _args(fake, tmp_path, "--start", "2026-07-05T01:00", "--end", "2026-07-05T02:00")
     args[args.index("avaxusdt")] = "NOPEUSDT"
     bad = runner.invoke(app, args)

@@ -212,9 +212,14 @@ def test_archive_only_reports_gaps_and_rest_only(fake: FakeBinance, tmp_path: Pa
     rep = run(a, fake, source="archive")
     assert rep.gaps == [("AVAXUSDT", us("2026-07-03"), int(NOW * 1e6))]
     assert content(a).num_rows == 5 * 1440
+    # the completeness ledger: the closed bars of 07-03 (until the open 12:00 bar) are missing
+    assert rep.missing == [("AVAXUSDT", us("2026-07-03"), us("2026-07-03T12:00"))]
+    assert rep.to_dict()["complete"] is False
     b = Store(tmp_path / "b")
     fake.log.clear()
     rep = run(b, fake, source="rest")
+    assert rep.missing == []
+    assert rep.to_dict()["complete"] is True
     assert rep.files_downloaded == 0
     assert content(b).equals(clean)
     assert not [p for p, _, _ in fake.log if p.startswith("/data/")]
