@@ -90,11 +90,12 @@ def dataset_of(data_type: str) -> str:
 
 def detect_data_type(path: str | os.PathLike[str]) -> str:
     """Tardis data type from a file name (``binance-futures_book_snapshot_25_BTCUSDT.csv``,
-    ``deribit_trades_2020-04-01_BTC-PERPETUAL.csv.gz``) or a datasets-API path
-    (``.../trades/2020/03/01/XBTUSD.csv.gz``).
+    ``deribit_trades_2020-04-01_BTC-PERPETUAL.csv.gz``), a datasets-API path
+    (``.../trades/2020/03/01/XBTUSD.csv.gz``), or else from the file's header row.
 
     Raises:
-        SchemaError: no known data type appears in the path.
+        SchemaError: neither the path nor the header tells the type (trades and liquidations
+            share one header: such a file must be named).
     """
     p = Path(path)
     candidates = sorted([*DATA_TYPES, "book_snapshot_\\d+"], key=len, reverse=True)
@@ -103,7 +104,31 @@ def detect_data_type(path: str | os.PathLike[str]) -> str:
             m = re.search(rf"(?:^|_)({dt})(?:_|$)", part)
             if m:
                 return m.group(1)
-    raise SchemaError(f"{p}: cannot tell the Tardis data type from the file name; pass data_type")
+    if not p.is_file():
+        raise SchemaError(
+            f"{p}: cannot tell the Tardis data type from the file name; pass data_type"
+        )
+    by_header = _type_from_header(set(_header(p)))
+    if by_header is None:
+        raise SchemaError(
+            f"{p}: cannot tell the Tardis data type from the file name or header (trades and "
+            "liquidations share one header); name the file after its type or pass data_type"
+        )
+    return by_header
+
+
+def _type_from_header(cols: set[str]) -> str | None:
+    """The data type a Tardis header implies, or None when it is ambiguous or unknown."""
+    levels = sum(1 for c in cols if re.fullmatch(r"bids\[\d+\]\.price", c))
+    if levels:
+        return f"book_snapshot_{levels}"
+    if {"is_snapshot", "side", "price", "amount"} <= cols:
+        return "incremental_book_L2"
+    if {"bid_price", "ask_price", "bid_amount", "ask_amount"} <= cols:
+        return "quotes"
+    if {"funding_rate", "mark_price", "index_price"} <= cols:
+        return "derivative_ticker"
+    return None
 
 
 def _open_text(path: Path) -> pa.NativeFile:

@@ -423,3 +423,23 @@ def test_pull_source_tardis_downloads_and_ingests(
     missing = CliRunner().invoke(app, absent)
     assert missing.exit_code == 2
     assert "404" in json.loads(missing.output)["error"]
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_the_type_comes_from_the_header_when_the_name_does_not_say(
+    real_dir: Path, tmp_path: Path, name: str
+) -> None:
+    """A renamed Tardis file is still ingested by its header; trades and liquidations share one
+    header, so such a file must be named (a clear error, never a guess)."""
+    from alphaforge.data.ingest import ingest
+
+    renamed = tmp_path / "download.csv"
+    renamed.write_bytes((real_dir / "tardis" / name).read_bytes())
+    if SAMPLES[name] in ("trades", "liquidations"):
+        with pytest.raises(SchemaError, match="share one header"):
+            detect_data_type(renamed)
+        return
+    assert detect_data_type(renamed) == SAMPLES[name]
+    rep = ingest(tmp_path / "st", [renamed])
+    assert rep.ok
+    assert rep.items[0].rows_added == read_tardis_csv(real_dir / "tardis" / name).num_rows
