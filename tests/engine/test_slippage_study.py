@@ -105,7 +105,8 @@ def test_cli_missing_default_recording(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_default_recording_found_in_the_development_layout(real_dir: Path) -> None:
     files = cli_slippage.default_recording()
     assert files
-    assert files[0] == real_dir / "binance_ws_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+    want = real_dir / "binance_ws_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+    assert files[0].resolve() == want.resolve()
 
 
 def test_cli_bad_options(real_dir: Path) -> None:
