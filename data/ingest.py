@@ -277,7 +277,8 @@ def _read(spec: FileSpec, sha: str) -> pa.Table:
     if spec.kind == "binance":
         if spec.path.name.endswith(".zip"):
             _check_checksum(spec.path, sha)
-        assert spec.symbol is not None
+        if spec.symbol is None:  # classify() always names the symbol of a Binance file
+            raise SchemaError(f"{spec.path}: no symbol in the file name")
         member = _stem(spec.path.name) + ".csv" if spec.path.name.endswith(".zip") else None
         return read_archive_csv(spec.path, spec.dataset, spec.symbol, expected_member=member)
     if spec.kind == "tardis":
