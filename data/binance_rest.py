@@ -244,6 +244,10 @@ class BinanceRest:
         return int(raw[0][0]) * 1000 if raw else None
 
     # ------------------------------------------------------------------ aggTrades
+    def first_agg_id(self, symbol: str, start_us: int, end_us: int) -> int | None:
+        """Id of the first aggregate trade with ``start_us <= ts < end_us``, or None."""
+        return self._first_agg_id(symbol, -(-start_us // 1000), (end_us - 1) // 1000)
+
     def _first_agg_id(self, symbol: str, start_ms: int, end_ms: int) -> int | None:
         t = start_ms
         while t <= end_ms:

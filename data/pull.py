@@ -152,8 +152,15 @@ def missing_bar_spans(lo: int, hi: int, step: int, stored_us: Any) -> list[tuple
 
 def _missing_bars(store: StoreLike, report: PullReport, part: str, exchange: str, symbol: str,
                   interval: str | None, now_us: int) -> list[tuple[str, int, int]]:  # fmt: skip
-    """The completeness ledger of a kline pull: every span of closed bars in the requested range
-    that the store still lacks after it (empty for other datasets)."""
+    """The completeness ledger of a pull: for klines every span of closed bars in the requested
+    range that the store still lacks after it (µs, half-open); for aggTrades every hole in the
+    id sequence (ids, half-open); empty for other datasets."""
+    if part == "agg_trades":
+        done = store.read(part, exchange, report.market, [symbol], report.start_us,
+                          report.end_us, columns=["agg_trade_id"])  # fmt: skip
+        ids = np.unique(np.asarray(done.column(0).to_numpy(), dtype=np.int64))
+        holes = np.flatnonzero(np.diff(ids) > 1)  # ids are consecutive: a jump is a loss
+        return [(symbol, int(ids[i] + 1), int(ids[i + 1])) for i in holes]  # id spans
     if not part.startswith(("klines_", "mark_klines_", "index_klines_")) or interval is None:
         return []
     step = schemas.interval_us(interval)
@@ -293,10 +300,7 @@ class _Pull:
         assert self.rest is not None
         tcol = schemas.time_column(self.base)
         if self.base == "agg_trades":
-            done = self.store.read(self.part, self.exchange, self.r.market, [symbol], lo, hi,
-                                   columns=["agg_trade_id"])  # fmt: skip
-            from_id = None if done.num_rows == 0 else int(pc.max(done.column(0)).as_py()) + 1
-            return self.rest.iter_agg_trades(symbol, lo, hi, from_id)
+            return self.rest.iter_agg_trades(symbol, lo, hi, self._agg_resume_id(symbol, lo, hi))
         if self.base == "funding":  # irregular times: holes cannot be told; the merge dedupes
             return self.rest.iter_funding(symbol, lo, hi)
         assert self.interval is not None
@@ -306,6 +310,22 @@ class _Pull:
         spans = missing_bar_spans(lo, hi, schemas.interval_us(self.interval), stored)
         rest, kind, iv = self.rest, self.base, self.interval
         return (page for a, b in spans for page in rest.iter_klines(symbol, iv, a, b, kind=kind))
+
+    def _agg_resume_id(self, symbol: str, lo: int, hi: int) -> int | None:
+        """Where an aggTrades pull of [lo, hi) resumes: the first id the store lacks. Stored ids
+        need not be a prefix of the range: before any, the range's own first id is asked for
+        (None = find it by time); inside, the first hole of the id sequence."""
+        assert self.rest is not None
+        done = self.store.read(self.part, self.exchange, self.r.market, [symbol], lo, hi,
+                               columns=["agg_trade_id"])  # fmt: skip
+        ids = np.unique(np.asarray(done.column(0).to_numpy(), dtype=np.int64))
+        if ids.size == 0:
+            return None
+        first = self.rest.first_agg_id(symbol, lo, hi)
+        if first is not None and first < ids[0]:
+            return first  # the front of the range is missing (an earlier-starting pull)
+        holes = np.flatnonzero(np.diff(ids) > 1)
+        return int(ids[holes[0]] + 1) if holes.size else int(ids[-1] + 1)
 
     def _flush(self, symbol: str, buf: list[pa.Table]) -> None:
         if not buf:

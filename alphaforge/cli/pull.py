@@ -58,8 +58,12 @@ def _summary_table(rep: PullReport) -> str:
     if rep.gaps:
         lines.append(f"  {len(rep.gaps)} range(s) not in the archive (use --source auto for REST)")
     for sym, a, b in rep.missing:
-        lines.append(f"  MISSING {sym} bars {_iso(a)} .. {_iso(b)} (not served; the exchange may "
-                     "have none there, e.g. maintenance; the next pull asks again)")  # fmt: skip
+        if rep.dataset == "agg_trades":
+            lines.append(f"  MISSING {sym} aggTrade ids {a} .. {b - 1} (the next pull asks again)")
+        else:
+            lines.append(f"  MISSING {sym} bars {_iso(a)} .. {_iso(b)} (not served; the "
+                         "exchange may have none there, e.g. maintenance; the next pull asks "
+                         "again)")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -286,3 +286,35 @@ def _july(real_dir: Path) -> pa.Table:
     if "t" not in _JULY:
         _JULY["t"] = read_archive_csv(real_dir / FUT, "klines", "AVAXUSDT")
     return _JULY["t"]
+
+
+@pytest.mark.shared
+def test_agg_trades_pull_fills_the_front_and_inner_holes(fake: FakeBinance,
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    """aggTrades resume at the first id the store lacks, not after the last stored one: an
+    earlier-starting pull fills the front, a hole in the ids is fetched again, and the
+    completeness ledger is empty once the store is whole."""
+    from alphaforge.data.pull import pull
+    from alphaforge.data.store import Store
+
+    lo, mid, hi = us("2019-10-11T06:30"), us("2019-10-11T12:00"), us("2019-10-12T12:00")
+
+    def run(store: Store, start: int) -> object:
+        return pull(store, source="rest", market="spot", dataset="agg_trades",
+                    symbols=["XRPETH"], start=start, end=hi, rest=rest(fake, "spot"))  # fmt: skip
+
+    clean = Store(tmp_path / "clean")
+    assert run(clean, lo).missing == []
+    want = clean.read("agg_trades", market="spot")
+    store = Store(tmp_path / "st")
+    run(store, mid)
+    rep = run(store, lo)  # starts earlier than what is stored
+    assert rep.missing == []
+    assert store.read("agg_trades", market="spot").equals(want)
+    holed = Store(tmp_path / "holed")
+    n = want.num_rows
+    holed.write(want.slice(0, n // 3).combine_chunks(), "agg_trades", market="spot")
+    holed.write(want.slice(n // 2).combine_chunks(), "agg_trades", market="spot")
+    rep = run(holed, lo)
+    assert rep.missing == []
+    assert holed.read("agg_trades", market="spot").equals(want)
