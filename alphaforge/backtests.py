@@ -13,7 +13,7 @@ from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
-from alphaforge.engine.tradable import executable_mask, mask_weights, universe_values
+from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors.score import resolve_factor
 
@@ -62,7 +62,6 @@ def run_factor_backtest(
     in between (NaN targets).
     """
     name, expr, values = resolve_factor(factor, panel)
-    values = universe_values(values, panel)
     weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
     if rebalance_every > 1:
         weights[np.arange(panel.T) % rebalance_every != 0] = np.nan

@@ -23,6 +23,7 @@ Kinds:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
@@ -189,8 +190,6 @@ def _market_of(path: Path, market: str | None) -> str:
 
 
 def _first_line(path: Path) -> str:
-    import gzip
-
     opener: Callable[..., Any] = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="strict") as fh:

@@ -165,6 +165,7 @@ def run_chunk(panel: Panel, trials: Sequence[Trial], signal_fn: SignalFn,
     """Backtest one chunk (one factor, one lag) as a batch; one output row per trial."""
     factor = trials[0].factor
     lag = int(trials[0].params["lag"])
+    # resolve_factor already blanks symbols outside the universe; a custom signal_fn may not
     values = universe_values(np.ascontiguousarray(signal_fn(factor, panel), dtype=np.float64),
                              panel)  # fmt: skip
     wk = mask_weights(_weights_batch(values, trials), executable_mask(panel, lag))
