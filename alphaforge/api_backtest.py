@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from alphaforge.api_factors import Factor
+from alphaforge.api_factors import FactorArg, as_factor_input
 from alphaforge.backtests import FactorBacktest, backtest_report, run_factor_backtest
 from alphaforge.engine.errors import InputError
 from alphaforge.engine.formatting import fmt
@@ -43,7 +43,10 @@ class BacktestRun:
         raw: the underlying ``FactorBacktest`` (engine result, metrics, settings).
         panel: the data it ran on.
         metrics: dict of every metric (``alphaforge.engine.metrics.METRIC_NAMES``).
-        settings: every option used (scheme, lag, fees, slippage model, rebalance, ...).
+        settings: every option used (scheme, lag, fees, slippage model, rebalance, ...) and
+            the factor's lookahead verdict.
+        warnings: what makes the result optimistic (fills that see the decision bar, an
+            unverified precomputed factor).
     """
 
     def __init__(self, raw: FactorBacktest, panel: Panel) -> None:
@@ -51,6 +54,7 @@ class BacktestRun:
         self.panel = panel
         self.metrics = dict(raw.metrics)
         self.settings = dict(raw.settings)
+        self.warnings = list(raw.warnings)
 
     @property
     def _index(self) -> pd.DatetimeIndex:
@@ -112,7 +116,7 @@ class BacktestRun:
 
 
 def backtest(
-    factor_or_weights: str | Factor | F64 | pd.DataFrame,
+    factor_or_weights: FactorArg,
     panel: Panel,
     *,
     scheme: str = "rank",
@@ -123,21 +127,18 @@ def backtest(
     rebalance_every: int = 1,
     use_funding: bool = True,
     init_cash: float = 1.0,
+    available_us: Any | None = None,
 ) -> BacktestRun:
     """Long-short backtest of a factor (library name, expression, ``af.factor``) or of factor
     values ((T, N) array or DataFrame aligned with the panel), as ``alphaforge backtest`` runs
     it: a decision at bar t fills at the open of bar t + lag, with fees, slippage and funding.
+    A function ``Panel -> (T, N)`` is checked for lookahead first; values are checked against
+    ``available_us`` when given, else reported "unverified" in ``warnings``.
     """
-    f: str | F64
-    if isinstance(factor_or_weights, Factor):
-        f = factor_or_weights.expr
-    elif isinstance(factor_or_weights, pd.DataFrame):
-        f = np.ascontiguousarray(factor_or_weights.to_numpy(dtype=np.float64))
-    else:
-        f = factor_or_weights
-    raw = run_factor_backtest(panel, f, scheme=scheme, gross=gross, lag=lag, fee_bps=fee_bps,
-                              slippage_bps=slippage_bps, rebalance_every=rebalance_every,
-                              use_funding=use_funding, init_cash=init_cash)  # fmt: skip
+    raw = run_factor_backtest(panel, as_factor_input(factor_or_weights), scheme=scheme,
+                              gross=gross, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                              rebalance_every=rebalance_every, use_funding=use_funding,
+                              init_cash=init_cash, available_us=available_us)  # fmt: skip
     return BacktestRun(raw, panel)
 
 

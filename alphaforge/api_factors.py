@@ -23,7 +23,8 @@ from alphaforge.factors.ledger import Ledger
 from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.llm import Budget, LLMClient
 from alphaforge.factors.propose import Gate, Study, StudyConfig, StudyResult
-from alphaforge.factors.score import DEFAULT_HORIZONS, resolve_factor, score_factor
+from alphaforge.factors.resolve import FactorInput, resolve_factor
+from alphaforge.factors.score import DEFAULT_HORIZONS, score_factor
 from alphaforge.factors.score_result import FactorScore
 
 F64 = npt.NDArray[np.float64]
@@ -80,7 +81,11 @@ def factor(name_or_expr: str | Factor) -> Factor:
     return Factor(str(node), str(node), node.lookback, node.fields())
 
 
-def _to_factor_input(f: str | Factor | F64 | pd.DataFrame) -> str | F64:
+FactorArg = str | Factor | F64 | pd.DataFrame | Callable[[Panel], Any]
+"""A library name, expression, ``af.factor(...)``, (T, N) values, or a callable on the panel."""
+
+
+def as_factor_input(f: FactorArg) -> FactorInput:
     if isinstance(f, Factor):
         return f.expr
     if isinstance(f, pd.DataFrame):
@@ -98,6 +103,8 @@ class ScoreResult:
             mean forward return per bar held.
         decay: Series horizon -> mean RankIC with the single bar h bars after entry.
         turnover, costs, dsr: dicts as in ``FactorScore``.
+        lookahead: {"status", "detail"}: how the factor was cleared of reading the future.
+        warnings: what makes these numbers optimistic (timing, unverified values).
     """
 
     def __init__(self, raw: FactorScore) -> None:
@@ -114,6 +121,8 @@ class ScoreResult:
         self.costs = dict(raw.costs)
         self.dsr = dict(raw.dsr)
         self.test = ScoreResult(raw.test) if raw.test is not None else None
+        self.lookahead = dict(raw.lookahead or {})
+        self.warnings = list(raw.warnings)
 
     def summary(self) -> pd.DataFrame:
         """The summary table of ``alphaforge score`` (metric, value)."""
@@ -156,7 +165,7 @@ def _horizon_frame(stats: Mapping[int, Mapping[str, float]]) -> pd.DataFrame:
 
 
 def score(
-    factor_: str | Factor | F64 | pd.DataFrame,
+    factor_: FactorArg,
     panel: Panel,
     *,
     horizons: Sequence[int] = DEFAULT_HORIZONS,
@@ -168,19 +177,24 @@ def score(
     test: bool = False,
     n_trials: int = 1,
     redundancy: bool = False,
+    available_us: Any | None = None,
 ) -> ScoreResult:
     """IC, RankIC, decay, quantile returns, turnover, costs and deflated Sharpe of a factor, as
     ``alphaforge score`` computes them.
 
     Args:
-        factor_: library name, expression, ``af.factor(...)``, or (T, N) values (array or a
-            DataFrame aligned with the panel).
-        panel: the data. Other arguments: see ``alphaforge.factors.score.score_factor``.
+        factor_: library name, expression, ``af.factor(...)``, (T, N) values (array or a
+            DataFrame aligned with the panel) or a function ``Panel -> (T, N)``, which is
+            checked for lookahead first (a leak raises ``LookaheadError``).
+        panel: the data.
+        available_us: for values, when each became known ((T,) or (T, N) UTC us); values
+            without it are scored with an "unverified" lookahead warning.
+        Other arguments: see ``alphaforge.factors.score.score_factor``.
     """
-    raw = score_factor(_to_factor_input(factor_), panel, horizons=horizons, lag=lag,
+    raw = score_factor(as_factor_input(factor_), panel, horizons=horizons, lag=lag,
                        quantiles=quantiles, fee_bps=fee_bps, slippage_bps=slippage_bps,
                        split=split, test=test, n_trials=n_trials,
-                       redundancy=redundancy)  # fmt: skip
+                       redundancy=redundancy, available_us=available_us)  # fmt: skip
     return ScoreResult(raw)
 
 

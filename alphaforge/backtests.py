@@ -13,9 +13,10 @@ from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
+from alphaforge.engine.timing import timing_warnings
 from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.weights import weights_from_signals
-from alphaforge.factors.score import resolve_factor
+from alphaforge.factors.resolve import FactorInput, resolve_factor
 
 F64 = npt.NDArray[np.float64]
 
@@ -27,7 +28,10 @@ class FactorBacktest:
     Attributes:
         factor: library name or expression text. expr: canonical expression (None for arrays).
         weights: (T, N) target weights. result: the engine's BacktestResult.
-        metrics: compute_metrics(result, periods_per_year). settings: every option used.
+        metrics: compute_metrics(result, periods_per_year). settings: every option used
+            (with ``lookahead``, the factor's verdict, ``factors.resolve``).
+        warnings: what makes the result optimistic (fills that can see the decision bar, an
+            unverified precomputed factor); shown by every renderer.
     """
 
     factor: str
@@ -36,11 +40,12 @@ class FactorBacktest:
     result: Any
     metrics: dict[str, Any]
     settings: dict[str, Any]
+    warnings: tuple[str, ...] = ()
 
 
 def run_factor_backtest(
     panel: Panel,
-    factor: str | F64,
+    factor: FactorInput,
     *,
     scheme: str = "rank",
     gross: float = 1.0,
@@ -53,15 +58,17 @@ def run_factor_backtest(
     record_trades: bool = True,
     rebalance_every: int = 1,
     init_cash: float = 1.0,
+    available_us: Any | None = None,
 ) -> FactorBacktest:
     """Evaluate ``factor`` on ``panel``, turn it into weights and backtest it.
 
     Execution follows design.md: a decision at row t fills at the open of row t + lag.
     Funding (when the panel has ``funding_paid``) is charged on held positions. With
     ``rebalance_every`` = k > 1, targets are set on every k-th row only and positions are held
-    in between (NaN targets).
+    in between (NaN targets). A callable factor is checked for lookahead first and an array
+    with ``available_us`` for availability (``factors.resolve``).
     """
-    name, expr, values = resolve_factor(factor, panel)
+    name, expr, values, verdict = resolve_factor(factor, panel, available_us=available_us)
     weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
     if rebalance_every > 1:
         weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
@@ -77,9 +84,12 @@ def run_factor_backtest(
         "scheme": scheme, "gross": gross, "quantile": quantile, "lag": lag,
         "fee_bps": fee_bps, "slippage_bps": slippage_bps if slippage is None else None,
         "slippage_model": result.meta["slippage"], "funding": funding is not None,
-        "rebalance_every": rebalance_every,
+        "rebalance_every": rebalance_every, "lookahead": verdict.detail,
     }  # fmt: skip
-    return FactorBacktest(name, expr, weights, result, metrics, settings)
+    warns = timing_warnings(lag, "open" in panel)
+    if verdict.status == "unverified":
+        warns.append(verdict.detail)
+    return FactorBacktest(name, expr, weights, result, metrics, settings, tuple(warns))
 
 
 def execution_book(book: BookLevels, lag: int) -> BookLevels:
@@ -111,6 +121,6 @@ def backtest_report(run: FactorBacktest, panel: Panel, out_dir: str | Path) -> R
     return build_report(ReportInputs(
         title=f"alphaforge report: {run.factor}", ts_us=panel.ts_us, equity=r.equity,
         periods_per_year=panel.periods_per_year, metrics=run.metrics,
-        turnover=r.turnover_series, notes=notes,
+        turnover=r.turnover_series, notes=notes, warnings=run.warnings,
         costs={"fees": r.fees, "slippage": r.slippage, "funding": r.funding},
         sections=[("Settings", run.settings)]), out_dir)  # fmt: skip

@@ -21,8 +21,9 @@ from alphaforge.factors.ic import cs_ic
 from alphaforge.factors.ledger import Ledger
 from alphaforge.factors.library import LIBRARY, list_factors
 from alphaforge.factors.propose import Gate, Study, StudyConfig
+from alphaforge.factors.resolve import resolve_factor
 from alphaforge.factors.returns import forward_returns
-from alphaforge.factors.score import rank_factors, resolve_factor, score_factor
+from alphaforge.factors.score import rank_factors, score_factor
 from alphaforge.panels import synthetic_panel
 
 F64 = npt.NDArray[np.float64]

@@ -15,7 +15,7 @@ import pyarrow as pa
 from alphaforge.data.results import ResultsStore
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.sweep import expand_trials, run_sweep, sweep_spec
-from alphaforge.factors.score import resolve_factor
+from alphaforge.factors.resolve import resolve_factor
 from alphaforge.factors.trials import rank_trials
 
 F64 = npt.NDArray[np.float64]

@@ -46,6 +46,8 @@ class ReportInputs:
         quality_html: an HTML fragment (the data-quality section) shown as is.
         sections: extra (title, mapping) tables to show.
         notes: free text lines (e.g. "SYNTHETIC market").
+        warnings: what makes the numbers optimistic (fills that see the decision bar, an
+            unverified factor, a trial count); shown in a box above everything else.
     """
 
     title: str
@@ -63,6 +65,7 @@ class ReportInputs:
     quality_html: str | None = None
     sections: Sequence[tuple[str, Mapping[str, Any]]] = ()
     notes: Sequence[str] = ()
+    warnings: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +235,9 @@ def _table_html(title: str, values: Mapping[str, Any]) -> str:
 
 _CSS = ("body{font-family:sans-serif;max-width:980px;margin:auto;padding:1em}"
         "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}"
-        "img{max-width:100%;display:block;margin:0.5em 0}.note{color:#a00}")  # fmt: skip
+        "img{max-width:100%;display:block;margin:0.5em 0}.note{color:#a00}"
+        ".warning{background:#fee;border:1px solid #c00;padding:0.4em;"
+        "font-weight:bold}")  # fmt: skip
 
 
 def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
@@ -253,6 +258,7 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
     out.mkdir(parents=True, exist_ok=True)
     pngs: dict[str, Path] = {}
     parts = [f"<h1>{html.escape(inputs.title)}</h1>"]
+    parts += [f'<p class="warning">WARNING: {html.escape(w)}</p>' for w in inputs.warnings]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in inputs.notes]
     if inputs.metrics:
         parts.append(_table_html("Metrics", inputs.metrics))
@@ -276,7 +282,8 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
            f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip
     html_path = out / "report.html"
     html_path.write_text(doc, encoding="utf-8")
-    summary = {"title": inputs.title, "notes": list(inputs.notes), "metrics": inputs.metrics,
+    summary = {"title": inputs.title, "warnings": list(inputs.warnings),
+               "notes": list(inputs.notes), "metrics": inputs.metrics,
                "costs": inputs.costs, "ic_decay": inputs.ic_decay,
                "quantile_returns": list(inputs.quantile_returns),
                "gap_components": inputs.gap_components,

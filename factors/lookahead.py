@@ -1,26 +1,37 @@
-"""Lookahead detection: does a factor's value at row t change when only rows after t change?
+"""Lookahead detection: does a factor's value at row t depend on rows after t?
 
-For a factor (expression text, AST, library ``Factor`` or any Python callable Panel -> (T, N)):
+For a factor (expression text, AST, library ``Factor`` or any Python callable Panel -> (T, N))
+two probes run at a set of cut rows c, each compared with the factor on the full Panel at
+every row <= c (all rows, missing cells included: a value that appears or vanishes is a change):
 
-1. evaluate it on the full Panel;
-2. for each cut row c, replace every value of every field (and of the book, if any) at rows > c
-   by noise, and evaluate again;
-3. any difference at a row <= c is a leak: the factor read data from after its decision time.
+- **truncation**: evaluate on the first c + 1 rows only. A causal factor gives the same values;
+  one that reads any later row (its value, whether it exists, how many rows there are, a
+  full-sample statistic) does not. It also catches leaks through *which* cells are missing,
+  e.g. ranking only the assets that still have a price tomorrow.
+- **perturbation**: replace every field (and the book) at rows > c by noise and evaluate on the
+  full-length panel. Signed fields get independent normal draws at each column's scale,
+  non-negative ones are multiplied by ``exp(N(0, 1))``; 10 % of the finite cells become missing
+  and every missing cell gets a value, so the missingness pattern moves as well.
 
-The noise replaces signed fields by independent normal draws at each column's scale and multiplies
-non-negative fields (prices, volumes, book levels) by ``exp(N(0, 1))``, so it moves means,
-variances, ranks and signs; NaN stays NaN (the listing pattern is kept, so a factor that leaks
-only through *which* future values are missing is not detected). Comparison is exact (NaN
-equals NaN) unless ``atol`` is given: expression kernels scan forward, so values at or before
-the cut are bit-identical when the factor is causal.
+Cuts (``plan_cuts``): every row of the first 32 (warm-up leaks back-filled from later data),
+every row of a dense window of 512 rows starting where the factor first has a value (a leak on
+1 % of random rows is missed by all 512 with probability 0.99^512 = 0.6 %), 16 cuts spread over
+the panel and the last row but one. The dense and early cuts use truncation (each costs one
+evaluation on a prefix); the spread cuts use both probes.
+
+Tolerance: a change counts when it exceeds ``max(atol, rtol * scale)``, ``scale`` the largest
+finite |value| of the factor (bit-identical values are expected from a deterministic causal
+factor; the tolerance absorbs summation-order jitter of ~1e-15 x scale). The report names the
+largest change, where it happened (row, time, symbol), the probe and the cut.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +42,18 @@ from alphaforge.factors.expr.compile import compile_expr
 from alphaforge.factors.expr.nodes import Node
 
 F64 = npt.NDArray[np.float64]
+Probe = Literal["truncate", "perturb"]
+
+EARLY_ROWS = 32
+"""Every one of the first rows is a truncation cut (warm-up leaks)."""
+DENSE_ROWS = 512
+"""Consecutive truncation cuts from the factor's first valid row (leaks on a few rows)."""
+SPREAD_CUTS = 16
+"""Cuts spread evenly over the panel, each with both probes."""
+RTOL = 1e-9
+"""Default tolerance relative to the factor's largest |value|."""
+MIN_PREFIX_ROWS = 16
+"""A factor that raises on a prefix shorter than this skips that cut instead of failing."""
 
 
 class HasExpr(Protocol):
@@ -44,15 +67,35 @@ FactorLike = str | Node | HasExpr | Callable[[Panel], F64]
 
 
 @dataclass(frozen=True, slots=True)
-class CutResult:
-    """The outcome at one cut.
+class Change:
+    """One changed cell: where, how much, and which probe at which cut revealed it.
 
     Attributes:
-        cut: the last row left intact (rows > cut were replaced by noise).
+        row, ts_us, symbol: the cell (ts_us in UTC microseconds).
+        size: |full - probed| (inf when the value appeared or vanished).
+        probe: "truncate" or "perturb". cut: the last row left intact.
+    """
+
+    row: int
+    ts_us: int
+    symbol: str
+    size: float
+    probe: str
+    cut: int
+
+
+@dataclass(frozen=True, slots=True)
+class CutResult:
+    """The outcome of one probe at one cut.
+
+    Attributes:
+        cut: the last row left intact (rows > cut removed or replaced by noise).
         cut_ts_us: ``ts_us[cut]``, UTC microseconds.
+        probe: "truncate" or "perturb".
         n_changed: number of (row, asset) cells at rows <= cut whose value changed.
         first_row: first changed row, or None.
         first_ts_us: ``ts_us[first_row]``, or None.
+        max_change: the largest change (inf for a value that appeared or vanished; 0 if none).
     """
 
     cut: int
@@ -60,6 +103,8 @@ class CutResult:
     n_changed: int
     first_row: int | None
     first_ts_us: int | None
+    probe: str = "perturb"
+    max_change: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +112,58 @@ class LookaheadReport:
     """Result of ``check_lookahead``.
 
     Attributes:
-        leaks: True when any cut changed a value at or before it.
+        leaks: True when any probe changed a value at or before its cut by more than
+            ``tolerance``.
         first_leak_ts_us: the earliest leaking row's timestamp over all cuts (UTC us), or None.
-        first_leak_cut: the cut row whose perturbation revealed that earliest leak, or None.
-        details: one ``CutResult`` per cut, in cut order.
+        first_leak_cut: the cut whose probe revealed that earliest leak, or None.
+        details: one ``CutResult`` per (cut, probe), in cut order.
+        largest: the largest change over every probe (None without a leak).
+        tolerance: the absolute tolerance used.
+        n_skipped: truncation cuts skipped because the factor raised on a very short prefix.
     """
 
     leaks: bool
     first_leak_ts_us: int | None
     first_leak_cut: int | None
     details: tuple[CutResult, ...]
+    largest: Change | None = None
+    tolerance: float = 0.0
+    n_skipped: int = 0
+
+    @property
+    def n_cuts(self) -> int:
+        """Number of distinct cut rows probed."""
+        return len({d.cut for d in self.details})
+
+    def describe(self, name: str = "factor") -> str:
+        """One sentence: the verdict, with the largest change and where it happened."""
+        if not self.leaks or self.largest is None:
+            return (f"{name}: no value changed at or before any of {self.n_cuts} cuts when "
+                    f"later rows were removed or replaced by noise "
+                    f"(tolerance {self.tolerance:.3g})")  # fmt: skip
+        c = self.largest
+        when = _iso(c.ts_us)
+        size = "appeared or vanished" if math.isinf(c.size) else f"changed by {c.size:.6g}"
+        how = (f"only the first {c.cut + 1} rows were kept" if c.probe == "truncate"
+               else f"rows after row {c.cut} were replaced by noise")  # fmt: skip
+        n_bad = sum(d.n_changed for d in self.details)
+        n_hit = sum(d.n_changed > 0 for d in self.details)
+        return (f"{name} reads future data: its value at {when} (row {c.row}, {c.symbol}) {size} "
+                f"(tolerance {self.tolerance:.3g}) when {how}; first affected time "
+                f"ts_us={self.first_leak_ts_us}; {n_bad} cell(s) changed over "
+                f"{n_hit} of {len(self.details)} probes")  # fmt: skip
 
     def raise_if_leaks(self, name: str = "factor") -> None:
-        """Raise ``LookaheadError`` describing the first leak, if any."""
+        """Raise ``LookaheadError`` describing the largest and the first leak, if any."""
         if self.leaks:
-            raise LookaheadError(
-                f"{name} reads future data: its value at ts_us={self.first_leak_ts_us} changed "
-                f"when rows after row {self.first_leak_cut} were replaced by noise"
-            )
+            raise LookaheadError(self.describe(name))
+
+
+def _iso(ts_us: int) -> str:
+    import datetime as dt
+
+    t = dt.datetime.fromtimestamp(ts_us / 1e6, tz=dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + "Z"
 
 
 def _as_callable(factor: object) -> Callable[[Panel], F64]:
@@ -101,11 +180,13 @@ def _as_callable(factor: object) -> Callable[[Panel], F64]:
 
 
 def _noise(a: F64, cut: int, rng: np.random.Generator) -> F64:
-    """A copy of ``a`` (rows first) with rows > cut replaced by noise; NaN stays NaN.
+    """A copy of ``a`` (rows first) with rows > cut replaced by noise, missingness included.
 
     Fields with negative values (returns, funding, imbalances) get independent normal draws at
     the column's scale, so signs change too; non-negative fields (prices, volumes, book levels)
-    are multiplied by ``exp(N(0, 1))`` (zeros get ``|N(0, 1)|`` x scale) and stay non-negative.
+    are multiplied by ``exp(N(0, 1))`` (zeros and missing cells get the column's median times
+    ``exp(N(0, 1))``) and stay non-negative. Then 10 % of the cells that had a value lose it, so
+    which cells are missing after the cut changes as well. All-missing columns stay missing.
     """
     out = np.array(a, dtype=np.float64, copy=True)
     tail = out[cut + 1 :]
@@ -114,13 +195,20 @@ def _noise(a: F64, cut: int, rng: np.random.Generator) -> F64:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         spread = np.nanstd(a, axis=0)
-    scale = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+        level = np.nanmedian(np.abs(a), axis=0)
+    known = np.isfinite(spread)
+    scale = np.where(known & (spread > 0), spread, 1.0)
+    level = np.where(np.isfinite(level) & (level > 0), level, scale)
     draw = rng.normal(0.0, 1.0, tail.shape)
+    drop = rng.random(tail.shape) < 0.1
+    had = np.isfinite(tail)
     finite = np.isfinite(a)
     if (a[finite] < 0).any():
-        tail[...] = np.where(np.isnan(tail), np.nan, draw * scale)
+        noisy = draw * scale
     else:
-        tail[...] = np.where(tail == 0.0, np.abs(draw) * scale, tail * np.exp(draw))
+        base = np.where(had & (tail != 0.0), tail, level)
+        noisy = base * np.exp(draw)
+    tail[...] = np.where(known & ~(had & drop), noisy, np.nan)
     return out
 
 
@@ -148,13 +236,46 @@ def _default_cuts(n_rows: int, n_cuts: int) -> list[int]:
     return sorted({int(c) for c in cuts})
 
 
+def plan_cuts(n_rows: int, first_valid: int = 0) -> dict[int, tuple[Probe, ...]]:
+    """The default cut rows and the probes run at each (see module docstring).
+
+    Args:
+        n_rows: T, rows of the panel (>= 2).
+        first_valid: first row where the factor has a finite value.
+    """
+    last = n_rows - 2
+    plan: dict[int, tuple[Probe, ...]] = {}
+    for c in range(min(EARLY_ROWS, last + 1)):
+        plan[c] = ("truncate",)
+    for c in range(first_valid, min(first_valid + DENSE_ROWS, last + 1)):
+        plan[c] = ("truncate",)
+    for c in np.linspace(n_rows * 0.05, last, SPREAD_CUTS).astype(np.int64):
+        plan[int(c)] = ("truncate", "perturb")
+    plan[last] = ("truncate", "perturb")
+    return dict(sorted(plan.items()))
+
+
 def _evaluate(fn: Callable[[Panel], F64], panel: Panel) -> F64:
     out = np.asarray(fn(panel), dtype=np.float64)
     if out.shape != (panel.T, panel.N):
         raise LookaheadError(
-            f"factor returned shape {out.shape}; expected (T, N) = {panel.T, panel.N}"
+            f"factor returned shape {out.shape} on a panel of {panel.T} rows x {panel.N} assets;"
+            f" expected {(panel.T, panel.N)}: a factor must be computed from the panel it is "
+            "given (precomputed values cannot be checked this way: pass them as an array with "
+            "their availability times)"
         )
     return out
+
+
+def _compare(base: F64, probed: F64, tol: float) -> tuple[npt.NDArray[np.bool_], F64]:
+    """(changed cells, |change| with inf where a value appeared or vanished)."""
+    a_ok, b_ok = np.isfinite(base), np.isfinite(probed)
+    with np.errstate(invalid="ignore"):
+        size = np.where(a_ok & b_ok, np.abs(base - probed), np.where(a_ok == b_ok, 0.0, np.inf))
+    # +inf/-inf values equal in both: no change; different non-finite values: a change
+    nonfinite_diff = ~a_ok & ~b_ok & ~((base == probed) | (np.isnan(base) & np.isnan(probed)))
+    size = np.where(nonfinite_diff, np.inf, size)
+    return size > tol, size
 
 
 def check_lookahead(
@@ -163,55 +284,86 @@ def check_lookahead(
     cuts: Sequence[int] | None = None,
     seed: int = 0,
     *,
-    n_cuts: int = 4,
+    n_cuts: int | None = None,
     atol: float = 0.0,
+    rtol: float = RTOL,
+    probes: Sequence[Probe] = ("truncate", "perturb"),
 ) -> LookaheadReport:
-    """Check a factor for lookahead by perturbing the Panel after several cut rows.
+    """Check a factor for lookahead by truncating and perturbing the Panel after cut rows.
 
     Args:
         factor: expression text, AST, library ``Factor`` or callable ``Panel -> (T, N)``.
         panel: the Panel to test on (more rows and assets make a stronger test).
-        cuts: rows to cut after (each 0 <= c <= T - 2); default ``n_cuts`` rows spread
-            between 20% of T and T - 2.
-        seed: seed of the noise (cut k uses ``seed + k``).
-        n_cuts: number of default cuts.
-        atol: absolute tolerance of the comparison (0: exact, NaN equals NaN).
+        cuts: rows to cut after (each 0 <= c <= T - 2), each probed with ``probes``; default
+            ``plan_cuts`` (or, with ``n_cuts``, that many perturbation cuts spread between
+            20 % of T and T - 2, the lean check ``propose`` runs).
+        seed: seed of the noise (the k-th perturbation uses ``seed + k``).
+        atol, rtol: a change counts above ``max(atol, rtol * max|factor|)``.
+        probes: the probes run at explicit ``cuts``.
 
     Returns:
-        A ``LookaheadReport``.
+        A ``LookaheadReport``; ``.describe()`` says what changed, by how much and where.
 
     Raises:
         LookaheadError: a panel shorter than 2 rows, a cut out of range, a factor that does not
-            return a (T, N) array.
+            return a (T, N) array for the panel it is given.
         ExprError: malformed expression text.
     """
     fn = _as_callable(factor)
     if panel.T < 2:
         raise LookaheadError(f"lookahead check needs at least 2 rows; panel has {panel.T}")
-    cut_rows = list(cuts) if cuts is not None else _default_cuts(panel.T, n_cuts)
-    for c in cut_rows:
-        if not 0 <= int(c) <= panel.T - 2:
-            raise LookaheadError(f"cut {c} out of range [0, {panel.T - 2}]")
     base = _evaluate(fn, panel)
+    finite = np.isfinite(base)
+    scale = float(np.max(np.abs(base), where=finite, initial=0.0)) if finite.any() else 0.0
+    tol = max(float(atol), float(rtol) * scale)
+    if cuts is not None:
+        plan = {int(c): tuple(probes) for c in cuts}
+    elif n_cuts is not None:
+        plan = {c: ("perturb",) for c in _default_cuts(panel.T, n_cuts)}
+    else:
+        rows = np.flatnonzero(finite.any(axis=1))
+        plan = plan_cuts(panel.T, int(rows[0]) if rows.size else 0)
+    for c in plan:
+        if not 0 <= c <= panel.T - 2:
+            raise LookaheadError(f"cut {c} out of range [0, {panel.T - 2}]")
     details: list[CutResult] = []
-    for k, c in enumerate(cut_rows):
-        c = int(c)
-        out = _evaluate(fn, perturb_after(panel, c, seed + k))
-        a, b = base[: c + 1], out[: c + 1]
-        same = (np.abs(a - b) <= atol) | (np.isnan(a) & np.isnan(b))
-        rows = np.flatnonzero(~same.all(axis=1))
-        first = int(rows[0]) if rows.size else None
-        details.append(
-            CutResult(
-                cut=c,
-                cut_ts_us=int(panel.ts_us[c]),
-                n_changed=int((~same).sum()),
-                first_row=first,
-                first_ts_us=None if first is None else int(panel.ts_us[first]),
-            )
-        )
+    largest: Change | None = None
+    skipped = k = 0
+    for c, kinds in plan.items():
+        for probe in kinds:
+            if probe == "truncate":
+                try:
+                    with warnings.catch_warnings():  # e.g. "mean of empty slice" on a prefix
+                        warnings.simplefilter("ignore")
+                        out = _evaluate(fn, panel.take_rows(slice(0, c + 1)))
+                except LookaheadError:
+                    raise
+                except Exception as exc:
+                    if c + 1 < MIN_PREFIX_ROWS:
+                        skipped += 1
+                        continue
+                    raise LookaheadError(
+                        f"factor raised {type(exc).__name__} on the first {c + 1} rows: {exc}"
+                    ) from exc
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out = _evaluate(fn, perturb_after(panel, c, seed + k))
+                k += 1
+            changed, size = _compare(base[: c + 1], out[: c + 1], tol)
+            rows = np.flatnonzero(changed.any(axis=1))
+            first = int(rows[0]) if rows.size else None
+            biggest = float(size[changed].max()) if rows.size else 0.0
+            details.append(CutResult(c, int(panel.ts_us[c]), int(changed.sum()), first,
+                                     None if first is None else int(panel.ts_us[first]),
+                                     probe, biggest))  # fmt: skip
+            if rows.size and (largest is None or biggest > largest.size):
+                r, j = np.unravel_index(int(np.argmax(np.where(changed, size, -1.0))), size.shape)
+                largest = Change(int(r), int(panel.ts_us[r]), str(panel.symbols[j]), biggest,
+                                 probe, c)  # fmt: skip
     leaking = [d for d in details if d.first_row is not None]
     if not leaking:
-        return LookaheadReport(False, None, None, tuple(details))
+        return LookaheadReport(False, None, None, tuple(details), None, tol, skipped)
     worst = min(leaking, key=lambda d: (d.first_row, d.cut))
-    return LookaheadReport(True, worst.first_ts_us, worst.cut, tuple(details))
+    return LookaheadReport(True, worst.first_ts_us, worst.cut, tuple(details), largest, tol,
+                           skipped)  # fmt: skip

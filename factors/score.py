@@ -23,9 +23,10 @@ import numpy.typing as npt
 
 from alphaforge.engine.errors import EngineError
 from alphaforge.engine.panel import Panel
-from alphaforge.engine.tradable import universe_values
+from alphaforge.engine.timing import timing_warnings
 from alphaforge.factors import score_parts
 from alphaforge.factors.errors import FactorError, ScoreError
+from alphaforge.factors.resolve import FactorInput, resolve_factor
 from alphaforge.factors.returns import nan_tail_rows
 from alphaforge.factors.score_result import FactorScore
 
@@ -36,37 +37,6 @@ DEFAULT_HORIZONS: tuple[int, ...] = (1, 5, 15, 60, 240, 1440)
 
 MIN_SCORED_ROWS = 20
 """A horizon h is kept when at least max(MIN_SCORED_ROWS, h) rows have a forward return."""
-
-
-def resolve_factor(factor: str | F64, panel: Panel) -> tuple[str, str | None, F64]:
-    """(name, canonical expression or None, (T, N) values) of a library name, text or array.
-
-    Values are NaN where the symbol is outside the universe at that row (the Panel's
-    ``tradable`` field is 0), so no command ranks, scores or trades a symbol that is not listed.
-
-    Raises:
-        ScoreError: an array of the wrong shape; ExprError / UnknownFactor from the
-            expression language for bad text.
-    """
-    if not isinstance(factor, str):
-        arr = np.ascontiguousarray(factor, dtype=np.float64)
-        if arr.shape != (panel.T, panel.N):
-            raise ScoreError(f"factor array has shape {arr.shape}; panel is {(panel.T, panel.N)}")
-        return "<array>", None, universe_values(arr, panel)
-    from alphaforge.factors.expr import evaluate, parse
-    from alphaforge.factors.library import LIBRARY
-
-    text = factor.strip()
-    name = text
-    if text in LIBRARY:
-        text = LIBRARY[text].expr
-    node = parse(text)
-    values = np.ascontiguousarray(evaluate(node, panel), dtype=np.float64)
-    if values.shape != (panel.T, panel.N):
-        raise ScoreError(
-            f"{name!r} evaluated to shape {values.shape}; panel is {(panel.T, panel.N)}"
-        )
-    return name, str(node), universe_values(values, panel)
 
 
 def usable_horizons(panel: Panel, horizons: Sequence[int], lag: int) -> tuple[int, ...]:
@@ -100,7 +70,7 @@ def split_row(panel: Panel, split: float | int | str) -> int:
 
 
 def score_factor(
-    factor: str | F64,
+    factor: FactorInput,
     panel: Panel,
     horizons: Sequence[int] = DEFAULT_HORIZONS,
     lag: int = 1,
@@ -113,11 +83,13 @@ def score_factor(
     var_trials: float | None = None,
     redundancy: bool | Mapping[str, str | F64] = False,
     min_obs: int = 3,
+    available_us: npt.ArrayLike | None = None,
 ) -> FactorScore:
     """Score a factor on a Panel.
 
     Args:
-        factor: library name, expression text, or a (T, N) array aligned with the panel.
+        factor: library name, expression text, a callable ``Panel -> (T, N)`` (checked for
+            lookahead first, ``factors.lookahead``) or a (T, N) array aligned with the panel.
         panel: Panel with ``close`` (and ``open`` to trade at the next open), fixed interval.
         horizons: forward-return horizons in bars; unsupported ones are dropped (noted).
         lag: rows between decision and trade (factors.returns).
@@ -129,17 +101,28 @@ def score_factor(
         var_trials: variance of the trials' per-bar Sharpe ratios (None: see factors.dsr).
         redundancy: True for every library factor, or name -> expression/array to compare.
         min_obs: fewest assets in a row for a cross-sectional statistic.
+        available_us: for an array, when each value became known ((T,) or (T, N) UTC us);
+            without it an array's lookahead verdict is "unverified".
+
+    Every result carries the lookahead verdict and, in ``warnings``, timing warnings (lag 0 or
+    a close fallback, ``engine.timing``) and an unverified array.
 
     Raises:
         ScoreError: no usable horizon, a bad split, mis-shaped input.
+        LookaheadError: a callable that reads later rows, an array value known after its bar.
     """
     if panel.interval_us is None:
         raise ScoreError("panel has no interval_us; scoring needs a fixed bar interval")
-    name, expr, values = resolve_factor(factor, panel)
+    name, expr, values, verdict = resolve_factor(factor, panel, available_us=available_us)
     others = _redundancy_inputs(redundancy, panel, name) if redundancy else None
+    warn = tuple(timing_warnings(lag, "open" in panel))
+    if verdict.status == "unverified":
+        warn += (verdict.detail,)
+    honesty = {"lookahead": verdict.to_dict(), "warnings": warn}
     if split is None:
-        return _score(name, expr, values, panel, horizons, lag, quantiles, fee_bps,
-                      slippage_bps, n_trials, var_trials, others, min_obs)  # fmt: skip
+        scored = _score(name, expr, values, panel, horizons, lag, quantiles, fee_bps,
+                        slippage_bps, n_trials, var_trials, others, min_obs)  # fmt: skip
+        return _replace(scored, **honesty)
     cut = split_row(panel, split)
     if not 0 < cut < panel.T:
         raise ScoreError(f"split {split!r} falls at row {cut}; the panel has {panel.T} rows")
@@ -152,7 +135,9 @@ def score_factor(
         tested = _score(name, expr, values[cut:], panel.take_rows(slice(cut, None)), *args,
                         None, min_obs)  # fmt: skip
     info = {"cut_us": int(panel.ts_us[cut]), "train_rows": cut, "test_rows": panel.T - cut}
-    return _replace(train, split=info, test=tested)
+    if tested is not None:
+        tested = _replace(tested, **honesty)
+    return _replace(train, split=info, test=tested, **honesty)
 
 
 def _replace(s: FactorScore, **kw: Any) -> FactorScore:

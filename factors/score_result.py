@@ -34,6 +34,9 @@ class FactorScore:
         split: {"cut_us", "train_rows", "test_rows"} when scored with a split, else None.
         test: the one-shot score of the test part, or None.
         notes: what was skipped and why (dropped horizons, a failed backtest, ...).
+        lookahead: {"status", "detail"}: how the factor was cleared of reading the future
+            (``factors.resolve``).
+        warnings: what makes the numbers optimistic (timing, unverified values); shown first.
     """
 
     name: str
@@ -61,6 +64,8 @@ class FactorScore:
     split: Mapping[str, int] | None = None
     test: FactorScore | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    lookahead: Mapping[str, str] | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: NaN -> None, +/-inf -> "inf"/"-inf", horizon keys -> str."""
@@ -108,11 +113,14 @@ def _fmt(x: Any, digits: int = 4) -> str:
 
 def summary_rows(s: FactorScore) -> list[tuple[str, str]]:
     """(metric, formatted value) rows, horizons first, then turnover, costs, backtest, DSR."""
-    rows: list[tuple[str, str]] = [
+    rows: list[tuple[str, str]] = [("WARNING", w) for w in s.warnings]
+    rows += [
         ("factor", s.name),
         ("rows x assets", f"{s.n_rows} x {s.n_assets}"),
         ("lag (bars)", str(s.lag)),
     ]
+    if s.lookahead:
+        rows.append(("lookahead", s.lookahead["detail"]))
     for h in s.horizons:
         r, c = s.rank_ic[h], s.ic[h]
         rows.append((f"RankIC h={h}", f"{_fmt(r['mean'])} (t {_fmt(r['t_stat'], 2)})"))

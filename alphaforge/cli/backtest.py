@@ -20,7 +20,8 @@ Runner = Callable[..., Any]
 def render_backtest(run: Any, data_info: dict[str, Any], as_json: bool) -> str:
     """Metrics of a FactorBacktest as a table, or JSON with the settings and data summary."""
     doc = {"factor": run.factor, "expr": run.expr, "data": data_info,
-           "settings": run.settings, "metrics": run.metrics}  # fmt: skip
+           "warnings": list(run.warnings), "settings": run.settings,
+           "metrics": run.metrics}  # fmt: skip
     if as_json:
         return to_json(doc)
     head = f"backtest of {run.factor}"
@@ -28,7 +29,9 @@ def render_backtest(run: Any, data_info: dict[str, Any], as_json: bool) -> str:
         head += " (SYNTHETIC market)"
     rows = [(name, run.metrics[name]) for name in METRIC_NAMES]
     info = ", ".join(f"{k}={v}" for k, v in data_info.items())
-    return table_text(head, ["metric", "value"], rows) + f"data: {info}\n"
+    warn = "".join(f"WARNING: {w}\n" for w in run.warnings)
+    return (warn + table_text(head, ["metric", "value"], rows) + f"data: {info}\n"
+            f"lookahead: {run.settings.get('lookahead', '-')}\n")  # fmt: skip
 
 
 def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,

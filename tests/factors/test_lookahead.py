@@ -42,7 +42,8 @@ def test_next_bar_peek_is_caught_at_the_cut() -> None:
     assert report.leaks
     assert report.first_leak_cut == CUTS[0]
     assert report.first_leak_ts_us == int(PANEL.ts_us[CUTS[0]])
-    assert [d.first_row for d in report.details] == CUTS
+    assert [d.first_row for d in report.details] == [c for c in CUTS for _ in range(2)]
+    assert [d.probe for d in report.details] == ["truncate", "perturb"] * len(CUTS)
     with pytest.raises(LookaheadError, match=str(report.first_leak_ts_us)):
         report.raise_if_leaks("peek")
 
@@ -76,7 +77,7 @@ def test_causal_callable_passes() -> None:
     assert not report.leaks
     assert report.first_leak_ts_us is None
     assert report.first_leak_cut is None
-    assert [d.cut for d in report.details] == CUTS
+    assert sorted({d.cut for d in report.details}) == CUTS
     report.raise_if_leaks()
 
 
@@ -86,13 +87,16 @@ def test_causal_callable_passes() -> None:
 def test_expression_text_and_nodes_pass(factor) -> None:
     report = check_lookahead(factor, PANEL)
     assert not report.leaks
-    assert len(report.details) == 4
+    # every row of the 400-row panel is a truncation cut; 16 of them (spread over the
+    # panel, the last included) are perturbed too
+    assert report.n_cuts == PANEL.T - 1
+    assert sum(d.probe == "perturb" for d in report.details) == 16
 
 
 @pytest.mark.parametrize("name", sorted(LIBRARY))
 def test_every_library_factor_passes(name: str) -> None:
-    report = check_lookahead(LIBRARY[name], PANEL, seed=1)
-    assert not report.leaks, report
+    report = check_lookahead(LIBRARY[name], PANEL, CUTS, seed=1)
+    assert not report.leaks, report.describe(name)
 
 
 def test_perturbation_changes_only_rows_after_the_cut() -> None:
@@ -119,6 +123,10 @@ def test_every_expression_of_the_language_is_causal(node) -> None:
 def test_bad_inputs() -> None:
     with pytest.raises(LookaheadError, match="shape"):
         check_lookahead(lambda p: np.zeros(3), PANEL)
+    # a callable that ignores its panel and returns stored values cannot be checked
+    stored = np.ones((PANEL.T, PANEL.N))
+    with pytest.raises(LookaheadError, match="computed from the panel it is given"):
+        check_lookahead(lambda p: stored, PANEL)
     with pytest.raises(LookaheadError, match="out of range"):
         check_lookahead("close", PANEL, cuts=[PANEL.T - 1])
     with pytest.raises(LookaheadError, match="got <class 'int'>"):
@@ -134,8 +142,12 @@ def test_tolerance_accepts_tiny_numerical_differences() -> None:
     def jittery(p: Panel) -> np.ndarray:
         return pd.DataFrame(p["close"]).rolling(3).mean().to_numpy() + rng.normal(0, 1e-12)
 
-    assert check_lookahead(jittery, PANEL).leaks
-    assert not check_lookahead(jittery, PANEL, atol=1e-9).leaks
+    assert check_lookahead(jittery, PANEL, CUTS, rtol=0.0).leaks
+    assert not check_lookahead(jittery, PANEL, CUTS, atol=1e-9).leaks
+    # the default tolerance is relative to the factor's scale (max |value| x 1e-9)
+    report = check_lookahead(jittery, PANEL, CUTS)
+    assert not report.leaks
+    assert report.tolerance == pytest.approx(1e-9 * np.nanmax(np.abs(jittery(PANEL))), rel=1e-3)
 
 
 def test_peeking_at_the_sign_of_a_stored_signed_field_is_caught() -> None:

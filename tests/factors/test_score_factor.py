@@ -210,16 +210,16 @@ def test_single_asset_panel_gives_time_series_ic_and_a_note(market):
 
 def test_symbols_outside_the_universe_are_never_ranked() -> None:
     """resolve_factor (behind score, backtest, sweep and the API) blanks untradable cells."""
-    from alphaforge.factors.score import resolve_factor
+    from alphaforge.factors.resolve import resolve_factor
     from alphaforge.panels import synthetic_panel
 
     p = synthetic_panel(n_symbols=5, n_bars=300, seed=1).panel
     tradable = np.ones((p.T, p.N))
     tradable[150:, 2] = 0.0  # delisted half-way
     q = p.with_fields(tradable=tradable)
-    _, _, values = resolve_factor("mom_20", q)
+    values = resolve_factor("mom_20", q).values
     assert np.isnan(values[150:, 2]).all()
-    _, _, full = resolve_factor("mom_20", p)
+    full = resolve_factor("mom_20", p).values
     np.testing.assert_array_equal(values[:150], full[:150])
     scored = score_factor("mom_20", q, horizons=(1,))
     assert scored.rank_ic[1]["n"] <= score_factor("mom_20", p, horizons=(1,)).rank_ic[1]["n"]
