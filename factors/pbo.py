@@ -8,7 +8,8 @@ Sharpe is located in the out-of-sample ranking: omega = rank / (N + 1), logit = 
 winner is at or below the out-of-sample median.
 
 Formula: PBO = #{c : logit_c <= 0} / #splits.
-NaN: trials with a non-finite Sharpe in a half are ranked last there; fewer than 2 trials
+NaN: missing returns are left out of their block (``block_stats``); trials with a non-finite
+Sharpe in a half (no return there, or zero variance) are ranked last there; fewer than 2 trials
 gives NaN.
 
 It works from per-block sums (sum, sum of squares, count of returns per trial and block), so a
@@ -42,20 +43,27 @@ class PBOResult:
 
 
 def block_stats(returns: F64, n_blocks: int) -> tuple[F64, F64, F64]:
-    """(sum, sum of squares, count) per (trial, block) of a (T, N) return matrix -> (N, S)."""
+    """(sum, sum of squares, count) per (trial, block) of a (T, N) return matrix -> (N, S).
+
+    NaN: a missing return is left out of its block's sums and count (a trial that did not
+    trade a bar is not poisoned for the whole split); a block with no finite return of a
+    trial gets count 0, so that trial's Sharpe in a half is computed from its other blocks.
+    """
     r = np.asarray(returns, dtype=np.float64)
     edges = np.linspace(0, r.shape[0], n_blocks + 1).astype(np.int64)
-    s = np.add.reduceat(r, edges[:-1], axis=0).T
-    ss = np.add.reduceat(r * r, edges[:-1], axis=0).T
-    cnt = np.broadcast_to(np.diff(edges).astype(np.float64), s.shape).copy()
+    ok = np.isfinite(r)
+    z = np.where(ok, r, 0.0)
+    s = np.add.reduceat(z, edges[:-1], axis=0).T
+    ss = np.add.reduceat(z * z, edges[:-1], axis=0).T
+    cnt = np.add.reduceat(ok.astype(np.float64), edges[:-1], axis=0).T
     return s, ss, cnt
 
 
 def _sharpe(mask: F64, s: F64, ss: F64, cnt: F64) -> F64:
     n = mask @ cnt.T
-    mean = (mask @ s.T) / n
-    var = (mask @ ss.T) / n - mean**2
     with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (mask @ s.T) / n
+        var = (mask @ ss.T) / n - mean**2
         return mean / np.sqrt(np.maximum(var, 0.0))
 
 
