@@ -196,7 +196,7 @@ def newey_west_lags(n: int, horizon: int) -> int:
     ``max(2 * horizon, floor(4 * (n / 100) ** (2 / 9)))`` (the overlap of h-bar returns spans
     h - 1 lags; twice that keeps the Bartlett weights from under-counting it), capped at n - 1.
     """
-    auto = int(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))) if n > 0 else 0
+    auto = math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0)) if n > 0 else 0
     return max(0, min(n - 1, max(2 * max(horizon, 1), auto)))
 
 

@@ -19,8 +19,8 @@ from alphaforge.factors.pbo import pbo
 def test_newey_west_matches_statsmodels_hac(n: int, h: int, seed: int) -> None:
     x = np.random.default_rng(seed).normal(0.01, 0.1, n)
     lags = ic.newey_west_lags(n, h)
-    fit = sm.OLS(x, np.ones(n)).fit(cov_type="HAC",
-                                    cov_kwds={"maxlags": lags, "use_correction": False})  # fmt: skip
+    hac = {"maxlags": lags, "use_correction": False}
+    fit = sm.OLS(x, np.ones(n)).fit(cov_type="HAC", cov_kwds=hac)
     s = ic.ic_summary(x, h)
     assert s["se_nw"] == pytest.approx(float(fit.bse[0]), rel=1e-9)
     assert s["se"] == pytest.approx(max(s["se_nw"], np.std(x, ddof=1) / math.sqrt(n / h)))
