@@ -29,6 +29,7 @@ from alphaforge.engine.gap import GapReport, Quotes, analyze_gap
 from alphaforge.engine.metrics import METRIC_NAMES
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.report import ReportPaths
+from alphaforge.factors.registry import Registry
 from alphaforge.sweeps import SweepOutcome, run_sweep_study
 
 F64 = npt.NDArray[np.float64]
@@ -47,6 +48,7 @@ class BacktestRun:
             the factor's lookahead verdict.
         warnings: what makes the result optimistic (fills that see the decision bar, an
             unverified precomputed factor).
+        trials: trial count on this data over every study and the DSR at that count.
     """
 
     def __init__(self, raw: FactorBacktest, panel: Panel) -> None:
@@ -55,6 +57,7 @@ class BacktestRun:
         self.metrics = dict(raw.metrics)
         self.settings = dict(raw.settings)
         self.warnings = list(raw.warnings)
+        self.trials = dict(raw.trials or {})
 
     @property
     def _index(self) -> pd.DatetimeIndex:
@@ -128,17 +131,21 @@ def backtest(
     use_funding: bool = True,
     init_cash: float = 1.0,
     available_us: Any | None = None,
+    ledger: str | Path | None = None,
 ) -> BacktestRun:
     """Long-short backtest of a factor (library name, expression, ``af.factor``) or of factor
     values ((T, N) array or DataFrame aligned with the panel), as ``alphaforge backtest`` runs
     it: a decision at bar t fills at the open of bar t + lag, with fees, slippage and funding.
     A function ``Panel -> (T, N)`` is checked for lookahead first; values are checked against
-    ``available_us`` when given, else reported "unverified" in ``warnings``.
+    ``available_us`` when given, else reported "unverified" in ``warnings``. The run is
+    recorded as a trial in the research ``ledger``; ``BacktestRun.trials`` holds the
+    study-wide trial count on this data and the Deflated Sharpe at that count.
     """
     raw = run_factor_backtest(panel, as_factor_input(factor_or_weights), scheme=scheme,
                               gross=gross, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
                               rebalance_every=rebalance_every, use_funding=use_funding,
-                              init_cash=init_cash, available_us=available_us)  # fmt: skip
+                              init_cash=init_cash, available_us=available_us,
+                              registry=Registry(ledger))  # fmt: skip
     return BacktestRun(raw, panel)
 
 
@@ -151,12 +158,18 @@ def sweep(
     scheduler: Any = None,
     chunk_size: int = 64,
     memory_budget_bytes: int = 1 << 30,
+    ledger: str | Path | None = None,
 ) -> SweepOutcome:
     """Factors x parameter grid, ranked by deflated Sharpe with PBO (as ``alphaforge sweep``);
-    resumable: the same call again continues where it stopped."""
+    resumable: the same call again continues where it stopped. Every trial is recorded in the
+    research ``ledger`` and the DSR uses the study-wide count of distinct trials on this data
+    (``SweepOutcome.trials_on_data``; ``sr_needed_annual`` is the Sharpe luck alone reaches).
+    Factors are expressions (safe by construction): a callable factor goes through
+    ``af.backtest``, which checks it for lookahead."""
     return run_sweep_study(panel, list(factors), {k: list(v) for k, v in grid.items()},
                            str(results_dir), scheduler=scheduler, chunk_size=chunk_size,
-                           memory_budget_bytes=memory_budget_bytes)  # fmt: skip
+                           memory_budget_bytes=memory_budget_bytes,
+                           registry=Registry(ledger))  # fmt: skip
 
 
 Columns: TypeAlias = Mapping[str, Any] | pd.DataFrame | str | Path

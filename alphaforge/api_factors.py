@@ -11,7 +11,7 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,7 @@ from alphaforge.factors.ledger import Ledger
 from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.llm import Budget, LLMClient
 from alphaforge.factors.propose import Gate, Study, StudyConfig, StudyResult
+from alphaforge.factors.registry import Registry
 from alphaforge.factors.resolve import FactorInput, resolve_factor
 from alphaforge.factors.score import DEFAULT_HORIZONS, score_factor
 from alphaforge.factors.score_result import FactorScore
@@ -81,7 +82,7 @@ def factor(name_or_expr: str | Factor) -> Factor:
     return Factor(str(node), str(node), node.lookback, node.fields())
 
 
-FactorArg = str | Factor | F64 | pd.DataFrame | Callable[[Panel], Any]
+FactorArg: TypeAlias = str | Factor | F64 | pd.DataFrame | Callable[[Panel], Any]
 """A library name, expression, ``af.factor(...)``, (T, N) values, or a callable on the panel."""
 
 
@@ -175,9 +176,12 @@ def score(
     slippage_bps: float = 1.0,
     split: float | str | None = None,
     test: bool = False,
-    n_trials: int = 1,
+    n_trials: int | None = None,
     redundancy: bool = False,
     available_us: Any | None = None,
+    ledger: str | Path | None = None,
+    study: str | None = None,
+    reuse_holdout: bool = False,
 ) -> ScoreResult:
     """IC, RankIC, decay, quantile returns, turnover, costs and deflated Sharpe of a factor, as
     ``alphaforge score`` computes them.
@@ -189,12 +193,20 @@ def score(
         panel: the data.
         available_us: for values, when each became known ((T,) or (T, N) UTC us); values
             without it are scored with an "unverified" lookahead warning.
+        n_trials: trials behind the factor for the DSR; default: the ledger's count of
+            distinct trials on this data over every study, command and API call.
+        ledger: the research ledger (default ``$ALPHAFORGE_LEDGER`` or
+            ``.alphaforge/ledger.sqlite``): this score is recorded as a trial, and a ``test``
+            look at the holdout is refused (``HoldoutReused``) when the same signal, recognised
+            by its values, already looked at it, unless ``reuse_holdout``.
         Other arguments: see ``alphaforge.factors.score.score_factor``.
     """
     raw = score_factor(as_factor_input(factor_), panel, horizons=horizons, lag=lag,
                        quantiles=quantiles, fee_bps=fee_bps, slippage_bps=slippage_bps,
                        split=split, test=test, n_trials=n_trials,
-                       redundancy=redundancy, available_us=available_us)  # fmt: skip
+                       redundancy=redundancy, available_us=available_us,
+                       registry=Registry(ledger), study=study,
+                       allow_holdout_reuse=reuse_holdout)  # fmt: skip
     return ScoreResult(raw)
 
 

@@ -16,7 +16,10 @@ from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
 from alphaforge.engine.timing import timing_warnings
 from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.weights import weights_from_signals
+from alphaforge.factors.dsr import return_moments
+from alphaforge.factors.registry import Registry, deflate
 from alphaforge.factors.resolve import FactorInput, resolve_factor
+from alphaforge.factors.score import trial_key
 
 F64 = npt.NDArray[np.float64]
 
@@ -41,6 +44,7 @@ class FactorBacktest:
     metrics: dict[str, Any]
     settings: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    trials: dict[str, Any] | None = None
 
 
 def run_factor_backtest(
@@ -59,6 +63,7 @@ def run_factor_backtest(
     rebalance_every: int = 1,
     init_cash: float = 1.0,
     available_us: Any | None = None,
+    registry: Registry | None = None,
 ) -> FactorBacktest:
     """Evaluate ``factor`` on ``panel``, turn it into weights and backtest it.
 
@@ -89,7 +94,30 @@ def run_factor_backtest(
     warns = timing_warnings(lag, "open" in panel)
     if verdict.status == "unverified":
         warns.append(verdict.detail)
-    return FactorBacktest(name, expr, weights, result, metrics, settings, tuple(warns))
+    trials = None
+    if registry is not None:
+        trials = _count_trial(registry, panel, name, expr, values, result.returns, settings)
+    return FactorBacktest(name, expr, weights, result, metrics, settings, tuple(warns), trials)
+
+
+def _count_trial(registry: Registry, panel: Panel, name: str, expr: str | None, values: F64,
+                 returns: F64, settings: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Record the backtest as a trial; its DSR at the study-wide count of trials on this data."""
+    sr, n_obs, skew, kurt = return_moments(returns)
+    variant = {k: settings[k] for k in ("scheme", "lag", "fee_bps", "slippage_bps",
+                                        "rebalance_every")}  # fmt: skip
+    registry.record_trial(panel, "backtest", trial_key(name, expr, values, **variant), name=name,
+                          sr_per_bar=sr, n_obs=n_obs)  # fmt: skip
+    count = registry.trial_count(panel)
+    d = deflate(count, {"sr": sr, "n_obs": n_obs, "skew": skew, "kurtosis": kurt},
+                panel.periods_per_year)  # fmt: skip
+    return {
+        "n_trials": count.n_trials,
+        "by_kind": count.by_kind,
+        "psr": d.get("psr"),
+        "dsr": d.get("dsr"),
+        "sr_needed_annual": d.get("sr_needed_annual"),
+    }
 
 
 def execution_book(book: BookLevels, lag: int) -> BookLevels:
@@ -123,4 +151,6 @@ def backtest_report(run: FactorBacktest, panel: Panel, out_dir: str | Path) -> R
         periods_per_year=panel.periods_per_year, metrics=run.metrics,
         turnover=r.turnover_series, notes=notes, warnings=run.warnings,
         costs={"fees": r.fees, "slippage": r.slippage, "funding": r.funding},
-        sections=[("Settings", run.settings)]), out_dir)  # fmt: skip
+        sections=[("Settings", run.settings),
+                  *([("Trials on this data (all studies)", run.trials)] if run.trials else [])]),
+        out_dir)  # fmt: skip

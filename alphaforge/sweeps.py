@@ -15,6 +15,9 @@ import pyarrow as pa
 from alphaforge.data.results import ResultsStore
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.sweep import expand_trials, run_sweep, sweep_spec
+from alphaforge.engine.timing import timing_warnings
+from alphaforge.factors.dsr import expected_max_sharpe
+from alphaforge.factors.registry import Registry
 from alphaforge.factors.resolve import resolve_factor
 from alphaforge.factors.trials import rank_trials
 
@@ -53,17 +56,23 @@ class SweepOutcome:
     pbo: float
     n_trials: int
     results_dir: str
+    trials_on_data: int = 0
+    sr_needed_annual: float = float("nan")
+    warnings: tuple[str, ...] = ()
 
 
 def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[Any]],
                     results_root: str, *, scheduler: Any = None, chunk_size: int = 64,
                     memory_budget_bytes: int = 1 << 30, progress: Any = None,
-                    stop_after: int | None = None) -> SweepOutcome:  # fmt: skip
+                    stop_after: int | None = None,
+                    registry: Registry | None = None) -> SweepOutcome:  # fmt: skip
     """Run (or resume) a sweep, store it under results_root, rank trials by Deflated Sharpe.
 
     The sweep id is a hash of the trials and the data window, so rerunning the same command
-    resumes it. DSR uses the sweep's true trial count and the variance of the trials'
-    per-bar Sharpe ratios; PBO comes from CSCV over the stored per-block return sums.
+    resumes it. DSR uses the true trial count, the variance of the trials' per-bar Sharpe
+    ratios; PBO comes from CSCV over the stored per-block return sums. With a ``registry``
+    every trial is recorded there and the count is the study-wide one: the distinct trials
+    on this data over every sweep, score, backtest and proposal (else the sweep's own).
     """
 
     trials = expand_trials(factors, grid)
@@ -82,5 +91,31 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
                        memory_budget_bytes=memory_budget_bytes, scheduler=scheduler,
                        progress=progress, stop_after=stop_after)  # fmt: skip
 
-    ranked, pbo_value = rank_trials(store.read(), len(trials))
-    return SweepOutcome(sweep_id, counts, ranked, pbo_value, len(trials), str(store.dir))
+    table = store.read()
+    n_count = len(trials)
+    if registry is not None and table.num_rows:
+        for f, params, sr, n_obs in zip(*(table.column(c).to_pylist() for c in
+                                          ("factor", "params", "sr_per_bar", "n_obs")),
+                                        strict=True):  # fmt: skip
+            registry.record_trial(panel, "sweep", f"{_canonical(f)}|{params}", name=f,
+                                  sr_per_bar=float("nan") if sr is None else float(sr),
+                                  n_obs=int(n_obs))  # fmt: skip
+        n_count = max(registry.trial_count(panel).n_trials, len(trials))
+    ranked, pbo_value = rank_trials(table, n_count)
+    sr_needed = float("nan")
+    finite = [r["sr_per_bar"] for r in ranked if r["sr_per_bar"] is not None
+              and np.isfinite(r["sr_per_bar"])]  # fmt: skip
+    if len(finite) >= 2:
+        sr0 = expected_max_sharpe(max(n_count, 1), float(np.var(finite, ddof=1)))
+        sr_needed = sr0 * float(np.sqrt(panel.periods_per_year))
+    lags = sorted({int(t.params["lag"]) for t in trials})
+    warns = sorted({w for lag in lags for w in timing_warnings(lag, "open" in panel)})
+    return SweepOutcome(sweep_id, counts, ranked, pbo_value, len(trials), str(store.dir),
+                        n_count, sr_needed, tuple(warns))  # fmt: skip
+
+
+def _canonical(factor: str) -> str:
+    from alphaforge.factors.expr import parse
+    from alphaforge.factors.library import LIBRARY
+
+    return str(parse(LIBRARY[factor].expr if factor in LIBRARY else factor))

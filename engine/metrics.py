@@ -72,7 +72,9 @@ def cagr(returns: F64, periods_per_year: float) -> Any:
     if r.shape[0] < 1:
         return math.nan
     growth = 1.0 + np.asarray(total_return(r))
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(
+        invalid="ignore", divide="ignore", over="ignore"
+    ):  # +inf: too good to annualise
         out = np.power(growth, ppy / r.shape[0]) - 1.0
     return _out(np.asarray(out))
 

@@ -1,8 +1,9 @@
 """The trial ledger: every candidate factor ever tried, with provenance, gates and scores.
 
 An embedded SQLite file. The number of trials of a study (every proposal, accepted or not)
-is the true count the Deflated Sharpe Ratio needs. The holdout is looked at once per
-canonical expression and study: a second look raises HoldoutReused.
+is recorded here; the trial count the Deflated Sharpe Ratio uses, and the holdout looks across
+studies, are kept by ``factors.registry`` in the same file. Within a study the holdout is looked
+at once per canonical expression: a second look raises HoldoutReused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alphaforge.factors.errors import FactorError
+from alphaforge.factors.registry import HoldoutReused
 
 SCHEMA = """
 create table if not exists trials (
@@ -55,10 +57,6 @@ create table if not exists calls (
     n_candidates integer default 0
 );
 """
-
-
-class HoldoutReused(FactorError, RuntimeError):
-    """A second look at the holdout for the same factor and study."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,10 @@ Sources: an OpenAI-compatible LLM (``LLMClient``) or the seeded ``OfflineGenerat
 default without a key, and the baseline). Text from the LLM is data: candidates are parsed by
 the expression language only; nothing is executed or interpolated into code, and instructions
 inside the text have no effect. Scores shown to the LLM are train-period scores only; each
-accepted factor's holdout is evaluated once (the ledger refuses a second look).
+accepted factor's holdout is evaluated once: the research registry (``factors.registry``)
+refuses a signal that already looked at this holdout, recognised by its values on the train
+rows (``2 * f`` or ``f + 0`` of an earlier study's factor is a duplicate), and counts every
+scored candidate as a trial on this data for the Deflated Sharpe Ratio.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from alphaforge.factors.llm import LLMClient
 from alphaforge.factors.offline_gen import OfflineGenerator
 from alphaforge.factors.propose_parse import Candidate, parse_candidates
 from alphaforge.factors.propose_score import Ranks, RankSet, ScoreContext, TailLookahead, score_with
+from alphaforge.factors.registry import HoldoutReused, Registry
 
 F64 = np.ndarray
 
@@ -163,6 +167,8 @@ class Study:
         self._ctx = ScoreContext.build(self.train, cfg)
         self._holdout_ctx: ScoreContext | None = None
         self._lookahead = TailLookahead(self.train, cfg.seed)
+        self.registry = Registry(ledger.path)
+        self.registry.record_study_data(cfg.study, self.train)
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
@@ -266,10 +272,23 @@ class Study:
         with self._timed("score"):
             s = score_with(values, self._ctx, self.cfg, z)
         self.scores[canon] = s
+        with self._timed("ledger"):
+            self.registry.record_trial(self.train, "propose", f"{canon}|lag={self.cfg.lag}",
+                                       name=rec["name"], study=self.cfg.study,
+                                       sr_per_bar=s["sharpe"] / math.sqrt(s["ppy"]),
+                                       n_obs=int(s["n_obs"]))  # fmt: skip
         g = self.cfg.gate
         if not (abs(s["t_stat"]) >= g.min_abs_t and s["sharpe"] >= g.min_sharpe):
             self._record(status="failed_gate", canonical=canon, train=s, **rec)
             return "failed_gate"
+        try:
+            with self._timed("ledger"):
+                self.registry.claim_holdout(self.train, self.holdout, values, source="propose",
+                                            name=rec["name"], expression=canon,
+                                            study=self.cfg.study)  # fmt: skip
+        except HoldoutReused as exc:
+            self._record(status="duplicate", canonical=canon, train=s, reason=str(exc), **rec)
+            return "duplicate"
         tid = self._record(status="accepted", canonical=canon, train=s, **rec)
         self.accepted.add(canon, z)
         with self._timed("holdout"):
@@ -316,11 +335,14 @@ class Study:
 
 def leaderboard(ledger: Ledger, study: str) -> list[dict[str, Any]]:
     """Scored trials of a study, best |train t-stat| first, with the Deflated Sharpe of each
-    (per-bar Sharpe from the annualized one, n_trials = every trial of the study)."""
+    (per-bar Sharpe from the annualized one; n_trials = the distinct trials the research
+    registry holds on the study's data over every study, command and API call, or every trial
+    of the study for a ledger written before the registry existed)."""
     from alphaforge.factors.dsr import deflated_sharpe_ratio
 
     rows = ledger.rows(study)
-    n_trials = len(rows)
+    count = Registry(ledger.path).study_trial_count(study)
+    n_trials = count.n_trials if count is not None else len(rows)
     scored = [r for r in rows if r.train]
     sharpes = [float(t["sharpe"]) for t in (r.train or {} for r in scored)
                if math.isfinite(t["sharpe"])]  # fmt: skip

@@ -26,6 +26,7 @@ from alphaforge.engine.panel import Panel
 from alphaforge.engine.timing import timing_warnings
 from alphaforge.factors import score_parts
 from alphaforge.factors.errors import FactorError, ScoreError
+from alphaforge.factors.registry import Registry, deflate
 from alphaforge.factors.resolve import FactorInput, resolve_factor
 from alphaforge.factors.returns import nan_tail_rows
 from alphaforge.factors.score_result import FactorScore
@@ -79,11 +80,14 @@ def score_factor(
     slippage_bps: float = 1.0,
     split: float | int | str | None = None,
     test: bool = False,
-    n_trials: int = 1,
+    n_trials: int | None = None,
     var_trials: float | None = None,
     redundancy: bool | Mapping[str, str | F64] = False,
     min_obs: int = 3,
     available_us: npt.ArrayLike | None = None,
+    registry: Registry | None = None,
+    study: str | None = None,
+    allow_holdout_reuse: bool = False,
 ) -> FactorScore:
     """Score a factor on a Panel.
 
@@ -97,12 +101,19 @@ def score_factor(
         fee_bps, slippage_bps: costs of the long-short backtest, bps of traded notional.
         split: train/test cut (fraction, ISO time or us); None scores the whole panel.
         test: with a split, also score the test part once.
-        n_trials: trials behind this factor, for the Deflated Sharpe Ratio.
+        n_trials: trials behind this factor, for the Deflated Sharpe Ratio; None: the
+            study-wide count of the ``registry`` (1 without one).
         var_trials: variance of the trials' per-bar Sharpe ratios (None: see factors.dsr).
         redundancy: True for every library factor, or name -> expression/array to compare.
         min_obs: fewest assets in a row for a cross-sectional statistic.
         available_us: for an array, when each value became known ((T,) or (T, N) UTC us);
             without it an array's lookahead verdict is "unverified".
+        registry: the research registry (``factors.registry``): the scored trial is recorded,
+            the DSR deflated at the study-wide count of distinct trials on this data (with the
+            spread of their Sharpe ratios), and a ``test`` look at the holdout is claimed first.
+        study: a label for the registry (it does not reset any count).
+        allow_holdout_reuse: look at a holdout this signal already saw (the result is marked
+            with the look number) instead of raising ``HoldoutReused``.
 
     Every result carries the lookahead verdict and, in ``warnings``, timing warnings (lag 0 or
     a close fallback, ``engine.timing``) and an unverified array.
@@ -110,34 +121,78 @@ def score_factor(
     Raises:
         ScoreError: no usable horizon, a bad split, mis-shaped input.
         LookaheadError: a callable that reads later rows, an array value known after its bar.
+        HoldoutReused: ``test`` on a holdout this signal (by values) already saw.
     """
     if panel.interval_us is None:
         raise ScoreError("panel has no interval_us; scoring needs a fixed bar interval")
     name, expr, values, verdict = resolve_factor(factor, panel, available_us=available_us)
     others = _redundancy_inputs(redundancy, panel, name) if redundancy else None
-    warn = tuple(timing_warnings(lag, "open" in panel))
+    warn = list(timing_warnings(lag, "open" in panel))
     if verdict.status == "unverified":
-        warn += (verdict.detail,)
-    honesty = {"lookahead": verdict.to_dict(), "warnings": warn}
-    if split is None:
-        scored = _score(name, expr, values, panel, horizons, lag, quantiles, fee_bps,
-                        slippage_bps, n_trials, var_trials, others, min_obs)  # fmt: skip
-        return _replace(scored, **honesty)
-    cut = split_row(panel, split)
-    if not 0 < cut < panel.T:
-        raise ScoreError(f"split {split!r} falls at row {cut}; the panel has {panel.T} rows")
-    args = (horizons, lag, quantiles, fee_bps, slippage_bps, n_trials, var_trials)
+        warn.append(verdict.detail)
+    notes: list[str] = []
+    cut = panel.T
+    if split is not None:
+        cut = split_row(panel, split)
+        if not 0 < cut < panel.T:
+            raise ScoreError(f"split {split!r} falls at row {cut}; the panel has {panel.T} rows")
+    scored_panel = panel if split is None else panel.take_rows(slice(0, cut))
+    args = (horizons, lag, quantiles, fee_bps, slippage_bps, n_trials or 1, var_trials)
     train_others = None if others is None else {k: v[:cut] for k, v in others.items()}
-    train = _score(name, expr, values[:cut], panel.take_rows(slice(0, cut)), *args,
-                   train_others, min_obs)  # fmt: skip
+    main = _score(name, expr, values[:cut], scored_panel, *args, train_others, min_obs)
+    trials = None
+    if registry is not None:
+        main, trials = _count_trial(registry, main, values[:cut], scored_panel, lag, study,
+                                    deflate_by_registry=n_trials is None)  # fmt: skip
     tested = None
-    if test:
-        tested = _score(name, expr, values[cut:], panel.take_rows(slice(cut, None)), *args,
-                        None, min_obs)  # fmt: skip
+    if split is not None and test:
+        holdout = panel.take_rows(slice(cut, None))
+        if registry is None:
+            warn.append("holdout look not recorded: no registry (the API and CLI keep one)")
+        else:
+            look = registry.claim_holdout(scored_panel, holdout, values[:cut], source="score",
+                                          name=name, expression=expr, study=study,
+                                          allow_reuse=allow_holdout_reuse)  # fmt: skip
+            (warn if look.look > 1 else notes).append(look.note())
+        tested = _score(name, expr, values[cut:], holdout, *args, None, min_obs)
+    honesty = {"lookahead": verdict.to_dict(), "warnings": tuple(warn), "trials": trials,
+               "notes": (*main.notes, *notes)}  # fmt: skip
+    if split is None:
+        return _replace(main, **honesty)
     info = {"cut_us": int(panel.ts_us[cut]), "train_rows": cut, "test_rows": panel.T - cut}
     if tested is not None:
-        tested = _replace(tested, **honesty)
-    return _replace(train, split=info, test=tested, **honesty)
+        tested = _replace(tested, lookahead=verdict.to_dict(), warnings=tuple(warn))
+    return _replace(main, split=info, test=tested, **honesty)
+
+
+def trial_key(name: str, expr: str | None, values: F64, **settings: Any) -> str:
+    """Identity of a trial: the canonical expression (or, for a callable or an array, its name
+    and a hash of its values) and the settings that make a variant."""
+    import hashlib
+
+    ident = expr if expr is not None else (
+        f"{name}#{hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()[:12]}"
+    )  # fmt: skip
+    return ident + "".join(f"|{k}={v}" for k, v in sorted(settings.items()))
+
+
+def _count_trial(registry: Registry, scored: FactorScore, values: F64, panel: Panel, lag: int,
+                 study: str | None, *, deflate_by_registry: bool
+                 ) -> tuple[FactorScore, dict[str, Any]]:  # fmt: skip
+    """Record the scored trial; return the score deflated at the study-wide trial count."""
+    sr = float(scored.dsr.get("sr", math.nan)) if scored.dsr else math.nan
+    key = trial_key(scored.name, scored.expression, values, lag=lag)
+    registry.record_trial(panel, "score", key, name=scored.name, study=study, sr_per_bar=sr,
+                          n_obs=int(scored.dsr.get("n_obs", 0)) if scored.dsr else 0)  # fmt: skip
+    count = registry.trial_count(panel)
+    info: dict[str, Any] = {"n_trials": count.n_trials, "by_kind": count.by_kind,
+                            "ledger": str(registry.path)}  # fmt: skip
+    if not deflate_by_registry:
+        info["note"] = "DSR uses the trial count given explicitly"
+        return scored, info
+    dsr = deflate(count, dict(scored.dsr), panel.periods_per_year)
+    info["sr_needed_annual"] = dsr.get("sr_needed_annual", math.nan)
+    return _replace(scored, dsr=dsr), info
 
 
 def _replace(s: FactorScore, **kw: Any) -> FactorScore:

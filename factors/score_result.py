@@ -36,7 +36,10 @@ class FactorScore:
         notes: what was skipped and why (dropped horizons, a failed backtest, ...).
         lookahead: {"status", "detail"}: how the factor was cleared of reading the future
             (``factors.resolve``).
-        warnings: what makes the numbers optimistic (timing, unverified values); shown first.
+        warnings: what makes the numbers optimistic (timing, unverified values, a reused
+            holdout); shown first.
+        trials: the study-wide trial count on this data (``factors.registry``): n_trials,
+            by_kind, sr_needed_annual, ledger; None without a registry.
     """
 
     name: str
@@ -66,6 +69,7 @@ class FactorScore:
     notes: tuple[str, ...] = field(default_factory=tuple)
     lookahead: Mapping[str, str] | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    trials: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: NaN -> None, +/-inf -> "inf"/"-inf", horizon keys -> str."""
@@ -152,6 +156,11 @@ def summary_rows(s: FactorScore) -> list[tuple[str, str]]:
     for k in ("psr", "dsr", "n_trials"):
         if k in s.dsr:
             rows.append((k.upper() if k != "n_trials" else "trials", _fmt(s.dsr[k])))
+    if s.trials:
+        kinds = ", ".join(f"{k} {v}" for k, v in s.trials.get("by_kind", {}).items())
+        rows.append(("trials on this data (all studies)", f"{s.trials['n_trials']} ({kinds})"))
+        if "sr_needed_annual" in s.trials:
+            rows.append(("Sharpe needed to beat luck", _fmt(s.trials["sr_needed_annual"])))
     if s.redundancy:
         top = list(s.redundancy.items())[:3]
         rows.append(("most similar", ", ".join(f"{n} {_fmt(v, 2)}" for n, v in top)))

@@ -34,3 +34,11 @@ def real_dir() -> Path:
             pytest.fail(f"ALPHAFORGE_REQUIRE_SHARED=1 but {SHARED_REAL} is missing")
         pytest.skip(f"real data folder {SHARED_REAL} is absent (a fresh clone without ../shared)")
     return SHARED_REAL
+
+
+@pytest.fixture(autouse=True)
+def _own_ledger(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own research ledger (trial counts and holdout looks), also for the
+    CLI subprocesses it starts, so no test's count depends on which tests ran before it."""
+    path = tmp_path_factory.mktemp("ledger") / "ledger.sqlite"
+    monkeypatch.setenv("ALPHAFORGE_LEDGER", str(path))

@@ -15,6 +15,7 @@ import pytest
 import alphaforge as af
 from alphaforge.backtests import run_factor_backtest
 from alphaforge.factors.errors import ExprError
+from alphaforge.factors.registry import Registry
 from alphaforge.factors.score import score_factor
 from tests.e2e.conftest import run_cli
 
@@ -55,8 +56,11 @@ def panel() -> af.Panel:
 
 def test_score_results_are_pandas_and_equal_score_factor(panel: af.Panel) -> None:
     res = af.score("mom_20", panel, horizons=(1, 5))
-    raw = score_factor("mom_20", panel, horizons=(1, 5))
+    # the API records the trial in the research ledger; the same trial again counts once
+    raw = score_factor("mom_20", panel, horizons=(1, 5), registry=Registry())
     assert res.to_dict() == raw.to_dict()
+    assert res.raw.trials is not None
+    assert res.raw.trials["n_trials"] == 1
     assert isinstance(res.rank_ic, pd.DataFrame)
     assert list(res.rank_ic.index) == [1, 5]
     assert res.rank_ic.loc[1, "mean"] == raw.rank_ic[1]["mean"]

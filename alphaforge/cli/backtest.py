@@ -13,6 +13,7 @@ import typer
 
 from alphaforge.cli.render import table_text, to_json
 from alphaforge.engine.metrics import METRIC_NAMES
+from alphaforge.factors.registry import Registry
 
 Runner = Callable[..., Any]
 
@@ -21,13 +22,17 @@ def render_backtest(run: Any, data_info: dict[str, Any], as_json: bool) -> str:
     """Metrics of a FactorBacktest as a table, or JSON with the settings and data summary."""
     doc = {"factor": run.factor, "expr": run.expr, "data": data_info,
            "warnings": list(run.warnings), "settings": run.settings,
-           "metrics": run.metrics}  # fmt: skip
+           "metrics": run.metrics, "trials": run.trials}  # fmt: skip
     if as_json:
         return to_json(doc)
     head = f"backtest of {run.factor}"
     if data_info.get("synthetic"):
         head += " (SYNTHETIC market)"
     rows = [(name, run.metrics[name]) for name in METRIC_NAMES]
+    if run.trials:
+        rows += [("trials on this data (all studies)", run.trials["n_trials"]),
+                 ("DSR at that count", run.trials["dsr"]),
+                 ("Sharpe needed to beat luck", run.trials["sr_needed_annual"])]  # fmt: skip
     info = ", ".join(f"{k}={v}" for k, v in data_info.items())
     warn = "".join(f"WARNING: {w}\n" for w in run.warnings)
     return (warn + table_text(head, ["metric", "value"], rows) + f"data: {info}\n"
@@ -56,6 +61,10 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
             str | None, typer.Option(envvar="ALPHAFORGE_STORE", help="Store directory.")
         ] = None,
         seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+        ledger: Annotated[
+            str | None,
+            typer.Option(envvar="ALPHAFORGE_LEDGER", help="Research ledger (trial counts)."),
+        ] = None,
         bars: Annotated[int, typer.Option(help="Bars of the synthetic market.")] = 4000,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
@@ -67,7 +76,8 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
                                synthetic_kwargs=synth)  # fmt: skip
             run = run_factor_backtest(panel, factor, scheme=scheme, gross=gross, lag=lag,
                                       fee_bps=fee_bps, slippage_bps=slippage_bps,
-                                      rebalance_every=rebalance_every)  # fmt: skip
+                                      rebalance_every=rebalance_every,
+                                      registry=Registry(ledger))  # fmt: skip
         except errors as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None

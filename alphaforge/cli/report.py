@@ -78,19 +78,27 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
         fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = 4.0,
         rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = 15,
+        ledger: Annotated[
+            str | None,
+            typer.Option(envvar="ALPHAFORGE_LEDGER", help="Research ledger (trial counts)."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Backtest a factor and write its HTML tear sheet + PNGs + report.json."""
+        from alphaforge.factors.registry import Registry
+
         try:
             syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
             panel = load_panel(store, syms, start, end, interval=interval)
-            run = run_backtest(panel, factor, fee_bps=fee_bps, rebalance_every=rebalance_every)
+            run = run_backtest(panel, factor, fee_bps=fee_bps, rebalance_every=rebalance_every,
+                               registry=Registry(ledger))  # fmt: skip
         except errors as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
         paths = backtest_report(run, panel, out)
         doc = {"report": str(paths.html), "figures": {k: str(v) for k, v in paths.pngs.items()},
-               "metrics": run.metrics}  # fmt: skip
+               "metrics": run.metrics, "warnings": list(run.warnings),
+               "trials": run.trials}  # fmt: skip
         typer.echo(to_json(doc) if as_json else f"report: {paths.html}")
 
     handled: tuple[type[Exception], ...] = (EngineError, KeyError, *errors)

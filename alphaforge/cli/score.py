@@ -132,7 +132,26 @@ def _score_command(
         slippage_bps: Annotated[float, typer.Option(help="Slippage, bps.")] = 1.0,
         split: Annotated[str | None, typer.Option(help="Train/test cut: 0.7 or ISO time.")] = None,
         test: Annotated[bool, typer.Option("--test", help="Also score the test part.")] = False,
-        trials: Annotated[int, typer.Option(help="Trials behind this factor (DSR).")] = 1,
+        trials: Annotated[
+            int | None,
+            typer.Option(
+                help="Trials behind this factor (DSR); default: the ledger's "
+                "study-wide count of distinct trials on this data."
+            ),
+        ] = None,
+        ledger: Annotated[
+            str | None,
+            typer.Option(
+                envvar="ALPHAFORGE_LEDGER", help="Research ledger (trials, holdout looks)."
+            ),
+        ] = None,
+        study: Annotated[str | None, typer.Option(help="Label in the ledger.")] = None,
+        reuse_holdout: Annotated[
+            bool,
+            typer.Option(
+                "--reuse-holdout", help="Look again at a holdout this signal already saw (marked)."
+            ),
+        ] = False,
         redundancy: Annotated[bool, typer.Option(help="Correlate with the library.")] = True,
         synthetic: Annotated[
             bool, typer.Option("--synthetic", help="Seeded synthetic market.")
@@ -145,6 +164,7 @@ def _score_command(
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Score a factor: IC/RankIC per horizon, decay, quantiles, turnover, costs, DSR."""
+        from alphaforge.factors.registry import Registry
         from alphaforge.factors.score import score_factor
 
         try:
@@ -163,7 +183,9 @@ def _score_command(
                     cut = split
             result = score_factor(factor, panel, horizons=hs, lag=lag, quantiles=quantiles,
                                   fee_bps=fee_bps, slippage_bps=slippage_bps, split=cut,
-                                  test=test, n_trials=trials, redundancy=redundancy)  # fmt: skip
+                                  test=test, n_trials=trials, redundancy=redundancy,
+                                  registry=Registry(ledger), study=study,
+                                  allow_holdout_reuse=reuse_holdout)  # fmt: skip
         except errors as exc:
             raise _fail(exc) from None
         typer.echo(render_score(result, as_json))

@@ -78,9 +78,16 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
         chunk: Annotated[int, typer.Option(help="Max trials per chunk.")] = 64,
         memory_budget: Annotated[str, typer.Option(help="Max batch memory, e.g. 1GB.")] = "1GB",
         top: Annotated[int, typer.Option(help="Trials shown.")] = 10,
+        ledger: Annotated[
+            str | None,
+            typer.Option(envvar="ALPHAFORGE_LEDGER", help="Research ledger (trial counts)."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Run a parameter sweep (resumable), rank trials by Deflated Sharpe, report PBO."""
+        """Run a parameter sweep (resumable), rank trials by Deflated Sharpe at the study-wide
+        trial count (the ledger's distinct trials on this data), report PBO."""
+        from alphaforge.factors.registry import Registry
+
         try:
             g = parse_grid(grid or ["rebalance_every=1,15,60"])
             syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
@@ -93,19 +100,25 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
             out = run_sweep_study(panel, [f.strip() for f in factors.split(",") if f.strip()], g,
                                   results, scheduler=scheduler, chunk_size=chunk,
                                   memory_budget_bytes=parse_bytes(memory_budget),
-                                  progress=progress)  # fmt: skip
+                                  progress=progress, registry=Registry(ledger))  # fmt: skip
         except caught as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
         keep = ("trial_id", "factor", *g.keys(), "sharpe", "total_return", "max_drawdown",
                 "annual_turnover", "psr", "dsr")  # fmt: skip
         best = [{k: r.get(k) for k in keep} for r in out.ranked[:top]]
-        doc = {"sweep_id": out.sweep_id, "n_trials": out.n_trials, "counts": out.counts,
-               "pbo": out.pbo, "results_dir": out.results_dir, "top": best}  # fmt: skip
+        doc = {"sweep_id": out.sweep_id, "n_trials": out.n_trials,
+               "trials_on_data": out.trials_on_data, "sr_needed_annual": out.sr_needed_annual,
+               "warnings": list(out.warnings), "counts": out.counts, "pbo": out.pbo,
+               "results_dir": out.results_dir, "top": best}  # fmt: skip
         if as_json:
             typer.echo(to_json(doc))
             return
         rows = [[r.get(k) for k in keep] for r in best]
-        typer.echo(table_text(f"sweep {out.sweep_id}: {out.n_trials} trials, PBO {out.pbo:.2f}",
-                              list(keep), rows, width=160))  # fmt: skip
+        for w in out.warnings:
+            typer.echo(f"WARNING: {w}")
+        head = (f"sweep {out.sweep_id}: {out.n_trials} trials ({out.trials_on_data} on this "
+                f"data, all studies), PBO {out.pbo:.2f}, Sharpe needed to beat luck "
+                f"{out.sr_needed_annual:.2f}")  # fmt: skip
+        typer.echo(table_text(head, list(keep), rows, width=160))
         typer.echo(f"results: {out.results_dir}")
