@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alphaforge.api_backtest import BacktestRun, backtest, gap, sweep
+from alphaforge.api_backtest import BacktestRun, backtest, gap, sweep, walkforward
 from alphaforge.api_data import Store, ingest, pull, pull_tardis, validate
 from alphaforge.api_factors import Factor, ScoreResult, factor, propose, score
 from alphaforge.demo import DemoResult, run_demo
@@ -50,6 +50,7 @@ __all__ = [
     "sweep",
     "synthetic_panel",
     "validate",
+    "walkforward",
 ]
 
 

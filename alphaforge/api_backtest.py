@@ -29,12 +29,14 @@ from alphaforge.engine.gap import GapReport, Quotes, analyze_gap
 from alphaforge.engine.metrics import METRIC_NAMES
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.report import ReportPaths
+from alphaforge.factors.library import list_factors
 from alphaforge.factors.registry import Registry
 from alphaforge.sweeps import SweepOutcome, run_sweep_study
+from alphaforge.walkforward import WalkForwardResult, run_walkforward
 
 F64 = npt.NDArray[np.float64]
 
-__all__ = ["BacktestRun", "backtest", "gap", "read_columns", "sweep"]
+__all__ = ["BacktestRun", "backtest", "gap", "read_columns", "sweep", "walkforward"]
 
 
 class BacktestRun:
@@ -169,6 +171,35 @@ def sweep(
     return run_sweep_study(panel, list(factors), {k: list(v) for k, v in grid.items()},
                            str(results_dir), scheduler=scheduler, chunk_size=chunk_size,
                            memory_budget_bytes=memory_budget_bytes,
+                           registry=Registry(ledger))  # fmt: skip
+
+
+def walkforward(
+    panel: Panel,
+    factors: Sequence[str] | None = None,
+    *,
+    rule: str = "rank_ic",
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    train: int | None = None,
+    test: int | None = None,
+    step: int | None = None,
+    mode: str = "expanding",
+    purge: int | None = None,
+    embargo: int = 0,
+    horizon: int = 1,
+    ledger: str | Path | None = None,
+) -> WalkForwardResult:
+    """Walk-forward evaluation of a selection rule (as ``alphaforge walkforward``): on rolling or
+    expanding train windows the rule picks a factor ("rank_ic": best |t| of the train RankIC,
+    traded with its sign; "sharpe": best train Sharpe over factors x ``grid``, i.e. the best
+    sweep trial), each next test window is backtested out of sample, and the stitched
+    out-of-sample curve is returned beside the in-sample one. ``factors`` defaults to every
+    library factor the panel supports. Purge (default lag + horizon rows) and embargo are in
+    rows; see ``alphaforge.walkforward``."""
+    names = list(factors) if factors else [f.name for f in list_factors(panel=panel)]
+    return run_walkforward(panel, names, grid={k: list(v) for k, v in (grid or {}).items()},
+                           rule=rule, train=train, test=test, step=step, mode=mode,
+                           purge=purge, embargo=embargo, horizon=horizon,
                            registry=Registry(ledger))  # fmt: skip
 
 

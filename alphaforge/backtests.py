@@ -74,10 +74,8 @@ def run_factor_backtest(
     with ``available_us`` for availability (``factors.resolve``).
     """
     name, expr, values, verdict = resolve_factor(factor, panel, available_us=available_us)
-    weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
-    if rebalance_every > 1:
-        weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
-    mask_weights(weights, executable_mask(panel, lag))
+    weights = factor_weights(values, panel, scheme=scheme, gross=gross, quantile=quantile,
+                             rebalance_every=rebalance_every, lag=lag)  # fmt: skip
     funding = panel["funding_paid"] if use_funding and "funding_paid" in panel else None
     result = run_backtest(
         weights, close=panel["close"], open=panel.fields.get("open"),
@@ -118,6 +116,31 @@ def _count_trial(registry: Registry, panel: Panel, name: str, expr: str | None, 
         "dsr": d.get("dsr"),
         "sr_needed_annual": d.get("sr_needed_annual"),
     }
+
+
+def factor_weights(values: F64, panel: Panel, *, scheme: str = "rank", gross: float = 1.0,
+                   quantile: float = 0.2, rebalance_every: int = 1,
+                   lag: int = 1) -> F64:  # fmt: skip
+    """(T, N) target weights of factor values: the scheme, NaN (hold) off the rebalance rows
+    (every ``rebalance_every``-th row by absolute row index), no order that cannot fill."""
+    weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
+    if rebalance_every > 1:
+        weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
+    mask_weights(weights, executable_mask(panel, lag))
+    return weights
+
+
+def factor_returns(values: F64, panel: Panel, *, scheme: str = "rank", lag: int = 1,
+                   fee_bps: float = 4.0, slippage_bps: float = 1.0, rebalance_every: int = 1,
+                   use_funding: bool = True) -> F64:  # fmt: skip
+    """(T,) net per-bar returns of the portfolio of (T, N) factor values on ``panel``, started
+    flat at its first row (the same weights and costs as ``run_factor_backtest``)."""
+    w = factor_weights(values, panel, scheme=scheme, rebalance_every=rebalance_every, lag=lag)
+    funding = panel["funding_paid"] if use_funding and "funding_paid" in panel else None
+    res = run_backtest(w, close=panel["close"], open=panel.fields.get("open"), lag=lag,
+                       fee_bps=fee_bps, slippage_bps=slippage_bps, funding=funding,
+                       record_trades=False, symbols=panel.symbols)  # fmt: skip
+    return np.asarray(res.returns, dtype=np.float64)
 
 
 def execution_book(book: BookLevels, lag: int) -> BookLevels:

@@ -17,6 +17,8 @@ from alphaforge.engine.panel import Panel
 from alphaforge.engine.sweep import expand_trials, run_sweep, sweep_spec
 from alphaforge.engine.timing import timing_warnings
 from alphaforge.factors.dsr import expected_max_sharpe
+from alphaforge.factors.expr import parse
+from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.registry import Registry
 from alphaforge.factors.resolve import resolve_factor
 from alphaforge.factors.trials import rank_trials
@@ -97,7 +99,7 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
         for f, params, sr, n_obs in zip(*(table.column(c).to_pylist() for c in
                                           ("factor", "params", "sr_per_bar", "n_obs")),
                                         strict=True):  # fmt: skip
-            registry.record_trial(panel, "sweep", f"{_canonical(f)}|{params}", name=f,
+            registry.record_trial(panel, "sweep", f"{canonical_factor(f)}|{params}", name=f,
                                   sr_per_bar=float("nan") if sr is None else float(sr),
                                   n_obs=int(n_obs))  # fmt: skip
         n_count = max(registry.trial_count(panel).n_trials, len(trials))
@@ -114,8 +116,6 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
                         n_count, sr_needed, tuple(warns))  # fmt: skip
 
 
-def _canonical(factor: str) -> str:
-    from alphaforge.factors.expr import parse
-    from alphaforge.factors.library import LIBRARY
-
+def canonical_factor(factor: str) -> str:
+    """The canonical expression of a library name or expression text."""
     return str(parse(LIBRARY[factor].expr if factor in LIBRARY else factor))

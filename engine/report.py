@@ -48,6 +48,9 @@ class ReportInputs:
         notes: free text lines (e.g. "SYNTHETIC market").
         warnings: what makes the numbers optimistic (fills that see the decision bar, an
             unverified factor, a trial count); shown in a box above everything else.
+        curves: label -> (T,) per-bar returns (NaN = not in that curve) drawn together as
+            cumulative returns on the ``ts_us`` axis (e.g. in-sample vs out-of-sample).
+        tables: (title, column names, rows) tables shown after the figures.
     """
 
     title: str
@@ -66,6 +69,8 @@ class ReportInputs:
     sections: Sequence[tuple[str, Mapping[str, Any]]] = ()
     notes: Sequence[str] = ()
     warnings: Sequence[str] = ()
+    curves: Mapping[str, F64] = field(default_factory=dict)
+    tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +220,30 @@ def _figures(inputs: ReportInputs, plt: Any) -> dict[str, Callable[[], Any]]:
         )
     if inputs.gap_components:
         out["gap_waterfall"] = lambda: _fig_waterfall(inputs.gap_components, plt)
+    if inputs.curves:
+        out["cumulative_returns"] = lambda: _fig_curves(inputs, plt)
     return out
+
+
+def _fig_curves(inputs: ReportInputs, plt: Any) -> Any:
+    """Cumulative return of each curve (compounded over its finite bars, flat elsewhere)."""
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for label, r in inputs.curves.items():
+        v = np.asarray(r, dtype=np.float64)
+        cum = np.cumprod(1.0 + np.nan_to_num(v)) - 1.0
+        ax.plot(_times(inputs, v.size), np.where(np.isfinite(v), cum, np.nan), lw=1.0,
+                label=label)  # fmt: skip
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.set_title("Cumulative return")
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def _rows_html(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in rows)  # fmt: skip
+    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
 
 
 def _png(fig: Any) -> bytes:
@@ -276,6 +304,8 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
                      f'<img alt="{name}" src="data:image/png;base64,{b64}">')  # fmt: skip
     for title, values in inputs.sections:
         parts.append(_table_html(title, values))
+    for title, columns, rows in inputs.tables:
+        parts.append(_rows_html(title, columns, rows))
     if inputs.quality_html:
         parts.append("<h2>Data quality</h2>" + inputs.quality_html)
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(inputs.title)}"
@@ -288,6 +318,8 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
                "quantile_returns": list(inputs.quantile_returns),
                "gap_components": inputs.gap_components,
                "sections": {t: v for t, v in inputs.sections},
+               "tables": {t: [dict(zip(c, r, strict=True)) for r in rows]
+                          for t, c, rows in inputs.tables},
                "figures": {k: str(v) for k, v in pngs.items()}}  # fmt: skip
     json_path = out / "report.json"
     json_path.write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from alphaforge.api_backtest import walkforward as api_walkforward
 from alphaforge.backtests import run_factor_backtest
 from alphaforge.cli import backtest as _backtest
 from alphaforge.cli import ingest as _ingest
@@ -24,6 +25,7 @@ from alphaforge.cli import sql as _sql
 from alphaforge.cli import store as _store
 from alphaforge.cli import sweep as _sweep
 from alphaforge.cli import validate as _validate
+from alphaforge.cli import walkforward as _walkforward
 from alphaforge.cli.config import load_config
 from alphaforge.data.errors import DataError
 from alphaforge.data.recordings import read_hftbacktest
@@ -70,3 +72,4 @@ _ingest.register(app)
 _sql.register(app)
 _sweep.register(app, load_panel, run_sweep_study, _ALL_ERRORS)
 _propose.register(app, load_panel, (DataError, EngineError))
+_walkforward.register(app, load_panel, api_walkforward, _ALL_ERRORS)

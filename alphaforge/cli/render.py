@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alphaforge.engine.formatting import fmt, json_safe, to_json
@@ -16,12 +17,14 @@ __all__ = ["fmt", "json_safe", "table_text", "to_json"]
 
 def table_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
                width: int = 120) -> str:  # fmt: skip
-    """A rich table rendered to plain text (no colour codes), for terminals and tests."""
-    table = Table(title=title)
+    """A rich table rendered to plain text (no colour codes), for terminals and tests.
+
+    Text is escaped: ``[x=1]`` in a factor label is shown, not read as rich markup."""
+    table = Table(title=escape(title))
     for h in headers:
-        table.add_column(str(h), overflow="fold")
+        table.add_column(escape(str(h)), overflow="fold")
     for r in rows:
-        table.add_row(*(fmt(v) for v in r))
+        table.add_row(*(escape(fmt(v)) for v in r))
     buf = io.StringIO()
     Console(file=buf, width=width, force_terminal=False, color_system=None).print(table)
     return buf.getvalue()

@@ -20,8 +20,10 @@ from tests.factors.fake_openai import FakeOpenAI, completion
 PLANTED = "cs_zscore(ts_mean(taker_buy_volume / volume, 5))"
 
 
-def make_panel(t: int = 900, n: int = 15, strength: float = 0.004, seed: int = 0) -> Panel:
-    """Prices whose next open-to-open return follows PLANTED (strength 0 = pure noise)."""
+def make_panel(t: int = 900, n: int = 15, strength: float = 0.004, seed: int = 0,
+               decay_at: int | None = None) -> Panel:  # fmt: skip
+    """Prices whose next open-to-open return follows PLANTED (strength 0 = pure noise; from
+    row ``decay_at`` on, the planted edge is gone)."""
     rng = np.random.default_rng(seed)
     ts = 1_704_067_200_000_000 + 60_000_000 * np.arange(1, t + 1, dtype=np.int64)
     volume = rng.lognormal(3.0, 0.5, (t, n))
@@ -32,7 +34,8 @@ def make_panel(t: int = 900, n: int = 15, strength: float = 0.004, seed: int = 0
     opens = np.empty((t, n))
     opens[0] = opens[1] = 100.0
     for s in range(2, t):  # decision at s-2 trades at open[s-1]; earns open[s]/open[s-1]
-        r = strength * signal[s - 2] + rng.normal(0.0, 0.01, n)
+        edge = strength if decay_at is None or s < decay_at else 0.0
+        r = edge * signal[s - 2] + rng.normal(0.0, 0.01, n)
         opens[s] = opens[s - 1] * (1.0 + r)
     close = np.vstack([opens[1:], opens[-1:] * (1 + rng.normal(0, 0.01, n))])
     high = np.maximum(opens, close) * 1.001
