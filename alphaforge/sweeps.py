@@ -21,7 +21,7 @@ from alphaforge.factors.expr import parse
 from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.registry import Registry
 from alphaforge.factors.resolve import resolve_factor
-from alphaforge.factors.trials import rank_trials
+from alphaforge.factors.trials import rank_trials, walk_forward_pbo
 
 F64 = npt.NDArray[np.float64]
 
@@ -50,7 +50,9 @@ class _ProvenanceSink:
 
 @dataclass(frozen=True, slots=True)
 class SweepOutcome:
-    """A finished (or partial) sweep: its id, chunk counts, ranked trials and PBO."""
+    """A finished (or partial) sweep: its id, chunk counts, ranked trials, PBO by CSCV and on
+    expanding walk-forward splits of the same blocks, the study-wide trial count on this data,
+    the Sharpe needed to beat luck at that count and timing warnings."""
 
     sweep_id: str
     counts: dict[str, int]
@@ -61,6 +63,7 @@ class SweepOutcome:
     trials_on_data: int = 0
     sr_needed_annual: float = float("nan")
     warnings: tuple[str, ...] = ()
+    pbo_walkforward: float = float("nan")
 
 
 def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[Any]],
@@ -113,7 +116,7 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     lags = sorted({int(t.params["lag"]) for t in trials})
     warns = sorted({w for lag in lags for w in timing_warnings(lag, "open" in panel)})
     return SweepOutcome(sweep_id, counts, ranked, pbo_value, len(trials), str(store.dir),
-                        n_count, sr_needed, tuple(warns))  # fmt: skip
+                        n_count, sr_needed, tuple(warns), walk_forward_pbo(table))  # fmt: skip
 
 
 def canonical_factor(factor: str) -> str:

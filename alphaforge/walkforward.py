@@ -42,6 +42,7 @@ from alphaforge.engine.timing import timing_warnings
 from alphaforge.engine.walkforward import Split, overfit_logit, sharpe_per_bar, walk_forward_splits
 from alphaforge.factors import ic
 from alphaforge.factors.registry import Registry
+from alphaforge.factors.resolve import SAFE
 from alphaforge.factors.returns import forward_returns
 from alphaforge.factors.score import evaluate_all
 from alphaforge.sweeps import canonical_factor
@@ -245,7 +246,7 @@ def run_walkforward(
     modal = max(set(picks), key=picks.count)
     settings = {"train": train, "test": test, "step": step or test, "mode": mode,
                 "purge": purge, "embargo": embargo, "horizon": horizon, "lag": lag,
-                "grid": grid or {}}  # fmt: skip
+                "grid": grid or {}, "lookahead": SAFE.detail}  # fmt: skip
     warns = timing_warnings(lag, "open" in panel)
     return WalkForwardResult(
         windows=windows, ts_us=panel.ts_us, oos_returns=oos, is_returns=is_returns,

@@ -112,3 +112,39 @@ def pbo_from_blocks(block_sum: F64, block_sumsq: F64, block_n: F64, max_splits: 
 def pbo(returns: F64, n_blocks: int = 16, max_splits: int = 2000, seed: int = 0) -> PBOResult:
     """PBO of a (T, N) matrix of trial returns (see module docstring)."""
     return pbo_from_blocks(*block_stats(returns, n_blocks), max_splits=max_splits, seed=seed)
+
+
+def walk_forward_pbo_from_blocks(block_sum: F64, block_sumsq: F64, block_n: F64,
+                                 min_train_blocks: int | None = None) -> PBOResult:  # fmt: skip
+    """PBO on expanding walk-forward splits of the same blocks CSCV uses.
+
+    For k = min_train_blocks .. S - 1: the trial with the best Sharpe over blocks [0, k) is
+    ranked among all trials' Sharpe in block k (the next window, out of sample); the logit of
+    its relative rank is taken as in CSCV and PBO is the fraction of windows with logit <= 0.
+    The sweep's trials are realised portfolio returns, so adjacent blocks share no label and no
+    purge is needed. ``min_train_blocks`` defaults to S // 4 (at least 1).
+
+    Raises:
+        ScoreError: mismatched shapes or fewer than 2 blocks.
+    """
+    s = np.asarray(block_sum, dtype=np.float64)
+    ss = np.asarray(block_sumsq, dtype=np.float64)
+    cnt = np.asarray(block_n, dtype=np.float64)
+    if s.ndim != 2 or s.shape != ss.shape or s.shape != cnt.shape:
+        raise ScoreError(f"block arrays must share one (N, S) shape; got {s.shape}, {ss.shape}")
+    n_trials, n_blocks = s.shape
+    if n_blocks < 2:
+        raise ScoreError(f"walk-forward PBO needs >= 2 blocks; got {n_blocks}")
+    if n_trials < 2:
+        return PBOResult(math.nan, np.array([]), 0, n_trials)
+    first = max(1, n_blocks // 4 if min_train_blocks is None else int(min_train_blocks))
+    ks = list(range(first, n_blocks))
+    train = np.array([[1.0 if b < k else 0.0 for b in range(n_blocks)] for k in ks])
+    test = np.array([[1.0 if b == k else 0.0 for b in range(n_blocks)] for k in ks])
+    sr_in = np.where(np.isfinite(sr := _sharpe(train, s, ss, cnt)), sr, -np.inf)
+    sr_out = np.where(np.isfinite(so := _sharpe(test, s, ss, cnt)), so, -np.inf)
+    best = np.argmax(sr_in, axis=1)
+    ranks = stats.rankdata(sr_out, axis=1, method="average")
+    omega = ranks[np.arange(len(ks)), best] / (n_trials + 1)
+    logits = np.log(omega / (1.0 - omega))
+    return PBOResult(float(np.mean(logits <= 0)), logits, len(ks), n_trials)

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 
 def rank_trials(table: pa.Table, n_trials: int) -> tuple[list[dict[str, Any]], float]:
-    """Trial rows ordered by Deflated Sharpe (best first) and the sweep's PBO."""
+    """Trial rows ordered by Deflated Sharpe (best first) and the sweep's PBO (CSCV)."""
     from alphaforge.factors.dsr import deflated_sharpe_ratio
     from alphaforge.factors.pbo import pbo_from_blocks
 
@@ -38,3 +38,15 @@ def rank_trials(table: pa.Table, n_trials: int) -> tuple[list[dict[str, Any]], f
     ]
     result = pbo_from_blocks(blocks[0], blocks[1], blocks[2]) if table.num_rows >= 2 else None
     return rows, (result.pbo if result is not None else float("nan"))
+
+
+def walk_forward_pbo(table: pa.Table) -> float:
+    """The sweep's PBO on expanding walk-forward splits of its blocks (NaN: < 2 trials)."""
+    from alphaforge.factors.pbo import walk_forward_pbo_from_blocks
+
+    if table.num_rows < 2:
+        return float("nan")
+    blocks = [
+        np.stack(table.column(c).to_pylist()) for c in ("block_sum", "block_sumsq", "block_n")
+    ]
+    return walk_forward_pbo_from_blocks(blocks[0], blocks[1], blocks[2]).pbo

@@ -13,6 +13,7 @@ import typer
 
 from alphaforge.cli.render import table_text, to_json
 from alphaforge.engine.errors import OptionError
+from alphaforge.factors.resolve import SAFE
 
 Runner = Callable[..., Any]
 
@@ -109,7 +110,8 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
         best = [{k: r.get(k) for k in keep} for r in out.ranked[:top]]
         doc = {"sweep_id": out.sweep_id, "n_trials": out.n_trials,
                "trials_on_data": out.trials_on_data, "sr_needed_annual": out.sr_needed_annual,
-               "warnings": list(out.warnings), "counts": out.counts, "pbo": out.pbo,
+               "warnings": list(out.warnings), "lookahead": SAFE.detail,
+               "counts": out.counts, "pbo": out.pbo, "pbo_walkforward": out.pbo_walkforward,
                "results_dir": out.results_dir, "top": best}  # fmt: skip
         if as_json:
             typer.echo(to_json(doc))
@@ -118,7 +120,8 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
         for w in out.warnings:
             typer.echo(f"WARNING: {w}")
         head = (f"sweep {out.sweep_id}: {out.n_trials} trials ({out.trials_on_data} on this "
-                f"data, all studies), PBO {out.pbo:.2f}, Sharpe needed to beat luck "
+                f"data, all studies), PBO {out.pbo:.2f} (walk-forward {out.pbo_walkforward:.2f}), "
+                f"Sharpe needed to beat luck "
                 f"{out.sr_needed_annual:.2f}")  # fmt: skip
         typer.echo(table_text(head, list(keep), rows, width=160))
         typer.echo(f"results: {out.results_dir}")

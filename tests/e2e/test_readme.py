@@ -113,7 +113,7 @@ def test_researcher_path_from_files_on_disk_to_a_report(tmp_path: Path, real_dir
     downloads = str(real_dir / "binance_futures_klines")
     cmds = _section_commands("From files on disk to a report")
     assert [c.split()[1] for c in cmds] == ["ingest", "validate", "score", "backtest", "sweep",
-                                            "report"]  # fmt: skip
+                                            "walkforward", "report"]  # fmt: skip
     out = {}
     for cmd in cmds:
         args = cmd.replace("~/downloads/binance", downloads).split()[1:]
@@ -124,6 +124,9 @@ def test_researcher_path_from_files_on_disk_to_a_report(tmp_path: Path, real_dir
     assert "symbols=4, bars=40319" in out["backtest"].stdout  # Feb 2026: 4 symbols, 28 days
     assert "results: store/results/sweep=" in out["sweep"].stdout  # hourly, ranked by DSR
     assert "rev_5" in out["sweep"].stdout
+    assert "PBO on these splits" in out["walkforward"].stdout
+    assert (tmp_path / "walkforward" / "report.html").is_file()
+    assert "trials on this data (all studies)" in out["score"].stdout
     assert "report: report/report.html" in out["report"].stdout
     html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") >= 4

@@ -64,3 +64,25 @@ def test_pbo_ignores_missing_cells_instead_of_failing_every_split() -> None:
     assert pbo(edge).pbo == pytest.approx(clean_edge, abs=0.02)
     assert pbo(noise).pbo == pytest.approx(clean_noise, abs=0.05)  # it was 1.0: the NaN
     # made every trial's Sharpe NaN in every split, all tied, every logit 0
+
+
+def test_walk_forward_pbo_matches_a_direct_loop_and_separates_edge_from_noise() -> None:
+    from scipy import stats
+
+    from alphaforge.factors.pbo import block_stats, walk_forward_pbo_from_blocks
+
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0, 0.01, (3200, 30))
+    got = walk_forward_pbo_from_blocks(*block_stats(noise, 16))
+    edges = np.linspace(0, 3200, 17).astype(int)
+    logits = []
+    for k in range(4, 16):  # expanding train blocks [0, k), test block k
+        tr, te = noise[: edges[k]], noise[edges[k] : edges[k + 1]]
+        best = int(np.argmax(tr.mean(0) / tr.std(0)))
+        omega = stats.rankdata(te.mean(0) / te.std(0))[best] / 31
+        logits.append(np.log(omega / (1 - omega)))
+    np.testing.assert_allclose(got.logits, logits, rtol=1e-9)
+    assert got.pbo == pytest.approx(np.mean(np.asarray(logits) <= 0))
+    edge = noise.copy()
+    edge[:, 7] += 0.004
+    assert walk_forward_pbo_from_blocks(*block_stats(edge, 16)).pbo == 0.0
