@@ -18,6 +18,10 @@ proposals) and ``alphaforge.engine`` (the numba backtest core, slippage, sweeps,
 
 from __future__ import annotations
 
+from alphaforge.numba_cache import configure as _configure_numba_cache
+
+_configure_numba_cache()  # before any kernel module is imported (see numba_cache)
+
 from typing import Any
 
 from alphaforge.api_backtest import BacktestRun, backtest, gap, sweep, walkforward
