@@ -108,9 +108,11 @@ def test_cli_exit_codes_on_real_files(real_dir: Path) -> None:
     res = runner.invoke(app, ["validate", clean])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["validate", clean, "--fail-on", "warning", "--json"])
-    assert res.exit_code == 1  # the month has return-outlier warnings
+    assert res.exit_code == 0, res.output  # large real moves inform; they do not warn
     doc = json.loads(res.output)
-    assert doc["reports"][0]["worst_severity"] == "warning"
+    assert doc["reports"][0]["worst_severity"] == "info"
+    checks = {c["name"]: c["count"] for c in doc["reports"][0]["checks"]}
+    assert checks["return_outlier"] > 0  # still reported
     cdd = str(real_dir / "cryptodatadownload" / "Binance_BTCUSDT_1h.csv.gz")
     res = runner.invoke(app, ["validate", cdd, "--json"])
     assert res.exit_code == 1

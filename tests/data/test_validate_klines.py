@@ -10,11 +10,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alphaforge.data.archive import read_archive_path
 from alphaforge.data.cdd import read_cdd_csv
-from alphaforge.data.validate import repair_klines, validate_klines, validate_table
+from alphaforge.data.validate import (
+    repair_klines,
+    validate_file,
+    validate_klines,
+    validate_table,
+)
 from alphaforge.data.validate_report import QualityReport
+from tests.conftest import SHARED_REAL
 from tests.strategies import planted_defects
 
 IV = 60_000_000
@@ -177,6 +184,7 @@ def _apply(kind: str, k: int, c: dict, exp: dict, near: set) -> None:
     elif kind == "spike":
         c["close"][k] *= 1.5
         c["high"][k] = max(c["high"][k], c["close"][k])
+        add("price_spike", k)
         add("return_outlier", k, k + 1)
         add("range_outlier", k)
     elif kind == "off_grid":
@@ -206,7 +214,7 @@ def test_planted_kline_defects_found_at_exactly_the_planted_rows(
     # statistical checks: planted rows are found; nothing else appears except what the clean
     # slice already had (mapped to the new row numbers) and rows next to a removed bar
     old_of_new = _old_index(base, table)
-    for name in ("zero_volume_run", "return_outlier", "range_outlier"):
+    for name in ("zero_volume_run", "price_spike", "return_outlier", "range_outlier"):
         base_rows = {k for k, o in old_of_new.items() if o in _rows(clean, name)}
         found = _rows(rep, name) - near
         want = expected.get(name, set())
@@ -244,7 +252,12 @@ def test_cdd_btc_hourly_quirks_are_each_reported(real_dir: Path) -> None:
     gaps = rep.check("missing_bars").details
     assert len(gaps) == 8
     assert all(g["missing_bars"] >= 1 for g in gaps)
-    # the bogus first bar: open = high = 16199.91, low = 4261.32
+    # the bogus first bar: open = high = 16199.91, low = 4261.32, close 4308.83: the one
+    # price spike of the file (a bad print), besides the range outlier it also is
+    (spike,) = rep.check("price_spike").rows
+    assert spike["row"] == 0
+    assert spike["open"] == 16199.91
+    assert rep.check("price_spike").severity == "warning"
     first = rep.check("range_outlier").rows[0]
     assert first["row"] == 0
     assert first["ts"].startswith("2017-08-17T04:00")
@@ -310,3 +323,43 @@ def test_spot_files_in_microseconds_validate_clean(real_dir: Path, tmp_path: Pat
     assert rep.check("close_time_mismatch").count == 0
     assert rep.to_dict()["completeness"] == ref.to_dict()["completeness"] == 1.0
     assert rep.worst_severity == ref.worst_severity
+
+
+REAL_MONTHS = sorted(p.name for p in (SHARED_REAL / "binance_futures_klines").glob("*.csv.gz"))
+REAL_MONTHS = REAL_MONTHS or ["(../shared absent)"]  # the fixture then skips (or fails in CI)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", REAL_MONTHS)
+def test_clean_real_months_raise_no_warning_at_default_settings(real_dir: Path, name: str) -> None:
+    """Large real moves and wicks are reported (info); only bad prints and gaps warn."""
+    rep = validate_file(real_dir / "binance_futures_klines" / name)
+    assert rep.worst_severity == "info", [c.name for c in rep.checks if c.count]
+    assert rep.check("price_spike").count == 0
+
+
+@settings(max_examples=60)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 400), jump=st.floats(0.05, 3.0),
+       where=st.floats(0, 1), which=st.sampled_from(["open", "close"]))  # fmt: skip
+def test_price_spikes_find_a_bad_print_and_nothing_on_a_continuous_walk(
+    seed: int, n: int, jump: float, where: float, which: str
+) -> None:
+    from alphaforge.data.validate_klines import price_spikes
+
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    open_ = np.concatenate(([close[0] * np.exp(rng.normal(0, 0.002))], close[:-1]))
+    scale = np.full(n, 0.002)
+    # a continuous market (each bar opens at the last close), however volatile: no spike
+    big = close * np.exp(rng.normal(0, 0.05, n))
+    big_open = np.concatenate(([big[0]], big[:-1]))
+    assert price_spikes(big_open, big, np.full(n, 0.05), 10.0)[0].size == 0
+    assert price_spikes(open_, close, scale, 10.0)[0].size == 0
+    k = min(int(where * n), n - 1)
+    if (k, which) in ((0, "open"), (n - 1, "close")):  # one leg only: needs 5x the score
+        jump = max(jump, 0.25)
+    bad = {"open": open_.copy(), "close": close.copy()}
+    bad[which][k] *= np.exp(jump)
+    rows, scores = price_spikes(bad["open"], bad["close"], scale, 10.0)
+    assert rows.tolist() == [k]
+    assert scores[0] > 10.0
