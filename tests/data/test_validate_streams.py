@@ -288,3 +288,50 @@ def test_funding_real_clean_then_planted(real_dir: Path) -> None:
     assert _rows(rep, "funding_outlier") == {50, 51}  # 50: the real 2021-12-04 rate
     assert _rows(rep, "missing_funding") == {71}  # original row 71, after the inserted dup
     assert rep.check("missing_funding").count == 1
+
+
+def BOOK_TICKER(real_dir: Path) -> Path:
+    return real_dir / "binance_bookticker" / "BTCUSDT-bookTicker-2023-10-02-short.csv.gz"
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    "files", [("spot/nexousdt_20240723.dat.gz",), ("usdm/btcusdt_20230404.dat.gz",)]
+)
+def test_clean_top_of_book_streams_raise_no_warning(real_dir: Path, files: tuple[str, ...]) -> None:
+    """Event streams update only when the top of book changes: their pauses are not gaps and
+    their wide spreads around fast moves are the market (info), not defects."""
+    from alphaforge.data.archive import read_archive_path
+
+    tables = [_recording(tuple(str(real_dir / HFT / f) for f in files)).book_ticker]
+    tables.append(read_archive_path(BOOK_TICKER(real_dir), "book_ticker"))
+    for table in tables:
+        rep = validate_book_ticker(table)
+        assert rep.worst_severity in (None, "info"), rep.to_json()
+        assert rep.check("snapshot_gap").count == 0
+
+
+@pytest.mark.shared
+def test_a_minute_without_quotes_is_a_gap(real_dir: Path) -> None:
+    from alphaforge.data.archive import read_archive_path
+
+    table = read_archive_path(BOOK_TICKER(real_dir), "book_ticker")
+    ts = table.column("ts").cast(pa.int64()).to_numpy().copy()
+    k = table.num_rows // 2
+    ts[k:] += 90_000_000  # the feed went silent for 90 s
+    col = pa.array(ts).cast(table.schema.field("ts").type)
+    rep = validate_book_ticker(table.set_column(table.schema.get_field_index("ts"), "ts", col))
+    assert _rows(rep, "snapshot_gap") == {k}
+    assert rep.check("snapshot_gap").severity == "warning"
+
+
+def test_gap_limit_is_ten_steps_for_periodic_snapshots_and_a_minute_for_events() -> None:
+    from alphaforge.data.validate_books import EVENT_GAP_US, default_gap_us
+
+    rng = np.random.default_rng(0)
+    periodic = np.full(1_000, 100_000, dtype=np.int64)
+    periodic[::50] = 130_000  # some jitter
+    assert default_gap_us(periodic) == 1_000_000
+    events = rng.exponential(20_000, 1_000).astype(np.int64) + 1
+    assert default_gap_us(events) == EVENT_GAP_US
+    assert default_gap_us(np.zeros(0, dtype=np.int64)) == 0
