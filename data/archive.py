@@ -32,6 +32,7 @@ import pyarrow.csv as pacsv
 
 from alphaforge.data import schemas
 from alphaforge.data.arrow_pool import fast_pool
+from alphaforge.data.decompress import CappedReader, expansion_limit
 from alphaforge.data.errors import SchemaError
 
 __all__ = ["ARCHIVE_COLUMNS", "MICROS_THRESHOLD", "base_dataset", "read_archive_csv"]
@@ -167,6 +168,15 @@ def _open_stream(
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) != 1:
             raise SchemaError(f"{name}: expected one CSV inside the zip, found {len(members)}")
+        info = members[0]
+        if info.file_size > expansion_limit(info.compress_size):  # zipfile stops at file_size
+            limit = expansion_limit(info.compress_size)
+            raise SchemaError(
+                f"{name}: {info.filename} declares {info.file_size:,} bytes from "
+                f"{info.compress_size:,} compressed (limit {limit:,}, archive files expand "
+                "3-10x): refusing a likely decompression bomb (set ALPHAFORGE_MAX_EXPANSION to "
+                "allow more)"
+            )
         if expected_member is not None and members[0].filename != expected_member:
             raise SchemaError(
                 f"{name}: the zip holds {members[0].filename!r}, expected {expected_member!r} "
@@ -175,8 +185,11 @@ def _open_stream(
         member = stack.enter_context(zf.open(members[0]))
         return member, f"{name}!{members[0].filename}"
     if magic[:2] == b"\x1f\x8b":
+        size = raw.seek(0, io.SEEK_END)
+        raw.seek(0)
         gz = stack.enter_context(gzip.GzipFile(fileobj=raw))
-        return gz, name  # type: ignore[return-value]  # GzipFile is a binary IO
+        capped = stack.enter_context(CappedReader(gz, name, size))  # type: ignore[arg-type]
+        return capped, name  # type: ignore[return-value]  # a binary IO
     return raw, name
 
 
@@ -234,14 +247,14 @@ def read_archive_csv(
 
 
 def _native_path(source: Source, stream: IO[bytes]) -> str | None:
-    """The path itself when pyarrow can read it natively (plain CSV, or gzip named ``*.gz``):
-    its C++ reader then does the I/O and decompression without Python in the loop."""
+    """The path itself when pyarrow can read it natively (a plain CSV): its C++ reader then does
+    the I/O without Python in the loop. Compressed input goes through the Python stream, whose
+    decompressed size is capped (``data.decompress``); it reads as fast on archive files."""
     if not isinstance(source, str | os.PathLike):
         return None
-    path = os.fspath(source)
-    if isinstance(stream, gzip.GzipFile):
-        return path if path.endswith(".gz") else None
-    return path if not isinstance(stream, zipfile.ZipExtFile) else None
+    if isinstance(stream, CappedReader | zipfile.ZipExtFile):
+        return None
+    return os.fspath(source)
 
 
 def _parse(

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from alphaforge.data.decompress import gunzip
 from alphaforge.data.errors import SchemaError
 from alphaforge.data.schemas import KLINES
 
@@ -50,7 +51,7 @@ _LEGACY_DATE = re.compile(r"^\d{4}-\d\d-\d\d \d\d-(AM|PM)$")
 def _text(path: Path) -> str:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        raw = gunzip(raw, str(path))
     return raw.decode("utf-8-sig")
 
 

@@ -22,7 +22,6 @@ never executed.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -36,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alphaforge.data import schemas
+from alphaforge.data.decompress import gunzip
 from alphaforge.data.errors import SchemaError
 from alphaforge.data.recordings_parse import KLINE_UPDATES, MessageParser
 
@@ -80,7 +80,7 @@ def _read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+            raw = gunzip(raw, str(path))
         return raw.decode("utf-8")
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise SchemaError(f"{path}: cannot read as (gzipped) UTF-8 text: {exc}") from exc

@@ -26,7 +26,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from alphaforge.data import schemas
+from alphaforge.data.decompress import CappedReader
 from alphaforge.data.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -131,14 +132,18 @@ def _type_from_header(cols: set[str]) -> str | None:
     return None
 
 
-def _open_text(path: Path) -> pa.NativeFile:
-    """Native stream of the CSV text; gzip detected from the magic bytes, not from the name."""
+def _open_text(path: Path) -> Any:
+    """Stream of the CSV text; gzip detected from the magic bytes, not from the name, and its
+    decompressed size capped (``data.decompress``)."""
     try:
         with open(path, "rb") as fh:
             magic = fh.read(2)
+        size = path.stat().st_size
     except OSError as exc:
         raise SchemaError(f"{path}: cannot open: {exc}") from exc
-    return pa.input_stream(str(path), compression="gzip" if magic == b"\x1f\x8b" else None)
+    if magic != b"\x1f\x8b":
+        return pa.input_stream(str(path))
+    return CappedReader(pa.input_stream(str(path), compression="gzip"), str(path), size)
 
 
 def _lines(path: Path, n: int) -> list[str]:
