@@ -4,6 +4,7 @@ LocalCluster equality and survival of a killed worker, PBO sanity."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import distributed  # a dev dependency: CI must run the Dask tests, never skip them
@@ -77,7 +78,15 @@ def test_interrupted_sweep_resumes_without_recomputing(panel, tmp_path: Path) ->
 
 @pytest.fixture(scope="module")
 def cluster():
+    # Dask's default dashboard port is 8787: hold it (when free) so the cluster must do without
+    blocker = socket.socket()
+    try:
+        blocker.bind(("127.0.0.1", 8787))
+        blocker.listen()
+    except OSError:
+        pass  # already taken by something else: the condition under test anyway
     with (
+        blocker,
         distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
