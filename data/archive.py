@@ -32,6 +32,7 @@ import pyarrow.csv as pacsv
 
 from alphaforge.data import schemas
 from alphaforge.data.arrow_pool import fast_pool
+from alphaforge.data.csv_locate import iter_lines, locate_csv_error
 from alphaforge.data.decompress import CappedReader, expansion_limit
 from alphaforge.data.errors import SchemaError
 
@@ -241,9 +242,36 @@ def read_archive_csv(
             stream, label = _open_stream(source, stack, label, expected_member)
             first = _first_line(stream)
             native = _native_path(source, stream)
-            return _parse(native or stream, first, label, kind, layout, symbol)
+            try:
+                return _parse(native or stream, first, label, kind, layout, symbol)
+            except _CsvError as exc:
+                where = _locate(source, expected_member, exc.pyarrow_message, layout)
+                raise SchemaError(f"{exc}{where}") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile) as exc:
         raise SchemaError(f"{label}: corrupt or truncated archive ({exc})") from None
+
+
+class _CsvError(SchemaError):
+    """pyarrow could not parse the text; ``pyarrow_message`` is its own words."""
+
+    def __init__(self, message: str, pyarrow_message: str) -> None:
+        super().__init__(message)
+        self.pyarrow_message = pyarrow_message
+
+
+def _locate(source: Source, expected_member: str | None, message: str,
+            layout: tuple[_Col, ...]) -> str:  # fmt: skip
+    """`` at line N ...`` for a parse error, by reading the source's text again (or "")."""
+    if not isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
+        if not (hasattr(source, "seekable") and source.seekable()):
+            return ""
+        source.seek(0)
+    try:
+        with ExitStack() as stack:
+            stream, _ = _open_stream(source, stack, "", expected_member)
+            return locate_csv_error(iter_lines(stream), message, [c.name for c in layout])
+    except (SchemaError, OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        return ""
 
 
 def _native_path(source: Source, stream: IO[bytes]) -> str | None:
@@ -301,7 +329,8 @@ def _parse(
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SchemaError(f"{name}: cannot parse as a Binance {kind} archive CSV: {exc}") from exc
+        raise _CsvError(f"{name}: cannot parse as a Binance {kind} archive CSV: {exc}",
+                        str(exc)) from exc  # fmt: skip
     return _to_schema(table, cols, schema, name, symbol)
 
 

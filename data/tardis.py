@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from alphaforge.data import schemas
+from alphaforge.data.csv_locate import iter_lines, locate_csv_error
 from alphaforge.data.decompress import CappedReader
 from alphaforge.data.errors import SchemaError
 
@@ -182,7 +183,9 @@ def _read(path: Path, header: list[str], types: dict[str, pa.DataType]) -> pa.Ta
         msg = str(exc)
         m = _COL_NO.search(msg)
         col = header[int(m.group(1))] if m and int(m.group(1)) < len(header) else "?"
-        raise SchemaError(f"{path}: column {col!r}: {msg}") from exc
+        with _open_text(path) as fh:
+            where = locate_csv_error(iter_lines(fh), msg, header)
+        raise SchemaError(f"{path}: column {col!r}: {msg}{where}") from exc
 
 
 def _require(path: Path, header: list[str], need: list[str], data_type: str) -> None:

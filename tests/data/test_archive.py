@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphaforge.data import schemas
@@ -220,3 +220,30 @@ def test_parser_property_matches_python(
     assert table.column("open").to_pylist() == [float(r[1]) for r in rows]
     assert table.column("volume").to_pylist() == [float(r[2]) for r in rows]
     assert table.column("trades").to_pylist() == [r[3] for r in rows]
+
+
+@pytest.mark.shared
+@settings(max_examples=25)
+@given(row=st.integers(1, 2_000), how=st.sampled_from(["value", "columns"]),
+       packed=st.sampled_from(["csv", "gz", "zip"]))  # fmt: skip
+def test_a_parse_error_names_the_line(real_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                                      row: int, how: str, packed: str) -> None:  # fmt: skip
+    """A bad value or a short line anywhere in a real month is reported with its line."""
+    import gzip as gz
+    import zipfile as zf
+
+    from alphaforge.data.errors import SchemaError
+
+    path = real_dir / "binance_futures_klines" / "DOTUSDT-1m-2026-02.csv.gz"
+    with gz.open(path) as fh:
+        lines = fh.read().splitlines()[:2_001]  # the header and 2,000 rows
+    lines[row] = lines[row].replace(b",", b",oops", 1) if how == "value" else b"1,2,3"
+    text = b"\n".join(lines) + b"\n"
+    out = tmp_path_factory.mktemp("bad") / f"DOTUSDT-1m-2026-02.{packed}"
+    if packed == "zip":
+        with zf.ZipFile(out, "w") as z:
+            z.writestr("DOTUSDT-1m-2026-02.csv", text)
+    else:
+        out.write_bytes(gz.compress(text) if packed == "gz" else text)
+    with pytest.raises(SchemaError, match=rf"at line {row + 1}\b"):
+        read_archive_csv(out, "klines", "DOTUSDT")

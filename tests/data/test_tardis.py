@@ -209,8 +209,12 @@ def test_errors_name_file_and_column(tmp_path: Path) -> None:
         "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
         "d,B,1,2,a,buy,1.5,1\nd,B,1,2,a,buy,oops,1\n"
     )
-    with pytest.raises(SchemaError, match=r"deribit_trades.*column 'price'.*oops"):
+    with pytest.raises(SchemaError, match=r"deribit_trades.*column 'price'.*oops.* at line 3"):
         read_tardis_csv(p)
+    gz = tmp_path / "deribit_trades_2020-04-01_BTC-PERPETUAL.csv.gz"
+    gz.write_bytes(gzip.compress(p.read_bytes()))
+    with pytest.raises(SchemaError, match=r"at line 3 \(column 'price', value 'oops'\)"):
+        read_tardis_csv(gz)
     with pytest.raises(SchemaError, match="unsupported Tardis data type 'options_chain'"):
         read_tardis_csv(p, "options_chain")
     with pytest.raises(SchemaError, match="cannot tell the Tardis data type"):
