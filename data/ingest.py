@@ -90,7 +90,9 @@ class IngestItem:
     ``rows_added`` counts rows new to the store; ``rows_merged`` = ``rows_read - rows_added`` are
     rows whose natural key was already stored (a re-ingest, an overlapping file) or repeated
     within the file (e.g. CryptoDataDownload's overlapping legacy/current rows): the stored
-    row for such a key is the one read last.
+    row for such a key is the one read last. ``missing`` lists, per partition the file wrote
+    to, what that partition still lacks inside its bounds (bars or agg-trade ids,
+    ``data.completeness``): the source's own holes, or holes another file may fill.
     """
 
     path: str
@@ -101,6 +103,7 @@ class IngestItem:
     rows_added: int = 0
     partitions: int = 0
     error: str | None = None
+    missing: tuple[dict[str, Any], ...] = ()
 
     @property
     def rows_merged(self) -> int:
@@ -127,11 +130,27 @@ class IngestReport:
     def ok(self) -> bool:
         return not self.failed and bool(self.items)
 
+    @property
+    def missing(self) -> list[dict[str, Any]]:
+        """What the written partitions lack, one entry per partition (each listed once)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for item in self.items:
+            for m in item.missing:
+                seen[m["partition"]] = m
+        return list(seen.values())
+
+    @property
+    def complete(self) -> bool:
+        """True when no written partition lacks a bar or an id inside its bounds."""
+        return not self.missing
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with totals."""
         done = [i for i in self.items if i.error is None]
         return {
             "ok": self.ok,
+            "complete": self.complete,
+            "missing": self.missing,
             "files": len(self.items),
             "files_failed": len(self.failed),
             "rows_read": sum(i.rows_read for i in done),
@@ -302,7 +321,21 @@ def ingest_file(store: Store, spec: FileSpec) -> IngestItem:
     rep = store.write(table, spec.dataset, exchange=spec.exchange, market=spec.market,
                       source=f"file:{spec.path.resolve()}", source_sha256=sha)  # fmt: skip
     return IngestItem(str(spec.path), spec.kind, spec.dataset, spec.market, table.num_rows,
-                      rep.rows_added, len(rep.partitions))  # fmt: skip
+                      rep.rows_added, len(rep.partitions), None,
+                      _lacking(rep.partitions))  # fmt: skip
+
+
+def _lacking(infos: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+    """The ``missing`` entries of the written partitions whose completeness is not whole."""
+    out = []
+    for p in infos:
+        c = p.completeness
+        if c and not c.get("complete", True):
+            out.append({"partition": f"{p.dataset}/{p.market}/{p.symbol}/{p.month}",
+                        "symbol": p.symbol, "dataset": p.dataset, "month": p.month,
+                        "unit": c["unit"], "missing": c["missing"],
+                        "spans": c["spans"]})  # fmt: skip
+    return tuple(out)
 
 
 def _ingest_recording(store: Store, spec: FileSpec, sha: str) -> IngestItem:
@@ -310,12 +343,14 @@ def _ingest_recording(store: Store, spec: FileSpec, sha: str) -> IngestItem:
     rec = read_hftbacktest(spec.path)
     read = added = parts = 0
     written = []
+    lacking: tuple[dict[str, Any], ...] = ()
     for name in _RECORDING_TABLES:
         table = getattr(rec, name)
         if table.num_rows == 0:
             continue
         rep = store.write(table, name, exchange=spec.exchange, market=spec.market,
                           source=f"file:{spec.path.resolve()}", source_sha256=sha)  # fmt: skip
+        lacking += _lacking(rep.partitions)
         read, added, parts = (
             read + table.num_rows,
             added + rep.rows_added,
@@ -325,7 +360,7 @@ def _ingest_recording(store: Store, spec: FileSpec, sha: str) -> IngestItem:
     if not written:
         raise SchemaError(f"{spec.path}: the recording holds no depth, trade or ticker rows")
     return IngestItem(str(spec.path), spec.kind, "+".join(written), spec.market, read, added,
-                      parts)  # fmt: skip
+                      parts, None, lacking)  # fmt: skip
 
 
 def ingest(

@@ -81,6 +81,8 @@ class PartitionInfo:
         validation_summary: free-form JSON-able summary set by validation.
         rebuilt: True when the manifest was rebuilt from the data file after an interrupted write
             (sources of that last write are then unknown).
+        completeness: missing bars or ids inside the partition (``data.completeness``), or
+            None (a dataset without a rule, or a manifest written before it existed).
     """
 
     exchange: str
@@ -97,6 +99,7 @@ class PartitionInfo:
     validation_status: str = UNVALIDATED
     validation_summary: Mapping[str, Any] = field(default_factory=dict)
     rebuilt: bool = False
+    completeness: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (path as str)."""
@@ -115,6 +118,7 @@ class PartitionInfo:
             "validation_status": self.validation_status,
             "validation_summary": dict(self.validation_summary),
             "rebuilt": self.rebuilt,
+            "completeness": None if self.completeness is None else dict(self.completeness),
         }
 
 
@@ -209,8 +213,10 @@ def manifest_dict(
     sources: list[SourceRecord],
     validation: tuple[str, Mapping[str, Any]] = (UNVALIDATED, {}),
     rebuilt: bool = False,
+    completeness: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document stored as ``_manifest.json``."""
+    """The JSON document stored as ``_manifest.json`` (``completeness``: see
+    ``data.completeness``)."""
     return {
         "format": 1,
         **dict(key),
@@ -223,6 +229,7 @@ def manifest_dict(
         "validation_status": validation[0],
         "validation_summary": dict(validation[1]),
         "rebuilt": rebuilt,
+        "completeness": None if completeness is None else dict(completeness),
     }
 
 
@@ -269,9 +276,13 @@ def _rebuild(
     part_dir: Path, key: Mapping[str, str], time_col: str, old: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Manifest recomputed from the data file (after a write killed between the two renames)."""
+    from alphaforge.data.completeness import partition_completeness
+
     data = part_dir / DATA_FILE
     try:
-        table = pq.read_table(data, columns=[time_col])
+        names = pq.read_schema(data).names
+        cols = [c for c in (time_col, "agg_trade_id") if c in names]
+        table = pq.read_table(data, columns=cols)
     except (OSError, pa.ArrowInvalid) as exc:
         raise StoreError(f"{data}: cannot read data file to rebuild its manifest: {exc}") from exc
     st = data.stat()
@@ -283,6 +294,7 @@ def _rebuild(
         fingerprint=(st.st_size, st.st_mtime_ns),
         sources=sources,
         rebuilt=True,
+        completeness=partition_completeness(table, str(key["dataset"])),
     )
 
 
@@ -354,4 +366,5 @@ def info_from_dict(doc: Mapping[str, Any], part_dir: Path) -> PartitionInfo:
         validation_status=str(doc.get("validation_status", UNVALIDATED)),
         validation_summary=dict(doc.get("validation_summary", {})),
         rebuilt=bool(doc.get("rebuilt", False)),
+        completeness=doc.get("completeness"),
     )

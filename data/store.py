@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from alphaforge.data import manifest as mf
 from alphaforge.data import schemas
 from alphaforge.data.arrow_pool import fast_pool
+from alphaforge.data.completeness import partition_completeness
 from alphaforge.data.errors import SchemaError, StoreError
 from alphaforge.data.manifest import PartitionInfo, SourceRecord
 from alphaforge.data.store_merge import OCCURRENCE, dedupe_sort, split_partitions, with_occurrence
@@ -299,6 +300,7 @@ class Store:
             span=mf.time_span(merged, tcol),
             fingerprint=fp,
             sources=sources,
+            completeness=partition_completeness(merged, key["dataset"]),
         )
         mf.write_manifest(part_dir, doc, pending=True)
         _checkpoint("pending_written")

@@ -2,8 +2,10 @@
 into the store.
 
 A progress bar on stderr (files done / total, rows); a summary table or ``--json`` on stdout.
-Exit code 0 when every file went in, 1 when any file failed (each named with its reason; the
-others are stored), 2 for bad arguments (e.g. a path that does not exist).
+Exit code 0 when every file went in and every partition it wrote is whole, 1 when any file
+failed (each named with its reason; the others are stored), 2 for bad arguments (e.g. a path
+that does not exist), 3 when every file went in but a partition lacks bars or agg-trade ids
+inside its bounds (each hole listed: the source's own gaps, or files still to ingest).
 """
 
 from __future__ import annotations
@@ -30,7 +32,18 @@ def render_ingest(rep: IngestReport, store: Path) -> str:
                       "rows added", "merged", "status"], rows, width=160)  # fmt: skip
     text += (f"{d['files']} file(s), {d['files_failed']} failed; {d['rows_read']:,} rows read, "
              f"{d['rows_added']:,} new rows stored\n")  # fmt: skip
+    for m in rep.missing:
+        spans = ", ".join(f"{_when(a, m['unit'])}..{_when(b, m['unit'])}" for a, b in m["spans"])
+        text += f"INCOMPLETE {m['partition']}: {m['missing']:,} {m['unit']} missing ({spans})\n"
     return text
+
+
+def _when(v: int, unit: str) -> str:
+    if unit != "bars":
+        return str(v)
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(v / 1e6, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def ingest_cmd(
@@ -73,6 +86,8 @@ def ingest_cmd(
             if not rep.items:
                 err.print("[red]error:[/red] no data files found", highlight=False)
         raise typer.Exit(code=1)
+    if not rep.complete:
+        raise typer.Exit(code=3)
 
 
 def register(app: typer.Typer) -> None:

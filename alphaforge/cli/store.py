@@ -62,9 +62,16 @@ def summarize(parts: Sequence[PartitionInfo]) -> list[dict[str, Any]]:
                 "first": _iso(min(lo)) if lo else None,
                 "last": _iso(max(hi)) if hi else None,
                 "validation": dict(sorted(Counter(p.validation_status for p in ps).items())),
+                "missing": _missing(ps),
             }
         )
     return out
+
+
+def _missing(ps: list[PartitionInfo]) -> int | None:
+    """Bars or ids missing inside the partitions (None: no completeness rule or not recorded)."""
+    known = [p.completeness for p in ps if p.completeness is not None]
+    return sum(int(c["missing"]) for c in known) if known else None
 
 
 def _fail(exc: DataError) -> typer.Exit:
@@ -96,10 +103,14 @@ def ls_cmd(store: StoreOpt = Path(DEFAULT_STORE), as_json: JsonOpt = False) -> N
         "MB",
         "first",
         "last",
+        "missing",
         "validation",
     ):
         table.add_column(
-            col, justify="right" if col in ("symbols", "partitions", "rows", "MB") else "left"
+            col,
+            justify="right"
+            if col in ("symbols", "partitions", "rows", "MB", "missing")
+            else "left",
         )
     for r in rows:
         table.add_row(
@@ -112,6 +123,7 @@ def ls_cmd(store: StoreOpt = Path(DEFAULT_STORE), as_json: JsonOpt = False) -> N
             f"{r['bytes'] / 1e6:.2f}",
             r["first"] or "-",
             r["last"] or "-",
+            "-" if r["missing"] is None else f"{r['missing']:,}",
             ", ".join(f"{k}:{v}" for k, v in r["validation"].items()),
         )
     Console(width=200).print(table)

@@ -186,3 +186,85 @@ def test_depth_recordings_go_to_their_datasets_row_for_row(real_dir: Path, tmp_p
         assert want > 0, name
         assert sum(p.rows for p in store.partitions(name)) == want, name
     assert rep.items[0].rows_added == rep.items[0].rows_read
+
+
+@pytest.mark.shared
+def test_completeness_ledger_lists_the_sources_holes_and_the_next_file_fills_them(
+    real_dir: Path, tmp_path: Path
+) -> None:
+    """Rows cut out of a real month are reported as missing bars (summary, manifest, exit 3);
+    ingesting the whole month fills exactly them."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from alphaforge.cli import app
+
+    src = real_dir / "binance_futures_klines" / "DOTUSDT-1m-2026-02.csv.gz"
+    with gzip.open(src) as fh:
+        lines = fh.read().splitlines(keepends=True)
+    holes = [(1_000, 1_003), (20_000, 20_060)]  # data rows [a, b): 3 and 60 bars
+    kept = [ln for k, ln in enumerate(lines) if not any(a <= k - 1 < b for a, b in holes)]
+    cut = tmp_path / "cut" / "usdm" / "DOTUSDT-1m-2026-02.csv"
+    cut.parent.mkdir(parents=True)
+    cut.write_bytes(b"".join(kept))
+    runner = CliRunner()
+    store = str(tmp_path / "store")
+    res = runner.invoke(app, ["ingest", str(cut), "--store", store, "--json"])
+    assert res.exit_code == 3, res.output
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is True
+    assert doc["complete"] is False
+    (m,) = doc["missing"]
+    assert (m["partition"], m["unit"], m["missing"]) == ("klines_1m/usdm/DOTUSDT/2026-02",
+                                                         "bars", 63)  # fmt: skip
+    first = 1_769_904_000_000_000  # 2026-02-01 00:00 UTC, the month's first bar
+    assert m["spans"] == [[first + a * 60_000_000, first + b * 60_000_000] for a, b in holes]
+    (info,) = Store(store).partitions("klines_1m")
+    assert info.completeness is not None
+    assert info.completeness["missing"] == 63
+    ls = json.loads(runner.invoke(app, ["store", "ls", "--store", store, "--json"]).stdout)
+    assert ls["datasets"][0]["missing"] == 63
+    assert not info.completeness["complete"]
+    full = runner.invoke(app, ["ingest", str(src), "--store", store, "--market", "usdm",
+                               "--json"])  # fmt: skip
+    assert full.exit_code == 0, full.output
+    assert json.loads(full.stdout)["rows_added"] == 63
+    (info,) = Store(store).partitions("klines_1m")
+    assert info.completeness == {"unit": "bars", "missing": 0, "spans": [], "spans_total": 0,
+                                 "complete": True}  # fmt: skip
+
+
+@pytest.mark.shared
+def test_a_real_source_with_outages_reports_them_all(real_dir: Path, tmp_path: Path) -> None:
+    """CryptoDataDownload's BNB hourly file has 12 missing hours: ingest lists the same 12."""
+    from alphaforge.data.validate import validate_file
+
+    path = real_dir / "cryptodatadownload" / "Binance_BNBUSDT_1h.csv.gz"
+    rep = ingest(tmp_path / "store", [path], market="spot")
+    assert rep.ok
+    assert not rep.complete
+    assert (
+        sum(m["missing"] for m in rep.missing)
+        == validate_file(path).check("missing_bars").count
+        == 12
+    )
+
+
+@pytest.mark.shared
+def test_agg_trade_id_holes_are_in_the_manifest(real_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests.data.test_validate_streams import _agg
+
+    agg = _agg(real_dir)  # 12,477 real XRP aggTrades, consecutive ids
+    ids = np.asarray(agg["agg_trade_id"])
+    keep = ~np.isin(np.arange(agg.num_rows), [100, 101, 5_000])
+    store = Store(tmp_path / "store")
+    rep = store.write(agg.filter(keep), "agg_trades", exchange="binance", market="spot",
+                      source="test")  # fmt: skip
+    comp = [p.completeness for p in rep.partitions if p.completeness["missing"]]
+    assert [c["spans"] for c in comp] == [[[int(ids[100]), int(ids[102])],
+                                           [int(ids[5_000]), int(ids[5_001])]]]  # fmt: skip
+    assert comp[0]["unit"] == "ids"
+    assert comp[0]["missing"] == 3
