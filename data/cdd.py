@@ -24,7 +24,7 @@ import gzip
 import io
 import re
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -75,8 +75,8 @@ def read_cdd_csv(path: str | Path) -> pa.Table:
         `PROVENANCE` (``layout``, ``ts_unit``, ``source_row``).
 
     Raises:
-        SchemaError: no CDD header, a missing column, or an unparsable ``unix`` token (the
-            message names the file, line and token).
+        SchemaError: no CDD header, a missing column, or an unparsable token (the message
+            names the file, line, column and token).
     """
     path = Path(path)
     lines = _text(path).splitlines()
@@ -119,14 +119,30 @@ def read_cdd_csv(path: str | Path) -> pa.Table:
     )
     n = raw.num_rows
     null_f = pa.nulls(n, pa.float64())
+
+    def number(name: str, col: Any, kind: pa.DataType | None = None) -> Any:
+        """The column as numbers; an unparsable token names its file, line and column."""
+        kind = kind or pa.float64()
+        try:
+            return pc.cast(col, kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            values = col.to_pylist()
+            for i, tok in enumerate(values):
+                try:
+                    pc.cast(pa.array([tok], pa.string()), kind)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    raise SchemaError(f"{path}: line {head + 2 + i}: column {name!r}: "
+                                      f"{tok!r} is not a number") from None  # fmt: skip
+            raise
+
     cols = {
         "symbol": pc.replace_substring(raw.column("symbol"), "/", ""),
         "open_time": pa.array(open_us, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        **{k: pc.cast(raw.column(k), pa.float64()) for k in ("open", "high", "low", "close")},
-        "volume": pc.cast(raw.column(base_vol), pa.float64()),
+        **{k: number(k, raw.column(k)) for k in ("open", "high", "low", "close")},
+        "volume": number(base_vol, raw.column(base_vol)),
         "close_time": pa.nulls(n, pa.timestamp("us", tz="UTC")),
-        "quote_volume": pc.cast(raw.column(quote_vol), pa.float64()),
-        "trades": pc.cast(trades, pa.int64()),
+        "quote_volume": number(quote_vol, raw.column(quote_vol)),
+        "trades": number("tradecount", trades, pa.int64()),
         "taker_buy_volume": null_f,
         "taker_buy_quote_volume": null_f,
         "layout": pa.array(layout.tolist(), pa.string()),

@@ -268,3 +268,15 @@ def test_agg_trade_id_holes_are_in_the_manifest(real_dir: Path, tmp_path: Path) 
                                            [int(ids[5_000]), int(ids[5_001])]]]  # fmt: skip
     assert comp[0]["unit"] == "ids"
     assert comp[0]["missing"] == 3
+
+
+@pytest.mark.shared
+def test_a_bad_token_in_a_cdd_file_names_its_line_and_column(real_dir: Path,
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    with gzip.open(real_dir / "cryptodatadownload" / "Binance_BNBUSDT_1h.csv.gz") as fh:
+        lines = fh.read().splitlines()[:50]
+    lines[20] = lines[20].replace(b",", b",zz", 4)  # the 'open' field of line 21
+    bad = tmp_path / "Binance_BNBUSDT_1h.csv"
+    bad.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(SchemaError, match=r"line 21: column 'open': 'zz.*' is not a number"):
+        read_cdd_csv(bad)
