@@ -124,7 +124,8 @@ def load_panel(
                                    symbols=panel.symbols, interval_us=step)  # fmt: skip
     mask = tradable_mask(panel.ts_us, panel.symbols, listings)
     panel = panel.with_fields(tradable=mask.astype(np.float64),
-                              **_price_klines(st, panel, source, market))  # fmt: skip
+                              **_price_klines(st, panel, source, market),
+                              **_open_interest(st, panel, market))  # fmt: skip
     if source != interval:
         panel = resample_panel(panel, target_us).slice_time(start_us, end_us)
     return panel
@@ -148,6 +149,56 @@ def _price_klines(store: Store, panel: Panel, interval: str, market: str) -> dic
     if len(out) == 2:
         with np.errstate(divide="ignore", invalid="ignore"):
             out["basis"] = out["mark_close"] / out["index_close"] - 1.0
+    return out
+
+
+OI_LOOKBACK_US = 24 * 3_600_000_000
+"""A published open-interest value stays "last known" for at most a day."""
+
+
+def _open_interest(store: Store, panel: Panel, market: str) -> dict[str, F64]:
+    """``open_interest`` (contracts) and ``open_interest_value`` (quote) as last published at
+    or before each bar's time, from the Binance ``metrics`` dataset, else ``open_interest``
+    from Tardis ``derivative_ticker`` rows; values older than ``OI_LOOKBACK_US`` are NaN."""
+    stored = set(store.datasets(market=market))
+    lo, hi = int(panel.ts_us[0]) - OI_LOOKBACK_US, int(panel.ts_us[-1]) + 1
+    if "metrics" in stored:
+        t = store.read("metrics", market=market, symbols=list(panel.symbols), start_us=lo,
+                       end_us=hi, columns=["symbol", "ts", "open_interest",
+                                           "open_interest_value"])  # fmt: skip
+        names: tuple[str, ...] = ("open_interest", "open_interest_value")
+    else:  # Tardis derivative tickers, under whichever exchange/market they were ingested
+        where = sorted({(p.exchange, p.market) for p in store.partitions("derivative_ticker")
+                        if p.symbol in panel.symbols})  # fmt: skip
+        if not where:
+            return {}
+        t = pa.concat_tables(
+            store.read("derivative_ticker", exchange=ex, market=mk, symbols=list(panel.symbols),
+                       start_us=lo, end_us=hi, columns=["symbol", "ts", "open_interest"])
+            for ex, mk in where
+        )  # fmt: skip
+        names = ("open_interest",)
+    if t.num_rows == 0:
+        return {}
+    return {n: _as_of(t, n, panel, OI_LOOKBACK_US) for n in names}
+
+
+def _as_of(table: pa.Table, field: str, panel: Panel, max_age_us: int) -> F64:
+    """(T, N) last non-null ``field`` at or before each bar time, per symbol (NaN when none
+    within ``max_age_us``)."""
+    ts = np.asarray(table.column("ts").cast(schemas.TS).cast(pa.int64()).to_numpy(), np.int64)
+    sym = np.asarray(table.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
+    val = np.asarray(table.column(field).to_numpy(zero_copy_only=False), dtype=np.float64)
+    out = np.full((panel.T, panel.N), np.nan)
+    for j, s in enumerate(panel.symbols):
+        rows = np.flatnonzero((sym == s) & np.isfinite(val))
+        if rows.size == 0:
+            continue
+        rows = rows[np.argsort(ts[rows], kind="stable")]
+        k = np.searchsorted(ts[rows], panel.ts_us, side="right") - 1
+        ok = k >= 0
+        ok[ok] = panel.ts_us[ok] - ts[rows[k[ok]]] <= max_age_us
+        out[ok, j] = val[rows[k[ok]]]
     return out
 
 

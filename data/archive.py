@@ -35,6 +35,7 @@ from alphaforge.data.arrow_pool import fast_pool
 from alphaforge.data.csv_locate import iter_lines, locate_csv_error
 from alphaforge.data.decompress import CappedReader, expansion_limit
 from alphaforge.data.errors import SchemaError
+from alphaforge.data.metrics import parse_metrics
 
 __all__ = ["ARCHIVE_COLUMNS", "MICROS_THRESHOLD", "base_dataset", "read_archive_csv"]
 
@@ -124,9 +125,9 @@ def base_dataset(dataset: str) -> str:
     for kind in ("mark_klines", "index_klines", "klines"):
         if dataset == kind or dataset.startswith(kind + "_"):
             return kind
-    if dataset in ARCHIVE_COLUMNS:
+    if dataset in ARCHIVE_COLUMNS or dataset == "metrics":  # metrics: data.metrics
         return dataset
-    known = "klines[_<interval>], mark_klines, index_klines, " + ", ".join(
+    known = "klines[_<interval>], mark_klines, index_klines, metrics, " + ", ".join(
         k for k in ARCHIVE_COLUMNS if k != "klines"
     )
     raise SchemaError(f"unknown archive dataset {dataset!r}; expected one of {known}")
@@ -221,7 +222,8 @@ def read_archive_csv(
         source: a path, the file's bytes, or a binary file-like object. Zip and gzip are
             recognised from their magic bytes.
         dataset: ``klines`` (or ``klines_<interval>``, ``mark_klines``, ``index_klines``),
-            ``agg_trades``, ``trades``, ``funding`` or ``book_ticker``.
+            ``agg_trades``, ``trades``, ``funding``, ``book_ticker`` or ``metrics``
+            (``data.metrics``).
         symbol: exchange symbol stored in the ``symbol`` column (``BTCUSDT``).
         name: how messages name the source (default: its path or file name).
         expected_member: the CSV name a zip must hold (``BTCUSDT-1m-2024-01.csv``).
@@ -234,8 +236,15 @@ def read_archive_csv(
             file, and pyarrow's row/column), a time column mixing ms and µs magnitudes, a zip
             holding another file than ``expected_member``, or a corrupt or truncated zip/gzip.
     """
-    kind, layout = _layout(dataset)
     label = name or _source_name(source)
+    if base_dataset(dataset) == "metrics":
+        try:
+            with ExitStack() as stack:
+                stream, label = _open_stream(source, stack, label, expected_member)
+                return parse_metrics(stream, label, symbol)
+        except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile) as exc:
+            raise SchemaError(f"{label}: corrupt or truncated archive ({exc})") from None
+    kind, layout = _layout(dataset)
     try:
         with ExitStack() as stack:
             stack.enter_context(fast_pool())

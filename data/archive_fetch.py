@@ -38,6 +38,7 @@ ARCHIVE_KIND: Final = {
     "trades": "trades",
     "funding": "fundingRate",
     "book_ticker": "bookTicker",
+    "metrics": "metrics",
 }
 _MARKET_DIR: Final = {"spot": "spot", "usdm": "futures/um"}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -110,7 +111,8 @@ def plan_archive_files(
     base = base_dataset(dataset)
     if market not in _MARKET_DIR or base not in ARCHIVE_KIND:
         raise SchemaError(f"no Binance archive for market {market!r} dataset {dataset!r}")
-    if market == "spot" and base in ("mark_klines", "index_klines", "funding", "book_ticker"):
+    if market == "spot" and base in ("mark_klines", "index_klines", "funding", "book_ticker",
+                                     "metrics"):  # fmt: skip
         raise SchemaError(f"the Binance spot archive has no {base}")
     if base.endswith("klines") and not interval:
         raise SchemaError(f"{base} archive files need an interval (e.g. 1m)")
@@ -123,7 +125,8 @@ def plan_archive_files(
     iv = interval if base.endswith("klines") else None
     while _us(day) < end_us:
         nxt_month = _next_month(day)
-        if day.day == 1 and _us(nxt_month) <= end_us and nxt_month <= this_month:
+        monthly_ok = base != "metrics"  # metrics are published daily only
+        if monthly_ok and day.day == 1 and _us(nxt_month) <= end_us and nxt_month <= this_month:
             files.append(ArchiveFile(market, base, symbol, iv, "monthly", day))
             day = nxt_month
             continue

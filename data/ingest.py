@@ -8,11 +8,11 @@ files still go in, and the report says which failed (`IngestReport.ok` is False 
 
 Kinds:
 - ``binance``: archive files as downloaded, ``SYMBOL-<interval|aggTrades|trades|bookTicker|
-  fundingRate>-YYYY-MM[-DD].zip`` (or the extracted ``.csv``, or ``.csv.gz``). Symbol, dataset and
-  interval come from the name; a zip's CSV member must carry the same name (a renamed zip is
-  refused), and a ``.CHECKSUM`` file beside a zip is verified. Mark/index price klines are told
-  from their folder (``markPriceKlines``/``indexPriceKlines``), the market from the folder
-  (``spot``, ``futures``/``um``) unless given.
+  fundingRate|metrics>-YYYY-MM[-DD].zip`` (or the extracted ``.csv``, or ``.csv.gz``). Symbol,
+  dataset and interval come from the name; a zip's CSV member must carry the same name (a
+  renamed zip is refused), and a ``.CHECKSUM`` file beside a zip is verified. Mark/index
+  price klines are told from their folder (``markPriceKlines``/``indexPriceKlines``), the
+  market from the folder (``spot``, ``futures``/``um``) unless given.
 - ``tardis``: Tardis.dev CSV files (header ``exchange,symbol,timestamp,local_timestamp,...``).
 - ``cdd``: CryptoDataDownload exports (header ``unix,date,symbol,...``), stored as klines of
   the interval in the file name.
@@ -46,7 +46,8 @@ from alphaforge.data.tardis import dataset_of, detect_data_type, file_exchange, 
 __all__ = ["FileSpec", "IngestItem", "IngestReport", "classify", "ingest", "iter_files"]
 
 _ARCHIVE_NAME: Final = re.compile(
-    r"^(?P<symbol>[A-Z0-9]+)-(?P<middle>\d+[smhdwM]|aggTrades|trades|bookTicker|fundingRate)"
+    r"^(?P<symbol>[A-Z0-9]+)-(?P<middle>\d+[smhdwM]|aggTrades|trades|bookTicker|fundingRate|"
+    r"metrics)"
     r"-(?P<label>\d{4}-\d{2}(?:-\d{2})?)(?P<suffix>-[A-Za-z0-9_]+)?$"
 )
 _MIDDLE_DATASET: Final = {
@@ -54,6 +55,7 @@ _MIDDLE_DATASET: Final = {
     "trades": "trades",
     "bookTicker": "book_ticker",
     "fundingRate": "funding",
+    "metrics": "metrics",
 }
 _PRICE_KLINES: Final = {"markpriceklines": "mark_klines", "indexpriceklines": "index_klines"}
 _SUFFIXES: Final = (".csv.gz", ".csv", ".zip", ".dat.gz", ".gz")
@@ -240,7 +242,7 @@ def classify(path: str | os.PathLike[str], market: str | None = None) -> FileSpe
     if p.name.endswith(".zip"):
         raise SchemaError(
             f"{p}: a zip whose name is not a Binance archive name "
-            "(SYMBOL-<interval|aggTrades|trades|bookTicker|fundingRate>-YYYY-MM[-DD].zip)"
+            "(SYMBOL-<interval|aggTrades|trades|bookTicker|fundingRate|metrics>-YYYY-MM[-DD].zip)"
         )
     head = _first_line(p)
     if head.startswith("exchange,symbol,timestamp,local_timestamp"):

@@ -366,7 +366,8 @@ def pull(
             whole past months/days, REST for the recent tail and for files the archive lacks).
         market: ``spot`` or ``usdm``.
         dataset: ``klines``, ``mark_klines``, ``index_klines``, ``agg_trades``, ``funding``,
-            ``trades`` or ``book_ticker`` (the last two from the archive only).
+            ``trades``, ``book_ticker`` or ``metrics`` (the last three from the archive only;
+            metrics: USD-M open interest and long/short ratios, daily files).
         symbols: exchange symbols.
         interval: kline interval (``1m``...); ignored for other datasets.
         start, end: ``YYYY-MM-DD``/ISO (UTC) or epoch µs; ``end`` defaults to now.

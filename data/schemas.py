@@ -155,6 +155,25 @@ LIQUIDATIONS: Final = pa.schema(
 )
 """Tardis liquidations rows (side is the liquidation order side: 'buy' or 'sell')."""
 
+METRICS: Final = pa.schema(
+    [
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+        pa.field("open_interest", pa.float64()),
+        pa.field("open_interest_value", pa.float64()),
+        pa.field("top_trader_account_ratio", pa.float64()),
+        pa.field("top_trader_position_ratio", pa.float64()),
+        pa.field("account_ratio", pa.float64()),
+        pa.field("taker_vol_ratio", pa.float64()),
+    ]
+)
+"""Binance USD-M ``metrics`` archive rows (5-minute statistics, ``ts`` = the file's
+``create_time``, UTC): open interest in contracts and in quote currency, the top traders'
+long/short account and position ratios, all accounts' long/short ratio and the taker buy/sell
+volume ratio (archive columns ``sum_open_interest``, ``sum_open_interest_value``,
+``count_toptrader_long_short_ratio``, ``sum_toptrader_long_short_ratio``,
+``count_long_short_ratio``, ``sum_taker_long_short_vol_ratio``)."""
+
 DATASETS: Final[dict[str, pa.Schema]] = {
     "klines": KLINES,
     "mark_klines": KLINES,
@@ -167,6 +186,7 @@ DATASETS: Final[dict[str, pa.Schema]] = {
     "depth_updates": DEPTH_UPDATES,
     "derivative_ticker": DERIVATIVE_TICKER,
     "liquidations": LIQUIDATIONS,
+    "metrics": METRICS,
 }
 """Dataset name -> schema. Dataset names are the store's ``dataset=`` partition values."""
 
@@ -182,6 +202,7 @@ NATURAL_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "depth_updates": ("symbol", "ts", "last_update_id", "is_bid", "price"),
     "derivative_ticker": ("symbol", "ts"),
     "liquidations": ("symbol", "ts", "id"),
+    "metrics": ("symbol", "ts"),
 }
 """Dataset name -> columns that identify a row (used to de-duplicate on merge)."""
 

@@ -41,6 +41,10 @@ SOURCES = {
     "`pull --dataset mark_klines`",
     "basis": "the store's mark_klines_<interval> and index_klines_<interval>: ingest "
     "markPriceKlines and indexPriceKlines archive files",
+    "open_interest": "the store's metrics dataset (USD-M open interest): ingest metrics archive "
+    "files or `pull --dataset metrics`; or Tardis derivative_ticker files",
+    "open_interest_value": "the store's metrics dataset: ingest metrics archive files or "
+    "`pull --dataset metrics`",
     "spread_bps": "order-book levels (a panel with recorded depth)",
     "depth_imbalance": "order-book levels (a panel with recorded depth)",
     "depth_at_bps": "order-book levels (a panel with recorded depth)",
@@ -90,6 +94,8 @@ _SPECS = [
     ),
     FieldSpec("basis", 0, False, "perpetual basis (fraction of index price)"),
     FieldSpec("mark_close", 0, False, "mark price at bar close"),
+    FieldSpec("open_interest", 0, False, "perpetual open interest last published (contracts)"),
+    FieldSpec("open_interest_value", 0, False, "open interest last published (quote currency)"),
     FieldSpec("spread_bps", 0, True, "top-of-book spread in bps of mid (needs a book)"),
     FieldSpec("depth_imbalance", 0, True, "(bid qty - ask qty) / total over all levels"),
     FieldSpec("depth_at_bps", 0, True, "quote notional within 10 bps of mid, both sides"),

@@ -2,7 +2,8 @@
 
 Groups: ``momentum`` (incl. reversal), ``volatility``, ``liquidity`` (volume, OBV, Amihud),
 ``order_flow`` (taker-buy imbalance), ``vwap``, ``oscillator`` (RSI, MACD, Bollinger),
-``carry`` (funding and basis; perpetual panels only), ``book`` (needs order-book levels) and
+``carry`` (funding and basis; perpetual panels only), ``positioning`` (open interest from the
+metrics archive or Tardis derivative tickers), ``book`` (needs order-book levels) and
 ``alpha101`` (Kakushadze 2016, see ``library_alphas``).
 
 Sign convention: a larger value is a bullish forecast where the source defines one (reversal
@@ -200,6 +201,25 @@ _CORE: tuple[tuple[str, str, str, str], ...] = (
     ("basis_carry", "carry", "-basis", "minus the perpetual basis"),
     ("basis_change_20", "carry", "-ts_delta(basis, 20)", "minus the 20-bar change in basis"),
     ("mark_premium", "carry", "close / mark_close - 1", "last price over mark price"),
+    # ---- positioning: open interest (perpetuals)
+    (
+        "oi_change_12",
+        "positioning",
+        "ts_pct_change(open_interest, 12)",
+        "12-bar change of open interest (positions opening)",
+    ),
+    (
+        "oi_price_divergence",
+        "positioning",
+        "cs_rank(ts_pct_change(open_interest, 12)) - cs_rank(ts_pct_change(close, 12))",
+        "open interest rising more than price (crowding) ranked across symbols",
+    ),
+    (
+        "oi_turnover",
+        "positioning",
+        "quote_volume / open_interest_value",
+        "bar quote volume over open interest value",
+    ),
     # ---- order book
     ("book_imbalance", "book", "depth_imbalance", "bid minus ask depth over total depth"),
     ("book_imbalance_5", "book", "ts_mean(depth_imbalance, 5)", "5-bar mean book imbalance"),
@@ -215,6 +235,7 @@ GROUPS = (
     "vwap",
     "oscillator",
     "carry",
+    "positioning",
     "book",
     "alpha101",
 )

@@ -67,7 +67,10 @@ def _summary_table(rep: PullReport) -> str:
     return "\n".join(lines)
 
 
-_DATASETS = "klines, mark_klines, index_klines, agg_trades, funding, trades, book_ticker"
+_DATASETS = (
+    "klines, mark_klines, index_klines, agg_trades, funding, trades, book_ticker, "
+    "metrics (USD-M open interest, long/short ratios)"
+)
 SymbolsOpt = Annotated[str, typer.Option("--symbols", help="Comma-separated: BTCUSDT,ETHUSDT.")]
 StartOpt = Annotated[str, typer.Option("--start", help="UTC date/time, e.g. 2024-01-01.")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="UTC date/time (exclusive); now.")]

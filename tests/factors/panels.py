@@ -56,6 +56,10 @@ def make_panel(
         fields["funding_paid"] = paid
         fields["basis"] = rng.normal(5e-4, 3e-4, (t, n))
         fields["mark_close"] = close * (1 + rng.normal(0, 2e-4, (t, n)))
+        # open interest as alphaforge.panels lays it out: the 5-minute value last published
+        oi = 1e6 * np.exp(np.cumsum(rng.normal(0, 2e-3, (t // 5 + 1, n)), axis=0))
+        fields["open_interest"] = np.repeat(oi, 5, 0)[:t]
+        fields["open_interest_value"] = fields["open_interest"] * close
     knock = rng.random((t, n)) < nan_frac
     knock[: t // 10, 0] = True  # symbol 0 lists late
     for a in fields.values():
