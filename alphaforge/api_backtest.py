@@ -134,6 +134,7 @@ def backtest(
     init_cash: float = 1.0,
     available_us: Any | None = None,
     ledger: str | Path | None = None,
+    slippage: Any | None = None,
 ) -> BacktestRun:
     """Long-short backtest of a factor (library name, expression, ``af.factor``) or of factor
     values ((T, N) array or DataFrame aligned with the panel), as ``alphaforge backtest`` runs
@@ -141,13 +142,16 @@ def backtest(
     A function ``Panel -> (T, N)`` is checked for lookahead first; values are checked against
     ``available_us`` when given, else reported "unverified" in ``warnings``. The run is
     recorded as a trial in the research ``ledger``; ``BacktestRun.trials`` holds the
-    study-wide trial count on this data and the Deflated Sharpe at that count.
+    study-wide trial count on this data and the Deflated Sharpe at that count. ``slippage``:
+    None / "fixed_bps" (``slippage_bps`` of notional), "none", "book_walk" (every fill walks
+    the recorded book in force at execution: a panel from a store holding depth) or
+    "book_walk:K", or an ``alphaforge.engine.backtest.Slippage``.
     """
     raw = run_factor_backtest(panel, as_factor_input(factor_or_weights), scheme=scheme,
                               gross=gross, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
                               rebalance_every=rebalance_every, use_funding=use_funding,
                               init_cash=init_cash, available_us=available_us,
-                              registry=Registry(ledger))  # fmt: skip
+                              slippage=slippage, registry=Registry(ledger))  # fmt: skip
     return BacktestRun(raw, panel)
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alphaforge.engine.backtest import run_backtest
+from alphaforge.engine.backtest import Slippage, run_backtest
+from alphaforge.engine.errors import InputError
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
@@ -74,6 +75,7 @@ def run_factor_backtest(
     with ``available_us`` for availability (``factors.resolve``).
     """
     name, expr, values, verdict = resolve_factor(factor, panel, available_us=available_us)
+    slippage = slippage_model(slippage, panel, lag, slippage_bps)
     weights = factor_weights(values, panel, scheme=scheme, gross=gross, quantile=quantile,
                              rebalance_every=rebalance_every, lag=lag)  # fmt: skip
     funding = panel["funding_paid"] if use_funding and "funding_paid" in panel else None
@@ -116,6 +118,36 @@ def _count_trial(registry: Registry, panel: Panel, name: str, expr: str | None, 
         "dsr": d.get("dsr"),
         "sr_needed_annual": d.get("sr_needed_annual"),
     }
+
+
+def slippage_model(spec: Any, panel: Panel, lag: int, bps: float) -> Any:
+    """A ``Slippage`` from a model name (or the object itself, or None = fixed bps).
+
+    ``"book_walk"`` fills every order against the panel's recorded book in force at execution
+    (``panel.book`` shifted to execution rows by ``execution_book``); ``"book_walk:K"`` walks
+    the first K levels only. ``"fixed_bps"`` is ``bps`` of notional, ``"none"`` no slippage.
+
+    Raises:
+        InputError: book_walk on a panel without a book (the datasets that give one named), or
+            an unknown model name.
+    """
+    if spec is None or not isinstance(spec, str):
+        return spec
+    name, _, k = spec.partition(":")
+    if name == "book_walk":
+        if panel.book is None:
+            raise InputError(
+                "book_walk slippage needs order-book data for the panel's symbols: ingest depth "
+                "recordings (depth_updates) or Tardis book_snapshot files, or pull them"
+            )
+        return Slippage("book_walk", book=execution_book(panel.book, lag),
+                        book_levels=int(k or 0))  # fmt: skip
+    if name == "fixed_bps":
+        return None  # run_backtest's own fixed-bps path (slippage_bps)
+    if name == "none":
+        return Slippage("none")
+    raise InputError(f"unknown slippage model {spec!r}; expected fixed_bps, none, book_walk or "
+                     "book_walk:<levels>")  # fmt: skip
 
 
 def factor_weights(values: F64, panel: Panel, *, scheme: str = "rank", gross: float = 1.0,

@@ -20,9 +20,9 @@ from alphaforge.data.store import Store
 from alphaforge.data.store_views import kline_panel_table, panel_table_from_klines
 from alphaforge.data.synthetic import SyntheticMarket, generate_market
 from alphaforge.data.universe import listings_from_store, tradable_mask
-from alphaforge.engine.book import book_levels_at
+from alphaforge.engine.book import book_levels_at, rebuild_books
 from alphaforge.engine.errors import PanelError
-from alphaforge.engine.panel import Panel
+from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.engine.resample import resample_panel
 
 F64 = npt.NDArray[np.float64]
@@ -83,6 +83,9 @@ def load_panel(
     interval: str = "1m",
     market: str = "usdm",
     synthetic_kwargs: dict[str, Any] | None = None,
+    *,
+    book: bool = True,
+    book_levels: int = 20,
 ) -> Panel:
     """A Panel from the store at ``store``, or the synthetic market when ``store`` is None.
 
@@ -93,6 +96,8 @@ def load_panel(
         interval: kline interval ("1m", "1h", ...).
         market: "usdm" or "spot".
         synthetic_kwargs: overrides of DEFAULT_SYNTHETIC when no store is given.
+        book: attach the order book the store holds for these symbols (``attach_book``).
+        book_levels: levels per side kept in the book.
 
     Raises:
         PanelError: an empty selection, or unparsable times.
@@ -128,7 +133,45 @@ def load_panel(
                               **_open_interest(st, panel, market))  # fmt: skip
     if source != interval:
         panel = resample_panel(panel, target_us).slice_time(start_us, end_us)
+    if book:
+        panel = attach_book(st, panel, market, levels=book_levels)
     return panel
+
+
+def attach_book(store: Store, panel: Panel, market: str, *, levels: int = 20) -> Panel:
+    """The panel with the order book in force at each bar's time, for the symbols whose depth
+    the store holds (NaN for the others and before a symbol's first snapshot).
+
+    Books are rebuilt from the stored ``depth_updates`` (snapshot + diffs, by receive time,
+    ``engine.book.rebuild_books``; a sequence break leaves the book NaN until the next
+    snapshot), else taken from stored ``book_snapshots_<N>`` (the last snapshot at or before
+    the bar). Without either the panel is returned unchanged. ``meta["book"]`` says which.
+    """
+    syms = list(panel.symbols)
+    end = int(panel.ts_us[-1]) + 1
+    depth_syms = sorted({p.symbol for p in store.partitions("depth_updates", market=market)
+                         if p.symbol in syms})  # fmt: skip
+    if depth_syms:
+        depth = store.read("depth_updates", market=market, symbols=depth_syms, end_us=end)
+        rebuilt = rebuild_books(depth, panel.ts_us, symbols=depth_syms, levels=levels,
+                                time_col="local_ts", on_gap="resync")  # fmt: skip
+        src, kind = rebuilt.levels, f"depth_updates ({', '.join(depth_syms)})"
+    else:
+        snaps = sorted({p.dataset for p in store.partitions(market=market)
+                        if p.dataset.startswith("book_snapshots")
+                        and p.symbol in syms})  # fmt: skip
+        if not snaps:
+            return panel
+        table = store.read(snaps[-1], market=market, symbols=syms, end_us=end)
+        depth_syms = sorted(set(table.column("symbol").to_pylist()))
+        src = book_levels_at(table, panel.ts_us, depth_syms, levels=levels)
+        kind = f"{snaps[-1]} ({', '.join(depth_syms)})"
+    cols = [syms.index(s) for s in depth_syms]
+    full = [np.full((panel.T, panel.N, levels), np.nan) for _ in range(4)]
+    for dst, a in zip(full, (src.bid_px, src.bid_qty, src.ask_px, src.ask_qty), strict=True):
+        dst[:, cols, : a.shape[2]] = a[:, :, :levels]
+    return Panel(panel.ts_us, panel.symbols, panel.fields, BookLevels(*full), panel.interval_us,
+                 {**panel.meta, "book": kind})  # fmt: skip
 
 
 def _price_klines(store: Store, panel: Panel, interval: str, market: str) -> dict[str, F64]:

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alphaforge.data.archive import read_archive_csv
+from alphaforge.data.bars_from_trades import klines_from_trades
 from alphaforge.data.cdd import interval_from_name, is_cdd_csv, read_cdd_csv
 from alphaforge.data.errors import ChecksumMismatch, DataError, SchemaError
 from alphaforge.data.recordings import read_hftbacktest
@@ -327,6 +328,27 @@ def ingest_file(store: Store, spec: FileSpec) -> IngestItem:
                       _lacking(rep.partitions))  # fmt: skip
 
 
+def _bars_the_store_lacks(store: Store, spec: FileSpec, trades: pa.Table) -> pa.Table:
+    """1-minute klines built from a recording's trades (``data.bars_from_trades``) for the
+    minutes the store has no exchange kline for: a recorded symbol gets bars on the grid of
+    its book, and an exchange kline is never replaced by a derived one."""
+    bars = klines_from_trades(trades, 60_000_000)
+    if bars.num_rows == 0:
+        return bars
+    t = bars["open_time"].cast(pa.int64())
+    have = store.read("klines_1m", spec.exchange, spec.market,
+                      pc.unique(bars["symbol"]).to_pylist(),
+                      int(pc.min(t).as_py()), int(pc.max(t).as_py()) + 1,
+                      columns=["symbol", "open_time"])  # fmt: skip
+    if have.num_rows == 0:
+        return bars
+    key = pc.binary_join_element_wise(bars["symbol"], pc.cast(t, pa.string()), "|")
+    seen = pc.binary_join_element_wise(have["symbol"],
+                                       pc.cast(have["open_time"].cast(pa.int64()), pa.string()),
+                                       "|")  # fmt: skip
+    return bars.filter(pc.invert(pc.is_in(key, value_set=seen.combine_chunks())))
+
+
 def _lacking(infos: Iterable[Any]) -> tuple[dict[str, Any], ...]:
     """The ``missing`` entries of the written partitions whose completeness is not whole."""
     out = []
@@ -361,6 +383,14 @@ def _ingest_recording(store: Store, spec: FileSpec, sha: str) -> IngestItem:
         written.append(name)
     if not written:
         raise SchemaError(f"{spec.path}: the recording holds no depth, trade or ticker rows")
+    bars = _bars_the_store_lacks(store, spec, rec.trades)
+    if bars.num_rows:
+        src = f"trades:file:{spec.path.resolve()}"
+        rep = store.write(bars, "klines_1m", exchange=spec.exchange, market=spec.market,
+                          source=src, source_sha256=sha)  # fmt: skip
+        added += rep.rows_added
+        parts += len(rep.partitions)
+        written.append("klines_1m")
     return IngestItem(str(spec.path), spec.kind, "+".join(written), spec.market, read, added,
                       parts, None, lacking)  # fmt: skip
 

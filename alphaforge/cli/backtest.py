@@ -56,6 +56,13 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
         lag: Annotated[int, typer.Option(help="Bars between decision and fill.")] = 1,
         fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = 4.0,
         slippage_bps: Annotated[float, typer.Option(help="Fixed slippage, bps.")] = 1.0,
+        slippage: Annotated[
+            str,
+            typer.Option(
+                help="fixed_bps | none | book_walk (fills walk the recorded book in "
+                "force at execution; book_walk:K = first K levels)."
+            ),
+        ] = "fixed_bps",
         rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = 1,
         store: Annotated[
             str | None, typer.Option(envvar="ALPHAFORGE_STORE", help="Store directory.")
@@ -76,7 +83,7 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
                                synthetic_kwargs=synth)  # fmt: skip
             run = run_factor_backtest(panel, factor, scheme=scheme, gross=gross, lag=lag,
                                       fee_bps=fee_bps, slippage_bps=slippage_bps,
-                                      rebalance_every=rebalance_every,
+                                      rebalance_every=rebalance_every, slippage=slippage,
                                       registry=Registry(ledger))  # fmt: skip
         except errors as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -84,5 +91,6 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
         info = {
             "source": panel.meta.get("source", "?"), "synthetic": bool(panel.meta.get("synthetic")),
             "symbols": panel.N, "bars": panel.T, "interval_us": panel.interval_us,
+            "book": panel.meta.get("book"),
         }  # fmt: skip
         typer.echo(render_backtest(run, info, as_json))

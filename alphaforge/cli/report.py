@@ -78,6 +78,11 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
         fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = 4.0,
         rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = 15,
+        slippage: Annotated[
+            str, typer.Option(help="fixed_bps | none | book_walk[:K] (see backtest).")
+        ] = "fixed_bps",
+        scheme: Annotated[str, typer.Option(help="rank|quantile|sign|zscore|raw.")] = "rank",
+        market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
         ledger: Annotated[
             str | None,
             typer.Option(envvar="ALPHAFORGE_LEDGER", help="Research ledger (trial counts)."),
@@ -89,8 +94,9 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
 
         try:
             syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-            panel = load_panel(store, syms, start, end, interval=interval)
+            panel = load_panel(store, syms, start, end, interval=interval, market=market)
             run = run_backtest(panel, factor, fee_bps=fee_bps, rebalance_every=rebalance_every,
+                               slippage=slippage, scheme=scheme,
                                registry=Registry(ledger))  # fmt: skip
         except errors as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -1,0 +1,135 @@
+"""Real recordings end to end: ingest a day of NEXOUSDT depth + trades, get 1-minute bars built
+from the trades by the exchange's rules, a book rebuilt at every bar, book factors scored on
+it, and backtests whose fills walk that real book (CLI and API alike)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import alphaforge as af
+from alphaforge.data.bars_from_trades import klines_from_trades
+from alphaforge.data.recordings import read_hftbacktest
+from alphaforge.engine.book import rebuild_books
+from alphaforge.engine.errors import InputError
+from tests.e2e.conftest import run_cli
+
+FILES = ("spot/nexousdt_20240723.dat.gz", "spot/nexousdt_20240724.dat.gz")
+
+
+@pytest.fixture(scope="module")
+def recorded(real_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    root = tmp_path_factory.mktemp("rec")
+    store = af.Store(root / "store")
+    paths = [real_dir / "binance_ws_hftbacktest" / f for f in FILES]
+    rep = store.ingest(*paths, market="spot")
+    assert rep.ok
+    assert all("klines_1m" in (i.dataset or "") for i in rep.items)
+    return root / "store", [read_hftbacktest(p) for p in paths]
+
+
+def _reference_bars(trades: pa.Table) -> pd.DataFrame:
+    """pandas: full minutes of the trade span, exchange kline rules."""
+    df = trades.to_pandas().set_index("ts").sort_index(kind="stable")
+    g = df.resample("1min", label="left")
+    out = pd.DataFrame({"open": g["price"].first(), "high": g["price"].max(),
+                        "low": g["price"].min(), "close": g["price"].last(),
+                        "volume": g["qty"].sum(), "trades": g["price"].count()})  # fmt: skip
+    out["close"] = out["close"].ffill()
+    out["open"] = out["open"].fillna(out["close"].shift())
+    out["high"] = out["high"].fillna(out["close"])
+    out["low"] = out["low"].fillna(out["close"])
+    return out.iloc[1:-1]  # the first and last minute are partial
+
+
+def test_bars_from_real_trades_match_pandas(recorded: tuple[Path, list]) -> None:
+    _, recs = recorded
+    for rec in recs:
+        ref = _reference_bars(rec.trades)
+        got = klines_from_trades(rec.trades, 60_000_000).to_pandas().set_index("open_time")
+        got.index = got.index.tz_convert("UTC")
+        ref.index = ref.index.tz_convert("UTC")
+        assert len(got) == len(ref)
+        for col in ("open", "high", "low", "close", "volume"):
+            np.testing.assert_allclose(got[col].to_numpy(), ref[col].to_numpy(), rtol=1e-12,
+                                       err_msg=col)  # fmt: skip
+        assert (got["trades"].to_numpy() == ref["trades"].to_numpy()).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 600_000_000), st.floats(1, 2), st.floats(0.1, 5),
+                          st.booleans()), min_size=1, max_size=60))  # fmt: skip
+def test_bars_from_trades_conserve_volume_and_prices(rows) -> None:
+    ts = np.array([r[0] for r in rows], np.int64) + 1_700_000_000_000_000
+    t = pa.table({"symbol": ["X"] * len(rows), "trade_id": list(range(len(rows))),
+                  "trade_uid": pa.nulls(len(rows), pa.string()),
+                  "price": [r[1] for r in rows], "qty": [r[2] for r in rows],
+                  "quote_qty": [r[1] * r[2] for r in rows],
+                  "ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC")),
+                  "is_buyer_maker": [r[3] for r in rows]})  # fmt: skip
+    bars = klines_from_trades(t, 60_000_000)
+    first = ts.min() // 60_000_000 * 60_000_000 + 60_000_000
+    last = ts.max() // 60_000_000 * 60_000_000
+    inside = (ts >= first) & (ts < last)
+    assert bars["volume"].to_numpy().sum() == pytest.approx(sum(
+        r[2] for r, k in zip(rows, inside, strict=True) if k))  # fmt: skip
+    assert bars["trades"].to_numpy().sum() == inside.sum()
+    if bars.num_rows:
+        hi, lo = bars["high"].to_numpy(), bars["low"].to_numpy()
+        assert (lo <= bars["open"].to_numpy()).all()
+        assert (bars["close"].to_numpy() <= hi).all()
+
+
+def test_panel_book_is_the_recorded_book_at_each_bar(recorded: tuple[Path, list]) -> None:
+    store, recs = recorded
+    panel = af.Store(store).panel(market="spot")
+    assert panel.meta["book"] == "depth_updates (NEXOUSDT)"
+    depth = pa.concat_tables([r.depth_updates for r in recs])
+    direct = rebuild_books(depth, panel.ts_us, symbols=["NEXOUSDT"], levels=20,
+                           time_col="local_ts", on_gap="resync").levels  # fmt: skip
+    np.testing.assert_array_equal(panel.book.bid_px, direct.bid_px)
+    np.testing.assert_array_equal(panel.book.ask_qty, direct.ask_qty)
+    assert np.isfinite(panel.book.bid_px[:, 0, 0]).mean() > 0.99
+    # the book agrees with the bars: the best bid is below the next trade price most of the time
+    assert (panel.book.bid_px[:, 0, 0] <= panel["close"][:, 0] * 1.002).mean() > 0.95
+    score = af.score("book_imbalance", panel, horizons=(1, 5))
+    assert np.isfinite(score.raw.ts_rank_ic["NEXOUSDT"])
+
+
+def test_backtest_fills_walk_the_real_book(recorded: tuple[Path, list], tmp_path: Path) -> None:
+    store, _ = recorded
+    args = ["backtest", "book_imbalance", "--store", str(store), "--market", "spot",
+            "--scheme", "sign", "--gross", "1000", "--json"]  # fmt: skip
+    walked = json.loads(run_cli([*args, "--slippage", "book_walk"], tmp_path).stdout)
+    fixed = json.loads(run_cli(args, tmp_path).stdout)
+    assert walked["settings"]["slippage_model"] == "book_walk"
+    assert walked["data"]["book"] == "depth_updates (NEXOUSDT)"
+    assert walked["metrics"]["slippage"] > 0
+    assert walked["metrics"]["slippage"] != fixed["metrics"]["slippage"]
+    panel = af.Store(store).panel(market="spot")
+    api = af.backtest("book_imbalance", panel, scheme="sign", gross=1000.0, slippage="book_walk")
+    assert api.metrics["sharpe"] == pytest.approx(walked["metrics"]["sharpe"], rel=1e-12)
+    fills = api.trades
+    assert (fills["slippage"] > 0).all()  # every fill paid the walk of the recorded book
+    rep = json.loads(run_cli(["report", "book_imbalance", "--store", str(store), "--market",
+                              "spot", "--scheme", "sign", "--slippage", "book_walk", "--out",
+                              "rep", "--json"], tmp_path).stdout)  # fmt: skip
+    assert (tmp_path / rep["report"]).is_file()
+
+
+def test_book_walk_without_a_book_names_what_to_ingest(real_dir: Path, tmp_path: Path) -> None:
+    store = af.Store(tmp_path / "store")
+    store.ingest(real_dir / "binance_futures_klines" / "DOTUSDT-1m-2026-02.csv.gz",
+                 real_dir / "binance_futures_klines" / "LINKUSDT-1m-2026-02.csv.gz",
+                 market="usdm")  # fmt: skip
+    panel = store.panel(start="2026-02-03", end="2026-02-04")
+    assert panel.book is None
+    with pytest.raises(InputError, match="ingest depth recordings"):
+        af.backtest("mom_20", panel, slippage="book_walk")
