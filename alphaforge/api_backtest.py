@@ -165,17 +165,19 @@ def sweep(
     chunk_size: int = 64,
     memory_budget_bytes: int = 1 << 30,
     ledger: str | Path | None = None,
+    slippage: str | None = None,
 ) -> SweepOutcome:
     """Factors x parameter grid, ranked by deflated Sharpe with PBO (as ``alphaforge sweep``);
     resumable: the same call again continues where it stopped. Every trial is recorded in the
     research ``ledger`` and the DSR uses the study-wide count of distinct trials on this data
     (``SweepOutcome.trials_on_data``; ``sr_needed_annual`` is the Sharpe luck alone reaches).
     Factors are expressions (safe by construction): a callable factor goes through
-    ``af.backtest``, which checks it for lookahead."""
+    ``af.backtest``, which checks it for lookahead. ``slippage="book_walk"`` fills every
+    trial against the panel's recorded book."""
     return run_sweep_study(panel, list(factors), {k: list(v) for k, v in grid.items()},
                            str(results_dir), scheduler=scheduler, chunk_size=chunk_size,
                            memory_budget_bytes=memory_budget_bytes,
-                           registry=Registry(ledger))  # fmt: skip
+                           registry=Registry(ledger), slippage=slippage)  # fmt: skip
 
 
 def walkforward(

@@ -12,8 +12,9 @@ import numpy.typing as npt
 from alphaforge.engine.backtest import Slippage, run_backtest
 from alphaforge.engine.errors import InputError
 from alphaforge.engine.metrics import compute_metrics
-from alphaforge.engine.panel import BookLevels, Panel
+from alphaforge.engine.panel import Panel
 from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
+from alphaforge.engine.slippage import execution_book
 from alphaforge.engine.timing import timing_warnings
 from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.weights import weights_from_signals
@@ -173,27 +174,6 @@ def factor_returns(values: F64, panel: Panel, *, scheme: str = "rank", lag: int 
                        fee_bps=fee_bps, slippage_bps=slippage_bps, funding=funding,
                        record_trades=False, symbols=panel.symbols)  # fmt: skip
     return np.asarray(res.returns, dtype=np.float64)
-
-
-def execution_book(book: BookLevels, lag: int) -> BookLevels:
-    """The book in force when row s's fill happens: the snapshot of decision row s - lag.
-
-    Args:
-        book: (T, N, L) book sampled at each row's time. lag: decision-to-fill rows (>= 1).
-
-    Returns:
-        (T, N, L) levels indexed by execution row (NaN for the first ``lag`` rows).
-    """
-
-    def shift(a: F64) -> F64:
-        out = np.full_like(a, np.nan)
-        if lag == 0:
-            out[:] = a
-        elif a.shape[0] > lag:
-            out[lag:] = a[:-lag]
-        return out
-
-    return BookLevels(*(shift(a) for a in (book.bid_px, book.bid_qty, book.ask_px, book.ask_qty)))
 
 
 def backtest_report(run: FactorBacktest, panel: Panel, out_dir: str | Path) -> ReportPaths:

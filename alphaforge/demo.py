@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alphaforge.backtests import execution_book, run_factor_backtest
+from alphaforge.backtests import run_factor_backtest
 from alphaforge.data.validate import validate_table
 from alphaforge.engine.backtest import Slippage
 from alphaforge.engine.gap import Quotes, analyze_gap
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.paper_live import LatencyModel, simulate_fills
 from alphaforge.engine.report import ReportInputs, build_report
+from alphaforge.engine.slippage import execution_book
 from alphaforge.factors.expr import Unary, parse
 from alphaforge.factors.ic import cs_ic
 from alphaforge.factors.ledger import Ledger

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from alphaforge.data.results import ResultsStore
+from alphaforge.engine.errors import InputError, OptionError
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.sweep import expand_trials, run_sweep, sweep_spec
 from alphaforge.engine.timing import timing_warnings
@@ -69,8 +70,8 @@ class SweepOutcome:
 def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[Any]],
                     results_root: str, *, scheduler: Any = None, chunk_size: int = 64,
                     memory_budget_bytes: int = 1 << 30, progress: Any = None,
-                    stop_after: int | None = None,
-                    registry: Registry | None = None) -> SweepOutcome:  # fmt: skip
+                    stop_after: int | None = None, registry: Registry | None = None,
+                    slippage: str | None = None) -> SweepOutcome:  # fmt: skip
     """Run (or resume) a sweep, store it under results_root, rank trials by Deflated Sharpe.
 
     The sweep id is a hash of the trials and the data window, so rerunning the same command
@@ -80,10 +81,16 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     on this data over every sweep, score, backtest and proposal (else the sweep's own).
     """
 
+    if slippage not in (None, "fixed_bps", "book_walk"):
+        raise OptionError(f"sweep slippage must be fixed_bps or book_walk; got {slippage!r}")
+    book_walk = slippage == "book_walk"
+    if book_walk and panel.book is None:
+        raise InputError("book_walk needs order-book data for the panel's symbols: ingest depth "
+                         "recordings (depth_updates) or Tardis book_snapshot files")  # fmt: skip
     trials = expand_trials(factors, grid)
     # the chunking is part of the identity: chunk i of another plan holds other trials
     spec = sweep_spec(trials, panel, {"grid": grid, "source": panel.meta.get("source"),
-                                      "chunk_size": chunk_size,
+                                      "chunk_size": chunk_size, "book_walk": book_walk,
                                       "memory_budget_bytes": memory_budget_bytes})  # fmt: skip
     sweep_id = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[
         :16
@@ -94,7 +101,7 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
                                    "data_source": str(panel.meta.get("source"))})  # fmt: skip
     counts = run_sweep(panel, trials, factor_signal, sink, chunk_size=chunk_size,
                        memory_budget_bytes=memory_budget_bytes, scheduler=scheduler,
-                       progress=progress, stop_after=stop_after)  # fmt: skip
+                       progress=progress, stop_after=stop_after, book_walk=book_walk)  # fmt: skip
 
     table = store.read()
     n_count = len(trials)

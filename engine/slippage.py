@@ -22,6 +22,7 @@ import pandas as pd
 
 from alphaforge.engine import slippage_nb
 from alphaforge.engine.errors import InputError, OptionError, ShapeError
+from alphaforge.engine.panel import BookLevels
 from alphaforge.engine.types import TRADE_DTYPE, Exhaustion
 
 F64 = npt.NDArray[np.float64]
@@ -157,3 +158,24 @@ def walk_books(
         sd, q, px, lq, int(max_levels), int(exhaustion), penalty_bps
     )
     return out
+
+
+def execution_book(book: BookLevels, lag: int) -> BookLevels:
+    """The book in force when row s's fill happens: the snapshot of decision row s - lag.
+
+    Args:
+        book: (T, N, L) book sampled at each row's time. lag: decision-to-fill rows (>= 1).
+
+    Returns:
+        (T, N, L) levels indexed by execution row (NaN for the first ``lag`` rows).
+    """
+
+    def shift(a: F64) -> F64:
+        out = np.full_like(a, np.nan)
+        if lag == 0:
+            out[:] = a
+        elif a.shape[0] > lag:
+            out[lag:] = a[:-lag]
+        return out
+
+    return BookLevels(*(shift(a) for a in (book.bid_px, book.bid_qty, book.ask_px, book.ask_qty)))

@@ -22,10 +22,11 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from alphaforge.engine.backtest import run_backtest
-from alphaforge.engine.errors import OptionError
+from alphaforge.engine.backtest import Slippage, run_backtest
+from alphaforge.engine.errors import InputError, OptionError
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.slippage import execution_book
 from alphaforge.engine.tradable import executable_mask, mask_weights, universe_values
 from alphaforge.engine.types import WeightScheme
 from alphaforge.engine.weights import weights_from_signals
@@ -161,8 +162,11 @@ def _block_stats(r: F64, n_blocks: int) -> tuple[F64, F64, F64]:
 
 
 def run_chunk(panel: Panel, trials: Sequence[Trial], signal_fn: SignalFn,
-              n_blocks: int = N_BLOCKS) -> pa.Table:  # fmt: skip
-    """Backtest one chunk (one factor, one lag) as a batch; one output row per trial."""
+              n_blocks: int = N_BLOCKS, book_walk: bool = False) -> pa.Table:  # fmt: skip
+    """Backtest one chunk (one factor, one lag) as a batch; one output row per trial.
+
+    With ``book_walk`` every fill walks the panel's recorded book in force at execution (the
+    trials' ``slippage_bps`` is then not used)."""
     factor = trials[0].factor
     lag = int(trials[0].params["lag"])
     # resolve_factor already blanks symbols outside the universe; a custom signal_fn may not
@@ -174,7 +178,7 @@ def run_chunk(panel: Panel, trials: Sequence[Trial], signal_fn: SignalFn,
         np.moveaxis(wk, 0, -1), close=panel["close"], open=panel.fields.get("open"), lag=lag,
         fee_bps=np.array([float(t.params["fee_bps"]) for t in trials]),
         slippage_bps=np.array([float(t.params["slippage_bps"]) for t in trials]),
-        funding=fund, symbols=panel.symbols,
+        funding=fund, symbols=panel.symbols, slippage=_book_walk(panel, lag) if book_walk else None,
     )  # fmt: skip
     del wk
     met = compute_metrics(res, panel.periods_per_year)
@@ -202,6 +206,13 @@ def run_chunk(panel: Panel, trials: Sequence[Trial], signal_fn: SignalFn,
     return pa.table(cols)
 
 
+def _book_walk(panel: Panel, lag: int) -> Slippage:
+    if panel.book is None:
+        raise InputError("book_walk needs a panel with a recorded book (ingest depth recordings "
+                         "or Tardis book_snapshot files for its symbols)")  # fmt: skip
+    return Slippage("book_walk", book=execution_book(panel.book, lag))
+
+
 def run_sweep(
     panel: Panel,
     trials: Sequence[Trial],
@@ -213,6 +224,7 @@ def run_sweep(
     scheduler: str | Any | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     stop_after: int | None = None,
+    book_walk: bool = False,
 ) -> dict[str, int]:
     """Run every chunk not yet in ``sink``; locally, or on Dask when ``scheduler`` is given.
 
@@ -225,6 +237,7 @@ def run_sweep(
         scheduler: a Dask scheduler address ("tcp://host:8786") or a distributed.Client.
         progress: called as progress(chunks_done, chunks_total, message).
         stop_after: stop after this many newly computed chunks (tests of resumption).
+        book_walk: fill every trial against the panel's recorded book (``run_chunk``).
 
     Returns:
         {"chunks": total, "skipped": already stored, "computed": newly computed}.
@@ -239,18 +252,18 @@ def run_sweep(
         for i in todo:
             if stop_after is not None and computed >= stop_after:
                 break
-            sink.write_chunk(i, run_chunk(panel, chunks[i], signal_fn))
+            sink.write_chunk(i, run_chunk(panel, chunks[i], signal_fn, book_walk=book_walk))
             computed += 1
             report(len(done) + computed, len(chunks), f"chunk {i} ({chunks[i][0].factor})")
     else:
         computed = _run_dask(panel, chunks, todo, signal_fn, sink, scheduler, report,
-                             len(done), stop_after)  # fmt: skip
+                             len(done), stop_after, book_walk)  # fmt: skip
     return {"chunks": len(chunks), "skipped": len(done), "computed": computed}
 
 
 def _run_dask(panel: Panel, chunks: list[list[Trial]], todo: Iterable[int], signal_fn: SignalFn,
               sink: ResultsSink, scheduler: Any, report: Callable[[int, int, str], None],
-              n_done: int, stop_after: int | None) -> int:  # fmt: skip
+              n_done: int, stop_after: int | None, book_walk: bool = False) -> int:  # fmt: skip
     from distributed import Client, as_completed
 
     own = not hasattr(scheduler, "submit")
@@ -258,8 +271,8 @@ def _run_dask(panel: Panel, chunks: list[list[Trial]], todo: Iterable[int], sign
     try:
         run_key = uuid.uuid4().hex  # task keys unique per run, even across drivers
         panel_f = client.scatter(panel, broadcast=True)
-        futures = {client.submit(run_chunk, panel_f, chunks[i], signal_fn, retries=3,
-                                 key=f"alphaforge-chunk-{i}-{run_key}"): i
+        futures = {client.submit(run_chunk, panel_f, chunks[i], signal_fn, book_walk=book_walk,
+                                 retries=3, key=f"alphaforge-chunk-{i}-{run_key}"): i
                    for i in todo}  # fmt: skip
         computed = 0
         for fut in as_completed(futures):  # type: ignore[no-untyped-call]

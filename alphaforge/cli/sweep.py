@@ -83,6 +83,14 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
             str | None,
             typer.Option(envvar="ALPHAFORGE_LEDGER", help="Research ledger (trial counts)."),
         ] = None,
+        slippage: Annotated[
+            str,
+            typer.Option(
+                help="fixed_bps (the grid's slippage_bps) or book_walk (every "
+                "fill walks the recorded book)."
+            ),
+        ] = "fixed_bps",
+        market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Run a parameter sweep (resumable), rank trials by Deflated Sharpe at the study-wide
@@ -92,7 +100,7 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
         try:
             g = parse_grid(grid or ["rebalance_every=1,15,60"])
             syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-            panel = load_panel(store, syms, start, end, interval=interval,
+            panel = load_panel(store, syms, start, end, interval=interval, market=market,
                                synthetic_kwargs=None if store else {"n_bars": bars})  # fmt: skip
 
             def progress(done: int, total: int, msg: str) -> None:
@@ -101,7 +109,8 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
             out = run_sweep_study(panel, [f.strip() for f in factors.split(",") if f.strip()], g,
                                   results, scheduler=scheduler, chunk_size=chunk,
                                   memory_budget_bytes=parse_bytes(memory_budget),
-                                  progress=progress, registry=Registry(ledger))  # fmt: skip
+                                  progress=progress, registry=Registry(ledger),
+                                  slippage=slippage)  # fmt: skip
         except caught as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None

@@ -133,3 +133,30 @@ def test_book_walk_without_a_book_names_what_to_ingest(real_dir: Path, tmp_path:
     assert panel.book is None
     with pytest.raises(InputError, match="ingest depth recordings"):
         af.backtest("mom_20", panel, slippage="book_walk")
+
+
+def test_sweep_trials_walk_the_book_as_backtest_does(recorded: tuple[Path, list],
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    store, _ = recorded
+    panel = af.Store(store).panel(market="spot")
+    out = af.sweep(panel, ["book_imbalance", "rev_1"], {"scheme": ["sign"], "gross": [100.0],
+                   "rebalance_every": [1, 5]}, tmp_path / "res", slippage="book_walk")  # fmt: skip
+    assert out.n_trials == 4
+    for row in out.ranked:
+        bt = af.backtest(
+            row["factor"],
+            panel,
+            scheme="sign",
+            gross=100.0,
+            rebalance_every=int(row["rebalance_every"]),
+            slippage="book_walk",
+        )
+        assert row["sharpe"] == pytest.approx(bt.metrics["sharpe"], rel=1e-9, abs=1e-12)
+        assert row["slippage"] == pytest.approx(bt.metrics["slippage"], rel=1e-9)
+    fixed = af.sweep(panel, ["book_imbalance"], {"scheme": ["sign"], "gross": [100.0]},
+                     tmp_path / "res2")  # fmt: skip
+    assert fixed.sweep_id != out.sweep_id
+    cli = json.loads(run_cli(["sweep", "--store", str(store), "--market", "spot", "--factors",
+                              "book_imbalance", "--grid", "scheme=sign", "--slippage",
+                              "book_walk", "--json"], tmp_path).stdout)  # fmt: skip
+    assert cli["n_trials"] == 1

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alphaforge.backtests import execution_book, run_factor_backtest
+from alphaforge.backtests import run_factor_backtest
 from alphaforge.data.store import Store
 from alphaforge.data.synthetic import generate_market
 from alphaforge.engine.errors import PanelError
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.slippage import execution_book
 from alphaforge.panels import load_panel, synthetic_panel
 
 FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades",
