@@ -181,3 +181,20 @@ def test_researcher_path_in_python(tmp_path: Path, real_dir: Path) -> None:
                              tmp_path).stdout)  # fmt: skip
     sharpe = float(proc.stdout.strip().splitlines()[-1].split()[0])
     assert sharpe == pytest.approx(cli["metrics"]["sharpe"], rel=1e-9)  # one code path
+
+
+def test_recorded_books_path(tmp_path: Path, real_dir: Path) -> None:
+    """The README's recorded-books commands, run as written on the real spot recordings."""
+    cmds = _section_commands("Recorded order books")
+    assert [c.split()[1] for c in cmds] == ["ingest", "score", "backtest"]
+    rec = str(real_dir / "binance_ws_hftbacktest" / "spot")
+    out = {}
+    for cmd in cmds:
+        args = cmd.replace("~/recordings/spot", rec).split()[1:]
+        out[args[0]] = run_cli(args, tmp_path)
+    assert "0 failed" in out["ingest"].stdout
+    assert "time-series RankIC" in out["score"].stdout
+    assert "book=depth_updates (NEXOUSDT)" in out["backtest"].stdout
+    doc = json.loads(run_cli([*cmds[2].split()[1:], "--json"], tmp_path).stdout)
+    assert doc["settings"]["slippage_model"] == "book_walk"
+    assert doc["metrics"]["slippage"] > 0
