@@ -23,7 +23,7 @@ from alphaforge.factors.ledger import Ledger
 from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.llm import Budget, LLMClient
 from alphaforge.factors.propose import Gate, Study, StudyConfig, StudyResult
-from alphaforge.factors.registry import Registry
+from alphaforge.factors.registry import Registry, ledger_path
 from alphaforge.factors.resolve import FactorInput, resolve_factor
 from alphaforge.factors.score import DEFAULT_HORIZONS, score_factor
 from alphaforge.factors.score_result import FactorScore
@@ -216,7 +216,7 @@ def propose(
     rounds: int = 3,
     per_round: int = 10,
     study: str = "default",
-    ledger: str | Path = ".alphaforge/ledger.sqlite",
+    ledger: str | Path | None = None,
     offline: bool = False,
     base_url: str | None = None,
     model: str | None = None,
@@ -236,6 +236,7 @@ def propose(
     use_llm = not offline and client.has_key
     cfg = StudyConfig(study=study, rounds=rounds, per_round=per_round, seed=seed,
                       gate=Gate(min_abs_t=min_t, min_sharpe=min_sharpe))  # fmt: skip
-    Path(ledger).parent.mkdir(parents=True, exist_ok=True)
-    return Study(panel, cfg, Ledger(ledger), client if use_llm else None,
+    path = ledger_path(ledger)  # the research registry's file: one count, one holdout
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Study(panel, cfg, Ledger(path), client if use_llm else None,
                  progress=progress or (lambda _m: None)).run()  # fmt: skip

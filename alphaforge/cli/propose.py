@@ -8,8 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from alphaforge.factors.errors import FactorError
-
-DEFAULT_LEDGER = ".alphaforge/ledger.sqlite"
+from alphaforge.factors.registry import DEFAULT_LEDGER
 
 
 def _render(rows: list[dict[str, Any]], title: str) -> str:
@@ -34,7 +33,12 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
             bool, typer.Option("--offline", help="Seeded generator, no LLM.")
         ] = False,
         study: Annotated[str, typer.Option(help="Study name (ledger scope).")] = "default",
-        ledger: Annotated[str, typer.Option(help="Ledger SQLite file.")] = DEFAULT_LEDGER,
+        ledger: Annotated[
+            str | None,
+            typer.Option(
+                envvar="ALPHAFORGE_LEDGER", help=f"Ledger SQLite file (default {DEFAULT_LEDGER})."
+            ),
+        ] = None,
         base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
         model: Annotated[str | None, typer.Option(help="Model name.")] = None,
         max_calls: Annotated[int | None, typer.Option(help="Budget: LLM calls.")] = None,
@@ -46,6 +50,11 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         min_t: Annotated[float, typer.Option(help="Gate: |RankIC t-stat|.")] = 3.0,
         min_sharpe: Annotated[float, typer.Option(help="Gate: net Sharpe.")] = 0.0,
         store: Annotated[str | None, typer.Option(envvar="ALPHAFORGE_STORE")] = None,
+        symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols.")] = None,
+        start: Annotated[str | None, typer.Option(help="Start (UTC ISO).")] = None,
+        end: Annotated[str | None, typer.Option(help="End, exclusive (UTC ISO).")] = None,
+        interval: Annotated[str, typer.Option(help="Bar interval.")] = "1m",
+        market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
         bars: Annotated[int, typer.Option(help="Synthetic bars.")] = 3000,
         seed: Annotated[int, typer.Option(help="Seed.")] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -54,15 +63,14 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         from alphaforge.api_factors import propose as api_propose
         from alphaforge.cli.render import to_json
         from alphaforge.factors.llm import Budget, LLMClient
+        from alphaforge.factors.registry import ledger_path
 
+        ledger = str(ledger_path(ledger))
         try:
-            panel = load_panel(
-                store,
-                None,
-                None,
-                None,
-                synthetic_kwargs=None if store else {"n_bars": bars, "seed": seed},
-            )
+            syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+            panel = load_panel(store, syms, start, end, interval=interval, market=market,
+                               synthetic_kwargs=None if store else {"n_bars": bars,
+                                                                    "seed": seed})  # fmt: skip
             if not offline and not LLMClient(base_url=base_url, model=model).has_key:
                 typer.echo("note: no LLM key (ALPHAFORGE_LLM_API_KEY / OPENAI_API_KEY): "
                            "using the offline generator", err=True)  # fmt: skip
@@ -100,7 +108,12 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
     @app.command("leaderboard")
     def leaderboard_cmd(
         study: Annotated[str, typer.Option(help="Study name.")] = "default",
-        ledger: Annotated[str, typer.Option(help="Ledger SQLite file.")] = DEFAULT_LEDGER,
+        ledger: Annotated[
+            str | None,
+            typer.Option(
+                envvar="ALPHAFORGE_LEDGER", help=f"Ledger SQLite file (default {DEFAULT_LEDGER})."
+            ),
+        ] = None,
         top: Annotated[int, typer.Option(help="Rows shown.")] = 20,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
@@ -110,7 +123,9 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         from alphaforge.cli.render import to_json
         from alphaforge.factors.ledger import Ledger
         from alphaforge.factors.propose import leaderboard
+        from alphaforge.factors.registry import ledger_path
 
+        ledger = str(ledger_path(ledger))
         if not Path(ledger).is_file():
             typer.echo(f"error: no ledger at {ledger}; run `alphaforge propose` first", err=True)
             raise typer.Exit(code=2)

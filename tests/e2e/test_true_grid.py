@@ -123,3 +123,33 @@ def test_every_command_runs_on_it_at_1h(study: dict) -> None:
     assert sw.returncode == 0, sw.stderr[-2000:]
     rep = json.loads(run_cli(["report", "rev_5", *base, "--out", "rep", "--json"], cwd).stdout)
     assert Path(cwd / rep["report"]).is_file() or Path(rep["report"]).is_file()
+
+
+def test_propose_ranks_only_listed_symbols(study: dict) -> None:
+    """propose on the store: every candidate is scored on the universe only (a delisted
+    symbol's rows are blank after its last bar), through the CLI as a user runs it."""
+    from alphaforge.factors.ledger import Ledger
+    from alphaforge.factors.propose import Gate, Study, StudyConfig
+    from alphaforge.factors.propose_parse import Candidate
+
+    panel = study["store"].panel(interval="1h")
+    cfg = StudyConfig(study="grid", rounds=1, per_round=4, gate=Gate(min_abs_t=0.0,
+                      min_sharpe=-1e9), library_check=False, rebalance_every=1)  # fmt: skip
+    s = Study(panel, cfg, Ledger(study["root"] / "unit.sqlite"))
+    link = s.train.symbols.index("LINKUSDT")
+    gone = s.train.ts_us > DELIST.value // 1000
+    assert gone.any()
+    assert (s.train["tradable"][gone, link] == 0).all()
+    # a trailing mean would still have values after the last bar; the universe blanks them
+    from alphaforge.engine.tradable import universe_values
+    from alphaforge.factors.expr import compile_expr
+
+    raw = compile_expr("ts_mean(returns, 24)")(s.train)
+    assert not np.isfinite(universe_values(raw, s.train)[gone, link]).any()
+    status = s.evaluate(Candidate("m", "ts_mean(returns, 24)", ""), {})
+    assert status in ("accepted", "failed_gate")
+    out = run_cli(["propose", "--offline", "--store", "store", "--interval", "1h", "--rounds",
+                   "1", "--per-round", "6", "--json"], study["root"], check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout)
+    assert sum(doc["counts"].values()) == 6
