@@ -8,9 +8,11 @@ be tested with its own fakes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
+import typer.main
 
 from alphaforge.api_backtest import walkforward as api_walkforward
 from alphaforge.backtests import run_factor_backtest
@@ -26,7 +28,7 @@ from alphaforge.cli import store as _store
 from alphaforge.cli import sweep as _sweep
 from alphaforge.cli import validate as _validate
 from alphaforge.cli import walkforward as _walkforward
-from alphaforge.cli.config import load_config
+from alphaforge.cli.config import check_config, load_config
 from alphaforge.data.errors import DataError
 from alphaforge.data.recordings import read_hftbacktest
 from alphaforge.demo import run_demo
@@ -48,6 +50,8 @@ def main() -> None:
     """Console-script entry point: flags > ALPHAFORGE_* env > alphaforge.toml > defaults."""
     try:
         defaults = load_config()
+        check_config(defaults, typer.main.get_command(app),
+                     os.environ.get("ALPHAFORGE_CONFIG", "alphaforge.toml"))  # fmt: skip
     except OptionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None

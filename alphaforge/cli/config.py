@@ -49,3 +49,36 @@ def _nest(doc: dict[str, Any]) -> dict[str, Any]:
             _nest(value) if isinstance(value, dict) else value
         )
     return out
+
+
+def check_config(defaults: dict[str, Any], group: Any, source: str = CONFIG_FILE) -> None:
+    """Every table of the file must name a command and every key one of its options.
+
+    Args:
+        defaults: ``load_config``'s map. group: the click group of the CLI.
+        source: the file, for messages.
+
+    Raises:
+        OptionError: an unknown command table or option key (a misspelt key would otherwise be
+            silently ignored), with the closest valid name.
+    """
+    import difflib
+
+    def walk(table: dict[str, Any], cmd: Any, where: str) -> None:
+        subs = getattr(cmd, "commands", None)
+        options = {p.name for p in getattr(cmd, "params", [])}
+        for key, value in table.items():
+            if isinstance(value, dict) and subs is not None:
+                if key not in subs:
+                    raise _unknown(source, f"[{where}{key}]", "command", key, list(subs))
+                walk(value, subs[key], f"{where}{key}.")
+            elif key not in options:
+                raise _unknown(source, f"{key} in [{where.rstrip('.')}]", "option", key,
+                               sorted(options))  # fmt: skip
+
+    def _unknown(src: str, what: str, kind: str, key: str, valid: list[str]) -> OptionError:
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(valid)}"
+        return OptionError(f"{src}: unknown {kind} {what}{hint}")
+
+    walk(defaults, group, "")
