@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from alphaforge.cli.render import table_text, to_json
+from alphaforge.cli.render import fail, table_text, to_json
 from alphaforge.engine.metrics import METRIC_NAMES
 from alphaforge.factors.registry import Registry
 
@@ -86,8 +86,7 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
                                       rebalance_every=rebalance_every, slippage=slippage,
                                       registry=Registry(ledger))  # fmt: skip
         except errors as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(exc, as_json) from None
         info = {
             "source": panel.meta.get("source", "?"), "synthetic": bool(panel.meta.get("synthetic")),
             "symbols": panel.N, "bars": panel.T, "interval_us": panel.interval_us,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from alphaforge.cli.render import fail
 from alphaforge.factors.errors import FactorError
 from alphaforge.factors.registry import DEFAULT_LEDGER
 
@@ -80,8 +81,7 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
                               min_sharpe=min_sharpe, seed=seed, cache_dir=cache_dir,
                               progress=lambda m: typer.echo(m, err=True))  # fmt: skip
         except errs as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(exc, as_json) from None
         doc = {"study": res.study, "source": res.source, "counts": res.counts,
                "rounds": res.rounds_run, "stop_reason": res.stop_reason, "cost": res.cost,
                "tokens": res.tokens, "accepted": res.accepted, "ledger": ledger}  # fmt: skip
@@ -127,7 +127,6 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
 
         ledger = str(ledger_path(ledger))
         if not Path(ledger).is_file():
-            typer.echo(f"error: no ledger at {ledger}; run `alphaforge propose` first", err=True)
-            raise typer.Exit(code=2)
+            raise fail(f"no ledger at {ledger}; run `alphaforge propose` first", as_json)
         rows = leaderboard(Ledger(ledger), study)[:top]
         typer.echo(to_json(rows) if as_json else _render(rows, f"leaderboard {study!r}"))

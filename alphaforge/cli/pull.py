@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from alphaforge.api_data import pull_tardis
 from alphaforge.cli.ingest import render_ingest
+from alphaforge.cli.render import fail
 from alphaforge.data.archive_fetch import ARCHIVE_BASE_URL, ArchiveClient
 from alphaforge.data.binance_rest import BinanceRest
 from alphaforge.data.errors import DataError, IPBanned
@@ -118,7 +119,6 @@ def pull_cmd(
                      base_url, as_json)  # fmt: skip
         return
     kw: dict[str, Any] = {"timeout_s": (10.0, timeout), "retry": RetryPolicy(max_retries=retries)}
-    err = Console(stderr=True)
     try:
         rest = BinanceRest(market, base_url=base_url, **kw)
         archive = ArchiveClient(archive_base_url, **kw)
@@ -129,11 +129,9 @@ def pull_cmd(
         }  # fmt: skip
         rep = pull(**args) if as_json else _pull_with_bar(args)
     except IPBanned as exc:
-        err.print(f"[red]stopped:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(code=3) from None
+        raise fail(f"stopped: {exc}", as_json, code=3) from None
     except (DataError, KeyError) as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        raise fail(exc, as_json) from None
     if as_json:
         sys.stdout.write(json.dumps(rep.to_dict(), sort_keys=True) + "\n")
     else:

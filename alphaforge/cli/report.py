@@ -13,7 +13,7 @@ import typer
 
 from alphaforge.api_backtest import gap as api_gap
 from alphaforge.backtests import backtest_report
-from alphaforge.cli.render import table_text, to_json
+from alphaforge.cli.render import fail, table_text, to_json
 from alphaforge.engine.errors import EngineError
 from alphaforge.engine.gap import COMPONENTS
 
@@ -53,8 +53,7 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         try:
             res = run_demo(out, n_symbols=symbols, n_bars=bars, seed=seed, progress=progress)
         except errors as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(exc, as_json) from None
         if as_json:
             typer.echo(to_json(res.summary))
             return
@@ -99,8 +98,7 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
                                slippage=slippage, scheme=scheme,
                                registry=Registry(ledger))  # fmt: skip
         except errors as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(exc, as_json) from None
         paths = backtest_report(run, panel, out)
         doc = {"report": str(paths.html), "figures": {k: str(v) for k, v in paths.pngs.items()},
                "metrics": run.metrics, "warnings": list(run.warnings),
@@ -127,6 +125,5 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
                           quote_asset=quote_asset, allow_unmatched=allow_unmatched,
                           funding_live=funding_live, funding_backtest=funding_backtest)  # fmt: skip
         except handled as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(exc, as_json) from None
         typer.echo(render_gap(res, as_json))

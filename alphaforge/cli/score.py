@@ -87,9 +87,10 @@ def parse_horizons(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(code=2)
+def _fail(exc: Exception, as_json: bool = False) -> typer.Exit:
+    from alphaforge.cli.render import fail
+
+    return fail(exc, as_json)
 
 
 def register(
@@ -187,7 +188,7 @@ def _score_command(
                                   registry=Registry(ledger), study=study,
                                   allow_holdout_reuse=reuse_holdout)  # fmt: skip
         except errors as exc:
-            raise _fail(exc) from None
+            raise _fail(exc, as_json) from None
         typer.echo(render_score(result, as_json))
 
     return score

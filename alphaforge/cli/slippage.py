@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from alphaforge.cli.render import table_text, to_json
+from alphaforge.cli.render import fail, table_text, to_json
 from alphaforge.engine.types import Exhaustion
 
 SHARED_DEFAULT = Path(__file__).resolve().parents[3] / "shared/data/real/binance_ws_hftbacktest"
@@ -128,8 +128,7 @@ def register(app: typer.Typer, load_recording: Callable[[list[Path]], Any],
                                  fee_bps=fee_bps, fixed_bps=fixed_bps, impact_k=impact_k,
                                  exhaustion=exh, penalty_bps=penalty_bps)  # fmt: skip
         except errors as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(exc, as_json) from None
         study["recording"] = [str(f) for f in files]
         study["latency_us"] = latency_us
         if out is not None:

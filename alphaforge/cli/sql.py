@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alphaforge.cli.render import fail
 from alphaforge.data.errors import DataError
 from alphaforge.data.sql import dataset_views, query
 
@@ -31,8 +32,7 @@ def register(app: typer.Typer) -> None:
             names = [*dataset_views(store), *(["sweep_results"] if (store / "results").is_dir()
                                                else [])] if store.is_dir() else []  # fmt: skip
             views = ", ".join(names) or "none"
-            typer.echo(f"error: {exc}\n(tables: {views})", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(f"{exc}\n(tables: {views})", as_json) from None
         if as_json:
             typer.echo(json.dumps(table.to_pylist(), default=str, indent=2))
             return

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alphaforge.cli.render import fail
 from alphaforge.data.errors import DataError
 from alphaforge.data.manifest import PartitionInfo
 from alphaforge.data.store import Store
@@ -74,9 +75,8 @@ def _missing(ps: list[PartitionInfo]) -> int | None:
     return sum(int(c["missing"]) for c in known) if known else None
 
 
-def _fail(exc: DataError) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=2)
+def _fail(exc: DataError, as_json: bool = False) -> typer.Exit:
+    return fail(exc, as_json)
 
 
 @store_app.command("ls")
@@ -85,7 +85,7 @@ def ls_cmd(store: StoreOpt = Path(DEFAULT_STORE), as_json: JsonOpt = False) -> N
     try:
         rows = summarize(Store(store).partitions())
     except DataError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, as_json) from None
     if as_json:
         typer.echo(json.dumps({"store": str(store), "datasets": rows}, indent=1))
         return
@@ -147,7 +147,7 @@ def info_cmd(
             if not symbol or p.symbol in symbol
         ]
     except DataError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, as_json) from None
     if as_json:
         docs = [
             dict(p.to_dict(), first=_iso(p.min_time_us), last=_iso(p.max_time_us)) for p in parts

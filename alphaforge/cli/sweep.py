@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from alphaforge.cli.render import table_text, to_json
+from alphaforge.cli.render import fail, table_text, to_json
 from alphaforge.engine.errors import OptionError
 from alphaforge.factors.resolve import SAFE
 
@@ -112,8 +112,7 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
                                   progress=progress, registry=Registry(ledger),
                                   slippage=slippage)  # fmt: skip
         except caught as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(exc, as_json) from None
         keep = ("trial_id", "factor", *g.keys(), "sharpe", "total_return", "max_drawdown",
                 "annual_turnover", "psr", "dsr")  # fmt: skip
         best = [{k: r.get(k) for k in keep} for r in out.ranked[:top]]

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 
 from alphaforge.cli.reconcile import reconcile_results
+from alphaforge.cli.render import fail
 from alphaforge.data.errors import DataError, SchemaError
 from alphaforge.data.schemas import time_column
 from alphaforge.data.validate import (
@@ -72,6 +73,13 @@ def _store_reports(
     from alphaforge.data.store import Store
 
     st = Store(store)
+    parts = [p for p in st.partitions(dataset, exchange, market)
+             if not symbols or p.symbol in symbols]  # fmt: skip
+    if not parts:
+        have = ", ".join(st.datasets(exchange, market)) or "none"
+        raise DataError(f"store {store} has no {dataset} for {exchange}/{market}"
+                        f"{' ' + ','.join(symbols) if symbols else ''}: nothing to validate "
+                        f"(datasets there: {have})")  # fmt: skip
     table = st.read(dataset, exchange=exchange, market=market, symbols=symbols)
     base, iv = base_dataset(dataset)
     rep = validate_table(
@@ -174,8 +182,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter("give file PATHS or --store DIR")
             repair_doc = _repair(results, repair, interval) if repair is not None else None
         except DataError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc, as_json) from None
         reports = [r for _, r, _ in results]
         if as_json:
             doc: dict[str, Any] = {"reports": [r.to_dict() for r in reports]}

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from alphaforge.cli.render import table_text, to_json
+from alphaforge.cli.render import fail, table_text, to_json
 from alphaforge.cli.sweep import parse_grid
 from alphaforge.engine.errors import OptionError
 from alphaforge.engine.formatting import fmt
@@ -102,7 +102,6 @@ def register(app: typer.Typer, load_panel: Runner, walkforward: Runner,
                               train=train, test=test, step=step, mode=mode, purge=purge,
                               embargo=embargo, horizon=horizon, ledger=ledger)  # fmt: skip
         except caught as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise fail(exc, as_json) from None
         report = str(res.report(out).html) if out else None
         typer.echo(render_walkforward(res, as_json, report))

@@ -68,7 +68,9 @@ def test_bad_grid_or_budget_exits_2_with_a_clear_message(
     assert code == 2, (out, err)
     assert message in err
     assert "Traceback" not in err
-    assert out == ""
+    doc = json.loads(out)  # with --json the error is JSON on stdout too
+    assert doc["ok"] is False
+    assert message in doc["error"]
 
 
 def test_resume_with_another_chunking_keeps_exactly_one_row_per_trial(tmp_path: Path) -> None:
