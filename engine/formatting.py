@@ -34,11 +34,18 @@ def to_json(value: Any) -> str:
 
 
 def fmt(value: Any) -> str:
-    """A compact human form of a metric value."""
+    """A compact human form of a metric value: "-" for None, "yes"/"no" for booleans,
+    ``k=v, ...`` for a mapping and ``a, b`` for a sequence (never a Python repr)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, bool) or value is None:
-        return str(value)
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple | np.ndarray):
+        return ", ".join(fmt(v) for v in value) or "-"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):

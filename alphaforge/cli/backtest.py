@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from alphaforge.cli.render import fail, table_text, to_json
+from alphaforge.cli.render import fail, fmt, table_text, to_json
 from alphaforge.engine.metrics import METRIC_NAMES
 from alphaforge.factors.registry import Registry
 
@@ -33,7 +33,7 @@ def render_backtest(run: Any, data_info: dict[str, Any], as_json: bool) -> str:
         rows += [("trials on this data (all studies)", run.trials["n_trials"]),
                  ("DSR at that count", run.trials["dsr"]),
                  ("Sharpe needed to beat luck", run.trials["sr_needed_annual"])]  # fmt: skip
-    info = ", ".join(f"{k}={v}" for k, v in data_info.items())
+    info = ", ".join(f"{k}={fmt(v)}" for k, v in data_info.items())
     warn = "".join(f"WARNING: {w}\n" for w in run.warnings)
     return (warn + table_text(head, ["metric", "value"], rows) + f"data: {info}\n"
             f"lookahead: {run.settings.get('lookahead', '-')}\n")  # fmt: skip

@@ -151,7 +151,7 @@ def test_researcher_path_from_files_on_disk_to_a_report(tmp_path: Path, real_dir
     n_files = len(list((real_dir / "binance_futures_klines").iterdir()))
     assert f"{n_files} file(s), 0 failed" in out["ingest"].stdout
     assert "RankIC h=1" in out["score"].stdout
-    assert "symbols=4, bars=40319" in out["backtest"].stdout  # Feb 2026: 4 symbols, 28 days
+    assert "symbols=4, bars=40,319" in out["backtest"].stdout  # Feb 2026: 4 symbols, 28 days
     assert "results: store/results/sweep=" in out["sweep"].stdout  # hourly, ranked by DSR
     assert "rev_5" in out["sweep"].stdout
     assert "PBO on these splits" in out["walkforward"].stdout
