@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alphaforge.factors.errors import FactorError
-from alphaforge.factors.registry import HoldoutReused
+from alphaforge.factors.registry import HoldoutReused, connect
 
 SCHEMA = """
 create table if not exists trials (
@@ -88,17 +88,8 @@ class Ledger:
         with self._conn() as c:
             c.executescript(SCHEMA)
 
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.row_factory = sqlite3.Row
-        conn.execute("pragma journal_mode=wal")  # readers never block the writer
-        conn.execute("pragma synchronous=normal")  # durable at checkpoints, no fsync per trial
-        try:
-            yield conn
-            conn.commit()
-        finally:
-            conn.close()
+    def _conn(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path)
 
     def record(self, study: str, source: str, expression: str, status: str, *,
                canonical: str | None = None, name: str | None = None, reason: str | None = None,

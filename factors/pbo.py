@@ -67,6 +67,26 @@ def _sharpe(mask: F64, s: F64, ss: F64, cnt: F64) -> F64:
         return mean / np.sqrt(np.maximum(var, 0.0))
 
 
+def _blocks(block_sum: F64, block_sumsq: F64, block_n: F64) -> tuple[F64, F64, F64]:
+    """The three (N, S) block arrays as float64, checked to share one shape."""
+    s = np.asarray(block_sum, dtype=np.float64)
+    ss = np.asarray(block_sumsq, dtype=np.float64)
+    cnt = np.asarray(block_n, dtype=np.float64)
+    if s.ndim != 2 or s.shape != ss.shape or s.shape != cnt.shape:
+        raise ScoreError(f"block arrays must share one (N, S) shape; got {s.shape}, {ss.shape}")
+    return s, ss, cnt
+
+
+def _logits(sr_in: F64, sr_out: F64, n_trials: int) -> F64:
+    """Per split: logit of the in-sample winner's relative out-of-sample rank (non-finite
+    Sharpe ratios ranked last)."""
+    best = np.argmax(np.where(np.isfinite(sr_in), sr_in, -np.inf), axis=1)
+    ranks = stats.rankdata(np.where(np.isfinite(sr_out), sr_out, -np.inf), axis=1,
+                           method="average")  # fmt: skip
+    omega = ranks[np.arange(sr_in.shape[0]), best] / (n_trials + 1)
+    return np.asarray(np.log(omega / (1.0 - omega)), dtype=np.float64)
+
+
 def pbo_from_blocks(block_sum: F64, block_sumsq: F64, block_n: F64, max_splits: int = 2000,
                     seed: int = 0) -> PBOResult:  # fmt: skip
     """PBO from per-block sums (each (N trials, S blocks), S even).
@@ -77,11 +97,7 @@ def pbo_from_blocks(block_sum: F64, block_sumsq: F64, block_n: F64, max_splits: 
     Raises:
         ScoreError: an odd or < 2 number of blocks, or mismatched shapes.
     """
-    s = np.asarray(block_sum, dtype=np.float64)
-    ss = np.asarray(block_sumsq, dtype=np.float64)
-    cnt = np.asarray(block_n, dtype=np.float64)
-    if s.ndim != 2 or s.shape != ss.shape or s.shape != cnt.shape:
-        raise ScoreError(f"block arrays must share one (N, S) shape; got {s.shape}, {ss.shape}")
+    s, ss, cnt = _blocks(block_sum, block_sumsq, block_n)
     n_trials, n_blocks = s.shape
     if n_blocks < 2 or n_blocks % 2:
         raise ScoreError(f"CSCV needs an even number of blocks >= 2; got {n_blocks}")
@@ -98,14 +114,7 @@ def pbo_from_blocks(block_sum: F64, block_sumsq: F64, block_n: F64, max_splits: 
     mask = np.zeros((len(combos), n_blocks))
     for c, idx in enumerate(combos):
         mask[c, list(idx)] = 1.0
-    sr_in = _sharpe(mask, s, ss, cnt)
-    sr_out = _sharpe(1.0 - mask, s, ss, cnt)
-    sr_in = np.where(np.isfinite(sr_in), sr_in, -np.inf)
-    best = np.argmax(sr_in, axis=1)
-    oos = np.where(np.isfinite(sr_out), sr_out, -np.inf)
-    ranks = stats.rankdata(oos, axis=1, method="average")
-    omega = ranks[np.arange(len(combos)), best] / (n_trials + 1)
-    logits = np.log(omega / (1.0 - omega))
+    logits = _logits(_sharpe(mask, s, ss, cnt), _sharpe(1.0 - mask, s, ss, cnt), n_trials)
     return PBOResult(float(np.mean(logits <= 0)), logits, len(combos), n_trials)
 
 
@@ -127,11 +136,7 @@ def walk_forward_pbo_from_blocks(block_sum: F64, block_sumsq: F64, block_n: F64,
     Raises:
         ScoreError: mismatched shapes or fewer than 2 blocks.
     """
-    s = np.asarray(block_sum, dtype=np.float64)
-    ss = np.asarray(block_sumsq, dtype=np.float64)
-    cnt = np.asarray(block_n, dtype=np.float64)
-    if s.ndim != 2 or s.shape != ss.shape or s.shape != cnt.shape:
-        raise ScoreError(f"block arrays must share one (N, S) shape; got {s.shape}, {ss.shape}")
+    s, ss, cnt = _blocks(block_sum, block_sumsq, block_n)
     n_trials, n_blocks = s.shape
     if n_blocks < 2:
         raise ScoreError(f"walk-forward PBO needs >= 2 blocks; got {n_blocks}")
@@ -141,10 +146,5 @@ def walk_forward_pbo_from_blocks(block_sum: F64, block_sumsq: F64, block_n: F64,
     ks = list(range(first, n_blocks))
     train = np.array([[1.0 if b < k else 0.0 for b in range(n_blocks)] for k in ks])
     test = np.array([[1.0 if b == k else 0.0 for b in range(n_blocks)] for k in ks])
-    sr_in = np.where(np.isfinite(sr := _sharpe(train, s, ss, cnt)), sr, -np.inf)
-    sr_out = np.where(np.isfinite(so := _sharpe(test, s, ss, cnt)), so, -np.inf)
-    best = np.argmax(sr_in, axis=1)
-    ranks = stats.rankdata(sr_out, axis=1, method="average")
-    omega = ranks[np.arange(len(ks)), best] / (n_trials + 1)
-    logits = np.log(omega / (1.0 - omega))
+    logits = _logits(_sharpe(train, s, ss, cnt), _sharpe(test, s, ss, cnt), n_trials)
     return PBOResult(float(np.mean(logits <= 0)), logits, len(ks), n_trials)

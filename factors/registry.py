@@ -29,7 +29,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,21 @@ create table if not exists study_data (
 
 class HoldoutReused(FactorError, RuntimeError):
     """A signal already evaluated on an overlapping holdout was about to be evaluated again."""
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to the ledger file (rows by name, WAL so readers never block the writer,
+    durable at checkpoints), committed on success and always closed."""
+    conn = sqlite3.connect(path, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("pragma journal_mode=wal")
+    conn.execute("pragma synchronous=normal")
+    try:
+        yield conn
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def ledger_path(path: str | Path | None = None) -> Path:
@@ -208,16 +223,8 @@ class Registry:
         with self._conn() as c:
             c.executescript(SCHEMA)
 
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.row_factory = sqlite3.Row
-        conn.execute("pragma journal_mode=wal")
-        try:
-            yield conn
-            conn.commit()
-        finally:
-            conn.close()
+    def _conn(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path)
 
     # ------------------------------------------------------------------ trials
     def record_trial(self, panel: Panel, kind: str, trial_key: str, *, name: str | None = None,
