@@ -24,6 +24,7 @@ from alphaforge.engine.book import book_levels_at, rebuild_books
 from alphaforge.engine.errors import PanelError
 from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.engine.resample import resample_panel
+from alphaforge.store_streams import held, read_held
 
 F64 = npt.NDArray[np.float64]
 
@@ -53,7 +54,12 @@ class SyntheticPanel:
     market: SyntheticMarket
 
 
-def _parse_time(text: str | None) -> int | None:
+def parse_time(text: str | None) -> int | None:
+    """ISO text (UTC) -> epoch µs, None -> None.
+
+    Raises:
+        PanelError: unparsable text.
+    """
     if text is None:
         return None
     try:
@@ -102,7 +108,7 @@ def load_panel(
     Raises:
         PanelError: an empty selection, or unparsable times.
     """
-    start_us, end_us = _parse_time(start), _parse_time(end)
+    start_us, end_us = parse_time(start), parse_time(end)
     if store is None:
         kw = dict(synthetic_kwargs or {})
         kw.setdefault("interval", interval)
@@ -149,11 +155,11 @@ def attach_book(store: Store, panel: Panel, market: str, *, levels: int = 20) ->
     """
     syms = list(panel.symbols)
     end = int(panel.ts_us[-1]) + 1
-    depth_syms = sorted({p.symbol for p in store.partitions("depth_updates", market=market)
-                         if p.symbol in syms})  # fmt: skip
-    if depth_syms:
-        depth = store.read("depth_updates", market=market, symbols=depth_syms, end_us=end)
-        rebuilt = rebuild_books(depth, panel.ts_us, symbols=depth_syms, levels=levels,
+    depth = held(store, "depth_updates", market, syms)
+    if depth:
+        depth_syms = sorted({s for ss in depth.values() for s in ss})
+        table = read_held(store, "depth_updates", market, depth, end_us=end)
+        rebuilt = rebuild_books(table, panel.ts_us, symbols=depth_syms, levels=levels,
                                 time_col="local_ts", on_gap="resync")  # fmt: skip
         src, kind = rebuilt.levels, f"depth_updates ({', '.join(depth_syms)})"
     else:
@@ -162,7 +168,8 @@ def attach_book(store: Store, panel: Panel, market: str, *, levels: int = 20) ->
                         and p.symbol in syms})  # fmt: skip
         if not snaps:
             return panel
-        table = store.read(snaps[-1], market=market, symbols=syms, end_us=end)
+        where = held(store, snaps[-1], market, syms)
+        table = read_held(store, snaps[-1], market, where, end_us=end)
         depth_syms = sorted(set(table.column("symbol").to_pylist()))
         src = book_levels_at(table, panel.ts_us, depth_syms, levels=levels)
         kind = f"{snaps[-1]} ({', '.join(depth_syms)})"
