@@ -14,6 +14,12 @@ sent only when that sign changes (NaN weight = hold), so every trade is a full f
 Models: none; fixed_bps; half_spread (book spread at execution); sqrt_impact (k fitted by
 least squares on the book-walk fills of the deepest book unless given; sigma and ADV trailing
 ``window_impact`` bars ending at the decision row); book_walk at each depth (0 = all levels).
+Tradable bars: a bar may hold a position only while the book is synced at its close and at its
+execution time (a sequence break in the depth stream leaves the book unknown until the next
+snapshot) and inside the symbol's listing window when one is given (``window_us``: the store's
+universe, so a delisted symbol is not traded after its last bar). A position is closed at the
+last tradable bar before such a stretch and re-opened on the signal in force at the first
+tradable bar after it, by the same rule (``engine.tradable``) every backtesting command uses.
 Default exhaustion: PENALTY with 0 bps, i.e. what a backtest on a truncated book assumes (the
 rest of an order fills at the last visible level), which is how shallow books hide the cost of
 large orders; CANCEL_REST instead reports the unfilled fraction.
@@ -34,8 +40,9 @@ from alphaforge.engine import metrics
 from alphaforge.engine.backtest import Slippage, run_backtest
 from alphaforge.engine.book import rebuild_books
 from alphaforge.engine.errors import InputError
-from alphaforge.engine.panel import BookLevels
+from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.engine.slippage import fit_impact_k, to_execution_rows, trailing_adv, trailing_sigma
+from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.types import Exhaustion
 
 F64 = npt.NDArray[np.float64]
@@ -54,13 +61,19 @@ class StudyBars:
     flow: F64
     spread_bps: F64
     book: BookLevels
+    tradable: npt.NDArray[np.bool_] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
 
 
 def build_bars(depth: pa.Table, trades: pa.Table, bar_us: int, latency_us: int = 0,
-               symbol: str | None = None) -> StudyBars:  # fmt: skip
+               symbol: str | None = None,
+               window_us: tuple[int | None, int | None] = (None, None)) -> StudyBars:  # fmt: skip
     """Rebuild the book and cut it into bars (module docstring); keeps rows from the first
-    bar whose close and execution books are both known.
+    to the last bar whose close and execution books are both known.
+
+    Args:
+        window_us: [first, end) bar close times (µs, None = open) the symbol is listed in;
+            bars outside are untradable.
 
     Raises:
         InputError: no usable bars, or an all-levels book too large for memory at this bar.
@@ -75,11 +88,12 @@ def build_bars(depth: pa.Table, trades: pa.Table, bar_us: int, latency_us: int =
     ts = np.arange(start, int(np.nanmax(tcol)) + 1, bar_us, dtype=np.int64)
     if ts.size < 3:
         raise InputError(f"the recording spans fewer than 3 bars of {bar_us} µs")
-    dec = rebuild_books(depth, ts, symbols=syms, levels=1, depth_bps=())
+    dec = rebuild_books(depth, ts, symbols=syms, levels=1, depth_bps=(), on_gap="resync")
     deepest = max(1, dec.stats[syms[0]]["max_levels"])
     if ts.size * deepest * 32 > _MAX_BOOK_BYTES:
         raise InputError(f"{ts.size} bars x {deepest} levels exceed memory; use a longer --bar")
-    ex = rebuild_books(depth, ts + latency_us, symbols=syms, levels=deepest, depth_bps=())
+    ex = rebuild_books(depth, ts + latency_us, symbols=syms, levels=deepest, depth_bps=(),
+                       on_gap="resync")  # fmt: skip
     close = 0.5 * (dec.levels.bid_px[:, 0, 0] + dec.levels.ask_px[:, 0, 0])
     pad = np.full((1, 1, deepest), np.nan)
     book = BookLevels(*(np.concatenate([pad, a[:-1]]) for a in ex.levels._arrays()))
@@ -91,10 +105,19 @@ def build_bars(depth: pa.Table, trades: pa.Table, bar_us: int, latency_us: int =
         raise InputError("fewer than 3 bars with a synced book")
     keep = slice(int(ok[0]), int(ok[-1]) + 1)
     sub = BookLevels(*(np.ascontiguousarray(a[keep]) for a in book._arrays()))
-    stats = {"symbol": syms[0], "levels_all": deepest, **{k: v for k, v in ex.stats[syms[0]].items()
-                                                           if k != "breaks"}}  # fmt: skip
+    live = np.isfinite(close) & np.isfinite(open_)
+    lo, hi = window_us
+    if lo is not None:
+        live &= ts >= lo
+    if hi is not None:
+        live &= ts < hi
+    live = live[keep]
+    stats = {"symbol": syms[0], "levels_all": deepest,
+             **{k: v for k, v in ex.stats[syms[0]].items() if k != "breaks"},
+             "sequence_breaks": len(ex.stats[syms[0]].get("breaks", ())),
+             "untradable_bars": int((~live).sum())}  # fmt: skip
     return StudyBars(ts[keep], close[keep], open_[keep], volume[keep], flow[keep],
-                     ((a0 - b0) / open_ * 1e4)[keep], sub, stats)  # fmt: skip
+                     ((a0 - b0) / open_ * 1e4)[keep], sub, live, stats)  # fmt: skip
 
 
 def _trade_bars(trades: pa.Table, ts: npt.NDArray[np.int64], sym: str) -> tuple[F64, F64]:
@@ -122,6 +145,35 @@ def flow_weights(flow: F64, window: int) -> F64:
             w[t] = x
             prev = x
     return w
+
+
+def study_weights(bars: StudyBars, window: int) -> F64:
+    """``flow_weights`` limited to tradable bars (module docstring): a position is closed
+    before an untradable stretch and the signal in force is re-entered after it."""
+    w = flow_weights(bars.flow, window)
+    if bars.tradable is None or bars.tradable.all():
+        return w
+    state = last_value(w)
+    panel = Panel(
+        bars.ts_us,
+        ("S",),
+        {
+            "close": bars.close[:, None],
+            "open": bars.open[:, None],
+            "tradable": bars.tradable[:, None].astype(np.float64),
+        },
+    )
+    ok = executable_mask(panel, 1)[:, 0]
+    reentry = ok & np.concatenate([[False], ~ok[:-1]]) & np.isnan(w)
+    w[reentry] = state[reentry]
+    return mask_weights(w[:, None], ok[:, None])[:, 0]
+
+
+def last_value(w: F64) -> F64:
+    """The last non-NaN value at or before each row (0 before the first)."""
+    idx = np.where(np.isfinite(w), np.arange(w.size), -1)
+    idx = np.maximum.accumulate(idx)
+    return np.where(idx >= 0, w[np.maximum(idx, 0)], 0.0)
 
 
 def _summarise(res: Any, k: int | None, size: float, ppy: float) -> dict[str, Any]:
@@ -164,7 +216,7 @@ def run_study(bars: StudyBars, sizes: Sequence[float], levels: Sequence[int], *,
         raise InputError(f"need sizes, levels and window >= 1; got {sizes}, {levels}, {window}")
     bar_us = int(np.median(np.diff(bars.ts_us)))
     ppy = 365 * 86_400_000_000 / bar_us
-    w = flow_weights(bars.flow, window)
+    w = study_weights(bars, window)
     common: dict[str, Any] = {"close": bars.close, "open": bars.open, "lag": 1, "fee_bps": fee_bps,
               "record_trades": True}  # fmt: skip
     sigma = to_execution_rows(trailing_sigma(bars.close, window_impact, max(2, window_impact // 2)))
@@ -202,6 +254,8 @@ def run_study(bars: StudyBars, sizes: Sequence[float], levels: Sequence[int], *,
     rows.sort(key=lambda r: (r["size"], order[r["model"]], depth_key.get(r["levels"], r["levels"])))
     return {"rows": rows, "impact_k": k_fit, "bars": int(bars.ts_us.size), "bar_us": bar_us,
             "window": window, "fee_bps": fee_bps, "orders": int(np.isfinite(w).sum()),
+            "tradable_bars": int(bars.ts_us.size if bars.tradable is None
+                                 else bars.tradable.sum()),
             "book": bars.stats}  # fmt: skip
 
 

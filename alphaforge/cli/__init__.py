@@ -31,10 +31,12 @@ from alphaforge.cli import walkforward as _walkforward
 from alphaforge.cli.config import check_config, load_config
 from alphaforge.data.errors import DataError
 from alphaforge.data.recordings import read_hftbacktest
+from alphaforge.data.store import Store
 from alphaforge.demo import run_demo
 from alphaforge.engine.errors import EngineError, OptionError
 from alphaforge.factors.errors import FactorError
-from alphaforge.panels import load_panel
+from alphaforge.panels import load_panel, parse_time
+from alphaforge.store_streams import symbol_streams
 from alphaforge.sweeps import run_sweep_study
 
 app = typer.Typer(
@@ -63,6 +65,12 @@ def _load_recording(paths: list[Any]) -> Any:
     return rec.depth_updates, rec.trades
 
 
+def _load_store_streams(store: str, symbol: str, market: str, start: str | None,
+                        end: str | None) -> Any:  # fmt: skip
+    return symbol_streams(Store(store), symbol, market, start_us=parse_time(start),
+                          end_us=parse_time(end))  # fmt: skip
+
+
 _ALL_ERRORS = (DataError, EngineError, FactorError)
 
 _store.register(app)
@@ -70,7 +78,7 @@ _score.register(app, load_panel, (DataError, EngineError))
 _validate.register(app)
 _backtest.register(app, load_panel, run_factor_backtest, _ALL_ERRORS)
 _report.register(app, run_demo, load_panel, run_factor_backtest, _ALL_ERRORS)
-_slippage.register(app, _load_recording, (DataError, EngineError))
+_slippage.register(app, _load_recording, _load_store_streams, (DataError, EngineError))
 _pull.register(app)
 _ingest.register(app)
 _sql.register(app)

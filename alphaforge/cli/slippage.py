@@ -1,7 +1,10 @@
 """``alphaforge slippage-study``: what order-book depth does to a strategy's PnL (real books).
 
-Engine-only: the composition root (engine/cli.py) injects ``load_recording(paths) ->
-(depth_updates, trades)`` (data.recordings). The study itself is engine/slippage_study.py.
+Engine-only: the composition root (alphaforge/cli/__init__.py) injects
+``load_recording(paths) -> (depth_updates, trades)`` (data.recordings) and
+``load_store(store, symbol, market, start, end) -> SymbolStreams`` (alphaforge.store_streams:
+the stored depth and trades of one symbol with its listing window from the store's universe).
+The study itself is engine/slippage_study.py.
 """
 
 from __future__ import annotations
@@ -72,8 +75,12 @@ def render(study: dict[str, Any], as_json: bool) -> str:
     return table_text(head, list(_COLS), rows)
 
 
-def register(app: typer.Typer, load_recording: Callable[[list[Path]], Any],
-             errors: tuple[type[Exception], ...]) -> None:  # fmt: skip
+def register(
+    app: typer.Typer,
+    load_recording: Callable[[list[Path]], Any],
+    load_store: Callable[..., Any],
+    errors: tuple[type[Exception], ...],
+) -> None:
     """Add ``slippage-study`` to ``app``."""
 
     @app.command("slippage-study")
@@ -82,6 +89,19 @@ def register(app: typer.Typer, load_recording: Callable[[list[Path]], Any],
             list[Path] | None,
             typer.Option(help="hftbacktest recording file(s) of one stream, in time order."),
         ] = None,
+        store: Annotated[
+            str | None,
+            typer.Option(
+                help="Study a symbol's depth and trades from this store instead of a "
+                "recording (needs --symbol)."
+            ),
+        ] = None,
+        symbol: Annotated[str | None, typer.Option(help="Symbol to study (with --store).")] = None,
+        market: Annotated[str, typer.Option(help="Market of --store: usdm or spot.")] = "usdm",
+        start: Annotated[str | None, typer.Option(help="ISO start (UTC), with --store.")] = None,
+        end: Annotated[str | None, typer.Option(help="ISO end (UTC, exclusive), with --store.")] = (
+            None
+        ),
         bar: Annotated[str, typer.Option(help="Bar length: 1s, 500ms, 1m.")] = "1s",
         sizes: Annotated[str, typer.Option(help="Order sizes (init cash, quote).")] = (
             "1e4,1e5,1e6,1e7"
@@ -90,7 +110,7 @@ def register(app: typer.Typer, load_recording: Callable[[list[Path]], Any],
             "5,20,100,all"
         ),
         latency_us: Annotated[int, typer.Option(help="Decision-to-book latency, µs.")] = 0,
-        window: Annotated[int, typer.Option(help="Trade-flow window, bars.")] = 5,
+        window_bars: Annotated[int, typer.Option("--window", help="Trade-flow window, bars.")] = 5,
         fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = 0.0,
         fixed_bps: Annotated[float, typer.Option(help="fixed_bps model cost, bps.")] = 1.0,
         impact_k: Annotated[float | None, typer.Option(help="sqrt-impact k (default: fit).")] = (
@@ -109,27 +129,48 @@ def register(app: typer.Typer, load_recording: Callable[[list[Path]], Any],
         """Run one strategy at several sizes, book depths and slippage models on a real book."""
         from alphaforge.engine import slippage_study as ss
 
-        files = list(recording) if recording else default_recording()
-        if not files:
-            typer.echo("error: no recording given and no development checkout's default "
-                       f"({SHARED_DEFAULT}); pass --recording PATH (a Binance depth+trade "
-                       "recording in the hftbacktest collector format, .gz)", err=True)  # fmt: skip
-            raise typer.Exit(code=2)
+        if store is not None and recording:
+            raise fail(typer.BadParameter("--store and --recording: pass one source"), as_json)
+        if store is not None and not symbol:
+            raise fail(typer.BadParameter("--store needs --symbol (the symbol to study)"), as_json)
+        files = list(recording) if recording else ([] if store else default_recording())
+        if store is None and not files:
+            raise fail(
+                typer.BadParameter(
+                    "no recording given and no development checkout's default "
+                    f"({SHARED_DEFAULT}); pass --recording PATH (a Binance depth+trade "
+                    "recording in the hftbacktest collector format, .gz) or --store DIR "
+                    "--symbol SYMBOL"
+                ),
+                as_json,
+            )
         try:
-            exh = Exhaustion[exhaustion.upper()]
-        except KeyError:
-            raise typer.BadParameter(f"--exhaustion {exhaustion!r}: penalty|cancel_rest") from None
+            bar_us, size_list, level_list = parse_bar(bar), _sizes(sizes), _levels(levels)
+            if exhaustion.upper() not in Exhaustion.__members__:
+                raise typer.BadParameter(f"--exhaustion {exhaustion!r}: penalty|cancel_rest")
+        except typer.BadParameter as exc:
+            raise fail(exc, as_json) from None
+        exh = Exhaustion[exhaustion.upper()]
+        source: dict[str, Any]
         try:
-            depth, trades = load_recording(files)
+            window: tuple[int | None, int | None] = (None, None)
+            if store is not None:
+                streams = load_store(store, symbol, market, start, end)
+                depth, trades, window = streams.depth, streams.trades, streams.window_us
+                source = {"store": store, "symbol": symbol, "market": market}
+                source.update(datasets=streams.sources, listing_window_us=list(window))
+            else:
+                depth, trades = load_recording(files)
+                source = {"recording": [str(f) for f in files]}
             if max_seconds is not None:
                 depth, trades = ss.first_seconds(depth, trades, max_seconds)
-            bars = ss.build_bars(depth, trades, parse_bar(bar), latency_us)
-            study = ss.run_study(bars, _sizes(sizes), _levels(levels), window=window,
+            bars = ss.build_bars(depth, trades, bar_us, latency_us, window_us=window)
+            study = ss.run_study(bars, size_list, level_list, window=window_bars,
                                  fee_bps=fee_bps, fixed_bps=fixed_bps, impact_k=impact_k,
                                  exhaustion=exh, penalty_bps=penalty_bps)  # fmt: skip
         except errors as exc:
             raise fail(exc, as_json) from None
-        study["recording"] = [str(f) for f in files]
+        study.update(source)
         study["latency_us"] = latency_us
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

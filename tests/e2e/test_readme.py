@@ -186,7 +186,7 @@ def test_researcher_path_in_python(tmp_path: Path, real_dir: Path) -> None:
 def test_recorded_books_path(tmp_path: Path, real_dir: Path) -> None:
     """The README's recorded-books commands, run as written on the real spot recordings."""
     cmds = _section_commands("Recorded order books")
-    assert [c.split()[1] for c in cmds] == ["ingest", "score", "backtest"]
+    assert [c.split()[1] for c in cmds] == ["ingest", "score", "backtest", "slippage-study"]
     rec = str(real_dir / "binance_ws_hftbacktest" / "spot")
     out = {}
     for cmd in cmds:
@@ -198,3 +198,4 @@ def test_recorded_books_path(tmp_path: Path, real_dir: Path) -> None:
     doc = json.loads(run_cli([*cmds[2].split()[1:], "--json"], tmp_path).stdout)
     assert doc["settings"]["slippage_model"] == "book_walk"
     assert doc["metrics"]["slippage"] > 0
+    assert "slippage study: NEXOUSDT" in out["slippage-study"].stdout

@@ -4,7 +4,9 @@ it, and backtests whose fills walk that real book (CLI and API alike)."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +162,110 @@ def test_sweep_trials_walk_the_book_as_backtest_does(recorded: tuple[Path, list]
                               "book_imbalance", "--grid", "scheme=sign", "--slippage",
                               "book_walk", "--json"], tmp_path).stdout)  # fmt: skip
     assert cli["n_trials"] == 1
+
+
+def _gapped_recording(real_dir: Path, out: Path) -> dict[str, int]:
+    """The real NEXOUSDT recording with a depth gap and a later resync, as a recorder that lost
+    its connection writes it: depth messages of one minute (from 06:00) are missing, the stream
+    continues for ten minutes (each message's U beyond the expected id: a sequence break), then
+    a REST snapshot arrives. The snapshot holds the true book at that time, rebuilt by the
+    product from the complete recording (so the test needs no invented prices)."""
+    src = real_dir / "binance_ws_hftbacktest" / "spot"
+    day1, day2 = src / "nexousdt_20240723.dat.gz", src / "nexousdt_20240724.dat.gz"
+    lines = gzip.decompress(day2.read_bytes()).decode().splitlines()
+    t0 = 1_721_800_800_000_000  # 2024-07-24 06:00 UTC
+    t1, t2 = t0 + 60_000_000, t0 + 660_000_000
+
+    def is_depth(line: str) -> bool:
+        return "@depth" in line[:80]
+
+    kept = [ln for ln in lines if not (is_depth(ln) and t0 <= int(ln.split(" ", 1)[0]) < t1)]
+    before = [ln for ln in kept if is_depth(ln) and int(ln.split(" ", 1)[0]) < t2]
+    last_u = json.loads(before[-1].split(" ", 1)[1])["data"]["u"]
+    full = read_hftbacktest([day1, day2]).depth_updates
+    probe = rebuild_books(full, np.array([t2]), symbols=["NEXOUSDT"], levels=1, depth_bps=(),
+                          time_col="local_ts")  # fmt: skip
+    deep = probe.stats["NEXOUSDT"]["max_levels"]
+    book = rebuild_books(full, np.array([t2]), symbols=["NEXOUSDT"], levels=deep, depth_bps=(),
+                         time_col="local_ts").levels  # fmt: skip
+
+    def side(px: np.ndarray, qty: np.ndarray) -> list[list[str]]:
+        ok = np.isfinite(px[0, 0]) & (qty[0, 0] > 0)
+        return [[f"{p:.8f}", f"{q:.8f}"] for p, q in zip(px[0, 0][ok], qty[0, 0][ok], strict=True)]
+
+    snap = json.dumps({"lastUpdateId": last_u, "bids": side(book.bid_px, book.bid_qty),
+                       "asks": side(book.ask_px, book.ask_qty)})  # fmt: skip
+    at = next(i for i, ln in enumerate(kept) if int(ln.split(" ", 1)[0]) >= t2)
+    kept.insert(at, f"{t2} {snap}")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(day1, out / day1.name)
+    (out / day2.name).write_bytes(gzip.compress("\n".join(kept).encode() + b"\n"))
+    return {"gap_from": t0, "break_at": t1, "resync_at": t2}
+
+
+def test_slippage_study_on_the_store_universe_with_a_gap_and_a_delisting(
+    real_dir: Path, tmp_path: Path
+) -> None:
+    times = _gapped_recording(real_dir, tmp_path / "files" / "spot")
+    btc = real_dir / "binance_ws_hftbacktest" / "spot" / "btcusdt_20240808.gz"
+    store = af.Store(tmp_path / "store")
+    assert store.ingest(tmp_path / "files", btc, market="spot").ok
+    # BTCUSDT's bars run to 2024-08-08: NEXOUSDT's stop on 07-24, so the universe delists it
+    args = [
+        "slippage-study",
+        "--store",
+        str(tmp_path / "store"),
+        "--symbol",
+        "NEXOUSDT",
+        "--market",
+        "spot",
+        "--bar",
+        "10s",
+        "--sizes",
+        "1e4",
+        "--levels",
+        "5,all",
+        "--json",
+    ]
+    doc = json.loads(run_cli(args, tmp_path).stdout)
+    assert doc["symbol"] == "NEXOUSDT"
+    assert doc["datasets"]["depth_updates"] == ["binance"]
+    listed, delisted = doc["listing_window_us"]
+    assert listed < times["gap_from"] < delisted < times["resync_at"] + 86_400_000_000
+    assert doc["book"]["sequence_breaks"] == 1
+    gap_bars = (times["resync_at"] - times["break_at"]) // 10_000_000
+    assert doc["book"]["untradable_bars"] >= gap_bars
+    assert doc["tradable_bars"] == doc["bars"] - doc["book"]["untradable_bars"]
+
+    # the same study through the API: no position is held while the book is unknown or after
+    # the delisting, and the strategy is back in the market after the resync
+    from alphaforge.engine import slippage_study as ss
+    from alphaforge.store_streams import symbol_streams
+
+    streams = symbol_streams(store.data, "NEXOUSDT", "spot")
+    bars = ss.build_bars(streams.depth, streams.trades, 10_000_000, window_us=streams.window_us)
+    w = ss.study_weights(bars, 5)
+    held = ss.last_value(w)  # the target in force after each decision row
+    fill_ts = np.concatenate([bars.ts_us[1:], [bars.ts_us[-1] + 10_000_000]])
+    bad = ((fill_ts >= times["break_at"]) & (fill_ts < times["resync_at"])) | (fill_ts >= delisted)
+    assert bad.sum() >= gap_bars
+    assert (held[bad] == 0).all()
+    after = (fill_ts > times["resync_at"] + 600_000_000) & (fill_ts < delisted)
+    assert (held[after] != 0).mean() > 0.9
+    res = ss.run_study(bars, [1e4], [0], window=5)
+    assert res["rows"][0]["fills"] > 0
+    # the resync snapshot restores the true book: after it, the stored (gapped) depth rebuilds
+    # exactly the book of the complete recording
+    src = real_dir / "binance_ws_hftbacktest" / "spot"
+    full = read_hftbacktest([src / "nexousdt_20240723.dat.gz",
+                             src / "nexousdt_20240724.dat.gz"]).depth_updates  # fmt: skip
+    probe = bars.ts_us[(bars.ts_us > times["resync_at"]) & (bars.ts_us < delisted)][::50]
+    kw = {"symbols": ["NEXOUSDT"], "levels": 20, "time_col": "local_ts", "on_gap": "resync"}
+    want, got = (
+        rebuild_books(full, probe, **kw).levels,
+        rebuild_books(streams.depth, probe, **kw).levels,
+    )
+    np.testing.assert_array_equal(got.bid_px, want.bid_px)
+    np.testing.assert_array_equal(got.ask_qty, want.ask_qty)
+    gap_rows = (bars.ts_us > times["break_at"]) & (bars.ts_us < times["resync_at"])
+    assert np.isnan(rebuild_books(streams.depth, bars.ts_us[gap_rows], **kw).levels.bid_px).all()

@@ -116,3 +116,24 @@ def test_cli_bad_options(real_dir: Path) -> None:
     assert "'deep'" in res.output
     res = CliRunner().invoke(app, ["slippage-study", "--recording", rec, "--bar", "1h"])
     assert res.exit_code != 0
+
+
+def test_cli_store_source_errors_name_what_is_missing(real_dir: Path, tmp_path: Path) -> None:
+    rec = str(real_dir / NEXO)
+    res = CliRunner().invoke(app, ["slippage-study", "--store", str(tmp_path), "--json"])
+    assert res.exit_code == 2
+    assert json.loads(res.stdout)["error"] == "--store needs --symbol (the symbol to study)"
+    res = CliRunner().invoke(app, ["slippage-study", "--store", str(tmp_path), "--symbol", "X",
+                                   "--recording", rec])  # fmt: skip
+    assert res.exit_code == 2
+    assert "pass one source" in res.output
+    import alphaforge as af
+
+    klines = real_dir / "binance_futures_klines" / "DOTUSDT-1m-2026-02.csv.gz"
+    assert af.Store(tmp_path / "st").ingest(klines, market="usdm").ok
+    res = CliRunner().invoke(app, ["slippage-study", "--store", str(tmp_path / "st"),
+                                   "--symbol", "DOTUSDT", "--json"])  # fmt: skip
+    assert res.exit_code == 2
+    err = json.loads(res.stdout)["error"]
+    assert "has no depth_updates of DOTUSDT (market=usdm)" in err
+    assert "it holds depth for: no symbol" in err
