@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from alphaforge.api_factors import FactorArg, as_factor_input
 from alphaforge.backtests import FactorBacktest, backtest_report, run_factor_backtest
+from alphaforge.engine.defaults import DEFAULTS
 from alphaforge.engine.errors import InputError
 from alphaforge.engine.formatting import fmt
 from alphaforge.engine.gap import GapReport, Quotes, analyze_gap
@@ -124,12 +125,12 @@ def backtest(
     factor_or_weights: FactorArg,
     panel: Panel,
     *,
-    scheme: str = "rank",
-    gross: float = 1.0,
-    lag: int = 1,
-    fee_bps: float = 4.0,
-    slippage_bps: float = 1.0,
-    rebalance_every: int = 1,
+    scheme: str = DEFAULTS.scheme,
+    gross: float = DEFAULTS.gross,
+    lag: int = DEFAULTS.lag,
+    fee_bps: float = DEFAULTS.fee_bps,
+    slippage_bps: float = DEFAULTS.slippage_bps,
+    rebalance_every: int = DEFAULTS.rebalance_every,
     use_funding: bool = True,
     init_cash: float = 1.0,
     available_us: Any | None = None,

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from alphaforge.engine.defaults import DEFAULTS
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.expr import parse
 from alphaforge.factors.ledger import Ledger
@@ -170,10 +171,11 @@ def score(
     panel: Panel,
     *,
     horizons: Sequence[int] = DEFAULT_HORIZONS,
-    lag: int = 1,
+    lag: int = DEFAULTS.lag,
     quantiles: int = 5,
-    fee_bps: float = 4.0,
-    slippage_bps: float = 1.0,
+    fee_bps: float = DEFAULTS.fee_bps,
+    slippage_bps: float = DEFAULTS.slippage_bps,
+    rebalance_every: int = DEFAULTS.rebalance_every,
     split: float | str | None = None,
     test: bool = False,
     n_trials: int | None = None,
@@ -203,7 +205,7 @@ def score(
     """
     raw = score_factor(as_factor_input(factor_), panel, horizons=horizons, lag=lag,
                        quantiles=quantiles, fee_bps=fee_bps, slippage_bps=slippage_bps,
-                       split=split, test=test, n_trials=n_trials,
+                       rebalance_every=rebalance_every, split=split, test=test, n_trials=n_trials,
                        redundancy=redundancy, available_us=available_us,
                        registry=Registry(ledger), study=study,
                        allow_holdout_reuse=reuse_holdout)  # fmt: skip
@@ -226,16 +228,28 @@ def propose(
     seed: int = 0,
     cache_dir: str | None = ".alphaforge/llm-cache",
     progress: Callable[[str], None] | None = None,
+    split: float = 0.7,
+    horizon: int = 1,
+    lag: int = DEFAULTS.lag,
+    fee_bps: float = DEFAULTS.fee_bps,
+    slippage_bps: float = DEFAULTS.slippage_bps,
+    rebalance_every: int = DEFAULTS.rebalance_every,
 ) -> StudyResult:
     """Candidate factors from an OpenAI-compatible LLM (or the offline generator when
     ``offline`` or no key is configured), through parse, de-duplication, lookahead, train
     scoring, the gate and a one-shot holdout; every trial lands in the ``ledger``. Nothing an
-    LLM returns is executed: candidates are parsed by the expression language only."""
+    LLM returns is executed: candidates are parsed by the expression language only.
+
+    ``split`` is the train share of the panel's rows (the rest is the one-shot holdout);
+    ``horizon`` the RankIC horizon in bars; ``lag``, ``fee_bps``, ``slippage_bps`` and
+    ``rebalance_every`` the gate's long-short backtest (engine.defaults)."""
     client = LLMClient(base_url=base_url, model=model, cache_dir=cache_dir,
                        budget=budget or Budget())  # fmt: skip
     use_llm = not offline and client.has_key
     cfg = StudyConfig(study=study, rounds=rounds, per_round=per_round, seed=seed,
-                      gate=Gate(min_abs_t=min_t, min_sharpe=min_sharpe))  # fmt: skip
+                      gate=Gate(min_abs_t=min_t, min_sharpe=min_sharpe), split=split,
+                      horizon=horizon, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                      rebalance_every=rebalance_every)  # fmt: skip
     path = ledger_path(ledger)  # the research registry's file: one count, one holdout
     path.parent.mkdir(parents=True, exist_ok=True)
     return Study(panel, cfg, Ledger(path), client if use_llm else None,

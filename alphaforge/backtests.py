@@ -1,4 +1,7 @@
-"""A factor's long-short backtest on a Panel (the factors -> engine seam)."""
+"""A factor's long-short backtest on a Panel (the factors -> engine seam).
+
+``factor_weights`` / ``factor_returns`` live in engine.portfolio and are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +13,21 @@ import numpy as np
 import numpy.typing as npt
 
 from alphaforge.engine.backtest import Slippage, run_backtest
+from alphaforge.engine.defaults import DEFAULTS, describe
 from alphaforge.engine.errors import InputError
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.portfolio import factor_returns, factor_weights, funding_of
 from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
 from alphaforge.engine.slippage import execution_book
 from alphaforge.engine.timing import timing_warnings
-from alphaforge.engine.tradable import executable_mask, mask_weights
-from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors.dsr import return_moments
 from alphaforge.factors.registry import Registry, deflate
 from alphaforge.factors.resolve import FactorInput, resolve_factor
 from alphaforge.factors.score import trial_key
 
 F64 = npt.NDArray[np.float64]
+__all__ = ["FactorBacktest", "factor_returns", "factor_weights", "run_factor_backtest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +57,16 @@ def run_factor_backtest(
     panel: Panel,
     factor: FactorInput,
     *,
-    scheme: str = "rank",
-    gross: float = 1.0,
+    scheme: str = DEFAULTS.scheme,
+    gross: float = DEFAULTS.gross,
     quantile: float = 0.2,
-    lag: int = 1,
-    fee_bps: float = 4.0,
+    lag: int = DEFAULTS.lag,
+    fee_bps: float = DEFAULTS.fee_bps,
     slippage: Any | None = None,
-    slippage_bps: float = 1.0,
+    slippage_bps: float = DEFAULTS.slippage_bps,
     use_funding: bool = True,
     record_trades: bool = True,
-    rebalance_every: int = 1,
+    rebalance_every: int = DEFAULTS.rebalance_every,
     init_cash: float = 1.0,
     available_us: Any | None = None,
     registry: Registry | None = None,
@@ -79,7 +83,7 @@ def run_factor_backtest(
     slippage = slippage_model(slippage, panel, lag, slippage_bps)
     weights = factor_weights(values, panel, scheme=scheme, gross=gross, quantile=quantile,
                              rebalance_every=rebalance_every, lag=lag)  # fmt: skip
-    funding = panel["funding_paid"] if use_funding and "funding_paid" in panel else None
+    funding = funding_of(panel, use_funding)
     result = run_backtest(
         weights, close=panel["close"], open=panel.fields.get("open"),
         lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps, slippage=slippage,
@@ -92,6 +96,7 @@ def run_factor_backtest(
         "slippage_model": result.meta["slippage"], "funding": funding is not None,
         "rebalance_every": rebalance_every, "lookahead": verdict.detail,
     }  # fmt: skip
+    settings["execution"] = describe(settings)
     warns = timing_warnings(lag, "open" in panel)
     if verdict.status == "unverified":
         warns.append(verdict.detail)
@@ -149,31 +154,6 @@ def slippage_model(spec: Any, panel: Panel, lag: int, bps: float) -> Any:
         return Slippage("none")
     raise InputError(f"unknown slippage model {spec!r}; expected fixed_bps, none, book_walk or "
                      "book_walk:<levels>")  # fmt: skip
-
-
-def factor_weights(values: F64, panel: Panel, *, scheme: str = "rank", gross: float = 1.0,
-                   quantile: float = 0.2, rebalance_every: int = 1,
-                   lag: int = 1) -> F64:  # fmt: skip
-    """(T, N) target weights of factor values: the scheme, NaN (hold) off the rebalance rows
-    (every ``rebalance_every``-th row by absolute row index), no order that cannot fill."""
-    weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
-    if rebalance_every > 1:
-        weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
-    mask_weights(weights, executable_mask(panel, lag))
-    return weights
-
-
-def factor_returns(values: F64, panel: Panel, *, scheme: str = "rank", lag: int = 1,
-                   fee_bps: float = 4.0, slippage_bps: float = 1.0, rebalance_every: int = 1,
-                   use_funding: bool = True) -> F64:  # fmt: skip
-    """(T,) net per-bar returns of the portfolio of (T, N) factor values on ``panel``, started
-    flat at its first row (the same weights and costs as ``run_factor_backtest``)."""
-    w = factor_weights(values, panel, scheme=scheme, rebalance_every=rebalance_every, lag=lag)
-    funding = panel["funding_paid"] if use_funding and "funding_paid" in panel else None
-    res = run_backtest(w, close=panel["close"], open=panel.fields.get("open"), lag=lag,
-                       fee_bps=fee_bps, slippage_bps=slippage_bps, funding=funding,
-                       record_trades=False, symbols=panel.symbols)  # fmt: skip
-    return np.asarray(res.returns, dtype=np.float64)
 
 
 def backtest_report(run: FactorBacktest, panel: Panel, out_dir: str | Path) -> ReportPaths:

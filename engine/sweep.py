@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from alphaforge.engine.backtest import Slippage, run_backtest
+from alphaforge.engine.defaults import DEFAULTS
 from alphaforge.engine.errors import InputError, OptionError
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import Panel
@@ -34,11 +35,8 @@ from alphaforge.engine.weights import weights_from_signals
 F64 = npt.NDArray[np.float64]
 SignalFn = Callable[[str, Panel], F64]
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "scheme": "rank", "gross": 1.0, "quantile": 0.2, "rebalance_every": 1,
-    "fee_bps": 4.0, "slippage_bps": 1.0, "lag": 1,
-}  # fmt: skip
-"""Parameters of a trial and their defaults; a grid overrides any of them."""
+DEFAULT_PARAMS: dict[str, Any] = {**DEFAULTS.to_dict(), "quantile": 0.2}
+"""Parameters of a trial and their defaults (engine.defaults); a grid overrides any of them."""
 
 N_BLOCKS = 16
 """Contiguous time blocks whose return sums are kept per trial (for CSCV / PBO)."""

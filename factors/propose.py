@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from alphaforge.engine.defaults import DEFAULTS
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.tradable import universe_values
 from alphaforge.factors import ic
@@ -62,10 +63,10 @@ class StudyConfig:
     per_round: int = 10
     split: float = 0.7
     horizon: int = 1
-    lag: int = 1
-    fee_bps: float = 4.0
-    slippage_bps: float = 1.0
-    rebalance_every: int = 15
+    lag: int = DEFAULTS.lag
+    fee_bps: float = DEFAULTS.fee_bps
+    slippage_bps: float = DEFAULTS.slippage_bps
+    rebalance_every: int = DEFAULTS.rebalance_every
     gate: Gate = field(default_factory=Gate)
     seed: int = 0
     library_check: bool = True

@@ -25,10 +25,12 @@ import numpy.typing as npt
 from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.metrics import sharpe_ratio
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.portfolio import funding_of
+from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors import ic, propose_nb
 from alphaforge.factors.lookahead import _default_cuts, perturb_after
-from alphaforge.factors.returns import execution_prices, forward_returns
+from alphaforge.factors.returns import forward_returns
 
 F64 = npt.NDArray[np.float64]
 MIN_OBS = 3
@@ -46,22 +48,6 @@ class _ScoreCfg(Protocol):
     rebalance_every: int
 
 
-def fill_prices(px: F64) -> F64:
-    """Last positive price carried forward down each column (leading gaps stay NaN).
-
-    Args:
-        px: (T, N) prices, NaN or <= 0 = missing.
-
-    Returns:
-        (T, N) float64; equal to ``px`` wherever ``px`` is positive.
-    """
-    ok = px > 0
-    rows = np.where(ok, np.arange(px.shape[0])[:, None], 0)
-    np.maximum.accumulate(rows, axis=0, out=rows)
-    out = np.take_along_axis(px, rows, axis=0)
-    return np.where(out > 0, out, np.nan)  # a column whose row 0 is missing stays NaN
-
-
 @dataclass(frozen=True, slots=True)
 class ScoreContext:
     """Per-Panel inputs of ``score_train`` (shapes (T, N) unless stated)."""
@@ -70,8 +56,9 @@ class ScoreContext:
     fwd_ranks: Ranks
     close: F64
     open: F64 | None
-    no_fill: npt.NDArray[np.bool_]
+    executable: npt.NDArray[np.bool_]  # may the decision of row t hold a position
     hold_rows: npt.NDArray[np.bool_]  # (T,) rows without rebalancing
+    funding: F64 | None
     ppy: float
     n_obs: int
 
@@ -79,13 +66,11 @@ class ScoreContext:
     def build(cls, panel: Panel, cfg: _ScoreCfg) -> ScoreContext:
         """Compute the context of ``panel`` once."""
         fwd = forward_returns(panel, (cfg.horizon,), cfg.lag)[0]
-        no_fill = ~np.isfinite(execution_prices(panel, cfg.lag))
-        open_ = panel.fields.get("open")
         hold = np.zeros(panel.T, dtype=bool)  # (T,) rows without rebalancing
         if cfg.rebalance_every > 1:
             hold = np.arange(panel.T) % cfg.rebalance_every != 0
-        return cls(fwd, rank_rows(fwd), fill_prices(panel["close"]),
-                   None if open_ is None else fill_prices(open_), no_fill, hold,
+        return cls(fwd, rank_rows(fwd), panel["close"], panel.fields.get("open"),
+                   executable_mask(panel, cfg.lag), hold, funding_of(panel),
                    float(panel.periods_per_year), int(panel.T))  # fmt: skip
 
 
@@ -101,8 +86,9 @@ def score_with(values: F64, ctx: ScoreContext, cfg: _ScoreCfg,
         ranks: ``rank_rows(values)`` when the caller has it already.
 
     RankIC per row equals ``ic.cs_ic(values, fwd, "spearman", 3)``; weights are computed on
-    the rows that trade only (rebalance rows with an execution price): the same weights as
-    ``weights_from_signals`` on every row followed by NaN on the others.
+    the rebalance rows only, then limited to executable decisions (engine.tradable) and run
+    with the panel's funding: the Sharpe equals ``alphaforge backtest`` of ``sign * values``
+    with the rank scheme and the same settings (engine.portfolio.factor_weights).
     """
     r = rank_rows(values) if ranks is None else ranks
     ic_rows = propose_nb.rank_corr_rows(r[0], r[1], ctx.fwd_ranks[0], ctx.fwd_ranks[1], MIN_OBS)
@@ -111,9 +97,9 @@ def score_with(values: F64, ctx: ScoreContext, cfg: _ScoreCfg,
     w = np.full(values.shape, np.nan)
     trade = np.flatnonzero(~ctx.hold_rows)
     w[trade] = weights_from_signals(sign * values[trade], "rank")
-    w[ctx.no_fill] = np.nan  # no order without an execution price; positions are held
+    mask_weights(w, ctx.executable)
     res = run_backtest(w, close=ctx.close, open=ctx.open, lag=cfg.lag, fee_bps=cfg.fee_bps,
-                       slippage_bps=cfg.slippage_bps)  # fmt: skip
+                       slippage_bps=cfg.slippage_bps, funding=ctx.funding)  # fmt: skip
     return {"rank_ic": float(summ["mean"]), "t_stat": float(summ["t_stat"]),
             "sharpe": float(sharpe_ratio(res.returns, ctx.ppy)),
             "sign": sign, "n_obs": ctx.n_obs, "ppy": ctx.ppy}  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alphaforge.engine.defaults import DEFAULTS
 from alphaforge.engine.errors import EngineError
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.timing import timing_warnings
@@ -74,10 +75,11 @@ def score_factor(
     factor: FactorInput,
     panel: Panel,
     horizons: Sequence[int] = DEFAULT_HORIZONS,
-    lag: int = 1,
+    lag: int = DEFAULTS.lag,
     quantiles: int = 5,
-    fee_bps: float = 4.0,
-    slippage_bps: float = 1.0,
+    fee_bps: float = DEFAULTS.fee_bps,
+    slippage_bps: float = DEFAULTS.slippage_bps,
+    rebalance_every: int = DEFAULTS.rebalance_every,
     split: float | int | str | None = None,
     test: bool = False,
     n_trials: int | None = None,
@@ -99,6 +101,8 @@ def score_factor(
         lag: rows between decision and trade (factors.returns).
         quantiles: equal-count bins per row.
         fee_bps, slippage_bps: costs of the long-short backtest, bps of traded notional.
+        rebalance_every: the long-short backtest sets targets on every k-th bar only
+            (engine.defaults: the same defaults as ``alphaforge backtest``).
         split: train/test cut (fraction, ISO time or us); None scores the whole panel.
         test: with a split, also score the test part once.
         n_trials: trials behind this factor, for the Deflated Sharpe Ratio; None: the
@@ -137,7 +141,8 @@ def score_factor(
         if not 0 < cut < panel.T:
             raise ScoreError(f"split {split!r} falls at row {cut}; the panel has {panel.T} rows")
     scored_panel = panel if split is None else panel.take_rows(slice(0, cut))
-    args = (horizons, lag, quantiles, fee_bps, slippage_bps, n_trials or 1, var_trials)
+    args = (horizons, lag, quantiles, fee_bps, slippage_bps, n_trials or 1, var_trials,
+            rebalance_every)  # fmt: skip
     train_others = None if others is None else {k: v[:cut] for k, v in others.items()}
     main = _score(name, expr, values[:cut], scored_panel, *args, train_others, min_obs)
     trials = None
@@ -246,6 +251,7 @@ def _score(
     slippage_bps: float,
     n_trials: int,
     var_trials: float | None,
+    rebalance_every: int,
     others: Mapping[str, F64] | None,
     min_obs: int,
 ) -> FactorScore:
@@ -265,10 +271,9 @@ def _score(
             "see the time-series RankIC"
         )
     core = score_parts.ic_block(values, panel, hs, lag, quantiles, min_obs)
-    rank_ic_h1 = core["rank_ic"][hs[0]]["mean"]
     try:
-        bt = score_parts.backtest_block(values, panel, lag, fee_bps, slippage_bps, rank_ic_h1,
-                                        n_trials, var_trials)  # fmt: skip
+        bt = score_parts.backtest_block(values, panel, lag, fee_bps, slippage_bps, n_trials,
+                                        var_trials, rebalance_every)  # fmt: skip
     except (EngineError, FactorError) as exc:
         notes.append(f"backtest skipped: {exc}")
         bt = {"backtest": {}, "costs": {}, "dsr": {}}

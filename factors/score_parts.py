@@ -14,15 +14,17 @@ Definitions (documented once here, shown by ``alphaforge score``):
   half_life: least-squares fit of decay(h) = a * exp(-lam * h), ln 2 / lam (factors.ic.half_life).
 - turnover: mean lag-1 rank autocorrelation of the factor; mean share of the top / bottom
   bin's members that are new each row (alphalens quantile_turnover).
-- backtest: rank long-short weights (engine.weights, scheme "rank", gross 1) run through
-  engine.backtest with the same lag, once without costs (gross) and once with fee_bps and
-  slippage_bps (net); metrics from engine.metrics.
+- backtest: rank long-short weights (scheme "rank", gross 1) by the rules every backtesting
+  command shares (engine.portfolio.factor_weights: rebalance rows, universe, flat by the last
+  tradable bar; funding when the panel has it), run through engine.backtest with the same lag,
+  once without costs (gross) and once with fee_bps and slippage_bps (net), so its figures
+  equal ``alphaforge backtest --scheme rank`` with the same settings; metrics from
+  engine.metrics.
 - costs: breakeven_bps = mean gross per-bar return / mean per-bar one-way turnover * 1e4,
   the cost per unit of traded notional at which the long-short earns nothing;
-  ic_net = RankIC(h=1) * (1 - cost_bps / breakeven_bps) with cost_bps = fee_bps +
-  slippage_bps (the rank-weighted long-short return is proportional to RankIC, so costs
-  remove the same fraction of both); NaN when breakeven_bps <= 0. It is an IC-equivalent,
-  not a correlation: when costs are many times the break-even it falls below -1.
+  edge_kept = 1 - cost_bps / breakeven_bps with cost_bps = fee_bps + slippage_bps: the share
+  of the gross edge left after costs (1: free trading, 0: costs eat it all, negative: costs
+  exceed it); NaN when breakeven_bps <= 0 (no gross edge to keep).
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alphaforge.engine.defaults import DEFAULTS, describe
+from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.portfolio import factor_weights, weights_backtest
 from alphaforge.factors import ic
 from alphaforge.factors.dsr import deflated_sharpe_ratio
 from alphaforge.factors.returns import execution_prices, forward_returns
@@ -123,21 +128,15 @@ def backtest_block(
     lag: int,
     fee_bps: float,
     slippage_bps: float,
-    rank_ic_h1: float,
     n_trials: int,
     var_trials: float | None,
+    rebalance_every: int = DEFAULTS.rebalance_every,
 ) -> dict[str, Any]:
     """Long-short backtest through the engine (gross and net), costs and Deflated Sharpe."""
-    from alphaforge.engine.backtest import run_backtest
-    from alphaforge.engine.metrics import compute_metrics
-    from alphaforge.engine.weights import weights_from_signals
-
-    w = weights_from_signals(factor, "rank", gross=1.0)
-    w = np.where(np.isfinite(panel["close"]), w, 0.0)
-    open_ = panel.fields.get("open")
-    kw: dict[str, Any] = {"close": panel["close"], "open": open_, "lag": lag}
-    gross = run_backtest(w, **kw)
-    net = run_backtest(w, fee_bps=fee_bps, slippage_bps=slippage_bps, **kw)
+    w = factor_weights(factor, panel, scheme="rank", gross=1.0, lag=lag,
+                       rebalance_every=rebalance_every)  # fmt: skip
+    gross = weights_backtest(w, panel, lag=lag, fee_bps=0.0, slippage_bps=0.0)
+    net = weights_backtest(w, panel, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps)
     ppy = panel.periods_per_year
     m_net = compute_metrics(net, ppy)
     m_gross = compute_metrics(gross, ppy)
@@ -146,7 +145,7 @@ def backtest_block(
     mean_gross = _nanmean(gross.returns)
     breakeven = mean_gross / turn * 1e4 if turn > 0 else math.nan
     cost = fee_bps + slippage_bps
-    ic_net = rank_ic_h1 * (1.0 - cost / breakeven) if breakeven > 0 else math.nan
+    edge_kept = 1.0 - cost / breakeven if breakeven > 0 else math.nan
     keys = ("sharpe", "sortino", "max_drawdown", "total_return", "annual_volatility", "cagr")
     bt = {k: _f(m_net[k]) for k in keys}
     bt.update(
@@ -160,7 +159,18 @@ def backtest_block(
         "fee_bps": float(fee_bps),
         "slippage_bps": float(slippage_bps),
         "breakeven_bps": breakeven,
-        "ic_net": ic_net,
+        "edge_kept": edge_kept,
+        "rebalance_every": int(rebalance_every),
+        "execution": describe(
+            {
+                "scheme": "rank",
+                "gross": 1.0,
+                "lag": lag,
+                "fee_bps": fee_bps,
+                "slippage_bps": slippage_bps,
+                "rebalance_every": rebalance_every,
+            }
+        ),
         "mean_gross_return_per_bar": mean_gross,
         "mean_net_return_per_bar": _nanmean(net.returns),
     }

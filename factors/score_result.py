@@ -28,7 +28,8 @@ class FactorScore:
             forward return (single-asset research).
         turnover: rank_autocorr, turnover_top, turnover_bottom.
         backtest: net sharpe, sortino, max_drawdown, ..., gross_sharpe, turnover_per_bar.
-        costs: fee_bps, slippage_bps, breakeven_bps, ic_net, mean gross/net return per bar.
+        costs: fee_bps, slippage_bps, breakeven_bps, edge_kept, mean gross/net return per bar,
+            rebalance_every and ``execution`` (engine.defaults.describe).
         dsr: sr, n_obs, skew, kurtosis, n_trials, var_trials, sr0, psr, dsr (per-bar units).
         redundancy: library factor -> mean cross-sectional rank correlation, or None.
         split: {"cut_us", "train_rows", "test_rows"} when scored with a split, else None.
@@ -146,10 +147,15 @@ def summary_rows(s: FactorScore) -> list[tuple[str, str]]:
     rows.append(("half-life (bars)", _fmt(s.half_life, 3)))
     for k, v in s.turnover.items():
         rows.append((k.replace("_", " "), _fmt(v)))
-    labels = {"breakeven_bps": "break-even cost (bps)", "ic_net": "RankIC net of costs (IC-equiv.)"}
+    labels = {
+        "breakeven_bps": "break-even cost (bps)",
+        "edge_kept": "gross edge kept after costs (1 = all, < 0: costs exceed it)",
+    }
     for k, label in labels.items():
         if k in s.costs:
             rows.append((label, _fmt(s.costs[k])))
+    if "execution" in s.costs:
+        rows.append(("long-short execution", str(s.costs["execution"])))
     for k in ("sharpe", "gross_sharpe", "max_drawdown", "turnover_per_bar"):
         if k in s.backtest:
             rows.append((f"long-short {k.replace('_', ' ')}", _fmt(s.backtest[k])))

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from alphaforge.cli.render import fail, fmt, table_text, to_json
+from alphaforge.engine.defaults import DEFAULTS, HELP
 from alphaforge.engine.metrics import METRIC_NAMES
 from alphaforge.factors.registry import Registry
 
@@ -36,6 +37,7 @@ def render_backtest(run: Any, data_info: dict[str, Any], as_json: bool) -> str:
     info = ", ".join(f"{k}={fmt(v)}" for k, v in data_info.items())
     warn = "".join(f"WARNING: {w}\n" for w in run.warnings)
     return (warn + table_text(head, ["metric", "value"], rows) + f"data: {info}\n"
+            f"execution: {run.settings.get('execution', '-')}\n"
             f"lookahead: {run.settings.get('lookahead', '-')}\n")  # fmt: skip
 
 
@@ -43,7 +45,7 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
              errors: tuple[type[Exception], ...]) -> None:  # fmt: skip
     """Add ``backtest`` to ``app``."""
 
-    @app.command("backtest")
+    @app.command("backtest", epilog=HELP)
     def backtest(
         factor: Annotated[str, typer.Argument(help="Library name or expression.")] = "mom_60",
         symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols.")] = None,
@@ -51,11 +53,15 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
         end: Annotated[str | None, typer.Option(help="End time, exclusive (UTC ISO).")] = None,
         interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
         market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
-        scheme: Annotated[str, typer.Option(help="rank|quantile|sign|zscore|raw.")] = "rank",
-        gross: Annotated[float, typer.Option(help="Gross leverage sum |w|.")] = 1.0,
-        lag: Annotated[int, typer.Option(help="Bars between decision and fill.")] = 1,
-        fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = 4.0,
-        slippage_bps: Annotated[float, typer.Option(help="Fixed slippage, bps.")] = 1.0,
+        scheme: Annotated[str, typer.Option(help="rank|quantile|sign|zscore|raw.")] = (
+            DEFAULTS.scheme
+        ),
+        gross: Annotated[float, typer.Option(help="Gross leverage sum |w|.")] = DEFAULTS.gross,
+        lag: Annotated[int, typer.Option(help="Bars between decision and fill.")] = DEFAULTS.lag,
+        fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = DEFAULTS.fee_bps,
+        slippage_bps: Annotated[float, typer.Option(help="Fixed slippage, bps.")] = (
+            DEFAULTS.slippage_bps
+        ),
         slippage: Annotated[
             str,
             typer.Option(
@@ -63,7 +69,9 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
                 "force at execution; book_walk:K = first K levels)."
             ),
         ] = "fixed_bps",
-        rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = 1,
+        rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = (
+            DEFAULTS.rebalance_every
+        ),
         store: Annotated[
             str | None, typer.Option(envvar="ALPHAFORGE_STORE", help="Store directory.")
         ] = None,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from alphaforge.cli.render import fail
+from alphaforge.engine.defaults import DEFAULTS, HELP
 from alphaforge.factors.errors import FactorError
 from alphaforge.factors.registry import DEFAULT_LEDGER
 
@@ -26,7 +27,7 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
     """Add ``propose`` and ``leaderboard`` to ``app``."""
     errs: tuple[type[Exception], ...] = (FactorError, *errors)
 
-    @app.command("propose")
+    @app.command("propose", epilog=HELP + " The gate backtests each candidate with them.")
     def propose(
         rounds: Annotated[int, typer.Option(help="Proposal rounds.")] = 3,
         per_round: Annotated[int, typer.Option(help="Candidates per round.")] = 10,
@@ -50,13 +51,25 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
         ] = ".alphaforge/llm-cache",
         min_t: Annotated[float, typer.Option(help="Gate: |RankIC t-stat|.")] = 3.0,
         min_sharpe: Annotated[float, typer.Option(help="Gate: net Sharpe.")] = 0.0,
+        split: Annotated[float, typer.Option(help="Train share of the rows (rest: holdout).")] = (
+            0.7
+        ),
+        horizon: Annotated[int, typer.Option(help="RankIC horizon, bars.")] = 1,
+        lag: Annotated[int, typer.Option(help="Bars between decision and fill.")] = DEFAULTS.lag,
+        fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = DEFAULTS.fee_bps,
+        slippage_bps: Annotated[float, typer.Option(help="Fixed slippage, bps.")] = (
+            DEFAULTS.slippage_bps
+        ),
+        rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = (
+            DEFAULTS.rebalance_every
+        ),
         store: Annotated[str | None, typer.Option(envvar="ALPHAFORGE_STORE")] = None,
         symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols.")] = None,
         start: Annotated[str | None, typer.Option(help="Start (UTC ISO).")] = None,
         end: Annotated[str | None, typer.Option(help="End, exclusive (UTC ISO).")] = None,
         interval: Annotated[str, typer.Option(help="Bar interval.")] = "1m",
         market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
-        bars: Annotated[int, typer.Option(help="Synthetic bars.")] = 3000,
+        bars: Annotated[int, typer.Option(help="Synthetic bars.")] = 4000,
         seed: Annotated[int, typer.Option(help="Seed.")] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
@@ -79,6 +92,8 @@ def register(app: typer.Typer, load_panel: Callable[..., Any],
                               ledger=ledger, offline=offline, base_url=base_url, model=model,
                               budget=Budget(max_calls, max_tokens, max_cost), min_t=min_t,
                               min_sharpe=min_sharpe, seed=seed, cache_dir=cache_dir,
+                              split=split, horizon=horizon, lag=lag, fee_bps=fee_bps,
+                              slippage_bps=slippage_bps, rebalance_every=rebalance_every,
                               progress=lambda m: typer.echo(m, err=True))  # fmt: skip
         except errs as exc:
             raise fail(exc, as_json) from None

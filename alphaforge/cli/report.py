@@ -14,6 +14,7 @@ import typer
 from alphaforge.api_backtest import gap as api_gap
 from alphaforge.backtests import backtest_report
 from alphaforge.cli.render import fail, table_text, to_json
+from alphaforge.engine.defaults import DEFAULTS, HELP
 from alphaforge.engine.errors import EngineError
 from alphaforge.engine.gap import COMPONENTS
 
@@ -36,7 +37,7 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
              errors: tuple[type[Exception], ...]) -> None:  # fmt: skip
     """Add ``demo``, ``report`` and ``gap`` to ``app``."""
 
-    @app.command("demo")
+    @app.command("demo", epilog=HELP)
     def demo(
         out: Annotated[str, typer.Option(help="Output directory.")] = "alphaforge-out",
         seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
@@ -66,7 +67,7 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         typer.echo(table_text(f"demo: {res.summary['best_factor']} (SYNTHETIC)", ["", ""], rows))
         typer.echo(f"report: {res.report_html}")
 
-    @app.command("report")
+    @app.command("report", epilog=HELP)
     def report(
         factor: Annotated[str, typer.Argument(help="Library name or expression.")] = "mom_60",
         out: Annotated[str, typer.Option(help="Output directory.")] = "alphaforge-out",
@@ -75,12 +76,21 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         start: Annotated[str | None, typer.Option(help="Start (UTC ISO).")] = None,
         end: Annotated[str | None, typer.Option(help="End, exclusive (UTC ISO).")] = None,
         interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
-        fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = 4.0,
-        rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = 15,
+        fee_bps: Annotated[float, typer.Option(help="Taker fee, bps.")] = DEFAULTS.fee_bps,
+        slippage_bps: Annotated[float, typer.Option(help="Fixed slippage, bps.")] = (
+            DEFAULTS.slippage_bps
+        ),
+        rebalance_every: Annotated[int, typer.Option(help="Rebalance every k bars.")] = (
+            DEFAULTS.rebalance_every
+        ),
+        lag: Annotated[int, typer.Option(help="Bars between decision and fill.")] = DEFAULTS.lag,
+        gross: Annotated[float, typer.Option(help="Gross leverage sum |w|.")] = DEFAULTS.gross,
         slippage: Annotated[
             str, typer.Option(help="fixed_bps | none | book_walk[:K] (see backtest).")
         ] = "fixed_bps",
-        scheme: Annotated[str, typer.Option(help="rank|quantile|sign|zscore|raw.")] = "rank",
+        scheme: Annotated[str, typer.Option(help="rank|quantile|sign|zscore|raw.")] = (
+            DEFAULTS.scheme
+        ),
         market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
         ledger: Annotated[
             str | None,
@@ -94,7 +104,8 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         try:
             syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
             panel = load_panel(store, syms, start, end, interval=interval, market=market)
-            run = run_backtest(panel, factor, fee_bps=fee_bps, rebalance_every=rebalance_every,
+            run = run_backtest(panel, factor, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                               rebalance_every=rebalance_every, lag=lag, gross=gross,
                                slippage=slippage, scheme=scheme,
                                registry=Registry(ledger))  # fmt: skip
         except errors as exc:
@@ -102,8 +113,10 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         paths = backtest_report(run, panel, out)
         doc = {"report": str(paths.html), "figures": {k: str(v) for k, v in paths.pngs.items()},
                "metrics": run.metrics, "warnings": list(run.warnings),
+               "settings": run.settings, "execution": run.settings.get("execution"),
                "trials": run.trials}  # fmt: skip
-        typer.echo(to_json(doc) if as_json else f"report: {paths.html}")
+        typer.echo(to_json(doc) if as_json else
+                   f"execution: {run.settings.get('execution')}\nreport: {paths.html}")  # fmt: skip
 
     handled: tuple[type[Exception], ...] = (EngineError, KeyError, *errors)
 

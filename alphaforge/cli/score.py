@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from alphaforge.cli.render import table_text
+from alphaforge.engine.defaults import DEFAULTS, HELP
 from alphaforge.factors.errors import FactorError
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def register(
             raise _fail(exc) from None
 
     app.add_typer(factors_app)
-    app.command("score")(_score_command(load_panel, errors))
+    app.command("score", epilog=HELP)(_score_command(load_panel, errors))
 
 
 def _score_command(
@@ -127,10 +128,15 @@ def _score_command(
         interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
         market: Annotated[str, typer.Option(help="usdm or spot.")] = "usdm",
         horizons: Annotated[str, typer.Option(help="Horizons in bars.")] = "1,5,15,60,240,1440",
-        lag: Annotated[int, typer.Option(help="Bars between decision and trade.")] = 1,
+        lag: Annotated[int, typer.Option(help="Bars between decision and trade.")] = DEFAULTS.lag,
         quantiles: Annotated[int, typer.Option(help="Quantile bins per bar.")] = 5,
-        fee_bps: Annotated[float, typer.Option(help="Fee, bps of notional.")] = 4.0,
-        slippage_bps: Annotated[float, typer.Option(help="Slippage, bps.")] = 1.0,
+        fee_bps: Annotated[float, typer.Option(help="Fee, bps of notional.")] = DEFAULTS.fee_bps,
+        slippage_bps: Annotated[float, typer.Option(help="Slippage, bps.")] = (
+            DEFAULTS.slippage_bps
+        ),
+        rebalance_every: Annotated[
+            int, typer.Option(help="Long-short backtest: rebalance every k bars.")
+        ] = DEFAULTS.rebalance_every,
         split: Annotated[str | None, typer.Option(help="Train/test cut: 0.7 or ISO time.")] = None,
         test: Annotated[bool, typer.Option("--test", help="Also score the test part.")] = False,
         trials: Annotated[
@@ -161,7 +167,7 @@ def _score_command(
             str | None, typer.Option(envvar="ALPHAFORGE_STORE", help="Store dir.")
         ] = None,
         seed: Annotated[int, typer.Option(help="Seed of --synthetic.")] = 7,
-        bars: Annotated[int, typer.Option(help="Bars of --synthetic.")] = 3000,
+        bars: Annotated[int, typer.Option(help="Bars of --synthetic.")] = 4000,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Score a factor: IC/RankIC per horizon, decay, quantiles, turnover, costs, DSR."""
@@ -183,7 +189,8 @@ def _score_command(
                 except ValueError:
                     cut = split
             result = score_factor(factor, panel, horizons=hs, lag=lag, quantiles=quantiles,
-                                  fee_bps=fee_bps, slippage_bps=slippage_bps, split=cut,
+                                  fee_bps=fee_bps, slippage_bps=slippage_bps,
+                                  rebalance_every=rebalance_every, split=cut,
                                   test=test, n_trials=trials, redundancy=redundancy,
                                   registry=Registry(ledger), study=study,
                                   allow_holdout_reuse=reuse_holdout)  # fmt: skip

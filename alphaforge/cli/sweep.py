@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from alphaforge.cli.render import fail, table_text, to_json
+from alphaforge.engine.defaults import HELP
 from alphaforge.engine.errors import OptionError
 from alphaforge.factors.resolve import SAFE
 
@@ -64,7 +65,7 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
     """Add ``sweep`` to ``app``."""
     caught: tuple[type[Exception], ...] = (OptionError, *errors)
 
-    @app.command("sweep")
+    @app.command("sweep", epilog=HELP + " A --grid overrides any of them per trial.")
     def sweep(
         factors: Annotated[str, typer.Option(help="Comma-separated factors.")] = "mom_20,rev_1",
         grid: Annotated[list[str] | None, typer.Option(help="name=v1,v2 (repeatable).")] = None,
@@ -74,7 +75,7 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
         start: Annotated[str | None, typer.Option(help="Start (UTC ISO).")] = None,
         end: Annotated[str | None, typer.Option(help="End, exclusive (UTC ISO).")] = None,
         interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
-        bars: Annotated[int, typer.Option(help="Bars of the synthetic market.")] = 3000,
+        bars: Annotated[int, typer.Option(help="Bars of the synthetic market.")] = 4000,
         scheduler: Annotated[str | None, typer.Option(help="Dask scheduler tcp://...")] = None,
         chunk: Annotated[int, typer.Option(help="Max trials per chunk.")] = 64,
         memory_budget: Annotated[str, typer.Option(help="Max batch memory, e.g. 1GB.")] = "1GB",

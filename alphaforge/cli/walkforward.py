@@ -10,6 +10,7 @@ import typer
 
 from alphaforge.cli.render import fail, table_text, to_json
 from alphaforge.cli.sweep import parse_grid
+from alphaforge.engine.defaults import HELP
 from alphaforge.engine.errors import OptionError
 from alphaforge.engine.formatting import fmt
 
@@ -51,7 +52,7 @@ def register(app: typer.Typer, load_panel: Runner, walkforward: Runner,
     """Add ``walkforward`` to ``app``; ``walkforward`` is ``alphaforge.walkforward``'s API."""
     caught: tuple[type[Exception], ...] = (OptionError, *errors)
 
-    @app.command("walkforward")
+    @app.command("walkforward", epilog=HELP + " A --grid overrides any of them per candidate.")
     def walkforward_cmd(
         factors: Annotated[
             str | None, typer.Option(help="Comma-separated candidates (default: the library).")

@@ -123,6 +123,9 @@ def test_every_command_runs_on_it_at_1h(study: dict) -> None:
     assert sw.returncode == 0, sw.stderr[-2000:]
     rep = json.loads(run_cli(["report", "rev_5", *base, "--out", "rep", "--json"], cwd).stdout)
     assert Path(cwd / rep["report"]).is_file() or Path(rep["report"]).is_file()
+    # one set of defaults: the report, score's long-short block and backtest are one portfolio
+    assert rep["metrics"]["sharpe"] == pytest.approx(bt["metrics"]["sharpe"], rel=1e-12)
+    assert sc["backtest"]["sharpe"] == pytest.approx(bt["metrics"]["sharpe"], rel=1e-12)
 
 
 def test_propose_ranks_only_listed_symbols(study: dict) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import alphaforge as af
 from alphaforge.engine.panel import Panel
 from alphaforge.factors import ic
 from alphaforge.factors.ledger import Ledger
@@ -20,7 +20,6 @@ from alphaforge.factors.propose_score import (
     RankSet,
     ScoreContext,
     TailLookahead,
-    fill_prices,
     rank_rows,
     score_with,
 )
@@ -89,42 +88,30 @@ def test_ranks_are_scipy_average_ranks() -> None:
     assert scale[0] == 1.0 / np.sqrt((centred**2).sum())
 
 
-def test_fill_prices_is_a_forward_fill_of_positive_prices() -> None:
-    rng = np.random.default_rng(3)
-    px = rng.uniform(1, 2, (50, 4))
-    px[rng.random(px.shape) < 0.3] = np.nan
-    px[5, 1] = 0.0  # not a price
-    px[:3, 2] = np.nan  # late listing
-    want = pd.DataFrame(np.where(px > 0, px, np.nan)).ffill().to_numpy()
-    np.testing.assert_array_equal(fill_prices(px), want)
-
-
-def test_score_with_a_context_equals_the_plain_score() -> None:
-    panel = make_panel(600, 8, seed=4, book_levels=0, nan_frac=0.0)
+def test_score_with_a_context_equals_the_plain_score_and_the_backtest(tmp_path: Path) -> None:
+    """The gate's lean score: the RankIC of ``cs_ic`` and the Sharpe of ``alphaforge backtest``
+    (rank scheme, same settings, universe, funding) of the sign-aligned values."""
+    panel = make_panel(600, 8, seed=4, book_levels=0, nan_frac=0.01)
     cfg = StudyConfig(rebalance_every=7)
     values = np.asarray(np.random.default_rng(1).normal(size=(panel.T, panel.N)))
     values[:10] = np.nan
-    values[np.isnan(panel["close"])] = np.nan  # the plain backtest refuses orders at no price
+    from alphaforge.engine.tradable import universe_values
+    from alphaforge.factors.returns import forward_returns
+
+    values = universe_values(values, panel)  # what propose scores (factors.resolve)
     ctx = ScoreContext.build(panel, cfg)
     fast = score_with(values, ctx, cfg)
-    # the plain path: cs_ic on every row, weights on every row, then NaN off-rebalance
-    from alphaforge.engine.backtest import run_backtest
-    from alphaforge.engine.metrics import sharpe_ratio
-    from alphaforge.engine.weights import weights_from_signals
-    from alphaforge.factors.returns import forward_returns
 
     fwd = forward_returns(panel, (1,), 1)[0]
     summ = ic.ic_summary(ic.cs_ic(values, fwd, "spearman", 3), 1)
-    w = weights_from_signals(np.sign(summ["mean"]) * values, "rank")
-    w[np.arange(panel.T) % 7 != 0] = np.nan
-    res = run_backtest(w, close=panel["close"], open=panel["open"], lag=1, fee_bps=4.0,
-                       slippage_bps=1.0)  # fmt: skip
     assert fast["rank_ic"] == np.float64(summ["mean"]) or np.isclose(
         fast["rank_ic"], summ["mean"], rtol=1e-12
     )
     np.testing.assert_allclose(fast["t_stat"], summ["t_stat"], rtol=1e-10)
-    np.testing.assert_allclose(fast["sharpe"], sharpe_ratio(res.returns, panel.periods_per_year),
-                               rtol=1e-12)  # fmt: skip
+    assert "funding_paid" in panel
+    run = af.backtest(np.sign(summ["mean"]) * values, panel, rebalance_every=7,
+                      ledger=tmp_path / "l.sqlite")  # fmt: skip
+    np.testing.assert_allclose(fast["sharpe"], run.metrics["sharpe"], rtol=1e-12)
     assert score_train(values, panel, cfg) == fast
 
 

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from alphaforge.backtests import run_factor_backtest
 from alphaforge.data.synthetic import generate_market
-from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.panel import Panel
-from alphaforge.engine.weights import weights_from_signals
+from alphaforge.engine.portfolio import factor_weights, weights_backtest
 from alphaforge.factors import ic
 from alphaforge.factors.errors import ExprError, ScoreError
 from alphaforge.factors.library import list_factors
@@ -99,18 +99,25 @@ def test_to_dict_is_strict_json_and_summary_rows_render(planted_score):
 
 
 def test_backtest_matches_a_direct_engine_run_and_breakeven_means_zero_net(market, planted_score):
+    """score's long-short block is ``alphaforge backtest``'s rank portfolio (engine.portfolio:
+    same weights, universe, flattening, funding) with the same defaults."""
     panel, planted, _ = market
-    w = weights_from_signals(planted, "rank", gross=1.0)
-    res = run_backtest(w, close=panel["close"], open=panel["open"], lag=1, fee_bps=4.0,
-                       slippage_bps=1.0)  # fmt: skip
+    w = factor_weights(planted, panel)
+    res = weights_backtest(w, panel)
     assert planted_score.backtest["total_return"] == pytest.approx(res.equity[-1] - 1, rel=1e-12)
+    bt = run_factor_backtest(panel, planted)
+    assert planted_score.backtest["sharpe"] == pytest.approx(bt.metrics["sharpe"], rel=1e-12)
+    assert planted_score.costs["execution"] == bt.settings["execution"]
     # charging exactly the break-even cost leaves (about) zero mean net return
     be = planted_score.costs["breakeven_bps"]
     assert be > 0
-    at_be = run_backtest(w, close=panel["close"], open=panel["open"], lag=1, fee_bps=be)
+    at_be = weights_backtest(w, panel, fee_bps=be, slippage_bps=0.0)
     gross_mean = planted_score.costs["mean_gross_return_per_bar"]
     assert abs(np.mean(at_be.returns)) < 0.05 * gross_mean
-    assert planted_score.costs["ic_net"] < planted_score.rank_ic[1]["mean"]
+    kept = planted_score.costs["edge_kept"]
+    assert kept == pytest.approx(1 - 5.0 / be)
+    net = planted_score.costs["mean_net_return_per_bar"]
+    assert net == pytest.approx(kept * gross_mean, rel=0.05)  # the share of the edge left
 
 
 def test_split_train_never_sees_test_prices(market):
