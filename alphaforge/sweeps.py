@@ -21,7 +21,7 @@ from alphaforge.factors.dsr import expected_max_sharpe
 from alphaforge.factors.expr import parse
 from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.registry import Registry
-from alphaforge.factors.resolve import resolve_factor
+from alphaforge.factors.resolve import check_factor_text, resolve_factor
 from alphaforge.factors.trials import rank_trials, walk_forward_pbo
 
 F64 = npt.NDArray[np.float64]
@@ -87,6 +87,8 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     if book_walk and panel.book is None:
         raise InputError("book_walk needs order-book data for the panel's symbols: ingest depth "
                          "recordings (depth_updates) or Tardis book_snapshot files")  # fmt: skip
+    for f in factors:  # every factor checked before any chunk is run or stored
+        check_factor_text(f, panel)
     trials = expand_trials(factors, grid)
     # the chunking is part of the identity: chunk i of another plan holds other trials
     spec = sweep_spec(trials, panel, {"grid": grid, "source": panel.meta.get("source"),

@@ -16,6 +16,8 @@ Four kinds of factor enter ``score``, ``backtest``, ``sweep``, ``walkforward`` a
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -25,7 +27,7 @@ import numpy.typing as npt
 
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.tradable import universe_values
-from alphaforge.factors.errors import LookaheadError, ScoreError
+from alphaforge.factors.errors import ExprError, LookaheadError, ScoreError, UnknownFactor
 
 F64 = npt.NDArray[np.float64]
 FactorInput = str | F64 | Callable[[Panel], Any]
@@ -142,15 +144,52 @@ def resolve_factor(
     return ResolvedFactor("<array>", None, universe_values(arr, panel), verdict)
 
 
-def _expression(factor: str, panel: Panel) -> ResolvedFactor:
-    from alphaforge.factors.expr import evaluate, parse
+_BARE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_factor_text(factor: str, panel: Panel | None = None) -> str:
+    """The canonical expression of a library name or expression text, checked without
+    evaluating it: commands call this for every factor they were given before any work starts.
+
+    A bare name that is neither a library factor nor a field is an unknown factor (the closest
+    library names suggested); with ``panel``, every field the expression reads must be one the
+    panel holds or can derive (the error names the field and the dataset it comes from).
+
+    Raises:
+        UnknownFactor: an unknown bare name.
+        ExprError: a malformed expression, or a field the panel cannot feed.
+    """
+    from alphaforge.factors.expr import parse
+    from alphaforge.factors.fields import FIELDS, SOURCES, available_fields
     from alphaforge.factors.library import LIBRARY
 
     text = factor.strip()
-    name = text
     if text in LIBRARY:
         text = LIBRARY[text].expr
+    elif _BARE_NAME.match(text) and text not in FIELDS:
+        close = difflib.get_close_matches(text, [*LIBRARY, *FIELDS], n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownFactor(f"unknown factor {text!r}: not a library factor or a field{hint} "
+                            "(`alphaforge factors list` shows the library)")  # fmt: skip
     node = parse(text)
+    if panel is not None:
+        lacking = sorted(node.fields() - available_fields(panel))
+        if lacking:
+            where = "; ".join(f"{f} needs {SOURCES[f]}" for f in lacking if f in SOURCES)
+            raise ExprError(
+                f"{factor.strip()!r} reads {', '.join(lacking)}, which this panel neither holds "
+                f"nor can derive" + (f" ({where})" if where else ""),
+                0,
+                lacking[0],
+            )
+    return str(node)
+
+
+def _expression(factor: str, panel: Panel) -> ResolvedFactor:
+    from alphaforge.factors.expr import evaluate, parse
+
+    name = factor.strip()
+    node = parse(check_factor_text(name, panel))
     values = np.ascontiguousarray(evaluate(node, panel), dtype=np.float64)
     if values.shape != (panel.T, panel.N):
         raise ScoreError(

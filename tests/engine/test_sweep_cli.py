@@ -84,3 +84,21 @@ def test_resume_with_another_chunking_keeps_exactly_one_row_per_trial(tmp_path: 
     assert sorted(r["trial_id"] for r in resumed.ranked) == [0, 1, 2]
     clean = run_sweep_study(panel, ["mom_20"], grid, str(tmp_path / "clean"), chunk_size=1)
     assert [r["sharpe"] for r in resumed.ranked] == [r["sharpe"] for r in clean.ranked]
+
+
+@pytest.mark.parametrize(
+    ("factors", "message"),
+    [
+        ("mom_20,mom_2x", "unknown factor 'mom_2x'"),
+        ("mom_20,close / nope", "unknown name 'nope'"),
+        ("mom_20,book_imbalance", "reads depth_imbalance"),
+    ],
+)
+def test_a_bad_factor_is_refused_before_any_chunk_runs(tmp_path: Path, factors: str,
+                                                       message: str) -> None:  # fmt: skip
+    res = CliRunner().invoke(app, ["sweep", "--bars", "300", "--chunk", "1", "--results",
+                                   str(tmp_path), "--factors", factors, "--json"])  # fmt: skip
+    assert res.exit_code == 2
+    assert message in json.loads(res.stdout)["error"]
+    assert not list(tmp_path.rglob("*.parquet"))  # nothing was computed or stored
+    assert "chunk" not in res.stderr
