@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from alphaforge.cli.render import table_text
-from alphaforge.engine.defaults import DEFAULTS, HELP
+from alphaforge.cli.score_library import check_expressions, read_expressions, render_ranking
+from alphaforge.engine.defaults import DEFAULTS, HELP, Execution
 from alphaforge.factors.errors import FactorError
 
 if TYPE_CHECKING:
@@ -120,8 +121,21 @@ def register(
 def _score_command(
     load_panel: PanelLoader, errors: tuple[type[Exception], ...]
 ) -> Callable[..., None]:
+    caught: tuple[type[Exception], ...] = (*errors, typer.BadParameter)
+
     def score(
-        factor: Annotated[str, typer.Argument(help="Library name or expression text.")],
+        factor: Annotated[
+            str | None, typer.Argument(help="Library name or expression text.")
+        ] = None,
+        library: Annotated[
+            bool,
+            typer.Option("--library", help="Rank the whole library (plus --file) in one call."),
+        ] = False,
+        file: Annotated[
+            str | None,
+            typer.Option(help="With --library: also rank these expressions (name = expr lines)."),
+        ] = None,
+        top: Annotated[int, typer.Option(help="With --library: rows shown (JSON: all).")] = 30,
         symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols.")] = None,
         start: Annotated[str | None, typer.Option(help="First bar time (UTC ISO).")] = None,
         end: Annotated[str | None, typer.Option(help="End time, exclusive (UTC ISO).")] = None,
@@ -170,11 +184,20 @@ def _score_command(
         bars: Annotated[int, typer.Option(help="Bars of --synthetic.")] = 4000,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Score a factor: IC/RankIC per horizon, decay, quantiles, turnover, costs, DSR."""
+        """Score a factor: IC/RankIC per horizon, decay, quantiles, turnover, costs, DSR; or with
+        --library rank every library factor (and --file's expressions) in one call."""
+        from alphaforge.factors.rank_library import rank_library
         from alphaforge.factors.registry import Registry
+        from alphaforge.factors.resolve import check_factor_text
         from alphaforge.factors.score import score_factor
 
         try:
+            if (factor is None) == (not library):
+                raise typer.BadParameter("give a FACTOR to score, or --library to rank them all")
+            if file is not None and not library:
+                raise typer.BadParameter("--file goes with --library")
+            extra = read_expressions(file) if file else {}
+            check_expressions(extra, str(file), check_factor_text)  # before any data is read
             hs = parse_horizons(horizons)
             syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
             synth = {"seed": seed, "n_bars": bars} if synthetic or store is None else None
@@ -188,13 +211,23 @@ def _score_command(
                     cut = float(split)
                 except ValueError:
                     cut = split
+            if library:
+                ranking = rank_library(
+                    panel, extra, horizon=hs[0], split=cut, registry=Registry(ledger),
+                    execution=Execution(lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                                        rebalance_every=rebalance_every),
+                    progress=lambda d, n, m: typer.echo(f"[{d}/{n}] {m}", err=True),
+                )  # fmt: skip
+                typer.echo(render_ranking(ranking, top, as_json))
+                return
+            assert factor is not None
             result = score_factor(factor, panel, horizons=hs, lag=lag, quantiles=quantiles,
                                   fee_bps=fee_bps, slippage_bps=slippage_bps,
                                   rebalance_every=rebalance_every, split=cut,
                                   test=test, n_trials=trials, redundancy=redundancy,
                                   registry=Registry(ledger), study=study,
                                   allow_holdout_reuse=reuse_holdout)  # fmt: skip
-        except errors as exc:
+        except caught as exc:
             raise _fail(exc, as_json) from None
         typer.echo(render_score(result, as_json))
 

@@ -123,6 +123,13 @@ def test_every_command_runs_on_it_at_1h(study: dict) -> None:
     assert sw.returncode == 0, sw.stderr[-2000:]
     rep = json.loads(run_cli(["report", "rev_5", *base, "--out", "rep", "--json"], cwd).stdout)
     assert Path(cwd / rep["report"]).is_file() or Path(rep["report"]).is_file()
+    # the whole library ranked on the real store in one call agrees with score of one factor
+    lib = json.loads(run_cli(["score", "--library", *base, "--horizons", "1", "--json"],
+                             cwd).stdout)  # fmt: skip
+    row = next(r for r in lib["rows"] if r["name"] == "rev_5")
+    assert row["rank_ic"] == pytest.approx(sc["rank_ic"]["1"]["mean"], rel=1e-9)
+    assert row["sharpe"] == pytest.approx(bt["metrics"]["sharpe"], rel=1e-12)
+    assert {s["name"] for s in lib["skipped"]} >= {"funding_carry", "book_imbalance"}
     # one set of defaults: the report, score's long-short block and backtest are one portfolio
     assert rep["metrics"]["sharpe"] == pytest.approx(bt["metrics"]["sharpe"], rel=1e-12)
     assert sc["backtest"]["sharpe"] == pytest.approx(bt["metrics"]["sharpe"], rel=1e-12)
