@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from alphaforge.api_factors import FactorArg, as_factor_input
 from alphaforge.backtests import FactorBacktest, backtest_report, run_factor_backtest
+from alphaforge.data.user_trades import detect_layout, read_user_trades
 from alphaforge.engine.defaults import DEFAULTS
 from alphaforge.engine.errors import InputError
 from alphaforge.engine.formatting import fmt
@@ -223,18 +224,34 @@ def gap(
     allow_unmatched: bool = False,
     funding_live: float = 0.0,
     funding_backtest: float = 0.0,
+    fee_prices: Mapping[str, float] | None = None,
+    equity: float | None = None,
 ) -> GapReport:
     """Backtest-vs-live gap (fees, half-spread, impact, delay, missed fills) from the backtest's
-    orders and the live fills: files (CSV/parquet), DataFrames or dicts of columns (see
-    ``alphaforge.engine.gap.analyze_gap`` for the columns), as ``alphaforge gap``."""
+    orders (``alphaforge backtest --orders-out``) and the live fills, as ``alphaforge gap``.
+
+    ``fills`` may be Binance's own user-trade data as downloaded (REST ``myTrades`` /
+    ``userTrades`` JSON or CSV, or the account's trade-history export: see
+    ``alphaforge.data.user_trades``) or the gap's column layout (docs/gap.md); orders, fills
+    and quotes may also be DataFrames or dicts of columns. ``fee_prices`` gives the quote price
+    of a fee asset (e.g. ``{"BNB": 600.0}``); without it a BNB fee is priced from ``quotes``
+    holding ``BNBUSDT``. ``equity`` (quote) expresses the gap as a return."""
     q = None
     if quotes is not None:
         qc = _columns(quotes)
         q = Quotes(np.asarray(qc["ts_us"], np.int64), np.asarray(qc["symbol"]).astype(str),
                    np.asarray(qc["bid"], float), np.asarray(qc["ask"], float))  # fmt: skip
-    return analyze_gap(_columns(orders), _columns(fills), quotes=q, window_us=int(window_s * 1e6),
+    return analyze_gap(_columns(orders), _fills(fills), quotes=q, window_us=int(window_s * 1e6),
                        quote_asset=quote_asset, allow_unmatched=allow_unmatched,
-                       funding_live=funding_live, funding_backtest=funding_backtest)  # fmt: skip
+                       funding_live=funding_live, funding_backtest=funding_backtest,
+                       fee_rates=fee_prices, equity=equity)  # fmt: skip
+
+
+def _fills(src: Columns) -> Mapping[str, Any]:
+    """Live fills: a Binance user-trade file as downloaded, else the gap's own columns."""
+    if isinstance(src, str | Path) and detect_layout(src) is not None:
+        return read_user_trades(src)
+    return _columns(src)
 
 
 def _columns(src: Columns) -> Mapping[str, Any]:

@@ -156,6 +156,54 @@ def slippage_model(spec: Any, panel: Panel, lag: int, bps: float) -> Any:
                      "book_walk:<levels>")  # fmt: skip
 
 
+def orders_table(run: FactorBacktest, panel: Panel) -> dict[str, np.ndarray]:
+    """The backtest's orders in the layout ``alphaforge gap`` reads (docs/gap.md): one row per
+    order with its decision time and mid (the book's mid when the panel has a book, else the
+    decision bar's close) and the backtest's own fill price and fee.
+
+    Columns: order_id, ts_us (decision time, UTC µs), time_utc (ISO text), symbol, side
+    (buy/sell), qty (base units, at the run's ``init_cash``), decision_mid, bt_fill_px, bt_fee
+    (quote).
+
+    Raises:
+        InputError: the run kept no per-fill records (``record_trades=False``).
+    """
+    trades = run.result.trades
+    if trades is None:
+        raise InputError("the backtest kept no per-fill records; run it with record_trades=True")
+    d, c = trades["decision_row"], trades["col"]
+    if panel.book is not None:
+        mid = 0.5 * (panel.book.bid_px[d, c, 0] + panel.book.ask_px[d, c, 0])
+        mid = np.where(np.isfinite(mid), mid, panel["close"][d, c])
+    else:
+        mid = panel["close"][d, c]
+    ts = panel.ts_us[d]
+    return {
+        "order_id": np.arange(trades.size), "ts_us": ts,
+        "time_utc": np.datetime_as_string(ts.astype("datetime64[us]"), unit="ms"),
+        "symbol": np.asarray(panel.symbols)[c],
+        "side": np.where(trades["qty"] + trades["unfilled_qty"] > 0, "buy", "sell"),
+        "qty": np.abs(trades["qty"]) + np.abs(trades["unfilled_qty"]), "decision_mid": mid,
+        "bt_fill_px": trades["fill_px"], "bt_fee": trades["fee"],
+    }  # fmt: skip
+
+
+def write_orders(cols: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Write an orders table as CSV, or parquet when ``path`` ends in .parquet."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({k: pa.array(v) for k, v in cols.items()})
+    if p.suffix == ".parquet":
+        pq.write_table(table, p)
+    else:
+        pacsv.write_csv(table, p)
+    return p
+
+
 def backtest_report(run: FactorBacktest, panel: Panel, out_dir: str | Path) -> ReportPaths:
     """The HTML tear sheet + PNGs + report.json of a factor backtest on ``panel`` (what
     ``alphaforge report`` and ``BacktestRun.report`` write)."""

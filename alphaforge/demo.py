@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alphaforge.backtests import run_factor_backtest
+from alphaforge.backtests import orders_table, run_factor_backtest
 from alphaforge.data.validate import validate_table
 from alphaforge.engine.backtest import Slippage
 from alphaforge.engine.gap import Quotes, analyze_gap
@@ -36,23 +36,6 @@ class DemoResult:
 
     report_html: str
     summary: dict[str, Any]
-
-
-def _orders_from_trades(trades: np.ndarray, panel: Panel) -> dict[str, np.ndarray]:
-    """Backtest fills -> the intended orders table of engine.gap (decision time and mid)."""
-    d = trades["decision_row"]
-    c = trades["col"]
-    book = panel.book
-    if book is not None:
-        mid = 0.5 * (book.bid_px[d, c, 0] + book.ask_px[d, c, 0])
-    else:
-        mid = panel["close"][d, c]
-    return {
-        "order_id": np.arange(trades.size), "ts_us": panel.ts_us[d],
-        "symbol": np.asarray(panel.symbols)[c], "side": np.sign(trades["qty"]),
-        "qty": np.abs(trades["qty"]) + np.abs(trades["unfilled_qty"]), "decision_mid": mid,
-        "bt_fill_px": trades["fill_px"], "bt_fee": trades["fee"],
-    }  # fmt: skip
 
 
 def _best_library_factor(
@@ -104,7 +87,7 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: in
         slippage=Slippage("book_walk", book=execution_book(test.book, 1)),
     )
     trades = bt.result.trades
-    orders = _orders_from_trades(trades, test)
+    orders = orders_table(bt, test)
     # live: a 5 bps fee tier (the backtest assumed 4) and 1 s + Exp(20 s) order latency
     fills = simulate_fills(orders, test.ts_us, test.symbols, test.book, fee_bps=5.0,
                            latency=LatencyModel(1_000_000, 20_000_000, seed))  # fmt: skip

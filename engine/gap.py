@@ -31,6 +31,9 @@ I64 = npt.NDArray[np.int64]
 
 ORDER_COLUMNS = ("ts_us", "symbol", "side", "qty", "decision_mid")
 FILL_COLUMNS = ("ts_us", "symbol", "side", "qty", "price", "fee", "fee_asset")
+OVERFILL_RTOL, OVERFILL_ATOL = 1e-6, 1e-8
+"""Fills may exceed an order's quantity by this much (exchanges round quantities to their
+step, 8 decimals at most) before the order counts as matched to more than it asked for."""
 COMPONENTS = ("delay", "half_spread", "impact", "fees", "opportunity", "funding")
 
 
@@ -70,6 +73,9 @@ class GapReport:
         gap_return: total live-minus-backtest cost as a fraction of ``equity``.
         unmatched_fills: number of live fills matched to no order (0 unless allowed).
         calibration: model -> {"rmse_bps", params...} and "best" (see calibrate_models).
+        fills: orders, filled (fully), partial, unfilled, fills (matched), fill_rate (filled
+            share of the intended notional); partial and unfilled orders pay the
+            ``opportunity`` component.
     """
 
     per_order: Mapping[str, np.ndarray]
@@ -80,6 +86,7 @@ class GapReport:
     gap_return: float
     unmatched_fills: int
     calibration: Mapping[str, Any]
+    fills: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (per-order arrays as lists)."""
@@ -87,6 +94,7 @@ class GapReport:
             "live_bps": dict(self.live_bps), "backtest_bps": dict(self.backtest_bps),
             "gap_bps": dict(self.gap_bps), "driver": self.driver, "gap_return": self.gap_return,
             "unmatched_fills": self.unmatched_fills, "calibration": dict(self.calibration),
+            "fills": dict(self.fills or {}),
             "orders": {k: np.asarray(v).tolist() for k, v in self.per_order.items()},
         }  # fmt: skip
 
@@ -158,24 +166,45 @@ def match_fills(orders: Mapping[str, Any], fills: Mapping[str, Any], window_us: 
     return out, unmatched
 
 
-def _fee_quote(f: Mapping[str, np.ndarray], quote_asset: str,
-               fee_rates: Mapping[str, float]) -> F64:  # fmt: skip
+def _fee_quote(f: Mapping[str, np.ndarray], quote_asset: str, fee_rates: Mapping[str, float],
+               quotes: Quotes | None = None) -> F64:  # fmt: skip
+    """Each fill's fee in the quote currency: as is in ``quote_asset``; at the fill's own price
+    when paid in the symbol's base asset; at ``fee_rates[asset]`` when given; else at the mid
+    of ``<asset><quote_asset>`` in ``quotes`` at the fill time (e.g. BNB fees with BNBUSDT
+    quotes)."""
     fee = f["fee"].astype(np.float64)
     asset = f["fee_asset"].astype(str)
     base = np.array([s.removesuffix(quote_asset) for s in f["symbol"].astype(str)])
     rate = np.ones(fee.size)
-    for a in np.unique(asset):
+    for a in (str(x) for x in np.unique(asset)):
         rows = asset == a
         if a == quote_asset:
             continue
+        pair = f"{a}{quote_asset}"
         if a in fee_rates:
             rate[rows] = fee_rates[a]
         elif np.all(base[rows] == a):
             rate[rows] = f["price"].astype(np.float64)[rows]
+        elif quotes is not None and pair in set(quotes.symbol.tolist()):
+            b, k = quotes.at(pair, f["ts_us"].astype(np.int64)[rows])
+            mid = 0.5 * (b + k)
+            if not np.isfinite(mid).all():
+                first = int(np.flatnonzero(rows)[np.flatnonzero(~np.isfinite(mid))[0]])
+                raise InputError(f"fills: row {first}: no {pair} quote at or before the fill to "
+                                 f"price its {a} fee")  # fmt: skip
+            rate[rows] = mid
         else:
-            raise InputError(f"fills: fee asset {str(a)!r} needs a price in quote ({quote_asset}); "
-                             "pass fee_rates={asset: price}")  # fmt: skip
+            raise InputError(
+                f"fills: {int(rows.sum())} fee(s) paid in {a} need its price in {quote_asset}: "
+                f"pass --fee-price {a}=<price> (API: fee_prices={{{a!r}: price}}) or quotes "
+                f"that include {pair}"
+            )
     return fee * rate
+
+
+def syms_of(table: Mapping[str, Any]) -> npt.NDArray[np.str_]:
+    """The ``symbol`` column as strings."""
+    return np.asarray(table["symbol"]).astype(str)
 
 
 def _shortfall(side: F64, mid0: F64, arrival: F64, half: F64, vwap: F64, frac: F64,
@@ -226,7 +255,8 @@ def analyze_gap(
             not single orders.
 
     Raises:
-        InputError: missing columns, bad sides, unknown symbols, unmatched fills.
+        InputError: missing columns, bad sides, unknown symbols, unmatched fills, an order
+            matched to more than it asked for, a fee asset without a price.
     """
     o = _columns("orders", orders, ORDER_COLUMNS)
     f = _columns("fills", fills, FILL_COLUMNS)
@@ -242,8 +272,20 @@ def analyze_gap(
     fpx = f["price"].astype(np.float64)[ok]
     filled = np.bincount(idx[ok], weights=fq, minlength=m)
     vwap = np.bincount(idx[ok], weights=fq * fpx, minlength=m) / np.where(filled > 0, filled, 1)
-    fee_q = np.bincount(idx[ok], weights=_fee_quote(f, quote_asset, fee_rates or {})[ok],
+    fee_q = np.bincount(idx[ok], weights=_fee_quote(f, quote_asset, fee_rates or {}, quotes)[ok],
                         minlength=m)  # fmt: skip
+    over = np.flatnonzero(filled > qty * (1 + OVERFILL_RTOL) + OVERFILL_ATOL)
+    if over.size:
+        k = int(over[0])
+        n_fills = int(np.sum(idx == k))
+        oid = f" (order_id {o['order_id'][k]})" if "order_id" in o else ""
+        raise InputError(
+            f"orders: {over.size} order(s) received more than they asked for; first: row {k}"
+            f"{oid}, {syms_of(o)[k]} {'buy' if side[k] > 0 else 'sell'} {qty[k]:.10g} at ts_us "
+            f"{int(o['ts_us'][k])} matched {n_fills} fill(s) totalling {filled[k]:.10g}. Fills of "
+            "other orders were matched to it: give orders and fills an order_id column, or "
+            "narrow the matching window"
+        )
     first_ts = np.full(m, np.iinfo(np.int64).max)
     np.minimum.at(first_ts, idx[ok], f["ts_us"].astype(np.int64)[ok])
     frac = np.minimum(filled / qty, 1.0)
@@ -278,6 +320,10 @@ def analyze_gap(
         **{f"live_{k}_bps": v for k, v in live.items()},
         **{f"bt_{k}_bps": v for k, v in bt.items()},
     }  # fmt: skip
+    fills_summary = {"orders": int(m), "filled": int(np.sum(frac >= 1 - 1e-9)),
+                     "partial": int(np.sum((frac > 0) & (frac < 1 - 1e-9))),
+                     "unfilled": int(np.sum(frac <= 0)), "fills": int(np.sum(ok)),
+                     "fill_rate": float(np.sum(filled * mid0) / np.sum(notional))}  # fmt: skip
     gap_cost = float(np.sum((live["total"] - bt["total"]) * notional) * 1e-4)
     gap_cost += float(funding_live) - float(funding_backtest)
     calib = calibrate_models(live["half_spread"] + live["impact"], qty, mid0,
@@ -291,6 +337,7 @@ def analyze_gap(
         gap_cost / equity if equity else float("nan"),
         unmatched,
         calib,
+        fills_summary,
     )
 
 

@@ -42,7 +42,8 @@ def render_backtest(run: Any, data_info: dict[str, Any], as_json: bool) -> str:
 
 
 def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
-             errors: tuple[type[Exception], ...]) -> None:  # fmt: skip
+             errors: tuple[type[Exception], ...], orders_table: Runner,
+             write_orders: Runner) -> None:  # fmt: skip
     """Add ``backtest`` to ``app``."""
 
     @app.command("backtest", epilog=HELP)
@@ -81,6 +82,13 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
             typer.Option(envvar="ALPHAFORGE_LEDGER", help="Research ledger (trial counts)."),
         ] = None,
         bars: Annotated[int, typer.Option(help="Bars of the synthetic market.")] = 4000,
+        capital: Annotated[
+            float, typer.Option(help="Starting equity in quote (sizes the orders written).")
+        ] = 1.0,
+        orders_out: Annotated[
+            str | None,
+            typer.Option(help="Write the backtest's orders (CSV, or .parquet) for `gap`."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Backtest a factor (rank long-short by default) with fees, slippage and funding."""
@@ -92,7 +100,8 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
             run = run_factor_backtest(panel, factor, scheme=scheme, gross=gross, lag=lag,
                                       fee_bps=fee_bps, slippage_bps=slippage_bps,
                                       rebalance_every=rebalance_every, slippage=slippage,
-                                      registry=Registry(ledger))  # fmt: skip
+                                      init_cash=capital, registry=Registry(ledger))  # fmt: skip
+            written = write_orders(orders_table(run, panel), orders_out) if orders_out else None
         except errors as exc:
             raise fail(exc, as_json) from None
         info = {
@@ -100,4 +109,6 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
             "symbols": panel.N, "bars": panel.T, "interval_us": panel.interval_us,
             "book": panel.meta.get("book"),
         }  # fmt: skip
+        if written is not None:
+            info["orders_out"] = str(written)
         typer.echo(render_backtest(run, info, as_json))

@@ -30,7 +30,31 @@ def render_gap(report: Any, as_json: bool) -> str:
     text = table_text("backtest vs live (bps of notional)", ["component", "live", "backtest",
                                                               "gap"], rows)  # fmt: skip
     best = report.calibration.get("best")
-    return text + f"driver: {report.driver}; best-calibrated slippage model: {best}\n"
+    text += f"driver: {report.driver}; best-calibrated slippage model: {best}\n"
+    f = report.fills or {}
+    if f:
+        text += (f"orders: {f['orders']} ({f['filled']} filled, {f['partial']} partially, "
+                 f"{f['unfilled']} not at all; {f['fills']} fills; "
+                 f"{100 * f['fill_rate']:.1f}% of the intended notional filled)\n")  # fmt: skip
+        if f["partial"] or f["unfilled"]:
+            text += ("WARNING: partly filled orders: the unfilled part is charged as "
+                     "opportunity cost (the move to the end of the horizon)\n")  # fmt: skip
+    return text
+
+
+def parse_fee_prices(items: list[str]) -> dict[str, float]:
+    """["BNB=600", "ETH=3000"] -> {"BNB": 600.0, "ETH": 3000.0}."""
+    out: dict[str, float] = {}
+    for item in items:
+        asset, sep, price = item.partition("=")
+        try:
+            value = float(price)
+        except ValueError:
+            value = float("nan")
+        if not sep or not asset.strip() or not value > 0:
+            raise typer.BadParameter(f"--fee-price {item!r}: expected ASSET=PRICE, e.g. BNB=600")
+        out[asset.strip().upper()] = value
+    return out
 
 
 def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtest: Runner,
@@ -118,7 +142,7 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         typer.echo(to_json(doc) if as_json else
                    f"execution: {run.settings.get('execution')}\nreport: {paths.html}")  # fmt: skip
 
-    handled: tuple[type[Exception], ...] = (EngineError, KeyError, *errors)
+    handled: tuple[type[Exception], ...] = (EngineError, KeyError, typer.BadParameter, *errors)
 
     @app.command("gap")
     def gap(
@@ -130,13 +154,28 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         allow_unmatched: Annotated[bool, typer.Option(help="Ignore stray fills.")] = False,
         funding_live: Annotated[float, typer.Option(help="Funding paid live (quote).")] = 0.0,
         funding_backtest: Annotated[float, typer.Option(help="Funding in the backtest.")] = 0.0,
+        fee_price: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="Quote price of a fee asset, ASSET=PRICE (repeatable), e.g. BNB=600."
+            ),
+        ] = None,
+        equity: Annotated[
+            float | None, typer.Option(help="Account equity in quote (gap as a return).")
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Explain the backtest-vs-live gap: fees, spread, impact, delay, missed fills."""
+        """Explain the backtest-vs-live gap: fees, spread, impact, delay, missed fills.
+
+        --orders: the backtest's orders (`alphaforge backtest --orders-out`). --fills: live
+        fills as Binance gives them (REST myTrades/userTrades JSON or CSV, or the account's
+        trade-history export) or the gap's own columns (docs/gap.md)."""
         try:
+            prices = parse_fee_prices(fee_price or [])
             res = api_gap(orders, fills, quotes=quotes, window_s=window_s,
                           quote_asset=quote_asset, allow_unmatched=allow_unmatched,
-                          funding_live=funding_live, funding_backtest=funding_backtest)  # fmt: skip
+                          funding_live=funding_live, funding_backtest=funding_backtest,
+                          fee_prices=prices, equity=equity)  # fmt: skip
         except handled as exc:
             raise fail(exc, as_json) from None
         typer.echo(render_gap(res, as_json))

@@ -99,8 +99,43 @@ def test_bad_inputs_are_named() -> None:
         analyze_gap(orders, bad)
     with pytest.raises(InputError, match="side"):
         analyze_gap(dict(orders, side=np.full(5, "hold")), fills)
-    with pytest.raises(InputError, match="fee asset 'BNB'"):
+    with pytest.raises(InputError, match=r"5 fee\(s\) paid in BNB need its price in USDT: "
+                       r"pass --fee-price BNB=<price>"):  # fmt: skip
         analyze_gap(orders, dict(fills, fee_asset=np.full(5, "BNB")))
+
+
+def test_bnb_fees_are_priced_from_given_prices_or_from_quotes() -> None:
+    orders, fills, quotes = _case(m=20)
+    usdt = analyze_gap(orders, fills, quotes=quotes)
+    bnb = dict(fills, fee=fills["fee"] / 600.0, fee_asset=np.full(20, "BNB"))
+    given = analyze_gap(orders, bnb, quotes=quotes, fee_rates={"BNB": 600.0})
+    assert given.live_bps["fees"] == pytest.approx(usdt.live_bps["fees"], rel=1e-12)
+    # BNBUSDT quotes at 600 (spread 0.2) price the fee at the mid in force at each fill
+    t = np.array([0], dtype=np.int64)
+    q = Quotes(
+        np.concatenate([quotes.ts_us, t]),
+        np.concatenate([quotes.symbol, ["BNBUSDT"]]),
+        np.concatenate([quotes.bid, [599.9]]),
+        np.concatenate([quotes.ask, [600.1]]),
+    )
+    quoted = analyze_gap(orders, bnb, quotes=q)
+    assert quoted.live_bps["fees"] == pytest.approx(usdt.live_bps["fees"], rel=1e-12)
+
+
+def test_fill_counts_and_an_overfilled_order() -> None:
+    orders, fills, _ = _case(m=10, fill_frac=0.5)
+    rep = analyze_gap(orders, fills)
+    assert rep.fills == {"orders": 10, "filled": 0, "partial": 10, "unfilled": 0, "fills": 10,
+                         "fill_rate": pytest.approx(0.5)}  # fmt: skip
+    three = {k: np.concatenate([v, v[:1], v[:1]]) for k, v in fills.items()}
+    three["qty"][[0, 10, 11]] = orders["qty"][0] / 3  # one order, filled in three parts
+    rep = analyze_gap(orders, three)
+    assert rep.per_order["filled"][0] == pytest.approx(orders["qty"][0])
+    assert rep.fills["filled"] == 1
+    over = {k: np.concatenate([v, v[:1]]) for k, v in fills.items()}
+    over["qty"][0] = over["qty"][10] = orders["qty"][0]
+    with pytest.raises(InputError, match=r"row 0 \(order_id 0\), BTCUSDT .* matched 2 fill"):
+        analyze_gap(orders, over)
 
 
 def test_paper_live_fills_walk_the_book_after_latency() -> None:
