@@ -9,7 +9,7 @@ function behind ``alphaforge backtest``.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -196,6 +196,7 @@ def walkforward(
     embargo: int = 0,
     horizon: int = 1,
     ledger: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> WalkForwardResult:
     """Walk-forward evaluation of a selection rule (as ``alphaforge walkforward``): on rolling or
     expanding train windows the rule picks a factor ("rank_ic": best |t| of the train RankIC,
@@ -208,7 +209,7 @@ def walkforward(
     return run_walkforward(panel, names, grid={k: list(v) for k, v in (grid or {}).items()},
                            rule=rule, train=train, test=test, step=step, mode=mode,
                            purge=purge, embargo=embargo, horizon=horizon,
-                           registry=Registry(ledger))  # fmt: skip
+                           registry=Registry(ledger), progress=progress)  # fmt: skip
 
 
 Columns: TypeAlias = Mapping[str, Any] | pd.DataFrame | str | Path

@@ -80,6 +80,8 @@ def _store_reports(
         raise DataError(f"store {store} has no {dataset} for {exchange}/{market}"
                         f"{' ' + ','.join(symbols) if symbols else ''}: nothing to validate "
                         f"(datasets there: {have})")  # fmt: skip
+    rows = sum(p.rows for p in parts)
+    typer.echo(f"validating {dataset}: {len(parts)} partition(s), {rows:,} rows", err=True)
     table = st.read(dataset, exchange=exchange, market=market, symbols=symbols)
     base, iv = base_dataset(dataset)
     rep = validate_table(
@@ -163,7 +165,9 @@ def register(app: typer.Typer) -> None:
                 )  # fmt: skip
             elif paths:
                 results = []
-                for p in paths:  # one unreadable file does not stop the others
+                for i, p in enumerate(paths, 1):  # one unreadable file does not stop the others
+                    if len(paths) > 1:
+                        typer.echo(f"[{i}/{len(paths)}] validating {p}", err=True)
                     try:
                         table, ds, iv = read_for_validation(p, dataset,
                                                             syms[0] if syms else None)  # fmt: skip

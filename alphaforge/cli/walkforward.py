@@ -47,6 +47,10 @@ def _day(ts_us: int) -> str:
     return dt.datetime.fromtimestamp(ts_us / 1e6, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _say(message: str) -> None:
+    typer.echo(f"walkforward: {message}", err=True)
+
+
 def register(app: typer.Typer, load_panel: Runner, walkforward: Runner,
              errors: tuple[type[Exception], ...]) -> None:  # fmt: skip
     """Add ``walkforward`` to ``app``; ``walkforward`` is ``alphaforge.walkforward``'s API."""
@@ -101,7 +105,8 @@ def register(app: typer.Typer, load_panel: Runner, walkforward: Runner,
             names = [f.strip() for f in factors.split(",") if f.strip()] if factors else None
             res = walkforward(panel, names, rule=rule, grid=parse_grid(grid or []) or None,
                               train=train, test=test, step=step, mode=mode, purge=purge,
-                              embargo=embargo, horizon=horizon, ledger=ledger)  # fmt: skip
+                              embargo=embargo, horizon=horizon, ledger=ledger,
+                              progress=_say)  # fmt: skip
         except caught as exc:
             raise fail(exc, as_json) from None
         report = str(res.report(out).html) if out else None

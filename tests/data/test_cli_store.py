@@ -61,7 +61,7 @@ runner = CliRunner()
 def test_ls_json_summarizes_datasets(filled: Path) -> None:
     res = runner.invoke(app, ["store", "ls", "--store", str(filled), "--json"])
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)
     (row,) = doc["datasets"]
     assert (row["exchange"], row["market"], row["dataset"]) == ("binance", "usdm", "klines_1m")
     assert (row["symbols"], row["partitions"], row["rows"]) == (2, 3, 110)
@@ -84,7 +84,7 @@ def test_info_filters_symbols_and_shows_sources(filled: Path) -> None:
         app, ["store", "info", "klines_1m", "--symbol", "BTCUSDT", "--store", str(filled), "--json"]
     )
     assert res.exit_code == 0, res.output
-    parts = json.loads(res.output)["partitions"]
+    parts = json.loads(res.stdout)["partitions"]
     assert [(p["symbol"], p["month"], p["rows"]) for p in parts] == [
         ("BTCUSDT", "2024-01", 40),
         ("BTCUSDT", "2024-02", 60),
@@ -106,7 +106,7 @@ def test_info_unknown_dataset_and_empty(filled: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0
     assert "no partitions of funding" in res.output
     res = runner.invoke(app, ["store", "ls", "--store", str(tmp_path / "none"), "--json"])
-    assert json.loads(res.output)["datasets"] == []
+    assert json.loads(res.stdout)["datasets"] == []
 
 
 def test_console_script_runs(filled: Path) -> None:

@@ -414,7 +414,7 @@ def test_pull_source_tardis_downloads_and_ingests(
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 0, res.output
         assert KEY not in res.output
-        doc = json.loads(res.output)
+        doc = json.loads(res.stdout)
         n_rows = raw.decode().count("\n") - 1
         assert doc["rows_added"] == n_rows == 10
         parts = Store(store).partitions(dataset)

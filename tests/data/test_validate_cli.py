@@ -109,14 +109,14 @@ def test_cli_exit_codes_on_real_files(real_dir: Path) -> None:
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["validate", clean, "--fail-on", "warning", "--json"])
     assert res.exit_code == 0, res.output  # large real moves inform; they do not warn
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)
     assert doc["reports"][0]["worst_severity"] == "info"
     checks = {c["name"]: c["count"] for c in doc["reports"][0]["checks"]}
     assert checks["return_outlier"] > 0  # still reported
     cdd = str(real_dir / "cryptodatadownload" / "Binance_BTCUSDT_1h.csv.gz")
     res = runner.invoke(app, ["validate", cdd, "--json"])
     assert res.exit_code == 1
-    checks = {c["name"]: c["count"] for c in json.loads(res.output)["reports"][0]["checks"]}
+    checks = {c["name"]: c["count"] for c in json.loads(res.stdout)["reports"][0]["checks"]}
     assert checks["mixed_timestamp_units"] > 0
     assert checks["overlapping_layouts"] == 2649
 
@@ -137,7 +137,7 @@ def test_cli_repair_parquet(tmp_path: Path) -> None:
         app, ["validate", str(src), "--dataset", "klines_1m", "--repair", str(out), "--json"]
     )
     assert res.exit_code == 0, res.output  # gaps are warnings
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)
     assert doc["repair"]["n_filled"] == 3
     fixed = pq.read_table(out)
     assert fixed.num_rows == 40
@@ -167,7 +167,7 @@ def test_cli_store_sets_partition_status(real_dir: Path, tmp_path: Path) -> None
         ],
     )
     assert res.exit_code == 0, res.output
-    rep = json.loads(res.output)["reports"][0]
+    rep = json.loads(res.stdout)["reports"][0]
     miss = next(c for c in rep["checks"] if c["name"] == "missing_bars")
     assert miss["count"] == 1
     (part,) = st.partitions("klines_1m", market="usdm")

@@ -80,7 +80,7 @@ def _run(*args: str | Path) -> Any:
 
 
 def _reports(res: Any) -> dict[str, dict[str, Any]]:
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)
     return {r["source"].rsplit(" ", 1)[-1]: r for r in doc["reports"]}
 
 
@@ -222,7 +222,7 @@ def test_files_archive_vs_rest(synth: tuple[pa.Table, pa.Table], tmp_path: Path)
     pq.write_table(rest, b)
     res = _run("--reconcile", "files", a, b, "--json")
     assert res.exit_code == 1, res.output
-    (r,) = json.loads(res.output)["reports"]
+    (r,) = json.loads(res.stdout)["reports"]
     assert r["expected"] == 200
     assert [x["row"] for x in _check(r, "value_mismatch")["rows"]] == [150]
     assert "close" in _check(r, "value_mismatch")["description"]
@@ -290,7 +290,7 @@ def test_files_real_archive_csv_vs_parquet_export(real_dir: Path, tmp_path: Path
     pq.write_table(rest, out)
     res = _run("--reconcile", "files", csv, out, "--json")
     assert res.exit_code == 1, res.output
-    (r,) = json.loads(res.output)["reports"]
+    (r,) = json.loads(res.stdout)["reports"]
     assert r["expected"] == 300
     assert [x["row"] for x in _check(r, "value_mismatch")["rows"]] == [107]
     assert "volume" in _check(r, "value_mismatch")["description"]
