@@ -1,33 +1,53 @@
-"""``alphaforge demo``: the offline end-to-end run on the embedded synthetic market."""
+"""``alphaforge demo``: the whole pipeline, offline, on a synthetic market with known truths.
+
+The market (``data.synthetic_demo``) plants one real factor (``taker_imbalance_20``, worth
+trading hourly after costs) and one mirage (bid-ask bounce, which makes the 1-bar reversal look
+strong at trade prices only). The demo then does what a researcher would, and says what it
+found against what was planted:
+
+1. generate the market (labelled SYNTHETIC everywhere) and validate the data it will use;
+2. rank the whole library on the train split (7 weeks of 5-minute bars) with hourly
+   rebalancing and realistic costs, every factor a trial in a fresh research ledger;
+3. run the offline proposal generator through the same gates;
+4. show the bounce: ``rev_1`` traded every bar, gross at trade prices vs net with fills walking
+   the book;
+5. show a leaky candidate (a function that reads the next bar) caught by the lookahead check;
+6. pick the factor with the best net Sharpe on the train split and look at the holdout once:
+   a backtest on the test split (3 weeks) with book-walk fills, paper-live fills after a latency
+   at a different fee tier, the gap decomposed, and the report written.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from alphaforge.backtests import orders_table, run_factor_backtest
+from alphaforge.backtests import backtest_report, orders_table, run_factor_backtest
 from alphaforge.data.validate import validate_table
-from alphaforge.engine.backtest import Slippage
+from alphaforge.engine.defaults import Execution
 from alphaforge.engine.gap import Quotes, analyze_gap
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.paper_live import LatencyModel, simulate_fills
-from alphaforge.engine.report import ReportInputs, build_report
-from alphaforge.engine.slippage import execution_book
-from alphaforge.factors.expr import Unary, parse
-from alphaforge.factors.ic import cs_ic
+from alphaforge.factors.errors import LookaheadError
 from alphaforge.factors.ledger import Ledger
-from alphaforge.factors.library import LIBRARY, list_factors
 from alphaforge.factors.propose import Gate, Study, StudyConfig
-from alphaforge.factors.resolve import resolve_factor
-from alphaforge.factors.returns import forward_returns
-from alphaforge.factors.score import rank_factors, score_factor
-from alphaforge.panels import synthetic_panel
+from alphaforge.factors.rank_library import rank_library
+from alphaforge.factors.registry import Registry
+from alphaforge.factors.score import score_factor
+from alphaforge.panels import demo_panel
+from alphaforge.report_quality import panel_quality, quality_html
 
-F64 = npt.NDArray[np.float64]
+HOURLY = 12
+"""Bars between rebalances of the selected factor (5-minute bars: hourly)."""
+TRAIN_SHARE = 0.7
+LIVE_FEE_BPS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,131 +58,152 @@ class DemoResult:
     summary: dict[str, Any]
 
 
-def _best_library_factor(
-    panel: Panel, train_rows: int, progress: Any
-) -> tuple[str, float, list[tuple[str, dict[str, float]]]]:
-    """The library factor whose 1-bar RankIC has the largest |t-stat| on the training rows
-    (factors.score.rank_factors); a negative IC flips the factor's sign in the backtest."""
+def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 20, weeks: int = 10,
+             seed: int = 7, progress: Callable[[str], None] = print) -> DemoResult:  # fmt: skip
+    """The demo (module docstring). ``progress`` gets one line per step.
 
-    train = panel.take_rows(slice(0, train_rows))
-    facs = {f.name: f.expr for f in list_factors(panel=panel)}
-    progress(f"   scoring {len(facs)} library factors on {train_rows} training bars")
-    ranked = rank_factors(facs, train, horizon=1)
-    name, mean_ic, _t = ranked[0]
-    return name, float(mean_ic), [(n, {"rank_ic": m, "t_stat": t}) for n, m, t in ranked]
-
-
-def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 12, n_bars: int = 3000,
-             seed: int = 7, progress: Any = print) -> DemoResult:  # fmt: skip
-    """validate -> score the library -> offline proposals -> backtest the best with book
-    slippage -> paper-live gap -> report.html, on the embedded synthetic market.
-
-    Args:
-        out_dir: where report.html, report.json and the PNGs go.
-        n_symbols, n_bars, seed: the synthetic market (labelled synthetic everywhere).
-        progress: called with one line of text per step.
+    Returns:
+        DemoResult with the report path and a summary: what was planted, what was found, the
+        train ranking, the bounce's gross vs net, the leak caught, the test backtest, the gap.
     """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = out / "ledger.sqlite"
+    ledger.unlink(missing_ok=True)  # the demo's own trials only
+    registry = Registry(ledger)
+    sp = demo_panel(n_symbols=n_symbols, weeks=weeks, seed=seed)
+    panel, meta = sp.panel, sp.market.meta
+    cut = int(panel.T * TRAIN_SHARE)
+    train, test = panel.take_rows(slice(0, cut)), panel.take_rows(slice(cut, None))
+    progress(f"1/6 SYNTHETIC market: {panel.N} symbols x {weeks} weeks of 5m bars "
+             f"({panel.T:,} bars); planted: {meta['demo']['planted_factor']} (real) and "
+             "bid-ask bounce (a mirage)")  # fmt: skip
+    quality = _quality(sp.market.klines, test)
+    progress(f"   data used (test split): {quality['status']}")
+    hourly = Execution(rebalance_every=HOURLY)
+    ranking = rank_library(train, horizon=HOURLY, execution=hourly, registry=registry,
+                           progress=lambda d, n, _m: progress(f"   ranked {d}/{n}"))  # fmt: skip
+    best = max(ranking.rows, key=lambda r: r["sharpe"] if np.isfinite(r["sharpe"]) else -np.inf)
+    progress(f"2/6 library ranked on the train split ({train.T:,} bars, hourly rebalance, "
+             f"4 bps fee + 1 bps slippage): best net Sharpe {best['name']} "
+             f"{best['sharpe']:.2f}; {ranking.trials['n_trials']} trials on this data")  # fmt: skip
+    proposals = _offline_proposals(train, ledger, seed, progress)
+    progress(f"3/6 offline proposals: {proposals['counts']}")
+    bounce = _bounce(train, registry)
+    progress(f"4/6 bounce: rev_1 every bar, Sharpe {bounce['gross_sharpe']:.1f} gross at trade "
+             f"prices -> {bounce['net_sharpe']:.1f} net with book-walk fills")  # fmt: skip
+    leak = _leak(train)
+    progress(f"5/6 leaky candidate: {leak['verdict']}")
+    found = best["name"] == meta["demo"]["planted_factor"]
+    run, gap, look = _test_split(panel, cut, test, best["name"], registry)
+    progress(f"6/6 test split ({test.T:,} bars, looked at once): {best['name']} Sharpe "
+             f"{run.metrics['sharpe']:.2f}, return {run.metrics['total_return']:.2%}; "
+             f"paper-live gap {gap.gap_bps['total']:.2f} bps (driver: {gap.driver})")  # fmt: skip
+    summary = {
+        "synthetic": True, "planted": meta["demo"], "found_planted": found,
+        "selected": best["name"], "selection": "best net Sharpe on the train split",
+        "train": {k: best[k] for k in ("rank_ic", "t_stat", "sharpe", "gross_sharpe", "dsr")},
+        "trials": ranking.trials, "holdout": look, "test_metrics": run.metrics,
+        "metrics": run.metrics, "bounce": bounce, "leak": leak, "proposals": proposals,
+        "gap_bps": dict(gap.gap_bps), "gap_driver": gap.driver, "quality": quality["status"],
+        "execution": run.settings["execution"],
+    }  # fmt: skip
+    paths = backtest_report(
+        run, test, out, gap=gap, quality=quality["html"],
+        title=f"alphaforge demo: {best['name']} on the test split (SYNTHETIC market, seed {seed})",
+        notes=[f"Planted: {meta['demo']['planted']}.", f"Also planted: {meta['demo']['bounce']}.",
+               f"Selected by {summary['selection']}: {best['name']} "
+               f"({'the planted factor' if found else 'NOT the planted factor'}), among "
+               f"{ranking.trials['n_trials']} trials on the train split (DSR there "
+               f"{best['dsr']:.3f}: the deflation reads the wide spread of the trials' Sharpe "
+               "ratios, mostly costs sinking high-turnover factors, as luck, so it is "
+               "conservative here). The figures below are the one look at the test split.",
+               f"Paper-live fills: the book after a 1 s + Exp(20 s) latency, {LIVE_FEE_BPS:g} bps "
+               "live fee tier vs 4 bps assumed by the backtest."],
+        sections=[("Train split: library ranked by |t| of RankIC (top 12; net Sharpe at hourly "
+                   "rebalance)", {r["name"]: f"RankIC {r['rank_ic']:.4f}, t {r['t_stat']:.1f}, "
+                   f"net Sharpe {r['sharpe']:.2f}, DSR {r['dsr']:.3f}"
+                   for r in ranking.rows[:12]}),
+                  ("The bounce: rev_1 rebalanced every bar (train split)", bounce),
+                  ("A leaky candidate", leak),
+                  ("Offline proposals (train split, same gates)", proposals["table"])],
+    )  # fmt: skip
+    summary["report"] = str(paths.html)
+    return DemoResult(str(paths.html), summary)
 
-    progress(f"1/6 generating the SYNTHETIC market: {n_symbols} symbols x {n_bars} 1m bars")
-    sp = synthetic_panel(n_symbols=n_symbols, n_bars=n_bars, seed=seed, book_levels=20)
-    panel = sp.panel
-    progress("2/6 validating klines")
-    quality = validate_table(sp.market.klines, "klines_1m", source="synthetic")
-    train_rows = int(panel.T * 0.7)
-    progress("3/6 scoring the factor library (train split)")
-    name, ic, ranked = _best_library_factor(panel, train_rows, progress)
-    expr = name if ic >= 0 else _negated(_expr_of(name))
-    progress("4/6 offline factor proposals (seeded generator, same gates as an LLM's)")
-    proposals = _offline_proposals(panel, train_rows, out_dir, seed, progress)
-    progress(f"   {proposals['counts']}; accepted {proposals['accepted']}")
-    test = panel.take_rows(slice(train_rows, panel.T))
+
+def _quality(klines: pa.Table, test: Panel) -> dict[str, Any]:
+    """Validation of the klines the test split uses, and the panel's own facts."""
+    start = pa.scalar(int(test.ts_us[0]) - int(test.interval_us or 0), pa.timestamp("us",
+                      tz="UTC"))  # fmt: skip
+    used = klines.filter(pc.greater_equal(klines["open_time"], start))
+    rep = validate_table(used, "klines_5m", source="synthetic (test split)")
+    html = quality_html(panel_quality(test), None) + rep.to_html()
+    return {"status": rep.worst_severity, "html": html}
+
+
+def _offline_proposals(train: Panel, ledger: Path, seed: int,
+                       progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+    """A small offline proposal study on the train split, hourly, same gates as an LLM's."""
+    cfg = StudyConfig(study="demo", rounds=2, per_round=8, seed=seed, library_check=False,
+                      horizon=HOURLY, rebalance_every=HOURLY,
+                      gate=Gate(min_abs_t=3.0, min_sharpe=0.0))  # fmt: skip
+    res = Study(train, cfg, Ledger(ledger), None, progress=lambda m: progress("   " + m)).run()
+    table = {a["expression"]: f"train t {a['train']['t_stat']:.1f}, net Sharpe "
+             f"{a['train']['sharpe']:.2f}" for a in res.accepted}  # fmt: skip
+    return {"counts": res.counts, "accepted": len(res.accepted),
+            "table": table or {"accepted": "none passed the gate"}}  # fmt: skip
+
+
+def _bounce(train: Panel, registry: Registry) -> dict[str, Any]:
+    """rev_1 traded every bar: gross at the printed prices vs net with book-walk fills."""
+    gross = run_factor_backtest(train, "rev_1", fee_bps=0.0, slippage="none", registry=registry)
+    net = run_factor_backtest(train, "rev_1", slippage="book_walk", registry=registry)
+    return {"gross_sharpe": gross.metrics["sharpe"], "gross_return": gross.metrics["total_return"],
+            "net_sharpe": net.metrics["sharpe"], "net_return": net.metrics["total_return"],
+            "why": "the close prints at the bid or the ask; a fill at the book pays the spread "
+                   "the reversal seemed to earn"}  # fmt: skip
+
+
+def _leak(train: Panel) -> dict[str, Any]:
+    """A candidate that reads the next bar's close, put through the lookahead check."""
+
+    def next_bar_return(p: Panel) -> np.ndarray:
+        c = p["close"]
+        out = np.full(c.shape, np.nan)
+        out[:-1] = c[1:] / c[:-1] - 1.0  # the NEXT bar's return: known only a bar later
+        return out
+
+    t0 = time.perf_counter()
+    try:
+        score_factor(next_bar_return, train.take_rows(slice(0, 4000)), horizons=(1,), n_trials=1)
+    except LookaheadError as exc:
+        return {"candidate": "a function returning the next bar's return",
+                "verdict": "caught by the lookahead check", "detail": str(exc)[:300],
+                "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
+    return {
+        "candidate": "a function returning the next bar's return",
+        "verdict": "NOT caught (a bug: please report it)",
+    }
+
+
+def _test_split(panel: Panel, cut: int, test: Panel, name: str,
+                registry: Registry) -> tuple[Any, Any, dict[str, Any]]:  # fmt: skip
+    """The one holdout look: score on the test split (recorded in the registry), backtest with
+    book-walk fills, paper-live fills of its orders, the gap."""
+    scored = score_factor(name, panel, horizons=(HOURLY,), split=int(panel.ts_us[cut]), test=True,
+                          registry=registry, rebalance_every=HOURLY)  # fmt: skip
+    look = {"test_rank_ic": scored.test.rank_ic[HOURLY]["mean"] if scored.test else None,
+            "note": next((n for n in scored.notes if "holdout" in n), "")}  # fmt: skip
+    run = run_factor_backtest(test, name, rebalance_every=HOURLY, init_cash=100_000.0,
+                              slippage="book_walk", registry=registry)  # fmt: skip
     assert test.book is not None
-    progress(f"5/6 backtesting {expr!r} on the test split with book-walk slippage")
-    bt = run_factor_backtest(
-        test,
-        expr,
-        rebalance_every=15,
-        init_cash=100_000.0,
-        fee_bps=4.0,
-        slippage=Slippage("book_walk", book=execution_book(test.book, 1)),
-    )
-    trades = bt.result.trades
-    orders = orders_table(bt, test)
-    # live: a 5 bps fee tier (the backtest assumed 4) and 1 s + Exp(20 s) order latency
-    fills = simulate_fills(orders, test.ts_us, test.symbols, test.book, fee_bps=5.0,
-                           latency=LatencyModel(1_000_000, 20_000_000, seed))  # fmt: skip
+    orders = orders_table(run, test)
+    fills = simulate_fills(orders, test.ts_us, test.symbols, test.book, fee_bps=LIVE_FEE_BPS,
+                           latency=LatencyModel(1_000_000, 20_000_000, 7))  # fmt: skip
     bid0, ask0 = test.book.bid_px[:, :, 0], test.book.ask_px[:, :, 0]
     quotes = Quotes(np.repeat(test.ts_us, test.N), np.tile(np.asarray(test.symbols), test.T),
                     bid0.ravel(), ask0.ravel())  # fmt: skip
     gap = analyze_gap(orders, fills, quotes=quotes, window_us=600_000_000,
-                      equity=bt.result.init_cash, allow_unmatched=False)  # fmt: skip
-    progress(f"6/6 paper-live gap: {gap.gap_bps['total']:.2f} bps, driven by {gap.driver}")
-    score = score_factor(expr, test, horizons=(1, 5, 15, 60), redundancy=False)
-    fwd = forward_returns(test, (1,), lag=1)[0]
-    values = np.asarray(_evaluate(expr, test))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slip_bps = trades["slippage"] / (np.abs(trades["qty"]) * trades["ref_px"]) * 1e4
-    inputs = ReportInputs(
-        title=f"alphaforge demo: {expr} (SYNTHETIC market, seed {seed})",
-        ts_us=test.ts_us, equity=bt.result.equity, periods_per_year=test.periods_per_year,
-        metrics=bt.metrics, turnover=bt.result.turnover_series,
-        costs={"fees": bt.result.fees, "slippage": bt.result.slippage,
-               "funding": bt.result.funding},
-        slippage_bps=slip_bps, ic_series=cs_ic(values, fwd), ic_decay=score.decay,
-        quantile_returns=list(score.quantile_returns.get(1, ())),
-        gap_components={k: gap.gap_bps[k] for k in ("delay", "half_spread", "impact", "fees",
-                                                    "opportunity")},
-        quality_html=quality.to_html(),
-        sections=[("Offline proposals (train split)", {"trials": sum(proposals["counts"].values()),
-                   **proposals["counts"], "best accepted": proposals["best"]}),
-                  ("Top library factors by |t| of 1-bar RankIC (train): mean RankIC",
-                   {n: v["rank_ic"] for n, v in ranked[:10]}),
-                  ("Gap (bps of notional): live minus backtest", gap.gap_bps),
-                  ("Slippage model calibration: RMSE of predicted live cost (bps)",
-                   {k: v["rmse_bps"] for k, v in gap.calibration.items() if isinstance(v, dict)}
-                   | {"best": gap.calibration.get("best")})],
-        notes=["SYNTHETIC market: generated by data.synthetic, not real exchange data.",
-               "Paper-live fills: book walk at decision time + seeded latency (1 s + Exp(20 s)),"
-               " 5 bps live fee tier vs 4 bps assumed by the backtest."],
-    )  # fmt: skip
-    paths = build_report(inputs, out_dir)
-    summary = {"synthetic": True, "best_factor": expr, "train_rank_ic": ic,
-               "metrics": bt.metrics, "gap_bps": dict(gap.gap_bps), "gap_driver": gap.driver,
-               "quality": quality.worst_severity, "proposals": proposals,
-               "report": str(paths.html)}  # fmt: skip
-    return DemoResult(str(paths.html), summary)
-
-
-def _negated(expr: str) -> str:
-    """Canonical text of -expr, without a double negation."""
-
-    node = parse(expr)
-    if isinstance(node, Unary) and node.op == "-":
-        return str(node.arg)
-    return str(parse(f"-({expr})"))
-
-
-def _expr_of(name: str) -> str:
-
-    return LIBRARY[name].expr if name in LIBRARY else name
-
-
-def _evaluate(expr: str, panel: Panel) -> F64:
-
-    return resolve_factor(expr, panel)[2]
-
-
-def _offline_proposals(panel: Panel, train_rows: int, out_dir: str, seed: int,
-                       progress: Any) -> dict[str, Any]:  # fmt: skip
-    """A small offline proposal study on the training rows (trials land in a ledger in
-    ``out_dir``); returns its counts and the best accepted expression, if any."""
-
-    ledger_path = Path(out_dir) / "ledger.sqlite"
-    ledger_path.unlink(missing_ok=True)
-    train = panel.take_rows(slice(0, train_rows))
-    cfg = StudyConfig(study="demo", rounds=2, per_round=8, seed=seed, library_check=False,
-                      rebalance_every=15, gate=Gate(min_abs_t=3.0, min_sharpe=0.0))  # fmt: skip
-    res = Study(train, cfg, Ledger(ledger_path), None, progress=lambda m: progress("   " + m)).run()
-    best = max(res.accepted, key=lambda a: abs(a["train"]["t_stat"]), default=None)
-    return {"counts": res.counts, "accepted": len(res.accepted), "ledger": str(ledger_path),
-            "best": best["expression"] if best else None}  # fmt: skip
+                      equity=run.result.init_cash)  # fmt: skip
+    return run, gap, look

@@ -19,6 +19,7 @@ from alphaforge.data import schemas
 from alphaforge.data.store import Store
 from alphaforge.data.store_views import kline_panel_table, panel_table_from_klines
 from alphaforge.data.synthetic import SyntheticMarket, generate_market
+from alphaforge.data.synthetic_demo import generate_demo_market
 from alphaforge.data.universe import listings_from_store, tradable_mask
 from alphaforge.engine.book import book_levels_at, rebuild_books
 from alphaforge.engine.errors import PanelError
@@ -77,6 +78,18 @@ def synthetic_panel(**kwargs: Any) -> SyntheticPanel:
     panel = Panel.from_arrow(table, interval_us=step, meta={**market.meta, "source": "synthetic"})
     if market.books.num_rows:
         panel = panel.with_book(book_levels_at(market.books, panel.ts_us, panel.symbols))
+    planted = _pivot(market.planted, "planted_signal", panel)
+    return SyntheticPanel(panel=panel, planted=planted, market=market)
+
+
+def demo_panel(**kwargs: Any) -> SyntheticPanel:
+    """The demo's market (``data.synthetic_demo``: a planted factor and bid-ask bounce) as a
+    Panel with its book at every bar; ``planted`` holds the planted factor's values."""
+    market = generate_demo_market(**kwargs)
+    step = schemas.interval_us(str(market.meta["parameters"]["interval"]))
+    table = panel_table_from_klines(market.klines, market.funding, step)
+    panel = Panel.from_arrow(table, interval_us=step, meta={**market.meta, "source": "synthetic"})
+    panel = panel.with_book(book_levels_at(market.books, panel.ts_us, panel.symbols))
     planted = _pivot(market.planted, "planted_signal", panel)
     return SyntheticPanel(panel=panel, planted=planted, market=market)
 
@@ -250,6 +263,13 @@ def _as_of(table: pa.Table, field: str, panel: Panel, max_age_us: int) -> F64:
         ok[ok] = panel.ts_us[ok] - ts[rows[k[ok]]] <= max_age_us
         out[ok, j] = val[rows[k[ok]]]
     return out
+
+
+def source_dataset(store: str | Store, interval: str, market: str = "usdm") -> str:
+    """The stored klines dataset a panel of ``interval`` is built from (``klines_1m`` for 1h
+    bars resampled from a 1m store)."""
+    st = store if isinstance(store, Store) else Store(store)
+    return f"klines_{_source_interval(st, interval, market)}"
 
 
 def _source_interval(store: Store, interval: str, market: str) -> str:

@@ -53,7 +53,7 @@ def detect_layout(path: str | Path) -> Layout | None:
     cols = {c.strip().strip('"') for c in first.split(",")}
     if {"commissionasset", "price", "qty"} <= cols:
         return "rest_csv"
-    if cols & set(_EXPORT_TIME) and ({"pair", "symbol"} & cols) and (set(_EXPORT_QTY) & cols):
+    if {"date(utc)", "time(utc)"} & cols and {"pair", "symbol"} & cols and set(_EXPORT_QTY) & cols:
         return "export_csv"
     return None
 

@@ -24,6 +24,13 @@ import numpy as np
 import numpy.typing as npt
 
 from alphaforge.engine.formatting import fmt, json_safe
+from alphaforge.engine.report_metrics import (
+    heat_map_ok,
+    metric_rows,
+    rolling_window,
+    span_text,
+    span_us,
+)
 
 F64 = npt.NDArray[np.float64]
 
@@ -51,6 +58,11 @@ class ReportInputs:
         curves: label -> (T,) per-bar returns (NaN = not in that curve) drawn together as
             cumulative returns on the ``ts_us`` axis (e.g. in-sample vs out-of-sample).
         tables: (title, column names, rows) tables shown after the figures.
+        interval_us: bar length; with ``ts_us`` it decides which figures the span supports
+            (engine.report_metrics: annualised figures, rolling windows, the heat map).
+        returns: (T,) per-bar net returns (default: from ``equity``).
+        top_sections: (title, mapping) tables shown right after the performance table (costs,
+            research honesty); ``sections`` come after the figures.
     """
 
     title: str
@@ -71,6 +83,23 @@ class ReportInputs:
     warnings: Sequence[str] = ()
     curves: Mapping[str, F64] = field(default_factory=dict)
     tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]] = ()
+    interval_us: int | None = None
+    returns: F64 | None = None
+    top_sections: Sequence[tuple[str, Mapping[str, Any]]] = ()
+
+    @property
+    def span(self) -> int:
+        """µs covered by the rows (0 without times)."""
+        return 0 if self.ts_us is None else span_us(self.ts_us, self.interval_us)
+
+    @property
+    def step_us(self) -> int | None:
+        """The bar length: ``interval_us`` or the median spacing of ``ts_us``."""
+        if self.interval_us:
+            return int(self.interval_us)
+        if self.ts_us is None or len(self.ts_us) < 2:
+            return None
+        return int(np.median(np.diff(np.asarray(self.ts_us, dtype=np.int64))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +132,8 @@ def _fig_equity(inputs: ReportInputs, plt: Any) -> Any:
 
 
 def _returns(inputs: ReportInputs) -> F64:
+    if inputs.returns is not None:
+        return np.nan_to_num(np.asarray(inputs.returns, dtype=np.float64))
     eq = np.asarray(inputs.equity, dtype=np.float64)
     r = np.empty_like(eq)
     r[0] = 0.0
@@ -111,7 +142,7 @@ def _returns(inputs: ReportInputs) -> F64:
 
 
 def _fig_monthly(inputs: ReportInputs, plt: Any) -> Any:
-    if inputs.ts_us is None:
+    if inputs.ts_us is None or not heat_map_ok(inputs.ts_us, inputs.span):
         return None
     r = _returns(inputs)
     months = (np.asarray(inputs.ts_us) // 1000).astype("datetime64[ms]").astype("datetime64[M]")
@@ -137,21 +168,28 @@ def _fig_monthly(inputs: ReportInputs, plt: Any) -> Any:
 
 
 def _fig_rolling_sharpe(inputs: ReportInputs, plt: Any) -> Any:
+    """Rolling Sharpe (annualised) on a window of at least 7 days, else the rolling return
+    over a 1-day window; None when no window fits (engine.report_metrics.rolling_window)."""
     r = _returns(inputs)
-    w = max(10, r.size // 20)
-    if r.size < 2 * w or not inputs.periods_per_year:
+    win = rolling_window(r.size, inputs.step_us)
+    if win is None or not inputs.periods_per_year:
         return None
+    w, days = win
     c1 = np.cumsum(np.insert(r, 0, 0.0))
-    c2 = np.cumsum(np.insert(r * r, 0, 0.0))
-    mu = (c1[w:] - c1[:-w]) / w
-    var = np.maximum((c2[w:] - c2[:-w]) / w - mu * mu, 0.0) * w / (w - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sr = mu / np.sqrt(var) * math.sqrt(inputs.periods_per_year)
     x = _times(inputs, r.size)[w - 1 :]
     fig, ax = plt.subplots(figsize=(9, 3))
-    ax.plot(x, sr, lw=1.0)
+    if days >= 7:
+        c2 = np.cumsum(np.insert(r * r, 0, 0.0))
+        mu = (c1[w:] - c1[:-w]) / w
+        var = np.maximum((c2[w:] - c2[:-w]) / w - mu * mu, 0.0) * w / (w - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = mu / np.sqrt(var) * math.sqrt(inputs.periods_per_year)
+        ax.set_title(f"Rolling Sharpe ({days}-day window, annualised)")
+    else:
+        y = c1[w:] - c1[:-w]
+        ax.set_title(f"Rolling return ({days}-day window, sum of bar returns)")
+    ax.plot(x, y, lw=1.0)
     ax.axhline(0.0, color="k", lw=0.5)
-    ax.set_title(f"Rolling Sharpe ({w} bars, annualized)")
     return fig
 
 
@@ -161,8 +199,10 @@ def _fig_series(values: Any, title: str, plt: Any, x: Any = None, kind: str = "l
         return None
     fig, ax = plt.subplots(figsize=(9, 3))
     xs = np.arange(v.size) if x is None else x
-    if kind == "bar":
-        ax.bar([str(k) for k in xs], v, color=["tab:red" if a < 0 else "tab:green" for a in v])
+    if kind in ("bar", "cost"):
+        sign = 1.0 if kind == "cost" else -1.0  # costs are bad when positive, returns when not
+        ax.bar([str(k) for k in xs], v, color=["tab:red" if sign * a > 0 else "tab:green"
+                                               for a in v])  # fmt: skip
     elif kind == "hist":
         ax.hist(v[np.isfinite(v)], bins=50)
     else:
@@ -212,8 +252,8 @@ def _figures(inputs: ReportInputs, plt: Any) -> dict[str, Callable[[], Any]]:
                                               _times(inputs, len(turnover)))  # fmt: skip
     if inputs.costs:
         out["cost_breakdown"] = lambda: _fig_series(list(inputs.costs.values()),
-                                                    "Costs paid (quote)", plt,
-                                                    list(inputs.costs), "bar")  # fmt: skip
+                                                    "Costs paid (quote; < 0 = received)", plt,
+                                                    list(inputs.costs), "cost")  # fmt: skip
     if inputs.slippage_bps is not None and len(inputs.slippage_bps):
         out["slippage_distribution"] = lambda: _fig_series(
             inputs.slippage_bps, "Slippage per fill (bps of arrival)", plt, kind="hist"
@@ -239,6 +279,23 @@ def _fig_curves(inputs: ReportInputs, plt: Any) -> Any:
     return fig
 
 
+FIGURE_TITLES = {
+    "equity_drawdown": "Equity and drawdown", "monthly_returns": "Monthly returns",
+    "rolling_sharpe": "Rolling performance", "ic_over_time": "RankIC over time",
+    "ic_decay": "IC decay by horizon", "quantile_returns": "Returns by factor quantile",
+    "turnover": "Turnover", "cost_breakdown": "Costs paid", "slippage_distribution":
+    "Slippage per fill", "gap_waterfall": "Backtest vs live", "cumulative_returns":
+    "Cumulative returns",
+}  # fmt: skip
+
+
+def _metric_rows(inputs: ReportInputs) -> list[tuple[str, Any]]:
+    """The metrics as the span allows (engine.report_metrics), or as given without times."""
+    if inputs.ts_us is None or not inputs.periods_per_year:
+        return list(inputs.metrics.items())
+    return metric_rows(inputs.metrics, _returns(inputs), inputs.span, inputs.periods_per_year)
+
+
 def _rows_html(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
@@ -247,18 +304,27 @@ def _rows_html(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 
 
 def _png(fig: Any) -> bytes:
+    import matplotlib.dates as mdates
+
+    for ax in fig.axes:  # concise date ticks: no overlapping labels at month boundaries
+        if isinstance(ax.xaxis.get_major_formatter(), mdates.AutoDateFormatter):
+            locator = mdates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=90)
     return buf.getvalue()
 
 
-def _table_html(title: str, values: Mapping[str, Any]) -> str:
+def _table_html(title: str, values: Mapping[str, Any] | Sequence[tuple[str, Any]],
+                headers: tuple[str, str] = ("", "value")) -> str:  # fmt: skip
+    items = list(values.items()) if isinstance(values, Mapping) else list(values)
     rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(fmt(v))}</td></tr>"
-        for k, v in values.items()
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(fmt(v))}</td></tr>" for k, v in items
     )
-    return f"<h2>{html.escape(title)}</h2><table>{rows}</table>"
+    head = "".join(f"<th>{html.escape(h or 'item')}</th>" for h in headers)
+    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{rows}</table>"
 
 
 _CSS = ("body{font-family:sans-serif;max-width:980px;margin:auto;padding:1em}"
@@ -289,7 +355,9 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
     parts += [f'<p class="warning">WARNING: {html.escape(w)}</p>' for w in inputs.warnings]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in inputs.notes]
     if inputs.metrics:
-        parts.append(_table_html("Metrics", inputs.metrics))
+        parts.append(_table_html("Performance", _metric_rows(inputs), ("metric", "value")))
+    for title, values in inputs.top_sections:
+        parts.append(_table_html(title, values, ("item", "value")))
     for name, draw in _figures(inputs, plt).items():
         fig = draw()
         if fig is None:
@@ -300,10 +368,10 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
         path.write_bytes(data)
         pngs[name] = path
         b64 = base64.b64encode(data).decode("ascii")
-        parts.append(f'<h2>{name.replace("_", " ")}</h2>'
+        parts.append(f"<h2>{html.escape(FIGURE_TITLES.get(name, name))}</h2>"
                      f'<img alt="{name}" src="data:image/png;base64,{b64}">')  # fmt: skip
     for title, values in inputs.sections:
-        parts.append(_table_html(title, values))
+        parts.append(_table_html(title, values, ("item", "value")))
     for title, columns, rows in inputs.tables:
         parts.append(_rows_html(title, columns, rows))
     if inputs.quality_html:
@@ -314,10 +382,12 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
     html_path.write_text(doc, encoding="utf-8")
     summary = {"title": inputs.title, "warnings": list(inputs.warnings),
                "notes": list(inputs.notes), "metrics": inputs.metrics,
+               "span": span_text(inputs.span) if inputs.ts_us is not None else None,
+               "performance": dict(_metric_rows(inputs)) if inputs.metrics else {},
                "costs": inputs.costs, "ic_decay": inputs.ic_decay,
                "quantile_returns": list(inputs.quantile_returns),
                "gap_components": inputs.gap_components,
-               "sections": {t: v for t, v in inputs.sections},
+               "sections": {t: v for t, v in (*inputs.top_sections, *inputs.sections)},
                "tables": {t: [dict(zip(c, r, strict=True)) for r in rows]
                           for t, c, rows in inputs.tables},
                "figures": {k: str(v) for k, v in pngs.items()}}  # fmt: skip

@@ -15,9 +15,39 @@ from alphaforge.engine.report import ReportInputs, build_report
 CHECK = """<script>window.addEventListener('load', () => {
   const imgs = [...document.images];
   const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  const over = document.documentElement.scrollWidth > window.innerWidth + 1;
+  const empty = [...document.querySelectorAll('h2')].filter(h => {
+    const n = h.nextElementSibling;
+    return !n || n.tagName === 'H2' || (n.tagName === 'TABLE' && n.rows.length < 2);
+  }).map(h => h.textContent);
+  const blank = [...document.querySelectorAll('th')].filter(t => !t.textContent.trim()).length;
   const d = document.createElement('div'); d.id = 'imgcheck';
-  d.textContent = 'loaded=' + ok + '/' + imgs.length; document.body.appendChild(d);
+  d.textContent = 'loaded=' + ok + '/' + imgs.length + ' overflow=' + over +
+    ' empty=[' + empty.join('|') + '] blank_headers=' + blank;
+  document.body.appendChild(d);
 });</script>"""
+
+
+def check_rendered(html: Path, tmp: Path, n_imgs: int) -> Path:
+    """Render ``html`` in headless Chromium: every image loaded, nothing wider than the window,
+    no heading without content, no blank table header; returns a screenshot that is not blank."""
+    exe = _chromium()
+    page = tmp / "check.html"
+    page.write_text(html.read_text().replace("</body>", CHECK + "</body>"))
+    dom = subprocess.run([exe, *_flags(tmp), "--window-size=1000,4000",
+                          "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    want = f"loaded={n_imgs}/{n_imgs} overflow=false empty=[] blank_headers=0"
+    assert want in dom.stdout, (dom.stdout[-600:], dom.stderr[-2000:])
+    shot = tmp / "shot.png"
+    subprocess.run([exe, *_flags(tmp), "--window-size=1000,4000", f"--screenshot={shot}",
+                    html.as_uri()], capture_output=True, timeout=120, check=False)  # fmt: skip
+    assert shot.is_file()
+    import matplotlib.image as mpimg
+
+    px = mpimg.imread(shot)[..., :3]
+    assert (px.mean(axis=2) < 0.9).mean() > 0.05  # text, tables and figures: not a blank page
+    return shot
 
 
 def _chromium() -> str:
@@ -36,7 +66,7 @@ def _flags(tmp: Path) -> list[str]:
 
 
 def test_report_renders_with_every_image(tmp_path: Path) -> None:
-    exe = _chromium()
+    _chromium()
     rng = np.random.default_rng(0)
     t = 3000
     ts = 1_704_067_200_000_000 + 3_600_000_000 * np.arange(t, dtype=np.int64)
@@ -51,15 +81,4 @@ def test_report_renders_with_every_image(tmp_path: Path) -> None:
                         "opportunity": -0.2}), tmp_path / "out")  # fmt: skip
     n_imgs = len(paths.pngs)
     assert n_imgs == 10
-    page = tmp_path / "check.html"
-    page.write_text(paths.html.read_text().replace("</body>", CHECK + "</body>"))
-    dom = subprocess.run([exe, *_flags(tmp_path), "--virtual-time-budget=5000", "--dump-dom",
-                          page.as_uri()], capture_output=True, text=True, timeout=120,
-                         check=False)  # fmt: skip
-    assert f"loaded={n_imgs}/{n_imgs}" in dom.stdout, dom.stderr[-2000:]
-    shot = tmp_path / "shot.png"
-    subprocess.run([exe, *_flags(tmp_path), "--window-size=1000,4000",
-                    f"--screenshot={shot}", paths.html.as_uri()], capture_output=True,
-                   timeout=120, check=False)  # fmt: skip
-    assert shot.is_file()
-    assert shot.stat().st_size > 20_000
+    check_rendered(paths.html, tmp_path, n_imgs)

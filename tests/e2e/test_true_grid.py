@@ -123,6 +123,14 @@ def test_every_command_runs_on_it_at_1h(study: dict) -> None:
     assert sw.returncode == 0, sw.stderr[-2000:]
     rep = json.loads(run_cli(["report", "rev_5", *base, "--out", "rep", "--json"], cwd).stdout)
     assert Path(cwd / rep["report"]).is_file() or Path(rep["report"]).is_file()
+    # the demo's figures wherever the data allows them, and the quality of the data used
+    assert {"equity_drawdown", "monthly_returns", "rolling_sharpe", "ic_over_time", "ic_decay",
+            "quantile_returns", "turnover", "cost_breakdown"} <= set(rep["figures"])  # fmt: skip
+    doc = json.loads((cwd / "rep" / "report.json").read_text())
+    assert {"Costs: gross vs net", "Research honesty"} <= set(doc["sections"])
+    html = (cwd / "rep" / "report.html").read_text()
+    assert "Stored partitions read" in html
+    assert "missing bars inside listings" in html
     # the whole library ranked on the real store in one call agrees with score of one factor
     lib = json.loads(run_cli(["score", "--library", *base, "--horizons", "1", "--json"],
                              cwd).stdout)  # fmt: skip
