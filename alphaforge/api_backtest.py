@@ -33,6 +33,7 @@ from alphaforge.engine.panel import Panel
 from alphaforge.engine.report import ReportPaths
 from alphaforge.factors.library import list_factors
 from alphaforge.factors.registry import Registry
+from alphaforge.gap_context import calibration_features, fee_quotes
 from alphaforge.sweeps import SweepOutcome, run_sweep_study
 from alphaforge.walkforward import WalkForwardResult, run_walkforward
 
@@ -227,6 +228,8 @@ def gap(
     funding_backtest: float = 0.0,
     fee_prices: Mapping[str, float] | None = None,
     equity: float | None = None,
+    store: str | Path | None = None,
+    market: str = "usdm",
 ) -> GapReport:
     """Backtest-vs-live gap (fees, half-spread, impact, delay, missed fills) from the backtest's
     orders (``alphaforge backtest --orders-out``) and the live fills, as ``alphaforge gap``.
@@ -236,16 +239,29 @@ def gap(
     ``alphaforge.data.user_trades``) or the gap's column layout (docs/gap.md); orders, fills
     and quotes may also be DataFrames or dicts of columns. ``fee_prices`` gives the quote price
     of a fee asset (e.g. ``{"BNB": 600.0}``); without it a BNB fee is priced from ``quotes``
-    holding ``BNBUSDT``. ``equity`` (quote) expresses the gap as a return."""
+    holding ``BNBUSDT``. ``equity`` (quote) expresses the gap as a return. With ``store`` (a
+    store holding the traded symbols' klines, and ideally their books): fee assets are priced
+    from its ``<ASSET><QUOTE>`` klines, and every slippage model is calibrated (sqrt_impact from
+    trailing volatility and volume, book_walk from the stored book at each decision; see
+    ``alphaforge.gap_context``)."""
     q = None
     if quotes is not None:
         qc = _columns(quotes)
         q = Quotes(np.asarray(qc["ts_us"], np.int64), np.asarray(qc["symbol"]).astype(str),
                    np.asarray(qc["bid"], float), np.asarray(qc["ask"], float))  # fmt: skip
-    return analyze_gap(_columns(orders), _fills(fills), quotes=q, window_us=int(window_s * 1e6),
-                       quote_asset=quote_asset, allow_unmatched=allow_unmatched,
-                       funding_live=funding_live, funding_backtest=funding_backtest,
-                       fee_rates=fee_prices, equity=equity)  # fmt: skip
+    o, f = _columns(orders), _fills(fills)
+    features = None
+    if store is not None:
+        fq = fee_quotes(str(store), f, quote_asset, market)
+        if fq is not None:
+            q = fq if q is None else Quotes(*(np.concatenate([a, b]) for a, b in zip(
+                (q.ts_us, q.symbol, q.bid, q.ask), (fq.ts_us, fq.symbol, fq.bid, fq.ask),
+                strict=True)))  # fmt: skip
+        features = calibration_features(str(store), o, market)
+    return analyze_gap(o, f, quotes=q, window_us=int(window_s * 1e6), quote_asset=quote_asset,
+                       allow_unmatched=allow_unmatched, funding_live=funding_live,
+                       funding_backtest=funding_backtest, fee_rates=fee_prices, equity=equity,
+                       features=features)  # fmt: skip
 
 
 def _fills(src: Columns) -> Mapping[str, Any]:

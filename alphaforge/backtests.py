@@ -193,8 +193,31 @@ def orders_table(run: FactorBacktest, panel: Panel) -> dict[str, np.ndarray]:
     }  # fmt: skip
 
 
+QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB")
+
+
+def fills_table(run: FactorBacktest, panel: Panel) -> dict[str, np.ndarray]:
+    """The backtest's own fills in the live-fills layout ``alphaforge gap`` reads (one row per
+    filled order, ``order_id`` as in ``orders_table``): ts_us (the execution bar's open), symbol,
+    side (buy/sell), qty, price, fee and fee_asset (the symbol's quote currency)."""
+    trades = run.result.trades
+    if trades is None:
+        raise InputError("the backtest kept no per-fill records; run it with record_trades=True")
+    ids = np.arange(trades.size)
+    keep = trades["qty"] != 0
+    t = trades[keep]
+    sym = np.asarray(panel.symbols)[t["col"]]
+    step = int(panel.interval_us or 0)
+    return {
+        "order_id": ids[keep], "ts_us": panel.ts_us[t["row"]] - step,
+        "symbol": sym, "side": np.where(t["qty"] > 0, "buy", "sell"), "qty": np.abs(t["qty"]),
+        "price": t["fill_px"], "fee": t["fee"],
+        "fee_asset": np.array([next((q for q in QUOTES if s.endswith(q)), "USDT") for s in sym]),
+    }  # fmt: skip
+
+
 def write_orders(cols: dict[str, np.ndarray], path: str | Path) -> Path:
-    """Write an orders table as CSV, or parquet when ``path`` ends in .parquet."""
+    """Write an orders (or fills) table as CSV, or parquet when ``path`` ends in .parquet."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq

@@ -53,6 +53,9 @@ class Quotes:
     def at(self, symbol: str, ts_us: I64) -> tuple[F64, F64]:
         """(bid, ask) in force at each time (last quote at or before it; NaN before any)."""
         rows = np.flatnonzero(self.symbol == symbol)
+        if rows.size == 0:  # no quote of this symbol at all
+            nan = np.full(np.shape(ts_us), np.nan)
+            return nan, nan.copy()
         rows = rows[np.argsort(self.ts_us[rows], kind="stable")]
         idx = np.searchsorted(self.ts_us[rows], ts_us, side="right") - 1
         bid = np.where(idx >= 0, self.bid[rows][np.maximum(idx, 0)], np.nan)
@@ -76,6 +79,8 @@ class GapReport:
         fills: orders, filled (fully), partial, unfilled, fills (matched), fill_rate (filled
             share of the intended notional); partial and unfilled orders pay the
             ``opportunity`` component.
+        warnings: what the numbers rest on that may not hold (orders matched to more fills
+            than their quantity).
     """
 
     per_order: Mapping[str, np.ndarray]
@@ -87,6 +92,7 @@ class GapReport:
     unmatched_fills: int
     calibration: Mapping[str, Any]
     fills: Mapping[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (per-order arrays as lists)."""
@@ -94,7 +100,7 @@ class GapReport:
             "live_bps": dict(self.live_bps), "backtest_bps": dict(self.backtest_bps),
             "gap_bps": dict(self.gap_bps), "driver": self.driver, "gap_return": self.gap_return,
             "unmatched_fills": self.unmatched_fills, "calibration": dict(self.calibration),
-            "fills": dict(self.fills or {}),
+            "fills": dict(self.fills or {}), "warnings": list(self.warnings),
             "orders": {k: np.asarray(v).tolist() for k, v in self.per_order.items()},
         }  # fmt: skip
 
@@ -255,8 +261,8 @@ def analyze_gap(
             not single orders.
 
     Raises:
-        InputError: missing columns, bad sides, unknown symbols, unmatched fills, an order
-            matched to more than it asked for, a fee asset without a price.
+        InputError: missing columns, bad sides, unknown symbols, unmatched fills, a fee asset
+            without a price.
     """
     o = _columns("orders", orders, ORDER_COLUMNS)
     f = _columns("fills", fills, FILL_COLUMNS)
@@ -274,17 +280,19 @@ def analyze_gap(
     vwap = np.bincount(idx[ok], weights=fq * fpx, minlength=m) / np.where(filled > 0, filled, 1)
     fee_q = np.bincount(idx[ok], weights=_fee_quote(f, quote_asset, fee_rates or {}, quotes)[ok],
                         minlength=m)  # fmt: skip
+    warnings: list[str] = []
     over = np.flatnonzero(filled > qty * (1 + OVERFILL_RTOL) + OVERFILL_ATOL)
     if over.size:
         k = int(over[0])
         n_fills = int(np.sum(idx == k))
         oid = f" (order_id {o['order_id'][k]})" if "order_id" in o else ""
-        raise InputError(
-            f"orders: {over.size} order(s) received more than they asked for; first: row {k}"
-            f"{oid}, {syms_of(o)[k]} {'buy' if side[k] > 0 else 'sell'} {qty[k]:.10g} at ts_us "
-            f"{int(o['ts_us'][k])} matched {n_fills} fill(s) totalling {filled[k]:.10g}. Fills of "
-            "other orders were matched to it: give orders and fills an order_id column, or "
-            "narrow the matching window"
+        warnings.append(
+            f"{over.size} order(s) matched fills exceeding their quantity (counted as fully "
+            f"filled; the excess is ignored); first: row {k}{oid}, {syms_of(o)[k]} "
+            f"{'buy' if side[k] > 0 else 'sell'} {qty[k]:.10g} at ts_us {int(o['ts_us'][k])} "
+            f"matched {n_fills} fill(s) totalling {filled[k]:.10g}. Fills of other orders may "
+            "have been matched to it: give orders and fills an order_id column, or narrow the "
+            "matching window"
         )
     first_ts = np.full(m, np.iinfo(np.int64).max)
     np.minimum.at(first_ts, idx[ok], f["ts_us"].astype(np.int64)[ok])
@@ -338,6 +346,7 @@ def analyze_gap(
         unmatched,
         calib,
         fills_summary,
+        tuple(warnings),
     )
 
 

@@ -15,7 +15,7 @@ import typer
 import typer.main
 
 from alphaforge.api_backtest import walkforward as api_walkforward
-from alphaforge.backtests import orders_table, run_factor_backtest, write_orders
+from alphaforge.backtests import fills_table, orders_table, run_factor_backtest, write_orders
 from alphaforge.cli import backtest as _backtest
 from alphaforge.cli import ingest as _ingest
 from alphaforge.cli import propose as _propose
@@ -76,7 +76,9 @@ _ALL_ERRORS = (DataError, EngineError, FactorError)
 _store.register(app)
 _score.register(app, load_panel, (DataError, EngineError))
 _validate.register(app)
-_backtest.register(app, load_panel, run_factor_backtest, _ALL_ERRORS, orders_table, write_orders)
+_backtest.register(
+    app, load_panel, run_factor_backtest, _ALL_ERRORS, orders_table, write_orders, fills_table
+)
 _report.register(app, run_demo, load_panel, run_factor_backtest, _ALL_ERRORS)
 _slippage.register(app, _load_recording, _load_store_streams, (DataError, EngineError))
 _pull.register(app)

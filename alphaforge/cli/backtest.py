@@ -43,7 +43,7 @@ def render_backtest(run: Any, data_info: dict[str, Any], as_json: bool) -> str:
 
 def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
              errors: tuple[type[Exception], ...], orders_table: Runner,
-             write_orders: Runner) -> None:  # fmt: skip
+             write_orders: Runner, fills_table: Runner) -> None:  # fmt: skip
     """Add ``backtest`` to ``app``."""
 
     @app.command("backtest", epilog=HELP)
@@ -89,6 +89,10 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
             str | None,
             typer.Option(help="Write the backtest's orders (CSV, or .parquet) for `gap`."),
         ] = None,
+        fills_out: Annotated[
+            str | None,
+            typer.Option(help="Write the backtest's own fills in the live-fills layout of `gap`."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Backtest a factor (rank long-short by default) with fees, slippage and funding."""
@@ -102,6 +106,7 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
                                       rebalance_every=rebalance_every, slippage=slippage,
                                       init_cash=capital, registry=Registry(ledger))  # fmt: skip
             written = write_orders(orders_table(run, panel), orders_out) if orders_out else None
+            fills_written = write_orders(fills_table(run, panel), fills_out) if fills_out else None
         except errors as exc:
             raise fail(exc, as_json) from None
         info = {
@@ -111,4 +116,6 @@ def register(app: typer.Typer, load_panel: Runner, run_factor_backtest: Runner,
         }  # fmt: skip
         if written is not None:
             info["orders_out"] = str(written)
+        if fills_written is not None:
+            info["fills_out"] = str(fills_written)
         typer.echo(render_backtest(run, info, as_json))

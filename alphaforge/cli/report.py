@@ -30,7 +30,11 @@ def render_gap(report: Any, as_json: bool) -> str:
     text = table_text("backtest vs live (bps of notional)", ["component", "live", "backtest",
                                                               "gap"], rows)  # fmt: skip
     best = report.calibration.get("best")
+    text += "".join(f"WARNING: {w}\n" for w in report.warnings)
+    fitted = ", ".join(f"{k} {v['rmse_bps']:.2f}" for k, v in report.calibration.items()
+                       if isinstance(v, dict))  # fmt: skip
     text += f"driver: {report.driver}; best-calibrated slippage model: {best}\n"
+    text += f"slippage models, cross-validated RMSE of the live cost (bps): {fitted}\n"
     f = report.fills or {}
     if f:
         text += (f"orders: {f['orders']} ({f['filled']} filled, {f['partial']} partially, "
@@ -188,6 +192,15 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
         equity: Annotated[
             float | None, typer.Option(help="Account equity in quote (gap as a return).")
         ] = None,
+        store: Annotated[
+            str | None,
+            typer.Option(
+                envvar="ALPHAFORGE_STORE",
+                help="Store with the symbols' klines/books: prices fee assets (BNB) and "
+                "calibrates every slippage model.",
+            ),
+        ] = None,
+        market: Annotated[str, typer.Option(help="Market of --store: usdm or spot.")] = "usdm",
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Explain the backtest-vs-live gap: fees, spread, impact, delay, missed fills.
@@ -200,7 +213,8 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
             res = api_gap(orders, fills, quotes=quotes, window_s=window_s,
                           quote_asset=quote_asset, allow_unmatched=allow_unmatched,
                           funding_live=funding_live, funding_backtest=funding_backtest,
-                          fee_prices=prices, equity=equity)  # fmt: skip
+                          fee_prices=prices, equity=equity, store=store,
+                          market=market)  # fmt: skip
         except handled as exc:
             raise fail(exc, as_json) from None
         typer.echo(render_gap(res, as_json))

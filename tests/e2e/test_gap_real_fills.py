@@ -1,8 +1,11 @@
 """The live gap from fills as Binance gives them: a backtest on the real NEXOUSDT recording writes
-its orders (`backtest --orders-out`), paper-live fills of those orders against the real recorded
-book (after a latency) are written in Binance's own user-trade layouts (REST myTrades JSON, the
-account's trade-history export CSV), and `gap` reads them as they are: BNB fees priced by
-`--fee-price`, partial fills reported, an order matched to more than it asked for refused."""
+its orders (`backtest --orders-out`); the live fills of those orders are built from the real
+trades of the recording (each order takes the market's real aggressor prints on its side after a
+latency, until filled or a minute has passed, so orders fill in several parts and some only
+partly) and written in Binance's own user-trade layouts (REST myTrades JSON, the account's
+trade-history export CSV); `gap` reads them as they are: BNB fees priced by `--fee-price` or from
+the store's BNBUSDT klines, several fills per order aggregated, overfills warned about, and every
+slippage model calibrated with `--store`."""
 
 from __future__ import annotations
 
@@ -15,9 +18,8 @@ import pyarrow.csv as pacsv
 import pytest
 
 import alphaforge as af
+from alphaforge.data.recordings import read_hftbacktest
 from alphaforge.data.user_trades import detect_layout, read_user_trades
-from alphaforge.engine.paper_live import LatencyModel, simulate_fills
-from alphaforge.engine.slippage import execution_book
 from tests.e2e.conftest import run_cli
 
 FILES = ("spot/nexousdt_20240723.dat.gz", "spot/nexousdt_20240724.dat.gz")
@@ -36,36 +38,57 @@ def setup(real_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
                   "--orders-out", "orders.csv", "--json"], root)  # fmt: skip
     assert json.loads(bt.stdout)["data"]["orders_out"] == "orders.csv"
     orders = pacsv.read_csv(root / "orders.csv").to_pydict()
-    panel = store.panel(market="spot", start="2024-07-24 02:00", end="2024-07-24 08:00")
-    book = execution_book(panel.book, 0)
-    live = simulate_fills({k: np.asarray(v) for k, v in orders.items()}, panel.ts_us,
-                          panel.symbols, book, fee_bps=7.5,
-                          latency=LatencyModel(500_000, 5_000_000, 3))  # fmt: skip
-    # the exchange rejects orders below its lot size (0.1 NEXO): the backtest's small
-    # rebalancing orders get no live fill and count as unfilled
-    keep = live["qty"] >= 0.1
-    live = {k: np.asarray(v)[keep] for k, v in live.items()}
-    return {"root": root, "orders": orders, "live": live, "panel": panel}
+    trades = read_hftbacktest([real_dir / "binance_ws_hftbacktest" / f for f in FILES]).trades
+    live = fills_from_real_trades(orders, trades)
+    return {"root": root, "orders": orders, "live": live}
 
 
-def _rest_rows(live: dict, split_first: int = 3) -> list[dict]:
-    """Paper fills as GET /api/v3/myTrades returns them: strings, ms times, isBuyer, BNB fees
-    (the first fill split into ``split_first`` partial fills of one order)."""
+def fills_from_real_trades(orders: dict, trades, latency_us: int = 500_000,
+                           window_us: int = 60_000_000, lot: float = 0.1) -> dict:  # fmt: skip
+    """Each order takes the recording's real aggressor trades on its side (buyer-initiated for a
+    buy) from decision + latency, trade by trade, until filled or ``window_us`` has passed;
+    orders under the exchange's lot size (0.1 NEXO) are rejected (no fill). Fees 7.5 bps."""
+    t = np.asarray(trades["ts"].cast("int64").to_numpy())
+    px = np.asarray(trades["price"].to_numpy())
+    q = np.asarray(trades["qty"].to_numpy())
+    buyer = ~np.asarray(trades["is_buyer_maker"].to_numpy(zero_copy_only=False), dtype=bool)
+    order = np.argsort(t, kind="stable")
+    t, px, q, buyer = t[order], px[order], q[order], buyer[order]
+    out: dict[str, list] = {k: [] for k in ("ts_us", "symbol", "side", "qty", "price", "fee",
+                                            "order_id")}  # fmt: skip
+    for oid, ts0, side, qty, sym in zip(orders["order_id"], orders["ts_us"], orders["side"],
+                                        orders["qty"], orders["symbol"], strict=True):  # fmt: skip
+        if qty < lot:
+            continue
+        sgn = 1.0 if side == "buy" else -1.0
+        lo = int(np.searchsorted(t, ts0 + latency_us))
+        hi = int(np.searchsorted(t, ts0 + latency_us + window_us))
+        left = float(qty)
+        for k in range(lo, hi):
+            if left <= 1e-12 or buyer[k] != (sgn > 0):
+                continue
+            take = min(left, float(q[k]))
+            left -= take
+            for key, v in (("ts_us", int(t[k])), ("symbol", sym), ("side", sgn), ("qty", take),
+                           ("price", float(px[k])), ("fee", take * float(px[k]) * 7.5e-4),
+                           ("order_id", int(oid))):  # fmt: skip
+                out[key].append(v)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _rest_rows(live: dict) -> list[dict]:
+    """The fills as GET /api/v3/myTrades returns them: strings, ms times, isBuyer, BNB fees."""
     rows = []
     for i in range(live["qty"].size):
-        parts = split_first if i == 0 else 1
-        for k in range(parts):
-            q = live["qty"][i] / parts
-            fee_quote = live["fee"][i] / parts
-            rows.append({
-                "symbol": str(live["symbol"][i]), "id": 1000 + len(rows),
-                "orderId": int(live["order_id"][i]), "orderListId": -1,
-                "price": f"{live['price'][i]:.8f}", "qty": f"{q:.8f}",
-                "quoteQty": f"{q * live['price'][i]:.8f}",
-                "commission": f"{fee_quote / BNB:.12f}", "commissionAsset": "BNB",
-                "time": int(live["ts_us"][i] // 1000) + k, "isBuyer": bool(live["side"][i] > 0),
-                "isMaker": False, "isBestMatch": True,
-            })  # fmt: skip
+        q, price = float(live["qty"][i]), float(live["price"][i])
+        rows.append({
+            "symbol": str(live["symbol"][i]), "id": 1000 + i,
+            "orderId": int(live["order_id"][i]), "orderListId": -1,
+            "price": f"{price:.8f}", "qty": f"{q:.8f}", "quoteQty": f"{q * price:.8f}",
+            "commission": f"{live['fee'][i] / BNB:.12f}", "commissionAsset": "BNB",
+            "time": int(live["ts_us"][i] // 1000), "isBuyer": bool(live["side"][i] > 0),
+            "isMaker": False, "isBestMatch": True,
+        })  # fmt: skip
     return rows
 
 
@@ -86,20 +109,26 @@ def test_gap_reads_rest_my_trades_with_bnb_fees_and_partial_fills(setup: dict) -
     # the live fee component: the BNB fees back in USDT over the intended notional
     assert doc["live_bps"]["fees"] == pytest.approx(live["fee"].sum() / notional.sum() * 1e4,
                                                     rel=1e-6)  # fmt: skip
-    assert doc["fills"]["fills"] == live["qty"].size + 2  # the first fill came in three parts
+    assert doc["fills"]["fills"] == live["qty"].size
     filled = doc["fills"]["filled"] + doc["fills"]["partial"]
     assert filled == len(set(live["order_id"].tolist()))
     assert doc["fills"]["orders"] == len(o["order_id"])
     got = np.asarray(doc["orders"]["filled"])
-    first = int(live["order_id"][0])
-    assert got[first] == pytest.approx(live["qty"][0], rel=1e-7)  # three parts = one fill
+    ids, per = np.unique(live["order_id"], return_counts=True)
+    many = ids[per > 1]
+    assert many.size >= 3  # orders that took several real prints
+    for oid in many[:5]:
+        want = live["qty"][live["order_id"] == oid].sum()
+        assert got[int(oid)] == pytest.approx(want, rel=1e-7)  # several fills, one order
+    assert doc["fills"]["partial"] + doc["fills"]["unfilled"] >= 1
+    assert doc["warnings"] == []
     text = run_cli([*args, "--fee-price", f"BNB={BNB}"], root).stdout
     assert f"orders: {len(o['order_id'])} (" in text
 
 
 def test_the_trade_history_export_gives_the_same_gap(setup: dict) -> None:
     root, live = setup["root"], setup["live"]
-    rows = _rest_rows(live, split_first=1)
+    rows = _rest_rows(live)
     with open(root / "export.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["Date(UTC)", "Pair", "Side", "Price", "Executed", "Amount", "Fee"])
@@ -120,17 +149,42 @@ def test_the_trade_history_export_gives_the_same_gap(setup: dict) -> None:
     assert a["fills"]["filled"] + a["fills"]["partial"] >= 1
 
 
-def test_an_order_matched_to_more_than_it_asked_for_is_refused(setup: dict) -> None:
-    root, live = setup["root"], setup["live"]
-    rows = _rest_rows(live, split_first=1)
-    rows.append({**rows[0], "id": 99, "time": rows[0]["time"] + 5})  # a fill of another order
+def test_an_order_matched_to_more_than_it_asked_for_is_warned_about(setup: dict) -> None:
+    root, live, o = setup["root"], setup["live"], setup["orders"]
+    rows = _rest_rows(live)
+    full = next(r for r in rows if sum(float(x["qty"]) for x in rows
+                                       if x["orderId"] == r["orderId"])
+                >= o["qty"][r["orderId"]] * (1 - 1e-9))  # a fully filled order  # fmt: skip
+    rows.append({**full, "id": 99, "time": full["time"] + 5})  # a fill of some other order
     (root / "over.json").write_text(json.dumps(rows))
     res = run_cli(["gap", "--orders", "orders.csv", "--fills", "over.json", "--fee-price",
-                   f"BNB={BNB}", "--json"], root, check=False)  # fmt: skip
-    assert res.returncode == 2
-    err = json.loads(res.stdout)["error"]
-    assert f"order_id {rows[0]['orderId']}" in err
-    assert "matched 2 fill(s)" in err
+                   f"BNB={BNB}", "--json"], root)  # fmt: skip
+    (warning,) = json.loads(res.stdout)["warnings"]
+    assert f"order_id {full['orderId']}" in warning
+    assert "exceeding their quantity" in warning
+    text = run_cli(["gap", "--orders", "orders.csv", "--fills", "over.json", "--fee-price",
+                    f"BNB={BNB}"], root).stdout  # fmt: skip
+    assert "WARNING: 1 order(s) matched fills exceeding" in text
+
+
+def test_store_calibrates_every_model_and_backtest_fills_close_the_loop(setup: dict) -> None:
+    root, live = setup["root"], setup["live"]
+    (root / "my_trades2.json").write_text(json.dumps(_rest_rows(live)))
+    doc = json.loads(run_cli(["gap", "--orders", "orders.csv", "--fills", "my_trades2.json",
+                              "--fee-price", f"BNB={BNB}", "--store", "store", "--market",
+                              "spot", "--window-s", "600", "--json"], root).stdout)  # fmt: skip
+    assert {"fixed_bps", "sqrt_impact", "book_walk@decision"} <= set(doc["calibration"])
+    for model in ("fixed_bps", "sqrt_impact", "book_walk@decision"):
+        assert np.isfinite(doc["calibration"][model]["rmse_bps"])
+    # the backtest's own fills, written by the same command as its orders, give no gap
+    run_cli(["backtest", "book_imbalance", "--store", "store", "--market", "spot", "--scheme",
+             "sign", "--capital", "10000", "--slippage", "book_walk", "--start",
+             "2024-07-24 02:00", "--end", "2024-07-24 08:00", "--orders-out", "o2.csv",
+             "--fills-out", "f2.csv"], root)  # fmt: skip
+    same = json.loads(run_cli(["gap", "--orders", "o2.csv", "--fills", "f2.csv", "--window-s",
+                               "600", "--json"], root).stdout)  # fmt: skip
+    assert abs(same["gap_bps"]["total"]) < 1e-6
+    assert same["fills"]["unfilled"] == 0
 
 
 def test_bad_user_trade_rows_are_named(tmp_path: Path) -> None:
@@ -158,3 +212,37 @@ def test_bad_user_trade_rows_are_named(tmp_path: Path) -> None:
                  "2024-07-24 02:00:02,NEXOUSDT,HOLD,1.2,5NEXO,6USDT,0.01BNB\n")  # fmt: skip
     with pytest.raises(Exception, match=r"e.csv: line 3: field Side 'HOLD'"):
         read_user_trades(p)
+
+
+def test_bnb_fees_priced_from_the_stores_real_bnb_klines(real_dir: Path, tmp_path: Path) -> None:
+    """A store holding the real BTCUSDT and BNBUSDT hourly klines (CryptoDataDownload, 2021):
+    fills paid in BNB are priced at the close of the stored BNBUSDT bar each fill falls in."""
+    cdd = real_dir / "cryptodatadownload"
+    store = af.Store(tmp_path / "store")
+    assert store.ingest(cdd / "Binance_BTCUSDT_1h.csv.gz", cdd / "Binance_BNBUSDT_1h.csv.gz",
+                        market="spot").ok  # fmt: skip
+    panel = store.panel(["BNBUSDT", "BTCUSDT"], interval="1h", market="spot",
+                        start="2021-06-01", end="2021-06-02")  # fmt: skip
+    bnb, btc = panel["close"][:, 0], panel["close"][:, 1]
+    rows, orders = [], ["order_id,ts_us,symbol,side,qty,decision_mid"]
+    for k, r in enumerate(range(2, 20, 3)):  # six orders, one an hour apart
+        side = 1 if k % 2 == 0 else -1
+        ts = int(panel.ts_us[r])
+        orders.append(f"{k},{ts},BTCUSDT,{'buy' if side > 0 else 'sell'},0.5,{btc[r]}")
+        px = btc[r] * (1 + side * 2e-4)
+        fee_bnb = 0.5 * px * 7.5e-4 / bnb[r + 1]
+        rows.append({"symbol": "BTCUSDT", "id": k, "orderId": k, "price": f"{px:.2f}",
+                     "qty": "0.5", "commission": f"{fee_bnb:.10f}", "commissionAsset": "BNB",
+                     "time": (ts + 30_000_000) // 1000, "isBuyer": side > 0})  # fmt: skip
+    (tmp_path / "orders.csv").write_text("\n".join(orders) + "\n")
+    (tmp_path / "trades.json").write_text(json.dumps(rows))
+    args = ["gap", "--orders", "orders.csv", "--fills", "trades.json", "--json"]
+    bad = run_cli(args, tmp_path, check=False)
+    assert bad.returncode == 2
+    assert "--fee-price BNB" in json.loads(bad.stdout)["error"]
+    doc = json.loads(run_cli([*args, "--store", "store", "--market", "spot"], tmp_path).stdout)
+    notional = 0.5 * sum(btc[r] for r in range(2, 20, 3))
+    paid = sum(float(x["commission"]) * bnb[r + 1]
+               for x, r in zip(rows, range(2, 20, 3), strict=True))  # fmt: skip
+    assert doc["live_bps"]["fees"] == pytest.approx(paid / notional * 1e4, rel=1e-6)
+    assert doc["live_bps"]["impact"] == pytest.approx(2.0, rel=1e-3)

@@ -199,3 +199,30 @@ def test_recorded_books_path(tmp_path: Path, real_dir: Path) -> None:
     assert doc["settings"]["slippage_model"] == "book_walk"
     assert doc["metrics"]["slippage"] > 0
     assert "slippage study: NEXOUSDT" in out["slippage-study"].stdout
+
+
+def test_live_gap_path(tmp_path: Path, real_dir: Path) -> None:
+    """The README's live-gap commands, as written, on the real NEXOUSDT recording; the account's
+    trades (my_trades.json, the REST myTrades layout) are built from the recording's real trades
+    taken by the backtest's orders (tests/e2e/test_gap_real_fills.py)."""
+    from tests.e2e.test_gap_real_fills import FILES, _rest_rows, fills_from_real_trades
+
+    cmds = _section_commands("The live gap")
+    assert [c.split()[1] for c in cmds] == ["backtest", "gap"]
+    rec = real_dir / "binance_ws_hftbacktest"
+    run_cli(["ingest", *(str(rec / f) for f in FILES), "--store", "store", "--market", "spot"],
+            tmp_path)  # fmt: skip
+    bt = run_cli(cmds[0].split()[1:], tmp_path)
+    assert "orders_out" in bt.stdout or (tmp_path / "orders.csv").is_file()
+    import pyarrow.csv as pacsv
+
+    from alphaforge.data.recordings import read_hftbacktest
+
+    orders = pacsv.read_csv(tmp_path / "orders.csv").to_pydict()
+    live = fills_from_real_trades(orders, read_hftbacktest([rec / f for f in FILES]).trades)
+    (tmp_path / "my_trades.json").write_text(json.dumps(_rest_rows(live)))
+    out = run_cli(cmds[1].split()[1:], tmp_path).stdout
+    assert "backtest vs live (bps of notional)" in out
+    assert "best-calibrated slippage model" in out
+    assert "book_walk@decision" in out
+    assert (tmp_path / "backtest_fills.csv").is_file()

@@ -3,6 +3,8 @@ bad inputs are named."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -134,8 +136,11 @@ def test_fill_counts_and_an_overfilled_order() -> None:
     assert rep.fills["filled"] == 1
     over = {k: np.concatenate([v, v[:1]]) for k, v in fills.items()}
     over["qty"][0] = over["qty"][10] = orders["qty"][0]
-    with pytest.raises(InputError, match=r"row 0 \(order_id 0\), BTCUSDT .* matched 2 fill"):
-        analyze_gap(orders, over)
+    rep = analyze_gap(orders, over)
+    (warning,) = rep.warnings
+    assert re.search(r"row 0 \(order_id 0\), BTCUSDT .* matched 2 fill", warning)
+    assert rep.per_order["filled"][0] == pytest.approx(2 * orders["qty"][0])
+    assert rep.fills["filled"] == 1  # counted as filled; the excess is not a negative cost
 
 
 def test_paper_live_fills_walk_the_book_after_latency() -> None:
@@ -164,3 +169,13 @@ def test_funding_difference_is_its_own_component() -> None:
     assert g.driver == "funding"
     assert g.gap_bps["total"] == pytest.approx(15.0, rel=1e-6)
     assert g.gap_return == pytest.approx(0.0015, rel=1e-6)
+
+
+def test_quotes_of_an_unknown_symbol_are_nan() -> None:
+    q = Quotes(np.array([0, 10], dtype=np.int64), np.array(["A", "A"]), np.array([1.0, 2.0]),
+               np.array([1.5, 2.5]))  # fmt: skip
+    bid, ask = q.at("B", np.array([5, 20], dtype=np.int64))
+    assert np.isnan(bid).all()
+    assert np.isnan(ask).all()
+    bid, _ = q.at("A", np.array([-1, 5, 20], dtype=np.int64))
+    np.testing.assert_array_equal(bid, [np.nan, 1.0, 2.0])
