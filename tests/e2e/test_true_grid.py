@@ -131,6 +131,11 @@ def test_every_command_runs_on_it_at_1h(study: dict) -> None:
     html = (cwd / "rep" / "report.html").read_text()
     assert "Stored partitions read" in html
     assert "missing bars inside listings" in html
+    from tests.e2e.test_report_browser import check_rendered
+
+    shots = cwd / "shots"
+    shots.mkdir(exist_ok=True)
+    check_rendered(cwd / "rep" / "report.html", shots, len(rep["figures"]))
     # the whole library ranked on the real store in one call agrees with score of one factor
     lib = json.loads(run_cli(["score", "--library", *base, "--horizons", "1", "--json"],
                              cwd).stdout)  # fmt: skip
