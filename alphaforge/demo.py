@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alphaforge import warmup
 from alphaforge.backtests import backtest_report, orders_table, run_factor_backtest
 from alphaforge.data.validate import validate_table
 from alphaforge.engine.defaults import Execution
@@ -66,6 +67,7 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 20, weeks: int
         DemoResult with the report path and a summary: what was planted, what was found, the
         train ranking, the bounce's gross vs net, the leak caught, the test backtest, the gap.
     """
+    helper = warmup.start("demo")  # compiles the later steps' kernels on another core
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ledger = out / "ledger.sqlite"
@@ -129,6 +131,8 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 20, weeks: int
                   ("Offline proposals (train split, same gates)", proposals["table"])],
     )  # fmt: skip
     summary["report"] = str(paths.html)
+    if helper is not None and helper.is_alive():
+        helper.terminate()
     return DemoResult(str(paths.html), summary)
 
 
