@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from alphaforge.api_factors import FactorArg, as_factor_input
-from alphaforge.backtests import FactorBacktest, backtest_report, run_factor_backtest
+from alphaforge.backtests import FactorBacktest, run_factor_backtest
 from alphaforge.data.user_trades import detect_layout, read_user_trades
 from alphaforge.engine.defaults import DEFAULTS
 from alphaforge.engine.errors import InputError
@@ -31,6 +31,7 @@ from alphaforge.engine.gap import GapReport, Quotes, analyze_gap
 from alphaforge.engine.metrics import METRIC_NAMES
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.report import ReportPaths
+from alphaforge.factor_report import backtest_report
 from alphaforge.factors.library import list_factors
 from alphaforge.factors.registry import Registry
 from alphaforge.gap_context import calibration_features, fee_quotes

@@ -30,18 +30,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alphaforge import warmup
-from alphaforge.backtests import backtest_report, orders_table, run_factor_backtest
+from alphaforge.backtests import run_factor_backtest
 from alphaforge.data.validate import validate_table
 from alphaforge.engine.defaults import Execution
 from alphaforge.engine.gap import Quotes, analyze_gap
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.paper_live import LatencyModel, simulate_fills
+from alphaforge.factor_report import backtest_report
 from alphaforge.factors.errors import LookaheadError
 from alphaforge.factors.ledger import Ledger
 from alphaforge.factors.propose import Gate, Study, StudyConfig
 from alphaforge.factors.rank_library import rank_library
 from alphaforge.factors.registry import Registry
 from alphaforge.factors.score import score_factor
+from alphaforge.orders_io import orders_table
 from alphaforge.panels import demo_panel
 from alphaforge.report_quality import panel_quality, quality_html
 

@@ -60,11 +60,12 @@ def _demo_tail() -> None:
     the lookahead check of a callable, paper-live fills and the gap."""
     import numpy as np
 
-    from alphaforge.backtests import orders_table, run_factor_backtest
+    from alphaforge.backtests import run_factor_backtest
     from alphaforge.engine.gap import Quotes, analyze_gap
     from alphaforge.engine.paper_live import LatencyModel, simulate_fills
     from alphaforge.factors.lookahead import check_lookahead
     from alphaforge.factors.score import score_factor
+    from alphaforge.orders_io import orders_table
     from alphaforge.panels import demo_panel
 
     panel = demo_panel(n_symbols=4, weeks=1).panel

@@ -15,7 +15,7 @@ import typer
 import typer.main
 
 from alphaforge.api_backtest import walkforward as api_walkforward
-from alphaforge.backtests import fills_table, orders_table, run_factor_backtest, write_orders
+from alphaforge.backtests import run_factor_backtest
 from alphaforge.cli import backtest as _backtest
 from alphaforge.cli import ingest as _ingest
 from alphaforge.cli import propose as _propose
@@ -35,6 +35,7 @@ from alphaforge.data.store import Store
 from alphaforge.demo import run_demo
 from alphaforge.engine.errors import EngineError, OptionError
 from alphaforge.factors.errors import FactorError
+from alphaforge.orders_io import fills_table, orders_table, write_orders
 from alphaforge.panels import load_panel, parse_time
 from alphaforge.store_streams import symbol_streams
 from alphaforge.sweeps import run_sweep_study

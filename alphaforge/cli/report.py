@@ -12,11 +12,11 @@ from typing import Annotated, Any
 import typer
 
 from alphaforge.api_backtest import gap as api_gap
-from alphaforge.backtests import backtest_report
 from alphaforge.cli.render import fail, table_text, to_json
 from alphaforge.engine.defaults import DEFAULTS, HELP
 from alphaforge.engine.errors import EngineError
 from alphaforge.engine.gap import COMPONENTS
+from alphaforge.factor_report import backtest_report
 
 Runner = Callable[..., Any]
 
