@@ -142,10 +142,10 @@ def generate_market(
         np.random.default_rng(s_planted), bars["open"], bars["close"], planted_ic
     )
     symbols = [f"SYN{i:03d}USDT" for i in range(n)]
-    sym_col = _symbol_column(symbols, t)
-    klines = _klines_table(sym_col, open_us, step, bars)
+    sym_col = symbol_column(symbols, t)
+    klines = klines_table(sym_col, open_us, step, bars)
     planted = pa.table(
-        [sym_col, _ts_column(np.tile(open_us + step, n)), _nan_as_null(signal.ravel())],
+        [sym_col, ts_column(np.tile(open_us + step, n)), _nan_as_null(signal.ravel())],
         schema=PLANTED,
     )
     funding = (
@@ -172,8 +172,8 @@ def generate_market(
         "planted_ic_realized": realized,
     }  # fmt: skip
     return SyntheticMarket(
-        klines=_labelled(klines), funding=_labelled(funding), books=_labelled(books),
-        planted=_labelled(planted), meta=meta,
+        klines=labelled(klines), funding=labelled(funding), books=labelled(books),
+        planted=labelled(planted), meta=meta,
     )  # fmt: skip
 
 
@@ -261,7 +261,7 @@ def _planted(
     return float(rho), signal, total / (t - 1) / ((n**3 - n) / 12.0)
 
 
-def _symbol_column(symbols: list[str], t: int) -> pa.Array:
+def symbol_column(symbols: list[str], t: int) -> pa.Array:
     """The ``symbol`` column: each name repeated ``t`` times, built from buffers (names share
     one length), so 10**7 rows cost one memcpy rather than 10**7 Python strings."""
     width = len(symbols[0])
@@ -274,16 +274,16 @@ def _symbol_column(symbols: list[str], t: int) -> pa.Array:
     return pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def _ts_column(us: I64) -> pa.Array:
+def ts_column(us: I64) -> pa.Array:
     return pa.array(np.asarray(us, dtype=np.int64), type=schemas.TS)
 
 
-def _klines_table(sym_col: pa.Array, open_us: I64, step: int, bars: dict[str, Any]) -> pa.Table:
+def klines_table(sym_col: pa.Array, open_us: I64, step: int, bars: dict[str, Any]) -> pa.Table:
     n = bars["open"].shape[0]
-    cols: list[pa.Array] = [sym_col, _ts_column(np.tile(open_us, n))]
+    cols: list[pa.Array] = [sym_col, ts_column(np.tile(open_us, n))]
     for name in schemas.KLINES.names[2:]:
         if name == "close_time":
-            cols.append(_ts_column(np.tile(open_us + step - 1000, n)))
+            cols.append(ts_column(np.tile(open_us + step - 1000, n)))
         else:
             cols.append(pa.array(bars[name].ravel()))
     return pa.table(cols, schema=schemas.KLINES)
@@ -293,7 +293,7 @@ def _nan_as_null(x: F64) -> pa.Array:
     return pa.array(x, mask=np.isnan(x))
 
 
-def _labelled(table: pa.Table) -> pa.Table:
+def labelled(table: pa.Table) -> pa.Table:
     """``table`` with ``alphaforge.synthetic = true`` added to its schema metadata."""
     meta = dict(table.schema.metadata or {}) | SYNTHETIC_META
     return table.replace_schema_metadata(meta)

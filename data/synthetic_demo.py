@@ -30,10 +30,10 @@ import pyarrow as pa
 from alphaforge.data import schemas, synthetic_bars
 from alphaforge.data.synthetic import (
     SyntheticMarket,
-    _klines_table,
-    _labelled,
-    _symbol_column,
-    _ts_column,
+    klines_table,
+    labelled,
+    symbol_column,
+    ts_column,
 )
 from alphaforge.data.synthetic_books import funding_table, snapshot_table
 
@@ -83,9 +83,9 @@ def generate_demo_market(n_symbols: int = 20, weeks: int = 10, interval: str = "
                            open_us + step, bars, sym, book_levels, 1)  # fmt: skip
     half = _bounce(bars, books, n_symbols, t, book_levels, np.random.default_rng(s_bounce))
     _requote(bars)
-    sym_col = _symbol_column(symbols, t)
-    klines = _klines_table(sym_col, open_us, step, bars)
-    planted = pa.table([sym_col, _ts_column(np.tile(open_us + step, n_symbols)),
+    sym_col = symbol_column(symbols, t)
+    klines = klines_table(sym_col, open_us, step, bars)
+    planted = pa.table([sym_col, ts_column(np.tile(open_us + step, n_symbols)),
                         pa.array(factor.ravel(), mask=np.isnan(factor.ravel()))],
                        names=["symbol", "ts", "planted_signal"])  # fmt: skip
     funding = funding_table(np.random.default_rng(s_funding), symbols, open_us, step,
@@ -105,8 +105,8 @@ def generate_demo_market(n_symbols: int = 20, weeks: int = 10, interval: str = "
                       "on average): rev_1 looks profitable at trade prices only",
         },
     }  # fmt: skip
-    return SyntheticMarket(klines=_labelled(klines), funding=_labelled(funding),
-                           books=_labelled(books), planted=_labelled(planted),
+    return SyntheticMarket(klines=labelled(klines), funding=labelled(funding),
+                           books=labelled(books), planted=labelled(planted),
                            meta=meta)  # fmt: skip
 
 
