@@ -204,6 +204,59 @@ def _direct_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code
                 out[t, j] = _window_value(x, j, t - w + 1, t, code)
 
 
+@njit(cache=True)
+def _minmax_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int) -> None:
+    """TMIN, TMAX, ARGMIN, ARGMAX of columns j0..j1-1 in amortised O(1) per cell.
+
+    Per column, a monotonic queue of row indices (a ring of ``w`` slots): for a maximum, each
+    new row first drops the queued rows whose value is strictly smaller, so the front is the
+    earliest row holding the window's maximum: the row a left-to-right scan keeping the first
+    strict improvement would pick (identical results, ties included). A non-finite value makes
+    every window holding it NaN, so the queue restarts after it.
+    """
+    n_rows = x.shape[0]
+    nb = j1 - j0
+    ring = np.empty((nb, w), dtype=np.int64)
+    head = np.zeros(nb, dtype=np.int64)  # position of the front in the ring
+    size = np.zeros(nb, dtype=np.int64)
+    last_bad = np.full(nb, -1, dtype=np.int64)  # latest non-finite row per column
+    want_max = code == TMAX or code == ARGMAX
+    for t in range(n_rows):
+        lo = t - w + 1
+        for b in range(nb):
+            j = j0 + b
+            v = x[t, j]
+            if not math.isfinite(v):
+                last_bad[b] = t
+                size[b] = 0
+                out[t, j] = _NAN
+                continue
+            h = head[b]
+            n = size[b]
+            if n > 0 and ring[b, h] < lo:  # the front left the window (at most one row)
+                h = h + 1 if h + 1 < w else 0
+                n -= 1
+            while n > 0:  # drop dominated rows from the back
+                k = h + n - 1
+                xb = x[ring[b, k - w if k >= w else k], j]
+                if (want_max and xb < v) or (not want_max and xb > v):
+                    n -= 1
+                else:
+                    break
+            k = h + n
+            ring[b, k - w if k >= w else k] = t
+            head[b] = h
+            size[b] = n + 1
+            if lo < 0 or last_bad[b] >= lo:
+                out[t, j] = _NAN
+                continue
+            best = ring[b, head[b]]
+            if code == TMIN or code == TMAX:
+                out[t, j] = x[best, j]
+            else:
+                out[t, j] = float(best - lo + 1)
+
+
 @njit(cache=True, parallel=True)
 def ts_window(x: np.ndarray, w: int, code: int) -> np.ndarray:
     """Rolling statistic over windows of ``w`` rows, per column.
@@ -221,6 +274,8 @@ def ts_window(x: np.ndarray, w: int, code: int) -> np.ndarray:
         j1 = min(n_cols, j0 + BLOCK)
         if code <= ZSCORE:
             _moments_block(x, out, j0, j1, w, code)
+        elif code == TMIN or code == TMAX or code == ARGMIN or code == ARGMAX:
+            _minmax_block(x, out, j0, j1, w, code)
         else:
             _direct_block(x, out, j0, j1, w, code)
     return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import ExprError
@@ -313,3 +315,21 @@ def test_read_only_panel_arrays() -> None:
     p = Panel(PANEL.ts_us, PANEL.symbols, {"close": close})
     got = evaluate("ts_mean(close, 5) - close", p)
     np.testing.assert_array_equal(got, evaluate("ts_mean(close, 5) - close", PANEL))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from([1.0, 2.0, 3.0, -0.0, 0.0, np.nan, np.inf]), min_size=3,
+                      max_size=3), min_size=1, max_size=40),
+    st.integers(1, 12),
+    st.sampled_from([ts_nb.TMIN, ts_nb.TMAX, ts_nb.ARGMIN, ts_nb.ARGMAX]),
+)  # fmt: skip
+def test_monotonic_queue_min_max_equal_the_window_scan(rows, w, code) -> None:
+    """The O(1) min/max/argmin/argmax agree bit for bit with a scan of every window (ties pick
+    the earliest row, -0.0 and 0.0 compare equal, a non-finite value blanks its windows)."""
+    x = np.ascontiguousarray(rows, dtype=np.float64)
+    got = ts_nb.ts_window(x, w, code)
+    want = np.empty_like(x)
+    ts_nb._direct_block(x, want, 0, x.shape[1], w, code)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # the same row's value
