@@ -220,7 +220,7 @@ def _minmax_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code
     head = np.zeros(nb, dtype=np.int64)  # position of the front in the ring
     size = np.zeros(nb, dtype=np.int64)
     last_bad = np.full(nb, -1, dtype=np.int64)  # latest non-finite row per column
-    want_max = code == TMAX or code == ARGMAX
+    want_max = code in (TMAX, ARGMAX)
     for t in range(n_rows):
         lo = t - w + 1
         for b in range(nb):
@@ -251,7 +251,7 @@ def _minmax_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code
                 out[t, j] = _NAN
                 continue
             best = ring[b, head[b]]
-            if code == TMIN or code == TMAX:
+            if code in (TMIN, TMAX):
                 out[t, j] = x[best, j]
             else:
                 out[t, j] = float(best - lo + 1)
@@ -274,7 +274,7 @@ def ts_window(x: np.ndarray, w: int, code: int) -> np.ndarray:
         j1 = min(n_cols, j0 + BLOCK)
         if code <= ZSCORE:
             _moments_block(x, out, j0, j1, w, code)
-        elif code == TMIN or code == TMAX or code == ARGMIN or code == ARGMAX:
+        elif code in (TMIN, TMAX, ARGMIN, ARGMAX):
             _minmax_block(x, out, j0, j1, w, code)
         else:
             _direct_block(x, out, j0, j1, w, code)
