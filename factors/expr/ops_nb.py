@@ -207,10 +207,35 @@ def where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- cross-section
+SMALL_ROW = 128
+"""Rows with at most this many finite values are sorted by insertion (see ``_sort_order``)."""
+_CS_ROWS = 256
+"""Rows per parallel task of ``cross_section``."""
+
+
 @njit(cache=True)
-def _cs_row(x: np.ndarray, out: np.ndarray, t: int, code: int, q: int) -> None:
+def _sort_order(vals: np.ndarray, n: int, order: np.ndarray) -> np.ndarray:
+    """Indices 0..n-1 ordered by ``vals[:n]`` ascending, in ``order`` (an insertion sort for
+    rows of up to ``SMALL_ROW`` values: no allocation and fewer steps than a general sort
+    there), else ``np.argsort``. Ranks average ties and quantile edges read sorted values,
+    so the order among equal values does not matter."""
+    if n > SMALL_ROW:
+        return np.argsort(vals[:n].copy())
+    for i in range(n):
+        v = vals[i]
+        k = i
+        while k > 0 and vals[order[k - 1]] > v:
+            order[k] = order[k - 1]
+            k -= 1
+        order[k] = i
+    return order
+
+
+@njit(cache=True)
+def _cs_row(x: np.ndarray, out: np.ndarray, t: int, code: int, q: int, idx: np.ndarray,
+            vals: np.ndarray, buf: np.ndarray) -> None:  # fmt: skip
+    """One row of ``cross_section``; ``idx``, ``vals``, ``buf``: (N,) scratch buffers."""
     n_cols = x.shape[1]
-    idx = np.empty(n_cols, dtype=np.int64)
     n = 0
     total = 0.0
     for j in range(n_cols):
@@ -244,10 +269,9 @@ def _cs_row(x: np.ndarray, out: np.ndarray, t: int, code: int, q: int) -> None:
             for i in range(n):
                 out[t, idx[i]] = x[t, idx[i]] / gross
     else:
-        vals = np.empty(n)
         for i in range(n):
             vals[i] = x[t, idx[i]]
-        order = np.argsort(vals)
+        order = _sort_order(vals, n, buf)
         if code == CS_RANK:
             i = 0
             while i < n:
@@ -291,8 +315,13 @@ def cross_section(x: np.ndarray, code: int, q: int) -> np.ndarray:
     ``df.sub(df.mean(1), 0)``, ``df.div(df.abs().sum(1), 0)``, ``pd.qcut(row, q) + 1``.
     Non-finite entries are excluded and stay NaN; ``q`` is used by CS_QUANTILE only.
     """
-    n_rows = x.shape[0]
+    n_rows, n_cols = x.shape
     out = np.empty(x.shape)
-    for t in prange(n_rows):
-        _cs_row(x, out, t, code, q)
+    n_chunks = (n_rows + _CS_ROWS - 1) // _CS_ROWS
+    for c in prange(n_chunks):  # scratch buffers allocated once per chunk of rows
+        idx = np.empty(n_cols, dtype=np.int64)
+        vals = np.empty(n_cols)
+        buf = np.empty(n_cols, dtype=np.int64)
+        for t in range(c * _CS_ROWS, min(n_rows, (c + 1) * _CS_ROWS)):
+            _cs_row(x, out, t, code, q, idx, vals, buf)
     return out

@@ -333,3 +333,17 @@ def test_monotonic_queue_min_max_equal_the_window_scan(rows, w, code) -> None:
     ts_nb._direct_block(x, want, 0, x.shape[1], w, code)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # the same row's value
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 200), st.integers(0, 2**31 - 1), st.sampled_from([3, 1000]))
+def test_cs_rank_matches_pandas_either_side_of_the_small_row_sort(n, seed, levels):
+    """Rows short enough for the insertion sort and rows sorted by argsort give pandas' ranks
+    (ties averaged), NaN excluded."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, (6, n)).astype(np.float64)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    df = pd.DataFrame(x)
+    got = ops_nb.cross_section(x, ops_nb.CS_RANK, 0)
+    np.testing.assert_allclose(got, df.rank(axis=1, pct=True).to_numpy(), rtol=1e-12)
+    assert ops_nb.SMALL_ROW < 200  # both paths are drawn
