@@ -26,7 +26,7 @@ from typing import Any
 
 from alphaforge.api_backtest import BacktestRun, backtest, gap, sweep, walkforward
 from alphaforge.api_data import Store, ingest, pull, pull_tardis, validate
-from alphaforge.api_factors import Factor, ScoreResult, factor, propose, score
+from alphaforge.api_factors import Factor, ScoreResult, factor, propose, rank_library, score
 from alphaforge.demo import DemoResult, run_demo
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.library import list_factors
@@ -50,6 +50,7 @@ __all__ = [
     "propose",
     "pull",
     "pull_tardis",
+    "rank_library",
     "score",
     "sweep",
     "synthetic_panel",

@@ -17,13 +17,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alphaforge.engine.defaults import DEFAULTS
+from alphaforge.engine.defaults import DEFAULTS, Execution
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.expr import parse
 from alphaforge.factors.ledger import Ledger
 from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.llm import Budget, LLMClient
 from alphaforge.factors.propose import Gate, Study, StudyConfig, StudyResult
+from alphaforge.factors.rank_library import rank_library as _rank_library
 from alphaforge.factors.registry import Registry, ledger_path
 from alphaforge.factors.resolve import FactorInput, resolve_factor
 from alphaforge.factors.score import DEFAULT_HORIZONS, score_factor
@@ -254,3 +255,32 @@ def propose(
     path.parent.mkdir(parents=True, exist_ok=True)
     return Study(panel, cfg, Ledger(path), client if use_llm else None,
                  progress=progress or (lambda _m: None)).run()  # fmt: skip
+
+
+def rank_library(
+    panel: Panel,
+    expressions: Mapping[str, str] | None = None,
+    *,
+    horizon: int = 1,
+    lag: int = DEFAULTS.lag,
+    fee_bps: float = DEFAULTS.fee_bps,
+    slippage_bps: float = DEFAULTS.slippage_bps,
+    rebalance_every: int = DEFAULTS.rebalance_every,
+    split: float | str | None = None,
+    ledger: str | Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> pd.DataFrame:
+    """Every library factor the panel can feed (plus ``expressions``: name -> text) ranked in
+    one call by |t| of RankIC at ``horizon``, as ``alphaforge score --library``: a DataFrame
+    indexed by factor name (rank, group, expression, rank_ic, t_stat, icir, coverage, net and
+    gross Sharpe of the long-short backtest, turnover, break-even cost, edge kept, DSR at the
+    study-wide trial count). Every ranked factor is recorded in the research ``ledger``; the
+    full result (skipped factors with the dataset they need, trial count, execution) is in
+    ``df.attrs["ranking"]``."""
+    res = _rank_library(panel, dict(expressions or {}), horizon=horizon, split=split,
+                        execution=Execution(lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                                            rebalance_every=rebalance_every),
+                        registry=Registry(ledger), progress=progress)  # fmt: skip
+    df = pd.DataFrame(res.rows).set_index("name")
+    df.attrs["ranking"] = res.to_dict()
+    return df

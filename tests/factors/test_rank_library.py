@@ -100,3 +100,25 @@ def test_cli_ranks_with_progress_and_json(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["score", "--json"], env=env)
     assert res.exit_code == 2
     assert "--library" in json.loads(res.stdout)["error"]
+
+
+def test_api_rank_library_is_a_dataframe_equal_to_the_cli(tmp_path: Path) -> None:
+    import alphaforge as af
+
+    panel = af.synthetic_panel(n_bars=600)
+    df = af.rank_library(panel, {"rev3": "-ts_mean(returns, 3)"}, ledger=tmp_path / "a.sqlite")
+    assert df.index[0] == df["t_stat"].abs().idxmax()
+    assert df.loc["rev3", "group"] == "user"
+    assert df.attrs["ranking"]["trials"]["n_trials"] == len(df)
+    f = tmp_path / "mine.txt"
+    f.write_text("rev3 = -ts_mean(returns, 3)\n")
+    res = CliRunner().invoke(
+        app,
+        ["score", "--library", "--file", str(f), "--bars", "600", "--json"],
+        env={"ALPHAFORGE_LEDGER": str(tmp_path / "b.sqlite")},
+    )
+    rows = {r["name"]: r for r in json.loads(res.stdout)["rows"]}
+    assert set(rows) == set(df.index)
+    for name in ("mom_20", "rev3", "alpha003"):
+        assert rows[name]["sharpe"] == pytest.approx(df.loc[name, "sharpe"], rel=1e-12)
+        assert rows[name]["rank"] == df.loc[name, "rank"]
