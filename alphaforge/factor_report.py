@@ -13,9 +13,10 @@ from alphaforge.backtests import FactorBacktest
 from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import Panel
-from alphaforge.engine.portfolio import funding_of
+from alphaforge.engine.portfolio import breakeven_bps, funding_of
 from alphaforge.engine.report import ReportInputs, ReportPaths, build_report
 from alphaforge.factors import score_parts
+from alphaforge.factors.dsr import return_moments
 from alphaforge.factors.score import usable_horizons
 from alphaforge.report_quality import panel_quality, quality_html
 
@@ -82,15 +83,15 @@ def _cost_rows(run: FactorBacktest, gross: Any, panel: Panel) -> dict[str, Any]:
     m_gross = compute_metrics(gross, ppy)
     turn = float(run.result.turnover) / max(panel.T, 1)
     mean_gross = float(np.nanmean(gross_r)) if gross_r.size else float("nan")
-    breakeven = mean_gross / turn * 1e4 if turn > 0 else float("nan")
+    breakeven = breakeven_bps(mean_gross, turn)
     paid = float(run.settings.get("fee_bps") or 0.0) + float(
         run.settings.get("slippage_bps") or 0.0
     )
     return {
         "return before costs": m_gross["total_return"],
         "return after costs": run.metrics["total_return"],
-        "Sharpe before costs (per bar)": _per_bar_sharpe(gross_r),
-        "Sharpe after costs (per bar)": _per_bar_sharpe(net_r),
+        "Sharpe before costs (per bar)": return_moments(gross_r)[0],
+        "Sharpe after costs (per bar)": return_moments(net_r)[0],
         "fees paid (quote)": run.result.fees, "slippage paid (quote)": run.result.slippage,
         "funding paid (quote, < 0 = received)": run.result.funding,
         "turnover per bar (x equity)": turn,
@@ -98,12 +99,6 @@ def _cost_rows(run: FactorBacktest, gross: Any, panel: Panel) -> dict[str, Any]:
         "cost assumed (bps per trade)": paid if run.settings.get("slippage_bps") is not None
         else f"fee {run.settings.get('fee_bps')} + {run.settings.get('slippage_model')}",
     }  # fmt: skip
-
-
-def _per_bar_sharpe(r: np.ndarray) -> float:
-    x = r[np.isfinite(r)]
-    sd = float(np.std(x, ddof=1)) if x.size > 1 else float("nan")
-    return float(np.mean(x)) / sd if x.size > 1 and sd > 0 else float("nan")
 
 
 def _honesty_rows(run: FactorBacktest) -> dict[str, Any]:

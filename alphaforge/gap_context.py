@@ -24,6 +24,7 @@ from alphaforge.engine.gap import Quotes
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.slippage import trailing_adv, trailing_sigma
 from alphaforge.panels import load_panel
+from alphaforge.store_streams import kline_intervals
 
 F64 = npt.NDArray[np.float64]
 WINDOW = 60
@@ -31,9 +32,8 @@ WINDOW = 60
 
 
 def _shortest_klines(st: Store, market: str) -> str | None:
-    ivs = [d.removeprefix("klines_") for d in st.datasets(market=market) if d.startswith("klines_")]
-    ivs = [iv for iv in ivs if iv in schemas.INTERVAL_US]
-    return min(ivs, key=schemas.interval_us) if ivs else None
+    ivs = kline_intervals(st, market)
+    return ivs[0] if ivs else None
 
 
 def _iso(us: int) -> str:

@@ -25,7 +25,7 @@ from alphaforge.engine.book import book_levels_at, rebuild_books
 from alphaforge.engine.errors import PanelError
 from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.engine.resample import resample_panel
-from alphaforge.store_streams import held, read_held
+from alphaforge.store_streams import held, kline_intervals, read_held
 
 F64 = npt.NDArray[np.float64]
 
@@ -280,12 +280,10 @@ def _source_interval(store: Store, interval: str, market: str) -> str:
         PanelError: no stored kline interval divides ``interval``.
     """
     target = schemas.interval_us(interval)
-    stored = [d.removeprefix("klines_") for d in store.datasets(market=market)
-              if d.startswith("klines_")]  # fmt: skip
+    stored = kline_intervals(store, market)
     if interval in stored:
         return interval
-    fits = [iv for iv in stored
-            if iv in schemas.INTERVAL_US and target % schemas.interval_us(iv) == 0]  # fmt: skip
+    fits = [iv for iv in stored if target % schemas.interval_us(iv) == 0]
     if not fits:
         raise PanelError(
             f"store {str(store.root)!r} has no klines_{interval} for market={market} and no "

@@ -99,15 +99,19 @@ def symbol_streams(
     )
 
 
+def kline_intervals(store: Store, market: str = "usdm") -> list[str]:
+    """The kline intervals the store holds for ``market`` (``klines_<interval>`` datasets),
+    shortest first."""
+    ivs = [d.removeprefix("klines_") for d in store.datasets(market=market)
+           if d.startswith("klines_")]  # fmt: skip
+    return sorted((iv for iv in ivs if iv in schemas.INTERVAL_US), key=schemas.interval_us)
+
+
 def _window(store: Store, symbol: str, market: str) -> tuple[int | None, int | None]:
     """[listed, delisted) of ``symbol`` from the shortest stored klines interval, or open."""
-    stored = sorted(
-        (schemas.interval_us(d.removeprefix("klines_")), d)
-        for d in store.datasets(market=market)
-        if d.startswith("klines_") and d.removeprefix("klines_") in schemas.INTERVAL_US
-    )
-    for step, dataset in stored:
-        lst = listings_from_store(store, dataset, market=market, interval_us=step).get(symbol)
+    for iv in kline_intervals(store, market):
+        lst = listings_from_store(store, f"klines_{iv}", market=market,
+                                  interval_us=schemas.interval_us(iv)).get(symbol)  # fmt: skip
         if lst is not None:
             return lst.listed_from_us, lst.delisted_at_us
     return None, None

@@ -11,6 +11,8 @@ from every command.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,3 +67,51 @@ def factor_returns(values: F64, panel: Panel, *, scheme: str = DEFAULTS.scheme,
     res = weights_backtest(w, panel, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
                            use_funding=use_funding)  # fmt: skip
     return np.asarray(res.returns, dtype=np.float64)
+
+
+def breakeven_bps(mean_gross_per_bar: float, turnover_per_bar: float) -> float:
+    """The cost per unit of traded notional (bps) at which a portfolio earns nothing: mean gross
+    per-bar return / mean per-bar one-way turnover x 1e4 (NaN without turnover)."""
+    return mean_gross_per_bar / turnover_per_bar * 1e4 if turnover_per_bar > 0 else math.nan
+
+
+def edge_kept(breakeven: float, cost_bps: float) -> float:
+    """The share of the gross edge left after paying ``cost_bps`` per trade (1: free trading,
+    0: costs eat it all, < 0: costs exceed it); NaN without a positive break-even."""
+    return 1.0 - cost_bps / breakeven if breakeven > 0 else math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class LongShort:
+    """A factor's rank long-short portfolio at gross 1, run without costs and with them.
+
+    Attributes:
+        gross, net: the engine's BacktestResults. turnover_per_bar: one-way turnover of the
+            gross run per bar. mean_gross: its mean per-bar return (finite bars).
+        breakeven_bps, edge_kept: see ``breakeven_bps`` and ``edge_kept``.
+    """
+
+    gross: BacktestResult
+    net: BacktestResult
+    turnover_per_bar: float
+    mean_gross: float
+    breakeven_bps: float
+    edge_kept: float
+
+
+def long_short(values: F64, panel: Panel, *, lag: int = DEFAULTS.lag,
+               fee_bps: float = DEFAULTS.fee_bps, slippage_bps: float = DEFAULTS.slippage_bps,
+               rebalance_every: int = DEFAULTS.rebalance_every) -> LongShort:  # fmt: skip
+    """The rank long-short portfolio of (T, N) factor values, as ``score`` and the library
+    ranking report it: the same weights as ``alphaforge backtest --scheme rank``, run gross
+    and net of ``fee_bps + slippage_bps``."""
+    w = factor_weights(values, panel, scheme="rank", gross=1.0, lag=lag,
+                       rebalance_every=rebalance_every)  # fmt: skip
+    gross = weights_backtest(w, panel, lag=lag, fee_bps=0.0, slippage_bps=0.0)
+    net = weights_backtest(w, panel, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps)
+    turn = float(gross.turnover) / max(len(gross.returns), 1)
+    r = np.asarray(gross.returns, dtype=np.float64)
+    ok = np.isfinite(r)
+    mean_gross = float(r[ok].mean()) if ok.any() else math.nan
+    be = breakeven_bps(mean_gross, turn)
+    return LongShort(gross, net, turn, mean_gross, be, edge_kept(be, fee_bps + slippage_bps))

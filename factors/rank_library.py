@@ -35,7 +35,7 @@ import numpy.typing as npt
 from alphaforge.engine.defaults import DEFAULTS, Execution, describe
 from alphaforge.engine.metrics import sharpe_ratio
 from alphaforge.engine.panel import Panel
-from alphaforge.engine.portfolio import factor_weights, weights_backtest
+from alphaforge.engine.portfolio import long_short
 from alphaforge.engine.tradable import universe_values
 from alphaforge.factors import ic, propose_nb
 from alphaforge.factors.dsr import return_moments
@@ -181,26 +181,20 @@ def _one(name: str, expr: str, values: F64, panel: Panel,
     r = rank_rows(values)
     ic_rows = propose_nb.rank_corr_rows(r[0], r[1], fwd_r[0], fwd_r[1], MIN_OBS)
     summ = ic.ic_summary(ic_rows, horizon)
-    w = factor_weights(values, panel, scheme="rank", gross=1.0, lag=ex.lag,
-                       rebalance_every=ex.rebalance_every)  # fmt: skip
-    gross = weights_backtest(w, panel, lag=ex.lag, fee_bps=0.0, slippage_bps=0.0)
-    net = weights_backtest(w, panel, lag=ex.lag, fee_bps=ex.fee_bps, slippage_bps=ex.slippage_bps)
+    ls = long_short(values, panel, lag=ex.lag, fee_bps=ex.fee_bps,
+                    slippage_bps=ex.slippage_bps, rebalance_every=ex.rebalance_every)  # fmt: skip
     ppy = panel.periods_per_year
-    turn = float(gross.turnover) / max(panel.T, 1)
-    mean_gross = float(np.nanmean(gross.returns)) if panel.T else math.nan
-    breakeven = mean_gross / turn * 1e4 if turn > 0 else math.nan
-    cost = ex.fee_bps + ex.slippage_bps
     group = LIBRARY[name].group if name in LIBRARY else "user"
     row = {
         "name": name, "group": group, "expression": expr,
         "rank_ic": float(summ["mean"]), "t_stat": float(summ["t_stat"]),
         "icir": float(summ["icir"]), "coverage": float(np.isfinite(ic_rows).mean()),
-        "sharpe": float(sharpe_ratio(net.returns, ppy)),
-        "gross_sharpe": float(sharpe_ratio(gross.returns, ppy)),
-        "turnover_per_bar": turn, "breakeven_bps": breakeven,
-        "edge_kept": 1.0 - cost / breakeven if breakeven > 0 else math.nan,
+        "sharpe": float(sharpe_ratio(ls.net.returns, ppy)),
+        "gross_sharpe": float(sharpe_ratio(ls.gross.returns, ppy)),
+        "turnover_per_bar": ls.turnover_per_bar, "breakeven_bps": ls.breakeven_bps,
+        "edge_kept": ls.edge_kept,
     }  # fmt: skip
-    return row, np.asarray(net.returns, dtype=np.float64)
+    return row, np.asarray(ls.net.returns, dtype=np.float64)
 
 
 def _deflate(rows: Sequence[dict[str, Any]],

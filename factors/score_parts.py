@@ -39,7 +39,7 @@ import numpy.typing as npt
 from alphaforge.engine.defaults import DEFAULTS, describe
 from alphaforge.engine.metrics import compute_metrics
 from alphaforge.engine.panel import Panel
-from alphaforge.engine.portfolio import factor_weights, weights_backtest
+from alphaforge.engine.portfolio import long_short
 from alphaforge.factors import ic
 from alphaforge.factors.dsr import deflated_sharpe_ratio
 from alphaforge.factors.returns import execution_prices, forward_returns
@@ -133,24 +133,17 @@ def backtest_block(
     rebalance_every: int = DEFAULTS.rebalance_every,
 ) -> dict[str, Any]:
     """Long-short backtest through the engine (gross and net), costs and Deflated Sharpe."""
-    w = factor_weights(factor, panel, scheme="rank", gross=1.0, lag=lag,
-                       rebalance_every=rebalance_every)  # fmt: skip
-    gross = weights_backtest(w, panel, lag=lag, fee_bps=0.0, slippage_bps=0.0)
-    net = weights_backtest(w, panel, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps)
+    ls = long_short(factor, panel, lag=lag, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                    rebalance_every=rebalance_every)  # fmt: skip
+    gross, net = ls.gross, ls.net
     ppy = panel.periods_per_year
     m_net = compute_metrics(net, ppy)
     m_gross = compute_metrics(gross, ppy)
-    t_len = max(len(gross.returns), 1)
-    turn = float(gross.turnover) / t_len
-    mean_gross = _nanmean(gross.returns)
-    breakeven = mean_gross / turn * 1e4 if turn > 0 else math.nan
-    cost = fee_bps + slippage_bps
-    edge_kept = 1.0 - cost / breakeven if breakeven > 0 else math.nan
     keys = ("sharpe", "sortino", "max_drawdown", "total_return", "annual_volatility", "cagr")
     bt = {k: _f(m_net[k]) for k in keys}
     bt.update(
         gross_sharpe=_f(m_gross["sharpe"]),
-        turnover_per_bar=turn,
+        turnover_per_bar=ls.turnover_per_bar,
         annual_turnover=_f(m_net["annual_turnover"]),
         fees=_f(m_net["fees"]),
         slippage=_f(m_net["slippage"]),
@@ -158,8 +151,8 @@ def backtest_block(
     costs = {
         "fee_bps": float(fee_bps),
         "slippage_bps": float(slippage_bps),
-        "breakeven_bps": breakeven,
-        "edge_kept": edge_kept,
+        "breakeven_bps": ls.breakeven_bps,
+        "edge_kept": ls.edge_kept,
         "rebalance_every": int(rebalance_every),
         "execution": describe(
             {
@@ -171,7 +164,7 @@ def backtest_block(
                 "rebalance_every": rebalance_every,
             }
         ),
-        "mean_gross_return_per_bar": mean_gross,
+        "mean_gross_return_per_bar": ls.mean_gross,
         "mean_net_return_per_bar": _nanmean(net.returns),
     }
     dsr = deflated_sharpe_ratio(net.returns, n_trials=n_trials, var_trials=var_trials)

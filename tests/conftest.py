@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -34,6 +35,20 @@ def real_dir() -> Path:
             pytest.fail(f"ALPHAFORGE_REQUIRE_SHARED=1 but {SHARED_REAL} is missing")
         pytest.skip(f"real data folder {SHARED_REAL} is absent (a fresh clone without ../shared)")
     return SHARED_REAL
+
+
+@pytest.fixture(scope="session")
+def klines_only_panel(real_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A day of the real DOTUSDT and LINKUSDT 1-minute perpetual klines, ingested into a store
+    holding nothing else (no metrics, no books, no funding): for errors naming a missing
+    dataset."""
+    import alphaforge as af
+
+    store = af.Store(tmp_path_factory.mktemp("klines_only") / "store")
+    store.ingest(real_dir / "binance_futures_klines" / "DOTUSDT-1m-2026-02.csv.gz",
+                 real_dir / "binance_futures_klines" / "LINKUSDT-1m-2026-02.csv.gz",
+                 market="usdm")  # fmt: skip
+    return store.panel(start="2026-02-03", end="2026-02-04")
 
 
 @pytest.fixture(autouse=True)

@@ -98,14 +98,9 @@ def test_ingest_then_panel_and_factors(real_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.shared
-def test_a_panel_without_metrics_names_the_dataset(real_dir: Path, tmp_path: Path) -> None:
-    store = af.Store(tmp_path / "store")
-    store.ingest(real_dir / "binance_futures_klines" / "DOTUSDT-1m-2026-02.csv.gz",
-                 real_dir / "binance_futures_klines" / "LINKUSDT-1m-2026-02.csv.gz",
-                 market="usdm")  # fmt: skip
-    panel = store.panel(start="2026-02-03", end="2026-02-04")
+def test_a_panel_without_metrics_names_the_dataset(klines_only_panel: af.Panel) -> None:
     with pytest.raises(Exception, match=r"open_interest.*metrics"):
-        af.score("oi_change_12", panel)
+        af.score("oi_change_12", klines_only_panel)
 
 
 def test_pull_metrics_from_the_daily_archive(tmp_path: Path) -> None:

@@ -126,12 +126,8 @@ def test_backtest_fills_walk_the_real_book(recorded: tuple[Path, list], tmp_path
     assert (tmp_path / rep["report"]).is_file()
 
 
-def test_book_walk_without_a_book_names_what_to_ingest(real_dir: Path, tmp_path: Path) -> None:
-    store = af.Store(tmp_path / "store")
-    store.ingest(real_dir / "binance_futures_klines" / "DOTUSDT-1m-2026-02.csv.gz",
-                 real_dir / "binance_futures_klines" / "LINKUSDT-1m-2026-02.csv.gz",
-                 market="usdm")  # fmt: skip
-    panel = store.panel(start="2026-02-03", end="2026-02-04")
+def test_book_walk_without_a_book_names_what_to_ingest(klines_only_panel: af.Panel) -> None:
+    panel = klines_only_panel
     assert panel.book is None
     with pytest.raises(InputError, match="ingest depth recordings"):
         af.backtest("mom_20", panel, slippage="book_walk")
