@@ -22,7 +22,9 @@ from alphaforge.data.ingest import ingest as _ingest
 from alphaforge.data.manifest import PartitionInfo
 from alphaforge.data.pull import PullProgress, PullReport, parse_time_us
 from alphaforge.data.pull import pull as _pull
+from alphaforge.data.storage_config import is_uri
 from alphaforge.data.store import Store as _DataStore
+from alphaforge.data.store_open import open_store
 from alphaforge.data.tardis_fetch import DEFAULT_BASE_URL as TARDIS_BASE_URL
 from alphaforge.data.tardis_fetch import download_range
 from alphaforge.data.validate import validate_file
@@ -51,12 +53,16 @@ class Store:
     """
 
     def __init__(self, path: PathLike) -> None:
-        self.path = Path(path)
-        self.data = _DataStore(self.path)
-        """The underlying ``alphaforge.data.store.Store`` (writes, manifests, raw reads)."""
+        self.uri = os.fspath(path)
+        """The store as given: a folder or ``s3://bucket/prefix``."""
+        self.path = Path(path) if not is_uri(self.uri) else Path(".alphaforge") / "object-store"
+        """The local folder (downloads land under it); for an object store a local work folder."""
+        self.data: _DataStore = open_store(self.uri)
+        """The underlying ``alphaforge.data.store.Store`` (writes, manifests, raw reads): an
+        ``ObjectStore`` on object storage, a ``TieredStore`` with a cold tier configured."""
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({self.uri!r})"
 
     def partitions(self, dataset: str | None = None, market: str | None = None,
                    symbol: str | None = None) -> list[PartitionInfo]:  # fmt: skip
@@ -115,7 +121,7 @@ class Store:
     ) -> Panel:
         """A time x symbol Panel of klines (bars indexed by close time) with the tradable mask
         and, for perpetuals, funding; ``fields`` keeps only those fields."""
-        panel = load_panel(str(self.path), symbols, start, end, interval=interval, market=market)
+        panel = load_panel(self.uri, symbols, start, end, interval=interval, market=market)
         if fields is not None:
             missing = [f for f in fields if f not in panel]
             if missing:
@@ -132,11 +138,11 @@ class Store:
     def _repr_html_(self) -> str:
         df = self.ls()
         if df.empty:
-            return f"<p>Store <code>{html.escape(str(self.path))}</code>: empty</p>"
+            return f"<p>Store <code>{html.escape(self.uri)}</code>: empty</p>"
         summary = df.groupby(["market", "dataset"]).agg(
             symbols=("symbol", "nunique"), partitions=("month", "size"), rows=("rows", "sum"),
             start=("start", "min"), end=("end", "max"))  # fmt: skip
-        head = f"<p>Store <code>{html.escape(str(self.path))}</code></p>"
+        head = f"<p>Store <code>{html.escape(self.uri)}</code></p>"
         return head + str(summary.to_html())
 
 
@@ -161,7 +167,7 @@ def ingest(
     flat: list[PathLike] = []
     for p in paths:
         flat += list(p) if isinstance(p, list | tuple) else [p]
-    st = store.data if isinstance(store, Store) else _DataStore(store)
+    st = store.data if isinstance(store, Store) else open_store(store)
     return _ingest(st, flat, market=market, progress=progress)
 
 
@@ -181,7 +187,7 @@ def pull(
     """Download Binance history into the store (bulk archive + REST), like ``alphaforge pull``.
 
     ``kwargs`` go to ``alphaforge.data.pull.pull`` (e.g. ``base_url``, ``archive_base_url``)."""
-    st = store.data if isinstance(store, Store) else _DataStore(store)
+    st = store.data if isinstance(store, Store) else open_store(store)
     return _pull(st, source=source, market=market, dataset=dataset, symbols=list(symbols),
                  interval=interval, start=start, end=end, progress=progress,
                  **kwargs)  # fmt: skip

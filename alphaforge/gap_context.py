@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from alphaforge.data import schemas
 from alphaforge.data.store import Store
+from alphaforge.data.store_open import open_store
 from alphaforge.engine import slippage_nb
 from alphaforge.engine.gap import Quotes
 from alphaforge.engine.panel import Panel
@@ -45,7 +46,7 @@ def fee_quotes(store: str, fills: Mapping[str, Any], quote_asset: str,
     """Quotes (bid = ask = bar close, at the bar's close time) of ``<ASSET><QUOTE>`` for each fee
     asset of ``fills`` that is neither the quote currency nor a traded symbol's base asset, from
     the store's klines; None when the store holds none of them."""
-    st = Store(store)
+    st = open_store(store)
     iv = _shortest_klines(st, market)
     if iv is None:
         return None
@@ -69,7 +70,7 @@ def fee_quotes(store: str, fills: Mapping[str, Any], quote_asset: str,
 def calibration_features(store: str, orders: Mapping[str, Any],
                          market: str = "usdm") -> dict[str, F64]:  # fmt: skip
     """Per-order ``sigma``, ``adv`` and (with a stored book) ``book_walk_bps@decision``."""
-    st = Store(store)
+    st = open_store(store)
     iv = _shortest_klines(st, market)
     if iv is None:
         return {}

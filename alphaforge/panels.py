@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from alphaforge.data import schemas
 from alphaforge.data.store import Store
+from alphaforge.data.store_open import open_store
 from alphaforge.data.store_views import kline_panel_table, panel_table_from_klines
 from alphaforge.data.synthetic import SyntheticMarket, generate_market
 from alphaforge.data.synthetic_demo import generate_demo_market
@@ -129,7 +130,7 @@ def load_panel(
         panel = synthetic_panel(**kw).panel
         panel = panel.slice_time(start_us, end_us)
         return panel.select(list(symbols)) if symbols else panel
-    st = Store(store)
+    st = open_store(store)
     target_us = schemas.interval_us(interval)
     source = _source_interval(st, interval, market)
     step = schemas.interval_us(source)
@@ -268,7 +269,7 @@ def _as_of(table: pa.Table, field: str, panel: Panel, max_age_us: int) -> F64:
 def source_dataset(store: str | Store, interval: str, market: str = "usdm") -> str:
     """The stored klines dataset a panel of ``interval`` is built from (``klines_1m`` for 1h
     bars resampled from a 1m store)."""
-    st = store if isinstance(store, Store) else Store(store)
+    st = open_store(store)
     return f"klines_{_source_interval(st, interval, market)}"
 
 
@@ -286,7 +287,7 @@ def _source_interval(store: Store, interval: str, market: str) -> str:
     fits = [iv for iv in stored if target % schemas.interval_us(iv) == 0]
     if not fits:
         raise PanelError(
-            f"store {str(store.root)!r} has no klines_{interval} for market={market} and no "
+            f"store {store.uri!r} has no klines_{interval} for market={market} and no "
             f"shorter klines to build them from (stored: {', '.join(stored) or 'none'})"
         )
     return max(fits, key=schemas.interval_us)

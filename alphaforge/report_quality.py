@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from alphaforge.data.store import Store
+from alphaforge.data.store_open import open_store
 from alphaforge.engine.formatting import fmt
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.report_metrics import span_text, span_us
@@ -44,7 +45,7 @@ def panel_quality(panel: Panel) -> dict[str, Any]:
 def store_validation(store: str | Store, panel: Panel, dataset: str,
                      market: str = "usdm") -> list[tuple[str, str, str]]:  # fmt: skip
     """(symbol, month, status) of every partition of ``dataset`` the panel covers."""
-    st = store if isinstance(store, Store) else Store(store)
+    st = open_store(store)
     months = set(np.unique((panel.ts_us // 1000).astype("datetime64[ms]")
                            .astype("datetime64[M]").astype(str)).tolist())  # fmt: skip
     rows = []

@@ -77,13 +77,13 @@ def symbol_streams(
     if not depth_at:
         have = sorted({p.symbol for p in store.partitions("depth_updates", market=market)})
         raise PanelError(
-            f"store {str(store.root)!r} has no depth_updates of {symbol} (market={market}); "
+            f"store {store.uri!r} has no depth_updates of {symbol} (market={market}); "
             f"it holds depth for: {', '.join(have) or 'no symbol'}; ingest a depth recording "
             "or Tardis incremental_book_L2 file first"
         )
     trade_ds = next((d for d in ("trades", "agg_trades") if held(store, d, market, [symbol])), None)
     if trade_ds is None:
-        raise PanelError(f"store {str(store.root)!r} has depth but no trades or agg_trades of "
+        raise PanelError(f"store {store.uri!r} has depth but no trades or agg_trades of "
                          f"{symbol} (market={market}); the study needs the trade flow")  # fmt: skip
     trade_at = held(store, trade_ds, market, [symbol])
     depth = read_held(store, "depth_updates", market, depth_at, start_us=start_us, end_us=end_us)

@@ -11,6 +11,7 @@ The tree::
     ├── ChecksumMismatch(ValueError)       an archive zip whose sha256 differs from .CHECKSUM
     ├── UnknownSymbol(KeyError)            the exchange does not know the symbol
     ├── StoreError(OSError)                the parquet store could not be read or written
+    │   └── ConcurrentWriteError           other writers kept committing the same partition first
     ├── ParameterError(ValueError)         an argument outside its documented range
     └── ValidationFailed(RuntimeError)     `validate --fail-on` threshold reached
 
@@ -85,6 +86,10 @@ class UnknownSymbol(DataError, KeyError):
 
 class StoreError(DataError, OSError):
     """The parquet store could not be read or written as asked."""
+
+
+class ConcurrentWriteError(StoreError):
+    """Another writer committed the same partition first, on every retry (object stores)."""
 
 
 class ParameterError(DataError, ValueError):

@@ -42,6 +42,7 @@ from alphaforge.data.errors import ChecksumMismatch, DataError, SchemaError
 from alphaforge.data.recordings import read_hftbacktest
 from alphaforge.data.schemas import KLINES, interval_us
 from alphaforge.data.store import Store
+from alphaforge.data.store_open import open_store
 from alphaforge.data.tardis import dataset_of, detect_data_type, file_exchange, read_tardis_csv
 
 __all__ = ["FileSpec", "IngestItem", "IngestReport", "classify", "ingest", "iter_files"]
@@ -416,7 +417,7 @@ def ingest(
     Raises:
         DataError: a path that does not exist (before anything is written).
     """
-    st = store if isinstance(store, Store) else Store(store)
+    st = open_store(store)
     files = iter_files(paths)
     report = IngestReport()
     for i, path in enumerate(files, 1):

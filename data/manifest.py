@@ -83,6 +83,9 @@ class PartitionInfo:
             (sources of that last write are then unknown).
         completeness: missing bars or ids inside the partition (``data.completeness``), or
             None (a dataset without a rule, or a manifest written before it existed).
+        tier: ``warm`` (a local folder) or ``cold`` (object storage).
+        location: where the partition lives: its folder, or ``s3://bucket/prefix/...``.
+        generation: the manifest generation on object storage (0 for a local folder).
     """
 
     exchange: str
@@ -100,6 +103,9 @@ class PartitionInfo:
     validation_summary: Mapping[str, Any] = field(default_factory=dict)
     rebuilt: bool = False
     completeness: Mapping[str, Any] | None = None
+    tier: str = "warm"
+    location: str = ""
+    generation: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (path as str)."""
@@ -119,6 +125,8 @@ class PartitionInfo:
             "validation_summary": dict(self.validation_summary),
             "rebuilt": self.rebuilt,
             "completeness": None if self.completeness is None else dict(self.completeness),
+            "tier": self.tier,
+            "location": self.location or str(self.path),
         }
 
 
@@ -349,7 +357,8 @@ def source_from_dict(d: Mapping[str, Any]) -> SourceRecord:
     )
 
 
-def info_from_dict(doc: Mapping[str, Any], part_dir: Path) -> PartitionInfo:
+def info_from_dict(doc: Mapping[str, Any], part_dir: Path, *, tier: str = "warm",
+                   location: str = "") -> PartitionInfo:  # fmt: skip
     """PartitionInfo from a manifest document."""
     return PartitionInfo(
         exchange=str(doc["exchange"]),
@@ -367,4 +376,7 @@ def info_from_dict(doc: Mapping[str, Any], part_dir: Path) -> PartitionInfo:
         validation_summary=dict(doc.get("validation_summary", {})),
         rebuilt=bool(doc.get("rebuilt", False)),
         completeness=doc.get("completeness"),
+        tier=tier,
+        location=location or str(part_dir),
+        generation=int(doc.get("generation", 0)),
     )

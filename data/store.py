@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from alphaforge.data import manifest as mf
@@ -128,6 +129,22 @@ def _merge(old: pa.Table | None, new: pa.Table, base: str, keys: list[str], tcol
     return merged.drop_columns([OCCURRENCE])
 
 
+def merged_sources(old_doc: Mapping[str, Any] | None, source: str, sha: str | None,
+                   rows: int) -> list[SourceRecord]:  # fmt: skip
+    """The partition's sources after a write of ``rows`` rows from ``source``: a repeated
+    source moves to the end with its new row count, oldest first otherwise."""
+    rec = SourceRecord(source, sha, rows, mf.utc_now_iso())
+    sources = [mf.source_from_dict(s) for s in (old_doc or {}).get("sources", [])]
+    return [s for s in sources if (s.source, s.sha256) != (source, sha)] + [rec]
+
+
+def cast_to_schema(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A stored table cast to ``schema`` (columns added to the schema since: nulls)."""
+    cols = [t.column(f.name).cast(f.type) if f.name in t.column_names
+            else pa.nulls(t.num_rows, f.type) for f in schema]  # fmt: skip
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
 def check_name(kind: str, value: str) -> None:
     """Partition values become directory names: letters, digits, ``.``, ``_``, ``-`` only.
 
@@ -144,8 +161,23 @@ def check_name(kind: str, value: str) -> None:
 class Store:
     """A hive-partitioned parquet store rooted at ``root`` (created on first write)."""
 
+    tier = "warm"
+    """Where this store's partitions live (``warm``: a local folder)."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+
+    @property
+    def uri(self) -> str:
+        """The store's location as given (a folder, or ``s3://bucket/prefix``)."""
+        return str(self.root)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+    def _where(self, dataset: str, exchange: str, market: str, symbol: str, month: str) -> str:
+        """The partition's location, for messages."""
+        return str(self._part_dir(dataset, exchange, market, symbol, month))
 
     # ------------------------------------------------------------------ paths
     def _dataset_dir(self, dataset: str, exchange: str, market: str) -> Path:
@@ -221,7 +253,7 @@ class Store:
             except StoreError:
                 raise
             except OSError as exc:  # read-only folder, full disk, ...
-                where = self._part_dir(dataset, exchange, market, symbol, month)
+                where = self._where(dataset, exchange, market, symbol, month)
                 raise StoreError(
                     f"{exc.filename or where}: the file system refused the write of {dataset} "
                     f"{symbol} {month} ({exc.strerror or exc}); that partition is as before"
@@ -254,6 +286,23 @@ class Store:
         source: str,
         sha: str | None,
     ) -> tuple[PartitionInfo, int, bool]:
+        with mf.partition_lock(self._part_dir(dataset, exchange, market, symbol, month)):
+            return self._write_locked(part, base, dataset, exchange, market, symbol, month,
+                                      source, sha)  # fmt: skip
+
+    def _write_locked(
+        self,
+        part: pa.Table,
+        base: str,
+        dataset: str,
+        exchange: str,
+        market: str,
+        symbol: str,
+        month: str,
+        source: str,
+        sha: str | None,
+    ) -> tuple[PartitionInfo, int, bool]:
+        """Merge ``part`` into one partition; the caller holds its :func:`partition_lock`."""
         part_dir = self._part_dir(dataset, exchange, market, symbol, month)
         key = {
             "exchange": exchange,
@@ -265,29 +314,82 @@ class Store:
         tcol = schemas.time_column(base)
         keys = [k for k in schemas.NATURAL_KEYS[base] if k != "symbol"]
         data_path = part_dir / mf.DATA_FILE
-        with mf.partition_lock(part_dir):
-            mf.clean_leftovers(part_dir)
-            old_doc = (
-                mf.load_manifest(part_dir, key, tcol, locked=True) if data_path.exists() else None
-            )
-            old = self._read_file(data_path, part.schema) if old_doc is not None else None
-            merged = _merge(old, part, base, keys, tcol)
-            rec = SourceRecord(source, sha, part.num_rows, mf.utc_now_iso())
-            sources = [mf.source_from_dict(s) for s in (old_doc or {}).get("sources", [])]
-            sources = [s for s in sources if (s.source, s.sha256) != (source, sha)] + [rec]
-            n_old = 0 if old is None else old.num_rows
-            if old is not None and old_doc is not None and merged.equals(old):
-                doc = dict(old_doc, sources=[s.to_dict() for s in sources])
-                mf.write_manifest(part_dir, doc)
-                return mf.info_from_dict(doc, part_dir), 0, True
-            tmp, fp = mf.write_parquet_tmp(merged, data_path)
-            try:
-                _checkpoint("data_tmp_written")
-                doc = self._commit(part_dir, key, merged, tcol, fp, sources, tmp, data_path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+        mf.clean_leftovers(part_dir)
+        old_doc = mf.load_manifest(part_dir, key, tcol, locked=True) if data_path.exists() else None
+        old = self._read_file(data_path, part.schema) if old_doc is not None else None
+        merged = _merge(old, part, base, keys, tcol)
+        sources = merged_sources(old_doc, source, sha, part.num_rows)
+        n_old = 0 if old is None else old.num_rows
+        if old is not None and old_doc is not None and merged.equals(old):
+            doc = dict(old_doc, sources=[s.to_dict() for s in sources])
+            mf.write_manifest(part_dir, doc)
+            return mf.info_from_dict(doc, part_dir), 0, True
+        tmp, fp = mf.write_parquet_tmp(merged, data_path)
+        try:
+            _checkpoint("data_tmp_written")
+            doc = self._commit(part_dir, key, merged, tcol, fp, sources, tmp, data_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return mf.info_from_dict(doc, part_dir), merged.num_rows - n_old, False
+
+    def partition_dir(self, key: Mapping[str, str]) -> Path:
+        """The folder of the partition ``key`` (exchange, market, dataset, symbol, month)."""
+        return self._part_dir(key["dataset"], key["exchange"], key["market"], key["symbol"],
+                              key["month"])  # fmt: skip
+
+    def partition_payload_locked(
+        self, key: Mapping[str, str]
+    ) -> tuple[bytes, dict[str, Any]] | None:
+        """(data file bytes, manifest) of the partition ``key``, or None when it holds no data;
+        the caller holds its :func:`partition_lock`."""
+        part_dir = self.partition_dir(key)
+        data_path = part_dir / mf.DATA_FILE
+        if not data_path.exists():
+            return None
+        tcol = schemas.time_column(schema_name(key["dataset"]))
+        doc = mf.load_manifest(part_dir, key, tcol, locked=True)
+        if doc is None:
+            return None
+        payload = data_path.read_bytes()
+        if len(payload) != doc.get("file_bytes"):
+            raise StoreError(f"{data_path}: changed while being read")
+        return payload, doc
+
+    def put_partition_locked(self, key: Mapping[str, str], payload: bytes,
+                             doc: Mapping[str, Any]) -> PartitionInfo:  # fmt: skip
+        """Replace the partition ``key`` with a complete data file and its manifest (a tier
+        move), crash-safe as a write; the caller holds its :func:`partition_lock`."""
+        part_dir = self.partition_dir(key)
+        data_path = part_dir / mf.DATA_FILE
+        tmp = mf.tmp_name(data_path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fdatasync(fh.fileno())
+            st = tmp.stat()
+            new = {k: v for k, v in doc.items() if k not in ("data_object", "sha256", "generation")}
+            new |= {"file_bytes": st.st_size, "fingerprint": [st.st_size, st.st_mtime_ns]}
+            mf.write_manifest(part_dir, new, pending=True)
+            os.replace(tmp, data_path)
+            os.replace(part_dir / mf.PENDING_FILE, part_dir / mf.MANIFEST_FILE)
+            mf.fsync_dir(part_dir)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return mf.info_from_dict(new, part_dir)
+
+    def drop_partition_locked(self, key: Mapping[str, str]) -> None:
+        """Delete the partition ``key`` (data file first: a reader then sees no partition, never
+        a manifest without data); the caller holds its :func:`partition_lock`."""
+        part_dir = self.partition_dir(key)
+        (part_dir / mf.DATA_FILE).unlink(missing_ok=True)
+        mf.fsync_dir(part_dir)
+        _checkpoint("warm_data_dropped")
+        for name in (mf.MANIFEST_FILE, mf.PENDING_FILE):
+            (part_dir / name).unlink(missing_ok=True)
+        mf.clean_leftovers(part_dir)
 
     @staticmethod
     def _commit(part_dir: Path, key: dict[str, str], merged: pa.Table, tcol: str,
@@ -318,13 +420,7 @@ class Store:
             t = pq.read_table(path)
         except (OSError, pa.ArrowInvalid) as exc:
             raise StoreError(f"{path}: unreadable data file: {exc}") from exc
-        cols = [
-            t.column(f.name).cast(f.type)
-            if f.name in t.column_names
-            else pa.nulls(t.num_rows, f.type)
-            for f in schema
-        ]
-        return pa.Table.from_arrays(cols, schema=schema)
+        return cast_to_schema(t, schema)
 
     def _record_source(self, source: str, sha: str | None, dataset: str, rows: int) -> None:
         key = sha if sha else hashlib.sha256(source.encode()).hexdigest()
@@ -446,6 +542,16 @@ class Store:
         parts = self.partitions(dataset, exchange, market, symbol or None)
         times = [p.max_time_us for p in parts if p.max_time_us is not None]
         return max(times) if times else None
+
+    def dataset_files(self) -> list[tuple[str, pafs.FileSystem, str, list[str]]]:
+        """(dataset, filesystem, store root on it, data files) of every stored partition, one
+        entry per dataset name and tier (SQL views over the store)."""
+        out: dict[str, list[str]] = {}
+        for f in sorted(self.root.glob(f"exchange=*/market=*/dataset=*/symbol=*/month=*/"
+                                       f"{mf.DATA_FILE}")):  # fmt: skip
+            out.setdefault(f.parts[-4].split("=", 1)[1], []).append(str(f))
+        fs = pafs.LocalFileSystem()
+        return [(name, fs, str(self.root), files) for name, files in sorted(out.items())]
 
     # ------------------------------------------------------------------ read
     def read(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from alphaforge.data import schemas
 from alphaforge.data.errors import StoreError
@@ -27,34 +28,64 @@ def read_partitions(
     end_us: int | None,
     columns: Sequence[str] | None,
 ) -> pa.Table:
-    """Rows under the dataset directory ``root`` (schema ``base``); see ``Store.read``."""
+    """Rows under the local dataset directory ``root`` (schema ``base``); see ``Store.read``."""
+    files = partition_files(root, symbols, start_us, end_us) if root.is_dir() else []
+    return read_files([str(f) for f in files], str(root), base, symbols, start_us, end_us,
+                      columns)  # fmt: skip
+
+
+def read_files(
+    files: Sequence[str],
+    base_dir: str,
+    base: str,
+    symbols: Sequence[str] | None,
+    start_us: int | None,
+    end_us: int | None,
+    columns: Sequence[str] | None,
+    filesystem: pafs.FileSystem | None = None,
+) -> pa.Table:
+    """Rows of the data files ``files`` (paths under ``base_dir/symbol=*/month=*/``, on
+    ``filesystem``), filtered and sorted by (symbol, time), in the schema ``base`` (or
+    ``columns`` of it, in that order).
+
+    Raises:
+        StoreError: an unknown column, or a file that cannot be read.
+    """
     schema = schemas.DATASETS[base]
     tcol = schemas.time_column(base)
     cols = list(columns) if columns is not None else schema.names
     bad = [c for c in cols if c not in schema.names]
     if bad:
-        raise StoreError(f"{root.name}: unknown column(s) {bad}; columns: {schema.names}")
+        name = base_dir.rstrip("/").rsplit("/", 1)[-1]
+        raise StoreError(f"{name}: unknown column(s) {bad}; columns: {schema.names}")
     out_schema = pa.schema([schema.field(c) for c in cols])
-    files = partition_files(root, symbols, start_us, end_us) if root.is_dir() else []
     if not files:
         return out_schema.empty_table()
     file_schema = pa.schema([f for f in schema if f.name != "symbol"])
     dset = ds.dataset(
-        [str(f) for f in files],
+        list(files),
         schema=pa.unify_schemas([file_schema, _PART_SCHEMA]),
         format="parquet",
         partitioning=ds.partitioning(_PART_SCHEMA, flavor="hive"),
-        partition_base_dir=str(root),
+        partition_base_dir=base_dir,
+        filesystem=filesystem,
     )
     need = list(dict.fromkeys([*cols, "symbol", tcol]))
     try:
         t = dset.to_table(columns=need, filter=_filter(tcol, symbols, start_us, end_us))
     except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreError(f"{root}: read failed: {exc}") from exc
+        raise StoreError(f"{base_dir}: read failed: {exc}") from exc
     if not sorted_by_symbol_time(t, tcol):  # files are read in (symbol, month) order
         keys = [("symbol", "ascending"), (tcol, "ascending")]
         t = t.take(pc.sort_indices(t, sort_keys=keys))
     return t.select(cols).cast(out_schema)
+
+
+def month_range(start_us: int | None, end_us: int | None) -> tuple[str | None, str | None]:
+    """(first, last) ``YYYY-MM`` months that can hold times in ``[start_us, end_us)``."""
+    m_lo = month_of_us(start_us) if start_us is not None else None
+    m_hi = month_of_us(end_us - 1) if end_us is not None else None
+    return m_lo, m_hi
 
 
 def _filter(
@@ -81,8 +112,7 @@ def partition_files(
 
     Symbols that cannot be partition values (``../x``) cannot be stored and match nothing.
     """
-    m_lo = month_of_us(start_us) if start_us is not None else None
-    m_hi = month_of_us(end_us - 1) if end_us is not None else None
+    m_lo, m_hi = month_range(start_us, end_us)
     sym_dirs = (
         [root / f"symbol={s}" for s in sorted(set(symbols)) if _SAFE_NAME.match(s)]
         if symbols is not None

@@ -57,3 +57,52 @@ def _own_ledger(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     CLI subprocesses it starts, so no test's count depends on which tests ran before it."""
     path = tmp_path_factory.mktemp("ledger") / "ledger.sqlite"
     monkeypatch.setenv("ALPHAFORGE_LEDGER", str(path))
+
+
+class S3Server:
+    """An S3-compatible server (moto) on a free loopback port, started by the tests.
+
+    Attributes:
+        endpoint: ``http://127.0.0.1:<port>``. env: the environment a child process (or the
+        CLI) needs to reach it with test credentials.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.env = {"ALPHAFORGE_S3_ENDPOINT": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}  # fmt: skip
+        self._n = 0
+
+    def bucket(self) -> str:
+        """Create a new empty bucket; its name."""
+        import botocore.session
+
+        self._n += 1
+        name = f"alphaforge-test-{os.getpid()}-{self._n}"
+        client = botocore.session.get_session().create_client(
+            "s3", region_name="us-east-1", endpoint_url=self.endpoint,
+            aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        client.create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Any:
+    """A moto S3 server on loopback for the whole session (port chosen by the OS)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    port = server._server.server_port  # type: ignore[attr-defined]  # the OS-chosen port
+    try:
+        yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """``s3_server`` with its endpoint and credentials in this test's environment."""
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    return s3_server

@@ -31,7 +31,7 @@ from alphaforge.cli import walkforward as _walkforward
 from alphaforge.cli.config import check_config, load_config
 from alphaforge.data.errors import DataError
 from alphaforge.data.recordings import read_hftbacktest
-from alphaforge.data.store import Store
+from alphaforge.data.store_open import open_store
 from alphaforge.demo import run_demo
 from alphaforge.engine.errors import EngineError, OptionError
 from alphaforge.factors.errors import FactorError
@@ -68,7 +68,7 @@ def _load_recording(paths: list[Any]) -> Any:
 
 def _load_store_streams(store: str, symbol: str, market: str, start: str | None,
                         end: str | None) -> Any:  # fmt: skip
-    return symbol_streams(Store(store), symbol, market, start_us=parse_time(start),
+    return symbol_streams(open_store(store), symbol, market, start_us=parse_time(start),
                           end_us=parse_time(end))  # fmt: skip
 
 

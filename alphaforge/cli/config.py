@@ -4,7 +4,8 @@ Resolution order (design.md): command-line flags > environment (``ALPHAFORGE_STO
 ``ALPHAFORGE_<COMMAND>_<OPTION>``) > ``alphaforge.toml`` > built-in defaults. Click applies
 exactly this order when the file is given as the ``default_map`` and ``ALPHAFORGE`` as the
 auto-envvar prefix. The file has one table per command (``[backtest]``, ``[store.ls]`` for
-sub-commands), keys are option names with underscores::
+sub-commands), keys are option names with underscores; the ``[storage]`` table (object storage and
+tiers) is read by ``data.storage_config`` instead::
 
     [backtest]
     fee_bps = 5.0
@@ -38,6 +39,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise OptionError(f"{p}: invalid TOML: {exc}") from None
+    doc.pop("storage", None)  # where the store lives, not a command: data.storage_config
     return _nest(doc)
 
 

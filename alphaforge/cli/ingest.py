@@ -23,7 +23,7 @@ from alphaforge.data.errors import DataError
 from alphaforge.data.ingest import IngestItem, IngestReport
 
 
-def render_ingest(rep: IngestReport, store: Path) -> str:
+def render_ingest(rep: IngestReport, store: str) -> str:
     """Per-file rows and totals as a plain-text table."""
     rows = [(Path(i.path).name, i.dataset or "-", i.market or "-", i.rows_read, i.rows_added,
              i.rows_merged, i.error or "ok") for i in rep.items]  # fmt: skip
@@ -49,8 +49,11 @@ def _when(v: int, unit: str) -> str:
 def ingest_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
     store: Annotated[
-        Path, typer.Option("--store", envvar="ALPHAFORGE_STORE", help="Store root.")
-    ] = Path("store"),
+        str,
+        typer.Option(
+            "--store", envvar="ALPHAFORGE_STORE", help="Store root: a folder or s3://bucket/prefix."
+        ),
+    ] = "store",
     market: Annotated[
         str | None, typer.Option(help="spot or usdm for every file (default: from the folders).")
     ] = None,

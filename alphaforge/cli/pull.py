@@ -25,7 +25,7 @@ from alphaforge.data.binance_rest import BinanceRest
 from alphaforge.data.errors import DataError, IPBanned
 from alphaforge.data.http import RetryPolicy
 from alphaforge.data.pull import PullProgress, PullReport, pull
-from alphaforge.data.store import Store
+from alphaforge.data.store_open import open_store
 
 
 def _fmt_bytes(n: int) -> str:
@@ -85,7 +85,12 @@ DownloadOpt = Annotated[
 MarketOpt = Annotated[str, typer.Option("--market", help="spot or usdm.")]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help=_DATASETS)]
 IntervalOpt = Annotated[str, typer.Option("--interval", help="Kline interval (1m, 1h...).")]
-StoreOpt = Annotated[Path, typer.Option("--store", envvar="ALPHAFORGE_STORE", help="Store root.")]
+StoreOpt = Annotated[
+    str,
+    typer.Option(
+        "--store", envvar="ALPHAFORGE_STORE", help="Store root: a folder or s3://bucket/prefix."
+    ),
+]
 BaseOpt = Annotated[str | None, typer.Option("--base-url", help="REST base URL override.")]
 ArchiveOpt = Annotated[str, typer.Option("--archive-base-url", help="Bulk archive base URL.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Read timeout per request (s).")]
@@ -101,7 +106,7 @@ def pull_cmd(
     market: MarketOpt = "usdm",
     dataset: DatasetOpt = "klines",
     interval: IntervalOpt = "1m",
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     base_url: BaseOpt = None,
     archive_base_url: ArchiveOpt = ARCHIVE_BASE_URL,
     timeout: TimeoutOpt = 30.0,
@@ -123,7 +128,7 @@ def pull_cmd(
         rest = BinanceRest(market, base_url=base_url, **kw)
         archive = ArchiveClient(archive_base_url, **kw)
         args: dict[str, Any] = {
-            "store": Store(store), "source": source, "market": market, "dataset": dataset,
+            "store": open_store(store), "source": source, "market": market, "dataset": dataset,
             "symbols": syms, "interval": interval, "start": start, "end": end,
             "rest": rest, "archive": archive,
         }  # fmt: skip
@@ -144,7 +149,7 @@ def _iso(t_us: int) -> str:
     return datetime.fromtimestamp(t_us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _pull_tardis(store: Path, exchange: str, dataset: str, syms: list[str], start: str,
+def _pull_tardis(store: str, exchange: str, dataset: str, syms: list[str], start: str,
                  end: str | None, market: str, download_dir: Path | None, base_url: str | None,
                  as_json: bool) -> None:  # fmt: skip
     err = Console(stderr=True)

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from alphaforge.data.errors import SchemaError, StoreError
 from alphaforge.data.schemas import interval_us, time_column
+from alphaforge.data.store_open import open_store
 from alphaforge.data.validate import read_for_validation
 from alphaforge.data.validate_common import ts_us
 from alphaforge.data.validate_reconcile import (
@@ -46,11 +47,9 @@ def _interval_us(interval: str) -> int:
         raise SchemaError(f"--interval: {exc.args[0]}") from None
 
 
-def _read_symbol(store: Path, dataset: str, exchange: str, market: str, symbol: str) -> pa.Table:
+def _read_symbol(store: str, dataset: str, exchange: str, market: str, symbol: str) -> pa.Table:
     """One symbol's rows of ``dataset``; a `StoreError` naming the store path when none."""
-    from alphaforge.data.store import Store
-
-    table = Store(store).read(dataset, exchange=exchange, market=market, symbols=[symbol])
+    table = open_store(store).read(dataset, exchange=exchange, market=market, symbols=[symbol])
     if table.num_rows == 0:
         raise StoreError(
             f"store {store}: no {dataset} rows for {symbol} "
@@ -66,7 +65,7 @@ def _need_symbols(symbols: list[str] | None, mode: str) -> list[str]:
 
 
 def klines_vs_agg_trades(
-    store: Path, exchange: str, market: str, symbols: list[str] | None, interval: str
+    store: str, exchange: str, market: str, symbols: list[str] | None, interval: str
 ) -> list[Result]:
     """Per symbol: the store's klines vs klines rebuilt from its aggTrades."""
     iv = _interval_us(interval)
@@ -80,7 +79,7 @@ def klines_vs_agg_trades(
 
 
 def spot_vs_futures(
-    store: Path,
+    store: str,
     exchange: str,
     market: str,
     symbols: list[str] | None,
@@ -141,7 +140,7 @@ def files(paths: list[Path], dataset: str | None, symbols: list[str] | None) -> 
 def reconcile_results(
     mode: str,
     paths: list[Path] | None,
-    store: Path | None,
+    store: str | None,
     *,
     dataset: str | None,
     exchange: str,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from alphaforge.cli.render import fail
 from alphaforge.data.errors import DataError
-from alphaforge.data.sql import dataset_views, query
+from alphaforge.data.sql import query, view_names
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +20,12 @@ def register(app: typer.Typer) -> None:
     @app.command("sql")
     def sql(
         statement: Annotated[str, typer.Argument(help="SQL; tables: the store's datasets.")],
-        store: Annotated[Path, typer.Option("--store", envvar="ALPHAFORGE_STORE")] = Path("store"),
+        store: Annotated[
+            str,
+            typer.Option(
+                "--store", envvar="ALPHAFORGE_STORE", help="A folder or s3://bucket/prefix."
+            ),
+        ] = "store",
         limit: Annotated[int, typer.Option(help="Max rows printed.")] = 1000,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
     ) -> None:
@@ -29,8 +33,10 @@ def register(app: typer.Typer) -> None:
         try:
             table = query(store, statement, limit=limit)
         except DataError as exc:
-            names = [*dataset_views(store), *(["sweep_results"] if (store / "results").is_dir()
-                                               else [])] if store.is_dir() else []  # fmt: skip
+            try:
+                names = view_names(store)
+            except DataError:
+                names = []
             views = ", ".join(names) or "none"
             raise fail(f"{exc}\n(tables: {views})", as_json) from None
         if as_json:

@@ -25,6 +25,7 @@ from alphaforge.cli.reconcile import reconcile_results
 from alphaforge.cli.render import fail
 from alphaforge.data.errors import DataError, SchemaError
 from alphaforge.data.schemas import time_column
+from alphaforge.data.store_open import open_store
 from alphaforge.data.validate import (
     base_dataset,
     read_for_validation,
@@ -63,16 +64,14 @@ def partition_summaries(
 
 
 def _store_reports(
-    store: Path,
+    store: str,
     dataset: str,
     exchange: str,
     market: str,
     symbols: list[str] | None,
     interval: str | None,
 ) -> list[tuple[pa.Table, QualityReport, str]]:
-    from alphaforge.data.store import Store
-
-    st = Store(store)
+    st = open_store(store)
     parts = [p for p in st.partitions(dataset, exchange, market)
              if not symbols or p.symbol in symbols]  # fmt: skip
     if not parts:
@@ -109,8 +108,12 @@ def register(app: typer.Typer) -> None:
             typer.Argument(help="Files: Binance archive CSV/zip, CryptoDataDownload CSV, parquet."),
         ] = None,
         store: Annotated[
-            Path | None,
-            typer.Option("--store", envvar="ALPHAFORGE_STORE", help="Validate the store instead."),
+            str | None,
+            typer.Option(
+                "--store",
+                envvar="ALPHAFORGE_STORE",
+                help="Validate the store (a folder or s3://bucket/prefix) instead.",
+            ),
         ] = None,
         dataset: Annotated[
             str | None,
