@@ -170,6 +170,7 @@ def sweep(
     memory_budget_bytes: int = 1 << 30,
     ledger: str | Path | None = None,
     slippage: str | None = None,
+    worker_reads: bool | None = None,
 ) -> SweepOutcome:
     """Factors x parameter grid, ranked by deflated Sharpe with PBO (as ``alphaforge sweep``);
     resumable: the same call again continues where it stopped. Every trial is recorded in the
@@ -177,11 +178,15 @@ def sweep(
     (``SweepOutcome.trials_on_data``; ``sr_needed_annual`` is the Sharpe luck alone reaches).
     Factors are expressions (safe by construction): a callable factor goes through
     ``af.backtest``, which checks it for lookahead. ``slippage="book_walk"`` fills every
-    trial against the panel's recorded book."""
+    trial against the panel's recorded book. On a Dask ``scheduler`` each worker reads a panel
+    from ``af.Store(...).panel(...)`` (unchanged since) from the store itself instead of
+    receiving it from this process (``worker_reads``: None = whenever possible; the result's
+    ``transport`` says which happened)."""
     return run_sweep_study(panel, list(factors), {k: list(v) for k, v in grid.items()},
                            str(results_dir), scheduler=scheduler, chunk_size=chunk_size,
                            memory_budget_bytes=memory_budget_bytes,
-                           registry=Registry(ledger), slippage=slippage)  # fmt: skip
+                           registry=Registry(ledger), slippage=slippage,
+                           worker_reads=worker_reads)  # fmt: skip
 
 
 def walkforward(

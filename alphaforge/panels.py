@@ -6,6 +6,8 @@ close time, see docs/design.md), attaches funding, order-book levels and the tra
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alphaforge.data import schemas
+from alphaforge.data.storage_config import is_uri
 from alphaforge.data.store import Store
 from alphaforge.data.store_open import open_store
 from alphaforge.data.store_views import kline_panel_table, panel_table_from_klines
@@ -155,7 +158,43 @@ def load_panel(
         panel = resample_panel(panel, target_us).slice_time(start_us, end_us)
     if book:
         panel = attach_book(st, panel, market, levels=book_levels)
-    return panel
+    where = store if is_uri(store) else os.path.abspath(store)  # workers may run elsewhere
+    syms = tuple(symbols) if symbols else None
+    query = StorePanelQuery(where, syms, start, end, interval, market, book, book_levels)
+    return dataclasses.replace(panel, meta={**panel.meta, "query": query,
+                                            "query_structure": panel.structure()})  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StorePanelQuery:
+    """The arguments of one :func:`load_panel` from a store, as a picklable, hashable callable:
+    a Dask worker calls it to read the same panel from the (shared or object) store itself."""
+
+    store: str
+    symbols: tuple[str, ...] | None
+    start: str | None
+    end: str | None
+    interval: str
+    market: str
+    book: bool
+    book_levels: int
+
+    def __call__(self) -> Panel:
+        return load_panel(self.store, self.symbols, self.start, self.end,
+                          interval=self.interval, market=self.market, book=self.book,
+                          book_levels=self.book_levels)  # fmt: skip
+
+
+def store_query(panel: Panel) -> StorePanelQuery | None:
+    """The store query ``panel`` was loaded with, when it is still exactly that panel's shape
+    (a selection, time slice or added field since makes it None)."""
+    query = panel.meta.get("query")
+    if (
+        isinstance(query, StorePanelQuery)
+        and panel.meta.get("query_structure") == panel.structure()
+    ):
+        return query
+    return None
 
 
 def attach_book(store: Store, panel: Panel, market: str, *, levels: int = 20) -> Panel:

@@ -23,6 +23,7 @@ from alphaforge.factors.library import LIBRARY
 from alphaforge.factors.registry import Registry
 from alphaforge.factors.resolve import check_factor_text, resolve_factor
 from alphaforge.factors.trials import rank_trials, walk_forward_pbo
+from alphaforge.panels import store_query
 
 F64 = npt.NDArray[np.float64]
 
@@ -65,13 +66,17 @@ class SweepOutcome:
     sr_needed_annual: float = float("nan")
     warnings: tuple[str, ...] = ()
     pbo_walkforward: float = float("nan")
+    transport: str = "local"
+    """How the workers got the panel: ``local`` (no cluster), ``worker_reads`` (each Dask
+    worker read it from the store itself) or ``scatter`` (sent by the driver)."""
 
 
 def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[Any]],
                     results_root: str, *, scheduler: Any = None, chunk_size: int = 64,
                     memory_budget_bytes: int = 1 << 30, progress: Any = None,
                     stop_after: int | None = None, registry: Registry | None = None,
-                    slippage: str | None = None) -> SweepOutcome:  # fmt: skip
+                    slippage: str | None = None,
+                    worker_reads: bool | None = None) -> SweepOutcome:  # fmt: skip
     """Run (or resume) a sweep, store it under results_root, rank trials by Deflated Sharpe.
 
     The sweep id is a hash of the trials and the data window, so rerunning the same command
@@ -79,6 +84,10 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     ratios; PBO comes from CSCV over the stored per-block return sums. With a ``registry``
     every trial is recorded there and the count is the study-wide one: the distinct trials
     on this data over every sweep, score, backtest and proposal (else the sweep's own).
+
+    On a Dask ``scheduler``, a panel loaded from a store (``load_panel``, unchanged since) is
+    read by each worker from the store itself (``worker_reads``; None = whenever possible);
+    otherwise the driver scatters it to every worker.
     """
 
     if slippage not in (None, "fixed_bps", "book_walk"):
@@ -101,9 +110,16 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     store.write_spec(spec)
     sink = _ProvenanceSink(store, {"sweep_id": sweep_id, "source": "sweep",
                                    "data_source": str(panel.meta.get("source"))})  # fmt: skip
+    query = store_query(panel) if scheduler is not None and worker_reads is not False else None
+    if worker_reads and query is None:
+        raise OptionError("worker_reads needs a Dask scheduler and a panel loaded from a "
+                          "store and unchanged since (for a selection or a slice, load "
+                          "it that way)")  # fmt: skip
+    transport = "local" if scheduler is None else "worker_reads" if query else "scatter"
     counts = run_sweep(panel, trials, factor_signal, sink, chunk_size=chunk_size,
                        memory_budget_bytes=memory_budget_bytes, scheduler=scheduler,
-                       progress=progress, stop_after=stop_after, book_walk=book_walk)  # fmt: skip
+                       progress=progress, stop_after=stop_after, book_walk=book_walk,
+                       panel_loader=query)  # fmt: skip
 
     table = store.read()
     n_count = len(trials)
@@ -125,7 +141,8 @@ def run_sweep_study(panel: Panel, factors: Sequence[str], grid: dict[str, list[A
     lags = sorted({int(t.params["lag"]) for t in trials})
     warns = sorted({w for lag in lags for w in timing_warnings(lag, "open" in panel)})
     return SweepOutcome(sweep_id, counts, ranked, pbo_value, len(trials), str(store.dir),
-                        n_count, sr_needed, tuple(warns), walk_forward_pbo(table))  # fmt: skip
+                        n_count, sr_needed, tuple(warns), walk_forward_pbo(table),
+                        transport)  # fmt: skip
 
 
 def canonical_factor(factor: str) -> str:

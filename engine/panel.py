@@ -14,6 +14,7 @@ It is built from a long Arrow table (ts, symbol, fields...) by one pivot (``from
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,27 @@ class Panel:
         if self.interval_us is None:
             raise PanelError("panel has no interval_us; pass periods_per_year explicitly")
         return US_PER_YEAR / self.interval_us
+
+    def structure(self) -> tuple[Any, ...]:
+        """(T, N, symbols, first/last time, interval, sorted field names, book levels): what a
+        selection, a time slice or a new field changes; cheap (no values read)."""
+        ends = (int(self.ts_us[0]), int(self.ts_us[-1])) if self.T else (None, None)
+        levels = None if self.book is None else int(self.book.bid_px.shape[2])
+        return (self.T, self.N, self.symbols, ends, self.interval_us, tuple(sorted(self.fields)),
+                levels)  # fmt: skip
+
+    def fingerprint(self) -> str:
+        """A hash of every time, symbol, field value and book level (hex, 32 digits): equal
+        fingerprints mean the same data (used to check a panel rebuilt on a worker)."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr(self.structure()).encode())
+        h.update(self.ts_us.tobytes())
+        for name in sorted(self.fields):
+            h.update(self.fields[name].tobytes())
+        if self.book is not None:
+            for a in (self.book.bid_px, self.book.bid_qty, self.book.ask_px, self.book.ask_qty):
+                h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
 
     # ------------------------------------------------------------------ derivation
     def with_fields(self, **new: F64) -> Panel:

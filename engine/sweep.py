@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -204,6 +205,39 @@ def run_chunk(panel: Panel, trials: Sequence[Trial], signal_fn: SignalFn,
     return pa.table(cols)
 
 
+_LOADED: dict[Any, Panel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def run_chunk_from(loader: Callable[[], Panel], fingerprint: str, trials: Sequence[Trial],
+                   signal_fn: SignalFn, book_walk: bool = False) -> pa.Table:  # fmt: skip
+    """:func:`run_chunk` on a panel this process builds itself with ``loader()`` (e.g. a query
+    of a shared or object store), once per process, instead of one sent by the driver.
+
+    Raises:
+        InputError: the panel built here is not the driver's (its ``fingerprint`` differs:
+            the store changed, or the driver's panel was altered after it was loaded).
+    """
+    with _LOAD_LOCK:  # threads of one worker share one copy
+        panel = _LOADED.get(loader)
+        if panel is None:
+            _LOADED.clear()  # one study's panel per process at a time: memory stays bounded
+            panel = loader()
+            got = panel.fingerprint()
+            if got != fingerprint:
+                raise InputError(f"the panel this worker read ({loader!r}) differs from the "
+                                 f"driver's (fingerprint {got} != {fingerprint}): the store "
+                                 "changed since, or the panel was altered after loading; run "
+                                 "with worker_reads=False to send the driver's panel")  # fmt: skip
+            _LOADED[loader] = panel
+    return run_chunk(panel, trials, signal_fn, book_walk=book_walk)
+
+
+def loaded_panels() -> int:
+    """Panels this process holds for :func:`run_chunk_from` (0 or 1)."""
+    return len(_LOADED)
+
+
 def _book_walk(panel: Panel, lag: int) -> Slippage:
     if panel.book is None:
         raise InputError("book_walk needs a panel with a recorded book (ingest depth recordings "
@@ -223,6 +257,7 @@ def run_sweep(
     progress: Callable[[int, int, str], None] | None = None,
     stop_after: int | None = None,
     book_walk: bool = False,
+    panel_loader: Callable[[], Panel] | None = None,
 ) -> dict[str, int]:
     """Run every chunk not yet in ``sink``; locally, or on Dask when ``scheduler`` is given.
 
@@ -236,6 +271,9 @@ def run_sweep(
         progress: called as progress(chunks_done, chunks_total, message).
         stop_after: stop after this many newly computed chunks (tests of resumption).
         book_walk: fill every trial against the panel's recorded book (``run_chunk``).
+        panel_loader: on Dask, a picklable, hashable callable that rebuilds ``panel`` (a store
+            query): each worker reads its own copy (:func:`run_chunk_from`, checked by
+            fingerprint) and the driver sends none; None scatters ``panel`` to the workers.
 
     Returns:
         {"chunks": total, "skipped": already stored, "computed": newly computed}.
@@ -255,23 +293,32 @@ def run_sweep(
             report(len(done) + computed, len(chunks), f"chunk {i} ({chunks[i][0].factor})")
     else:
         computed = _run_dask(panel, chunks, todo, signal_fn, sink, scheduler, report,
-                             len(done), stop_after, book_walk)  # fmt: skip
+                             len(done), stop_after, book_walk, panel_loader)  # fmt: skip
     return {"chunks": len(chunks), "skipped": len(done), "computed": computed}
 
 
 def _run_dask(panel: Panel, chunks: list[list[Trial]], todo: Iterable[int], signal_fn: SignalFn,
               sink: ResultsSink, scheduler: Any, report: Callable[[int, int, str], None],
-              n_done: int, stop_after: int | None, book_walk: bool = False) -> int:  # fmt: skip
+              n_done: int, stop_after: int | None, book_walk: bool = False,
+              panel_loader: Callable[[], Panel] | None = None) -> int:  # fmt: skip
     from distributed import Client, as_completed
 
     own = not hasattr(scheduler, "submit")
     client = Client(scheduler) if own else scheduler  # type: ignore[no-untyped-call]
     try:
         run_key = uuid.uuid4().hex  # task keys unique per run, even across drivers
-        panel_f = client.scatter(panel, broadcast=True)
-        futures = {client.submit(run_chunk, panel_f, chunks[i], signal_fn, book_walk=book_walk,
-                                 retries=3, key=f"alphaforge-chunk-{i}-{run_key}"): i
-                   for i in todo}  # fmt: skip
+        if panel_loader is not None:  # each worker reads its own panel from the store
+            fp = panel.fingerprint()
+            futures = {client.submit(run_chunk_from, panel_loader, fp, chunks[i], signal_fn,
+                                     book_walk=book_walk, retries=3,
+                                     key=f"alphaforge-chunk-{i}-{run_key}"): i
+                       for i in todo}  # fmt: skip
+        else:
+            panel_f = client.scatter(panel, broadcast=True)
+            futures = {client.submit(run_chunk, panel_f, chunks[i], signal_fn,
+                                     book_walk=book_walk, retries=3,
+                                     key=f"alphaforge-chunk-{i}-{run_key}"): i
+                       for i in todo}  # fmt: skip
         computed = 0
         for fut in as_completed(futures):  # type: ignore[no-untyped-call]
             i = futures[fut]

@@ -121,7 +121,8 @@ def register(app: typer.Typer, load_panel: Runner, run_sweep_study: Runner,
                "trials_on_data": out.trials_on_data, "sr_needed_annual": out.sr_needed_annual,
                "warnings": list(out.warnings), "lookahead": SAFE.detail,
                "counts": out.counts, "pbo": out.pbo, "pbo_walkforward": out.pbo_walkforward,
-               "results_dir": out.results_dir, "top": best}  # fmt: skip
+               "results_dir": out.results_dir, "transport": out.transport,
+               "top": best}  # fmt: skip
         if as_json:
             typer.echo(to_json(doc))
             return

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -377,3 +378,20 @@ def test_spot_archive_in_microseconds_joins_rest_tail_in_milliseconds(
     assert ct[0] == us("2025-01-02") + 59_999_999  # µs file keeps its µs close time
     assert ct[10] == us("2025-01-03") + 59_999_000  # REST gives ms
     assert got.column("close").to_pylist() == [float(r.split(",")[4]) for r in rest_rows]
+
+
+@pytest.mark.shared
+def test_pull_into_an_object_store_equals_the_local_pull_and_resumes(
+    fake: FakeBinance, clean: pa.Table, s3_env: Any
+) -> None:
+    from alphaforge.data.store_open import open_store
+
+    store = open_store(f"s3://{s3_env.bucket()}/pulled")
+    rep = run(store, fake)
+    assert rep.rows_added == clean.num_rows
+    assert content(store).equals(clean)
+    assert {p.tier for p in store.partitions("klines_1m")} == {"cold"}
+    again = run(store, fake)  # the archive files are known by sha256 in the manifests
+    assert again.files_downloaded == 0
+    assert again.rows_added == 0
+    assert content(store).equals(clean)
