@@ -174,12 +174,35 @@ def _split_sorted(
 
 
 def sorted_by_symbol_time(table: pa.Table, tcol: str) -> bool:
-    """True when ``table`` is sorted by (symbol, tcol) (the time column has no nulls)."""
+    """True when ``table`` is sorted by (symbol, tcol) (the time column has no nulls).
+
+    A store read yields batches of one file each (one symbol): those are checked batch by
+    batch without encoding the symbol column; anything else takes the general check.
+    """
     if table.num_rows < 2:
         return True
     t = table.column(tcol)
     if t.null_count:
         return False
+    prev: tuple[str, int] | None = None
+    for batch in table.select(["symbol", tcol]).to_batches():
+        if not len(batch):
+            continue
+        mm = pc.min_max(batch.column(0))
+        if mm["min"] != mm["max"] or not mm["min"].is_valid:
+            return _sorted_general(table, tcol)
+        sym = str(mm["min"].as_py())
+        tv = np.asarray(batch.column(1).view(pa.int64()).to_numpy(), dtype=np.int64)
+        if not bool((tv[1:] >= tv[:-1]).all()):
+            return False
+        if prev is not None and (sym < prev[0] or (sym == prev[0] and int(tv[0]) < prev[1])):
+            return False
+        prev = (sym, int(tv[-1]))
+    return True
+
+
+def _sorted_general(table: pa.Table, tcol: str) -> bool:
+    t = table.column(tcol)
     enc = pc.dictionary_encode(table.column("symbol")).combine_chunks()
     names = enc.dictionary.to_pylist()
     if names != sorted(names):

@@ -17,6 +17,8 @@ from alphaforge.data.manifest import DATA_FILE
 from alphaforge.data.store_merge import month_of_us, sorted_by_symbol_time
 
 _PART_SCHEMA = pa.schema([("symbol", pa.string()), ("month", pa.string())])
+REMOTE_READAHEAD = 16
+"""Files read concurrently from object storage (pyarrow's default, 4, suits local disks)."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -72,7 +74,9 @@ def read_files(
     )
     need = list(dict.fromkeys([*cols, "symbol", tcol]))
     try:
-        t = dset.to_table(columns=need, filter=_filter(tcol, symbols, start_us, end_us))
+        # on object storage each file costs round trips: keep many requests in flight
+        ahead = {} if filesystem is None else {"fragment_readahead": REMOTE_READAHEAD}
+        t = dset.to_table(columns=need, filter=_filter(tcol, symbols, start_us, end_us), **ahead)
     except (OSError, pa.ArrowInvalid) as exc:
         raise StoreError(f"{base_dir}: read failed: {exc}") from exc
     if not sorted_by_symbol_time(t, tcol):  # files are read in (symbol, month) order

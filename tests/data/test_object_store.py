@@ -235,3 +235,26 @@ def test_kill_9_mid_write_leaves_the_object_store_old_or_complete(
         np.diff(st.read("klines_1m", symbols=["BTCUSDT"])["open_time"].cast(pa.int64()).to_numpy())
         > 0
     )
+
+
+def test_cli_validate_and_store_info_on_the_object_store(s3_env, real_dir: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from alphaforge.cli import app
+
+    uri = f"s3://{s3_env.bucket()}/af"
+    f = real_dir / "binance_futures_klines" / "LINKUSDT-1m-2026-02.csv.gz"
+    runner = CliRunner()
+    ing = runner.invoke(app, ["ingest", str(f), "--store", uri, "--market", "usdm", "--json"])
+    assert ing.exit_code == 0, ing.output
+    val = runner.invoke(app, ["validate", "--store", uri, "--dataset", "klines_1m", "--json"])
+    assert val.exit_code in (0, 1), val.output  # 1: findings at --fail-on, not a crash
+    info = runner.invoke(app, ["store", "info", "klines_1m", "--store", uri, "--json"])
+    doc = json.loads(info.stdout)
+    (part,) = doc["partitions"]
+    assert part["validation_status"] in ("passed", "warnings", "failed")
+    assert part["tier"] == "cold"
+    assert part["location"].startswith(uri)
+    assert doc["store"] == uri

@@ -527,6 +527,18 @@ def test_sorted_by_symbol_time_matches_python(rows: list[tuple[str, int]]) -> No
         }
     )
     assert sorted_by_symbol_time(t, "ts") == (rows == sorted(rows))
+    # the same rows as a store read yields them: one batch per run of one symbol
+    runs: list[list[tuple[str, int]]] = []
+    for r in rows:
+        if runs and runs[-1][0][0] == r[0]:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    batches = [pa.record_batch([pa.array([x[0] for x in run], pa.string()),
+                                pa.array([x[1] for x in run], pa.int64()).cast(schemas.TS)],
+                               names=["symbol", "ts"]) for run in runs]  # fmt: skip
+    if batches:
+        assert sorted_by_symbol_time(pa.Table.from_batches(batches), "ts") == (rows == sorted(rows))
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,37 @@ def test_live_gap_path(tmp_path: Path, real_dir: Path) -> None:
     assert "best-calibrated slippage model" in out
     assert "book_walk@decision" in out
     assert (tmp_path / "backtest_fills.csv").is_file()
+
+
+def test_object_storage_and_tiers_path(tmp_path: Path, real_dir: Path, s3_env: Any) -> None:
+    """The README's object-storage commands, as written (bucket names mapped to buckets of the
+    S3 server the tests start on loopback), on the real archive files."""
+    cmds = _section_commands("Object storage and tiers")
+    research = s3_env.bucket()
+    downloads = str(real_dir / "binance_futures_klines")
+    out = []
+    for cmd in cmds:
+        text = cmd.replace("~/downloads/binance", downloads)
+        words = shlex.split(text.replace("s3://research/", f"s3://{research}/"))
+        env = dict(s3_env.env, ALPHAFORGE_CONFIG=str(tmp_path / "none.toml"))
+        while "=" in words[0]:  # VAR=value prefixes, as a shell would take them
+            key, value = words.pop(0).split("=", 1)
+            env[key] = value
+        assert words[0] == "alphaforge"
+        out.append(run_cli(words[1:], tmp_path, env=env))
+    n_files = len(list((real_dir / "binance_futures_klines").iterdir()))
+    assert f"{n_files} file(s), 0 failed" in out[0].stdout
+    for sym in ("ALGOUSDT", "AVAXUSDT", "DOTUSDT", "LINKUSDT"):
+        assert sym in out[1].stdout
+    assert "moved" in out[3].stdout  # the 2023-26 months are older than 90 days: cold
+    assert "tiers (USD per month" in out[4].stdout
+    assert "cold:" in out[4].stdout
+    local = run_cli(
+        ["sql", "select count(*) as n from klines_1m", "--json", "--store", "store"],
+        tmp_path,
+        env=dict(s3_env.env, ALPHAFORGE_COLD_STORE=f"s3://{research}/archive"),
+    )
+    remote = run_cli(["sql", "select count(*) as n from klines_1m", "--json", "--store",
+                      f"s3://{research}/alphaforge"], tmp_path, env=s3_env.env)  # fmt: skip
+    assert json.loads(local.stdout) == json.loads(remote.stdout)
+    assert json.loads(local.stdout)[0]["n"] > 100_000
