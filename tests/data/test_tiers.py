@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -197,15 +198,18 @@ def test_hot_cache_serves_repeated_cold_reads_and_never_a_stale_one(tmp_path: Pa
     assert small.entries() == []  # larger than its bound: evicted at once
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).parent / "alphaforge"), *args], env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+def _cli(*args: str, env: dict[str, str]) -> Any:
+    """``alphaforge ARGS`` in this process (typer's runner), with ``env`` set."""
+    from typer.testing import CliRunner
+
+    from alphaforge.cli import app
+
+    return CliRunner().invoke(app, list(args), env=env)
 
 
-@pytest.mark.slow
 def test_cli_store_ls_and_tier_on_a_tiered_store(tmp_path: Path, s3_env) -> None:
     bucket = s3_env.bucket()
-    env = dict(os.environ, **s3_env.env, ALPHAFORGE_COLD_STORE=f"s3://{bucket}/cold",
+    env = dict(s3_env.env, ALPHAFORGE_COLD_STORE=f"s3://{bucket}/cold",
                ALPHAFORGE_WARM_DAYS="100000", ALPHAFORGE_STORE=str(tmp_path / "st"),
                ALPHAFORGE_CONFIG=str(tmp_path / "none.toml"))  # fmt: skip
     Store(tmp_path / "st").write(_rows(), "klines_1m", source="rows")  # all warm
@@ -214,10 +218,10 @@ def test_cli_store_ls_and_tier_on_a_tiered_store(tmp_path: Path, s3_env) -> None
     assert ls["datasets"][0]["tiers"] == {"warm": 9}
     env["ALPHAFORGE_WARM_DAYS"] = "0"
     dry = _cli("store", "tier", "--dry-run", "--json", env=env)
-    assert dry.returncode == 0, dry.stderr
+    assert dry.exit_code == 0, dry.output
     assert len(json.loads(dry.stdout)["moves"]) == 9
     run = _cli("store", "tier", "--json", env=env)
-    assert run.returncode == 0, run.stderr
+    assert run.exit_code == 0, run.output
     doc = json.loads(run.stdout)
     assert {m["action"] for m in doc["moves"]} == {"moved"}
     assert "[9/9] done" in run.stderr
@@ -230,7 +234,7 @@ def test_cli_store_ls_and_tier_on_a_tiered_store(tmp_path: Path, s3_env) -> None
     sql = _cli("sql", "select count(*) n from klines_1m", "--json", env=env)
     assert json.loads(sql.stdout) == [{"n": _rows().num_rows}]
     plain = _cli("store", "tier", "--json", env=dict(env, ALPHAFORGE_COLD_STORE=""))
-    assert plain.returncode != 0
+    assert plain.exit_code != 0
     assert "no cold tier" in json.loads(plain.stdout)["error"]
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import LookaheadError
@@ -168,3 +170,28 @@ def test_all_nan_columns_do_not_warn() -> None:
     close[:, 1] = np.nan
     p = PANEL.with_fields(close=close)
     assert not check_lookahead("ts_mean(close, 3)", p).leaks
+
+
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=7),
+        elements=st.one_of(
+            st.floats(-1e6, 1e6, allow_nan=False),
+            st.just(np.nan),
+            st.just(np.inf),
+            st.just(-np.inf),
+            st.just(0.0),
+            st.just(-0.0),
+        ),
+    )
+)
+def test_nanmedian_rows_equals_numpy(x: np.ndarray) -> None:
+    import warnings
+
+    from alphaforge.factors.lookahead import nanmedian_rows
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.nanmedian(x, axis=0)
+    assert np.array_equal(nanmedian_rows(x), want, equal_nan=True)
