@@ -75,7 +75,9 @@ def make_panel(rows: int, cols: int, seed: int) -> Panel:
         "funding_rate": np.repeat(rng.normal(1e-4, 2e-4, (rows // 480 + 1, cols)), 480, 0)[:rows],
         "basis": rng.normal(5e-4, 3e-4, (rows, cols)),
         "mark_close": close * (1 + rng.normal(0, 2e-4, (rows, cols))),
+        "open_interest": 1e6 * np.exp(np.cumsum(rng.normal(0, 1e-3, (rows, cols)), axis=0)),
     }
+    fields["open_interest_value"] = fields["open_interest"] * close
     knock = rng.random((rows, cols)) < 0.001
     for a in fields.values():
         a[knock] = np.nan

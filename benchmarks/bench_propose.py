@@ -55,7 +55,6 @@ from alphaforge.factors.llm import DEFAULT_PRICES, LLMClient  # noqa: E402
 from alphaforge.factors.offline_gen import OfflineGenerator  # noqa: E402
 from alphaforge.factors.propose import Gate, Study, StudyConfig, mean_rank_corr  # noqa: E402
 from alphaforge.factors.propose_parse import Candidate  # noqa: E402
-from alphaforge.factors.propose_score import fill_prices  # noqa: E402
 from alphaforge.factors.returns import execution_prices, forward_returns  # noqa: E402
 from benchmarks.common import cpu_seconds, machine_info, markdown_table  # noqa: E402
 
@@ -138,6 +137,16 @@ class SeedStudy(Study):
         with self._timed("ledger"):
             self.ledger.record_holdout(tid, held)
         return "accepted"
+
+
+def fill_prices(px: Any) -> Any:
+    """The seed loop's price fill: last positive price carried forward down each column
+    (leading gaps stay NaN). The product's gate now fills like ``alphaforge backtest``."""
+    ok = px > 0
+    rows = np.where(ok, np.arange(px.shape[0])[:, None], 0)
+    np.maximum.accumulate(rows, axis=0, out=rows)
+    out = np.take_along_axis(px, rows, axis=0)
+    return np.where(out > 0, out, np.nan)
 
 
 def seed_score(values: Any, panel: Panel, cfg: StudyConfig) -> dict[str, float]:
