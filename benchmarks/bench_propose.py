@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from alphaforge.engine.backtest import run_backtest  # noqa: E402
+from alphaforge.engine.defaults import DEFAULTS  # noqa: E402
 from alphaforge.engine.metrics import sharpe_ratio  # noqa: E402
 from alphaforge.engine.panel import Panel  # noqa: E402
 from alphaforge.engine.weights import weights_from_signals  # noqa: E402
@@ -59,6 +60,7 @@ from alphaforge.factors.returns import execution_prices, forward_returns  # noqa
 from benchmarks.common import cpu_seconds, machine_info, markdown_table  # noqa: E402
 
 MINUTE_US = 60_000_000
+REBALANCE_EVERY = DEFAULTS.rebalance_every  # --rebalance-every overrides it
 STAGES = ("parse", "evaluate", "dedupe", "lookahead", "score", "holdout", "ledger")
 
 
@@ -199,7 +201,12 @@ def make_panel(rows: int, cols: int, seed: int, strength: float = 0.002) -> Pane
 
 
 def study_cfg(library: bool, seed: int) -> StudyConfig:
-    return StudyConfig(library_check=library, seed=seed, gate=Gate(min_abs_t=3.0, min_sharpe=0.0))
+    return StudyConfig(
+        library_check=library,
+        seed=seed,
+        gate=Gate(min_abs_t=3.0, min_sharpe=0.0),
+        rebalance_every=REBALANCE_EVERY,
+    )
 
 
 def run_loop(cls: type[Study], panel: Panel, cands: list[Candidate], library: bool,
@@ -282,6 +289,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, default=1, help="timed runs (best kept)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed small studies (JIT)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--rebalance-every",
+        type=int,
+        default=None,
+        help="bars between rebalances (default: the product's default)",
+    )
     ap.add_argument("--check", action="store_true", help="parity with the seed loop first")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--llm-rows", type=int, default=5_000, help="bars of the LLM-cost study")
@@ -314,7 +327,10 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    global REBALANCE_EVERY
     args = parse_args()
+    if args.rebalance_every is not None:
+        REBALANCE_EVERY = args.rebalance_every
     t0 = time.perf_counter()
     for _ in range(max(args.warmup, 1)):
         warm = make_panel(800, 8, args.seed + 2)
