@@ -32,8 +32,9 @@ def test_rows_sum_to_gross_and_nan_means_flat(sig: np.ndarray, scheme: str, gros
             assert row.sum() == pytest.approx(0.0, abs=1e-9)  # dollar neutral
 
 
-@given(arrays(np.float64, st.integers(1, 30),
-              elements=st.one_of(st.floats(-3, 3), st.just(np.nan), st.just(1.0))))  # fmt: skip
+@given(arrays(np.float64, st.integers(1, 150),
+              elements=st.one_of(st.floats(-3, 3), st.just(np.nan), st.just(1.0),
+                                 st.just(-0.0), st.just(0.0), st.just(np.inf))))  # fmt: skip
 def test_average_ranks_match_scipy(x: np.ndarray) -> None:
     out = np.empty_like(x)
     m = weights_nb.average_ranks(x, out)
