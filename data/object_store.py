@@ -30,6 +30,7 @@ import json
 import os
 import re
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -151,8 +152,29 @@ class ObjectStore(Store):
                                  tier=self.tier, location=self.ofs.where(rel))  # fmt: skip
 
     def _commit_gen(self, rel: str, gen: int, doc: dict[str, Any]) -> bool:
-        payload = json.dumps(dict(doc, generation=gen), indent=1, sort_keys=True).encode()
-        return self.ofs.create_exclusive(f"{rel}/{_gen_name(gen)}", payload)
+        """Create manifest ``gen`` of ``rel`` if no writer has; True when this one did.
+
+        The created manifest is read back and must carry this commit's token: a server that
+        ignores ``If-None-Match`` (some S3-compatible servers do) lets a second writer
+        overwrite it, and then this commit counts as lost (retried on top of the other), not
+        as done.
+        """
+        token = uuid.uuid4().hex
+        name = f"{rel}/{_gen_name(gen)}"
+        payload = json.dumps(dict(doc, generation=gen, commit_token=token), indent=1,
+                             sort_keys=True).encode()  # fmt: skip
+        if not self.ofs.create_exclusive(name, payload):
+            return False
+        back = self.ofs.get(name)
+        if back is None:
+            raise StoreError(f"{self.ofs.where(name)}: created but not readable back; the "
+                             "server lost a committed manifest")  # fmt: skip
+        if json.loads(back).get("commit_token") != token:
+            warnings.warn(f"{self.ofs.where(name)}: the server let another writer overwrite a "
+                          "conditional create (If-None-Match unsupported?); retrying this "
+                          "write on top of it", RuntimeWarning, stacklevel=2)  # fmt: skip
+            return False
+        return True
 
     def _gc(self, rel: str, gen: int, keep_data: set[str]) -> None:
         """Delete manifests older than ``gen - 1`` and data objects no kept manifest names."""

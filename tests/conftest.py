@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -86,14 +87,37 @@ class S3Server:
         return name
 
 
+class _AtomicConditionalWrites:
+    """WSGI middleware: one conditional write (``If-None-Match``/``If-Match``) at a time.
+
+    S3 checks a write's condition and stores the object as one atomic step. moto checks that
+    the key is absent, then stores it, in two steps on the server's request threads, so two
+    concurrent ``If-None-Match: *`` PUTs of one key can both succeed. Serialising the
+    conditional requests gives the test server S3's semantics.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MATCH"):
+            with self.lock:  # the whole request, body included, inside the lock
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Any:
-    """A moto S3 server on loopback for the whole session (port chosen by the OS)."""
+    """A moto S3 server on loopback for the whole session (port chosen by the OS), with
+    S3's atomic conditional writes (``_AtomicConditionalWrites``)."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    port = server._server.server_port  # type: ignore[attr-defined]  # the OS-chosen port
+    wsgi = server._server  # type: ignore[attr-defined]  # werkzeug's server: app and port
+    wsgi.app = _AtomicConditionalWrites(wsgi.app)
+    port = wsgi.server_port  # the OS-chosen port
     try:
         yield S3Server(f"http://127.0.0.1:{port}")
     finally:
