@@ -88,12 +88,14 @@ class S3Server:
 
 
 class _AtomicConditionalWrites:
-    """WSGI middleware: one conditional write (``If-None-Match``/``If-Match``) at a time.
+    """WSGI middleware: one mutating request (PUT, POST, DELETE) at a time.
 
-    S3 checks a write's condition and stores the object as one atomic step. moto checks that
-    the key is absent, then stores it, in two steps on the server's request threads, so two
-    concurrent ``If-None-Match: *`` PUTs of one key can both succeed. Serialising the
-    conditional requests gives the test server S3's semantics.
+    S3 checks a write's condition (``If-None-Match``) and stores the object in one atomic
+    step, and it keeps every key through concurrent writes and deletes. moto does neither on
+    its request threads: it checks that a key is absent and then stores it in two steps, and its
+    key store is not guarded against concurrent mutation (a delete of one key racing the store
+    of another). Serialising the mutating requests gives the test server S3's semantics; reads
+    stay concurrent.
     """
 
     def __init__(self, app: Any) -> None:
@@ -101,7 +103,7 @@ class _AtomicConditionalWrites:
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MATCH"):
+        if environ.get("REQUEST_METHOD") in ("PUT", "POST", "DELETE"):
             with self.lock:  # the whole request, body included, inside the lock
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)
@@ -110,7 +112,7 @@ class _AtomicConditionalWrites:
 @pytest.fixture(scope="session")
 def s3_server() -> Any:
     """A moto S3 server on loopback for the whole session (port chosen by the OS), with
-    S3's atomic conditional writes (``_AtomicConditionalWrites``)."""
+    S3's atomic writes (``_AtomicConditionalWrites``)."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
