@@ -10,7 +10,9 @@ immutable; a partition ``.../symbol=<S>/month=<YYYY-MM>/`` holds::
 
 The partition is whatever the highest manifest generation says. A write reads generation g,
 merges, uploads a new data object (invisible: no manifest names it), then creates manifest g+1
-with a conditional PUT (``If-None-Match: *``). Exactly one writer can create g+1; a writer that
+with a conditional PUT (``If-None-Match: *``) and lists the partition to check that nothing newer
+exists (cleanup frees old generation names, so a stalled writer's create alone proves nothing; see
+:meth:`ObjectStore._commit_gen`). Exactly one writer can create g+1 as the head; a writer that
 loses the race learns it at once (412), deletes its object, re-reads g+1 and merges again, so two
 writers at once both land, in some order, and nothing is lost (after ``MAX_ATTEMPTS`` lost races
 it raises :class:`ConcurrentWriteError`). A writer killed at any point leaves either no new
@@ -152,12 +154,18 @@ class ObjectStore(Store):
                                  tier=self.tier, location=self.ofs.where(rel))  # fmt: skip
 
     def _commit_gen(self, rel: str, gen: int, doc: dict[str, Any]) -> bool:
-        """Create manifest ``gen`` of ``rel`` if no writer has; True when this one did.
+        """Create manifest ``gen`` of ``rel`` as the partition's new head; True when it is.
 
-        The created manifest is read back and must carry this commit's token: a server that
-        ignores ``If-None-Match`` (some S3-compatible servers do) lets a second writer
-        overwrite it, and then this commit counts as lost (retried on top of the other), not
-        as done.
+        Two checks follow the conditional create, and either failing makes the commit count as
+        lost (the caller merges again onto the current head), never as done:
+
+        - the manifest is read back and must carry this commit's token: a server that ignores
+          ``If-None-Match`` (some S3-compatible servers do) lets a second writer overwrite it;
+        - no newer generation may exist. Cleanup deletes generation k once k+2 is committed,
+          so a writer that read generation ``gen - 1`` and stalled while others committed
+          ``gen`` .. ``gen + 2`` finds the name ``gen`` free again: its create succeeds, below
+          the head, where no reader looks. Heads only grow and the newest two generations are
+          never deleted, so "nothing above ``gen`` after the create" proves the name was new.
         """
         token = uuid.uuid4().hex
         name = f"{rel}/{_gen_name(gen)}"
@@ -173,6 +181,13 @@ class ObjectStore(Store):
             warnings.warn(f"{self.ofs.where(name)}: the server let another writer overwrite a "
                           "conditional create (If-None-Match unsupported?); retrying this "
                           "write on top of it", RuntimeWarning, stacklevel=2)  # fmt: skip
+            return False
+        gens = self._scan(rel).get(rel, {}).get("gens", [])
+        if gens and gens[-1] > gen:
+            # The name was free only because cleanup had deleted generation ``gen`` after
+            # newer ones were committed: this manifest sits below the head, invisible, and was
+            # merged onto a stale generation. Withdraw it; the caller merges onto the head.
+            self.ofs.delete([name])
             return False
         return True
 

@@ -208,6 +208,36 @@ def test_two_writers_at_once_both_land(tmp_path: Path, s3_env) -> None:
     assert srcs == {f"writer{k}-{i}" for k in (1, 2) for i in range(8)}
 
 
+def test_a_slow_writer_never_commits_into_a_collected_generation(
+    s3_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that read generation g, then stalled while another writer committed g+1..g+3
+    (whose cleanup deleted manifest g+1), must not 'create' g+1 again below the head: its
+    conditional create succeeds on the freed name, so the commit has to see the newer head and
+    merge again, or its rows would be reported stored and never read."""
+    from alphaforge.data import store as store_mod
+
+    uri = f"s3://{s3_env.bucket()}/af"
+    slow, fast = open_store(uri), open_store(uri)
+    slow.write(klines("BTCUSDT", 0, 100), "klines_1m", source="base")
+    stalled = []
+
+    def stall(name: str) -> None:
+        if name == "data_tmp_written" and not stalled:
+            stalled.append(name)  # the slow writer is between its upload and its commit
+            for i in range(3):
+                fast.write(klines("BTCUSDT", 1_000 * (i + 1), 100), "klines_1m",
+                           source=f"fast{i}")  # fmt: skip
+
+    monkeypatch.setattr(store_mod, "_checkpoint", stall)
+    slow.write(klines("BTCUSDT", 10_000, 100), "klines_1m", source="slow")
+    assert stalled
+    got = open_store(uri).read("klines_1m")
+    assert got.num_rows == 500
+    (part,) = open_store(uri).partitions("klines_1m")
+    assert {s.source for s in part.sources} == {"base", "slow", "fast0", "fast1", "fast2"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["data_tmp_written", "manifest_replaced", "source_recorded"])
 def test_kill_9_mid_write_leaves_the_object_store_old_or_complete(
