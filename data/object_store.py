@@ -318,13 +318,14 @@ class ObjectStore(Store):
         return blob, doc
 
     def drop_partition(self, info: PartitionInfo) -> None:
-        """Delete every object of a partition (manifests first: readers never see a manifest
-        whose data is gone)."""
+        """Delete every object of a partition: manifests first, oldest first, the head last, so
+        a reader (or a drop cut short) sees the newest generation complete or no partition,
+        never an older generation as the head and never a manifest whose data is gone."""
         rel = self._rel(info.dataset, info.exchange, info.market, info.symbol, info.month)
         entry = self._scan(rel).get(rel)
         if entry is None:
             return
-        self.ofs.delete([f"{rel}/{_gen_name(g)}" for g in reversed(entry["gens"])])
+        self.ofs.delete([f"{rel}/{_gen_name(g)}" for g in entry["gens"]])
         self.ofs.delete([f"{rel}/{n}" for n in entry["data"]])
 
     def _record_source(self, source: str, sha: str | None, dataset: str, rows: int) -> None:

@@ -84,6 +84,30 @@ def test_old_generations_are_cleaned_up(s3_env) -> None:
     assert st.read("klines_1m").num_rows == 500
 
 
+def test_a_drop_cut_short_never_exposes_an_older_generation(
+    s3_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = open_store(f"s3://{s3_env.bucket()}/af")
+    assert isinstance(st, ObjectStore)
+    for i in range(3):
+        st.write(klines("BTCUSDT", i * 100, 100), "klines_1m", source=f"w{i}")
+    head = st.read("klines_1m")
+    (info,) = st.partitions("klines_1m")
+    real_delete = type(st.ofs).delete
+
+    def first_then_die(self, rels):  # the drop is killed after its first deletion
+        rels = list(rels)
+        real_delete(self, rels[:1])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(st.ofs), "delete", first_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        st.drop_partition(info)
+    monkeypatch.setattr(type(st.ofs), "delete", real_delete)
+    assert st.read("klines_1m").equals(head)
+    assert st.partitions("klines_1m")[0].generation == info.generation
+
+
 def test_validation_status_is_a_new_generation(s3_env) -> None:
     st = open_store(f"s3://{s3_env.bucket()}/af")
     st.write(klines("BTCUSDT", 0, 100), "klines_1m", source="a")
