@@ -98,6 +98,8 @@ def test_wheel_imports_beside_user_modules(wheel_venv: Path, hostile_folder: Pat
     study = _run(wheel_venv, ["alphaforge", "slippage-study"], hostile_folder)
     assert study.returncode == 2
     assert "pass --recording PATH" in study.stderr
+    as_module = _run(wheel_venv, [py, "-m", "alphaforge", "slippage-study"], hostile_folder)
+    assert (as_module.returncode, as_module.stderr) == (2, study.stderr)  # python -m alphaforge
 
 
 def test_pip_lists_no_generic_top_level_package(wheel_venv: Path) -> None:

@@ -18,6 +18,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from alphaforge.engine.rank_nb import COUNT_ROW, count_rank
+
 # codes: keep equal to factors/expr/ops.py (tests check)
 NEG, ABS, LOG, SIGN, SQRT, NOT = 0, 1, 2, 3, 4, 5
 ADD, SUB, MUL, DIV, LT, LE, GT, GE, EQ, NE, AND, OR, MIN, MAX, POW, SPOW = range(16)
@@ -208,7 +210,8 @@ def where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- cross-section
 SMALL_ROW = 128
-"""Rows with at most this many finite values are sorted by insertion (see ``_sort_order``)."""
+"""Rows with at most this many finite values are sorted by insertion (see ``_sort_order``);
+CS_RANK counts instead up to ``engine.rank_nb.COUNT_ROW`` values."""
 _CS_ROWS = 256
 """Rows per parallel task of ``cross_section``."""
 
@@ -271,6 +274,10 @@ def _cs_row(x: np.ndarray, out: np.ndarray, t: int, code: int, q: int, idx: np.n
     else:
         for i in range(n):
             vals[i] = x[t, idx[i]]
+        if code == CS_RANK and n <= COUNT_ROW:
+            for i in range(n):
+                out[t, idx[i]] = count_rank(vals, n, vals[i]) / n
+            return
         order = _sort_order(vals, n, buf)
         if code == CS_RANK:
             i = 0
