@@ -18,7 +18,8 @@ import numpy.typing as npt
 
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import ExprError
-from alphaforge.factors.expr import ops_nb, ts_nb
+from alphaforge.factors.expr import fused_nb, ops_nb, ts_nb
+from alphaforge.factors.expr.fuse import fusion_groups, group_program
 from alphaforge.factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
 from alphaforge.factors.expr.ops import ADD, BINARY_OPS, DIV, MAX, MIN, MUL, OPS, UNARY_OPS
 from alphaforge.factors.expr.parser import parse
@@ -35,7 +36,8 @@ PARALLEL_MIN_CELLS = 200_000
 class Step:
     """One plan step: a kernel family, its op code, input step indices and integer params.
 
-    ``family`` is ``const`` (value), ``field`` (name) or a kernel family of ``ops.py``.
+    ``family`` is ``const`` (value), ``field`` (name), ``fused`` (an elementwise chain run by
+    ``fused_nb``, see ``fuse.py``) or a kernel family of ``ops.py``.
     """
 
     family: str
@@ -44,6 +46,8 @@ class Step:
     params: tuple[int, ...] = ()
     value: float = 0.0
     name: str = ""
+    program: tuple[tuple[int, int, int, int, int], ...] = ()
+    """``fused`` steps only: the instructions over (inputs, earlier instructions)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,8 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
         return ops_nb.binary(a, b, code)
     if fam == "where":
         return ops_nb.where(xs[0], xs[1], xs[2])
+    if fam == "fused":
+        return _run_fused(step, xs, shape)
     if fam == "cs":
         q = step.params[0] if step.params else 0
         return ops_nb.cross_section(_full(xs[0], shape), code, q)
@@ -159,7 +165,38 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
     raise ExprError(f"internal: unknown kernel family {fam!r}")
 
 
-def _plan(nodes: Sequence[Node]) -> CompiledExpr:
+def _run_fused(step: Step, xs: list[F64], shape: tuple[int, int]) -> F64:
+    scalar = np.array([x.shape == (1, 1) for x in xs])
+    full = not scalar.all()
+    n_cells = shape[0] * shape[1] if full else 1
+    prog = np.array(step.program, dtype=np.int64)
+    out: F64 = fused_nb.fused(fused_nb.typed_leaves(xs), scalar, prog, n_cells)
+    return out.reshape(shape if full else (1, 1))
+
+
+def _fuse(steps: list[Step], roots: tuple[int, ...]) -> tuple[list[Step], tuple[int, ...]]:
+    """The plan with each elementwise chain as one ``fused`` step (``fuse.py``)."""
+    groups = fusion_groups(steps, roots)
+    inlined = {i for h, g in groups.items() for i in g if i != h}
+    new_index: dict[int, int] = {}
+    out: list[Step] = []
+    for i, s in enumerate(steps):
+        if i in inlined:
+            continue
+        if i in groups:
+            leaves, prog = group_program(steps, groups[i])
+            s = Step("fused", 0, tuple(new_index[k] for k in leaves), program=prog)
+        else:
+            s = Step(s.family, s.code, tuple(new_index[k] for k in s.inputs), s.params,
+                     s.value, s.name)  # fmt: skip
+        new_index[i] = len(out)
+        out.append(s)
+    return out, tuple(new_index[r] for r in roots)
+
+
+def _plan(nodes: Sequence[Node], fuse: bool = True) -> CompiledExpr:
+    """The plan of ``nodes``; ``fuse=False`` keeps one kernel per op (the fusion tests'
+    reference)."""
     memo: dict[Node, int] = {}
     steps: list[Step] = []
 
@@ -191,6 +228,8 @@ def _plan(nodes: Sequence[Node]) -> CompiledExpr:
         return i
 
     roots = tuple(visit(n) for n in nodes)
+    if fuse:
+        steps, roots = _fuse(steps, roots)
     last: dict[int, int] = {}
     for i, step in enumerate(steps):
         for k in step.inputs:
