@@ -5,6 +5,8 @@ equality, i.e. canonical form) is one step, computed once and freed after its la
 (common-subexpression elimination). Constants are (1, 1) arrays that the elementwise kernels
 broadcast. Plans are cached by canonical form, so re-evaluating the same factor (in any spelling)
 skips parsing and planning. Several expressions can share one plan (``evaluate_many``).
+Chains of elementwise ops are then fused into single steps that make one pass over memory
+(``fuse.py``, ``fused_nb.py``; identical results).
 """
 
 from __future__ import annotations
@@ -166,17 +168,13 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
 
 
 def _run_fused(step: Step, xs: list[F64], shape: tuple[int, int]) -> F64:
-    scalar = np.array([x.shape == (1, 1) for x in xs])
-    full = not scalar.all()
-    n_cells = shape[0] * shape[1] if full else 1
-    prog = np.array(step.program, dtype=np.int64)
-    out: F64 = fused_nb.fused(fused_nb.typed_leaves(xs), scalar, prog, n_cells)
-    return out.reshape(shape if full else (1, 1))
+    out: F64 = fused_nb.run_program(xs, np.array(step.program, dtype=np.int64))
+    return out
 
 
 def _fuse(steps: list[Step], roots: tuple[int, ...]) -> tuple[list[Step], tuple[int, ...]]:
     """The plan with each elementwise chain as one ``fused`` step (``fuse.py``)."""
-    groups = fusion_groups(steps, roots)
+    groups = fusion_groups(steps, roots, fused_nb.MAX_ARRAYS)
     inlined = {i for h, g in groups.items() for i in g if i != h}
     new_index: dict[int, int] = {}
     out: list[Step] = []

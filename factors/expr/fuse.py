@@ -6,7 +6,8 @@ to exist as a (T, N) array. Each elementwise step that is not inlined heads a gr
 everything inlined into it, transitively. A group of two or more ops becomes one ``fused`` step
 whose inputs are the group's leaves (fields, constants, time-series and cross-sectional
 results, shared elementwise values) and whose program lists the ops in plan order. Groups of
-one op keep their own kernel (``arith`` is already one pass).
+one op keep their own kernel (``arith`` is already one pass), and so do groups that read more
+than ``fused_nb.MAX_ARRAYS`` arrays (the kernel's fixed arity).
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ class StepLike(Protocol):
     def inputs(self) -> tuple[int, ...]: ...
 
 
-def fusion_groups(steps: Sequence[StepLike], roots: Sequence[int]) -> dict[int, list[int]]:
-    """Head step index -> the group's steps in plan order, for groups of two or more ops."""
+def fusion_groups(
+    steps: Sequence[StepLike], roots: Sequence[int], max_arrays: int = 8
+) -> dict[int, list[int]]:
+    """Head step index -> the group's steps in plan order, for groups of two or more ops that
+    read at most ``max_arrays`` non-constant inputs (``fused_nb.MAX_ARRAYS``; a larger group
+    keeps one kernel per op)."""
     consumers: list[set[int]] = [set() for _ in steps]
     for i, s in enumerate(steps):
         for k in s.inputs:
@@ -53,7 +58,12 @@ def fusion_groups(steps: Sequence[StepLike], roots: Sequence[int]) -> dict[int, 
     for i, s in enumerate(steps):
         if s.family in ELEMENTWISE:
             groups.setdefault(head(i), []).append(i)
-    return {h: g for h, g in groups.items() if len(g) >= 2}
+    out = {}
+    for h, g in groups.items():
+        arrays = [k for k in group_program(steps, g)[0] if steps[k].family != "const"]
+        if len(g) >= 2 and len(arrays) <= max_arrays:
+            out[h] = g
+    return out
 
 
 def group_program(

@@ -1,10 +1,12 @@
 """The fused elementwise kernel: a chain of unary/binary/where ops in one pass over memory.
 
-A fused step is a small program over *slots*. Slots ``0 .. n_leaves-1`` are the leaves, the
-(T, N) arrays (or (1, 1) constants) the chain reads; slot ``n_leaves + k`` is the result of
+A fused step is a small program over *slots*. Slots ``0 .. MAX_ARRAYS-1`` are the (T, N)
+arrays the chain reads, passed as the fixed arguments ``a0 .. a7`` (flat; unused ones are any
+1-element array), so one compiled signature serves every program; slot ``MAX_ARRAYS + i`` is
+scalar ``i`` (a constant, broadcast); slot ``MAX_ARRAYS + n_scalars + k`` is the result of
 instruction ``k``. Each instruction is a row ``(kind, code, a, b, c)`` of an int64 array:
 ``kind`` 0 unary (``code`` of the unary family, operand ``a``), 1 binary (``a`` op ``b``), 2
-where (``a`` ? ``b`` : ``c``). The last instruction is the result.
+where (``a`` ? ``b`` : ``c``); unused operands are -1. The last instruction is the result.
 
 The kernel walks the flat cells in chunks of ``CHUNK`` and runs the whole program on each chunk,
 with every intermediate in a chunk-sized register that stays in the CPU cache: the leaves are
@@ -20,11 +22,12 @@ import math
 
 import numpy as np
 from numba import njit, prange
-from numba.typed import List
 
 from alphaforge.factors.expr.ops_nb import ADD, DIV, MUL, SUB, _binary_value, _unary_value
 
 UNARY, BINARY, WHERE = 0, 1, 2
+MAX_ARRAYS = 8
+"""(T, N) inputs of one fused step at most (``fuse.py`` keeps groups within it)."""
 CHUNK = 1024
 """Cells per chunk: a register is 8 KiB, so a program's registers stay in L1/L2."""
 _TASK_CHUNKS = 64
@@ -53,24 +56,39 @@ def _arith(x: np.ndarray, y: np.ndarray, d: np.ndarray, m: int, code: int) -> No
 
 
 @njit(cache=True, inline="always")
-def _view(leaves, scalar, regs, s, lo, m):  # type: ignore[no-untyped-def]
-    """Cells lo..lo+m-1 of slot ``s``: a leaf's slice, or a register (constants live in one)."""
-    if s >= len(leaves) or scalar[s]:
-        return regs[s, :m]
-    return leaves[s][lo : lo + m]
+def _view(a0, a1, a2, a3, a4, a5, a6, a7, regs, s, lo, m):  # type: ignore[no-untyped-def]
+    """Cells lo..lo+m-1 of slot ``s`` (module doc): an input's slice or a register."""
+    if s >= MAX_ARRAYS:
+        return regs[s - MAX_ARRAYS, :m]
+    if s < 4:
+        if s == 0:
+            return a0[lo : lo + m]
+        if s == 1:
+            return a1[lo : lo + m]
+        if s == 2:
+            return a2[lo : lo + m]
+        return a3[lo : lo + m]
+    if s == 4:
+        return a4[lo : lo + m]
+    if s == 5:
+        return a5[lo : lo + m]
+    if s == 6:
+        return a6[lo : lo + m]
+    return a7[lo : lo + m]
 
 
 @njit(cache=True, error_model="numpy")
-def _run_chunk(leaves, scalar, prog, regs, out, lo, m):  # type: ignore[no-untyped-def]
+def _run_chunk(a0, a1, a2, a3, a4, a5, a6, a7, n_scalars, prog, regs, out, lo, m):  # type: ignore[no-untyped-def]
     """Run ``prog`` on cells lo..lo+m-1; the last instruction writes ``out`` directly."""
-    n_leaves = len(leaves)
     n_instr = prog.shape[0]
     for k in range(n_instr):
         kind, code = prog[k, 0], prog[k, 1]
-        x = _view(leaves, scalar, regs, max(prog[k, 2], 0), lo, m)
-        y = _view(leaves, scalar, regs, max(prog[k, 3], 0), lo, m)
-        z = _view(leaves, scalar, regs, max(prog[k, 4], 0), lo, m)
-        d = out[lo : lo + m] if k == n_instr - 1 else regs[n_leaves + k, :m]
+        # an unused operand (-1) reads register 0, which the op then ignores
+        sa, sb, sc = prog[k, 2], prog[k, 3], prog[k, 4]
+        x = _view(a0, a1, a2, a3, a4, a5, a6, a7, regs, sa if sa >= 0 else MAX_ARRAYS, lo, m)
+        y = _view(a0, a1, a2, a3, a4, a5, a6, a7, regs, sb if sb >= 0 else MAX_ARRAYS, lo, m)
+        z = _view(a0, a1, a2, a3, a4, a5, a6, a7, regs, sc if sc >= 0 else MAX_ARRAYS, lo, m)
+        d = out[lo : lo + m] if k == n_instr - 1 else regs[n_scalars + k, :m]
         if kind == BINARY and code <= DIV:
             _arith(x, y, d, m, code)
         elif kind == BINARY:
@@ -86,36 +104,68 @@ def _run_chunk(leaves, scalar, prog, regs, out, lo, m):  # type: ignore[no-untyp
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def fused(leaves, scalar, prog, n_cells):  # type: ignore[no-untyped-def]
+def fused(a0, a1, a2, a3, a4, a5, a6, a7, scalars, prog, n_cells):  # type: ignore[no-untyped-def]
     """Evaluate a fused program (module doc) over ``n_cells`` flat cells.
 
     Args:
-        leaves: typed list of flat float64 arrays, each of length ``n_cells`` or 1.
-        scalar: (n_leaves,) bool, True where the leaf has length 1 (a constant).
+        a0 .. a7: flat float64 inputs of length ``n_cells`` (slots 0-7; unused: any array).
+        scalars: (S,) float64 constants (slots 8 .. 8 + S - 1).
         prog: (n_instr, 5) int64 instructions.
-        n_cells: T * N.
+        n_cells: T * N (1 when every input is a constant).
 
     Returns:
         (n_cells,) float64, the last instruction's values.
     """
     out = np.empty(n_cells)
-    n_leaves = len(leaves)
+    n_scalars = scalars.shape[0]
     n_chunks = (n_cells + CHUNK - 1) // CHUNK
     n_tasks = (n_chunks + _TASK_CHUNKS - 1) // _TASK_CHUNKS
     for task in prange(n_tasks):
-        regs = np.empty((n_leaves + prog.shape[0], CHUNK))
-        for s in range(n_leaves):
-            if scalar[s]:
-                regs[s, :] = leaves[s][0]
+        regs = np.empty((max(1, n_scalars + prog.shape[0]), CHUNK))
+        for i in range(n_scalars):
+            regs[i, :] = scalars[i]
         for c in range(task * _TASK_CHUNKS, min(n_chunks, (task + 1) * _TASK_CHUNKS)):
             lo = c * CHUNK
-            _run_chunk(leaves, scalar, prog, regs, out, lo, min(CHUNK, n_cells - lo))
+            _run_chunk(a0, a1, a2, a3, a4, a5, a6, a7, n_scalars, prog, regs, out, lo,
+                       min(CHUNK, n_cells - lo))  # fmt: skip
     return out
 
 
-def typed_leaves(arrays: list[np.ndarray]) -> List:
-    """The leaves as the typed list ``fused`` takes (flat, C-contiguous, writable float64)."""
-    out = List()
-    for a in arrays:
-        out.append(np.ascontiguousarray(a, dtype=np.float64).reshape(-1))
-    return out
+_UNUSED = np.zeros(1)
+
+
+def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
+    """Evaluate ``prog`` whose slots ``0 .. len(inputs)-1`` name ``inputs`` (each (T, N) or
+    (1, 1)); returns (T, N), or (1, 1) when every input is (1, 1).
+
+    The inputs are sorted into the kernel's slots here: full arrays to ``a0 ..``, (1, 1) ones
+    to the scalars, and the program's operands renumbered to match.
+
+    Raises:
+        ValueError: more than ``MAX_ARRAYS`` full inputs.
+    """
+    full = [x for x in inputs if x.shape != (1, 1)]
+    if len(full) > MAX_ARRAYS:
+        raise ValueError(f"a fused step reads at most {MAX_ARRAYS} arrays; got {len(full)}")
+    shape = full[0].shape if full else (1, 1)
+    slot = np.empty(len(inputs) + prog.shape[0], dtype=np.int64)
+    arrays: list[np.ndarray] = []
+    scalars: list[float] = []
+    for i, x in enumerate(inputs):
+        if x.shape == (1, 1):
+            slot[i] = -1 - len(scalars)  # scalar j -> -1 - j until their count is known
+            scalars.append(float(x[0, 0]))
+        else:
+            slot[i] = len(arrays)
+            a = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+            arrays.append(a if a.flags.writeable else a.copy())  # one compiled signature
+    head = slot[: len(inputs)]
+    head[head < 0] = MAX_ARRAYS - 1 - head[head < 0]
+    slot[len(inputs) :] = MAX_ARRAYS + len(scalars) + np.arange(prog.shape[0])
+    ops = prog[:, 2:]
+    renum = prog.copy()
+    renum[:, 2:] = np.where(ops < 0, -1, slot[np.maximum(ops, 0)])
+    a = arrays + [_UNUSED] * (MAX_ARRAYS - len(arrays))
+    out = fused(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+                np.array(scalars, dtype=np.float64), renum, int(np.prod(shape)))  # fmt: skip
+    return np.asarray(out).reshape(shape)

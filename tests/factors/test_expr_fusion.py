@@ -95,6 +95,15 @@ def test_a_chain_of_constants_stays_a_constant() -> None:
     got = compile_expr("-(2 * 3 + 1) + close * 0")(PANEL)
     want = _plan([parse("-(2 * 3 + 1) + close * 0")], fuse=False).run(PANEL)[0]
     _same(got, want)
-    leaves = fused_nb.typed_leaves([np.full((1, 1), 2.0), np.full((1, 1), 3.0)])
     prog = np.array([[fused_nb.BINARY, 2, 0, 1, -1], [fused_nb.UNARY, 0, 2, -1, -1]])
-    assert fused_nb.fused(leaves, np.array([True, True]), prog, 1).tolist() == [-6.0]
+    two, three = np.full((1, 1), 2.0), np.full((1, 1), 3.0)
+    assert fused_nb.run_program([two, three], prog).tolist() == [[-6.0]]
+
+
+def test_a_chain_reading_more_arrays_than_the_kernel_takes_is_not_fused() -> None:
+    nine = " + ".join(f"ts_mean(close, {w})" for w in range(2, 11))  # 9 arrays, 8 additions
+    plan = compile_expr(nine)
+    assert "fused" not in [s.family for s in plan.steps]
+    eight = compile_expr(" + ".join(f"ts_mean(close, {w})" for w in range(2, 10)))
+    assert [s.family for s in eight.steps].count("fused") == 1
+    _same(plan(PANEL), _plan([parse(nine)], fuse=False).run(PANEL)[0])
