@@ -165,7 +165,7 @@ def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
     ops = prog[:, 2:]
     renum = prog.copy()
     renum[:, 2:] = np.where(ops < 0, -1, slot[np.maximum(ops, 0)])
-    a = arrays + [_UNUSED] * (MAX_ARRAYS - len(arrays))
-    out = fused(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+    args = arrays + [_UNUSED] * (MAX_ARRAYS - len(arrays))
+    out = fused(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7],
                 np.array(scalars, dtype=np.float64), renum, int(np.prod(shape)))  # fmt: skip
     return np.asarray(out).reshape(shape)
