@@ -107,3 +107,25 @@ def test_a_chain_reading_more_arrays_than_the_kernel_takes_is_not_fused() -> Non
     eight = compile_expr(" + ".join(f"ts_mean(close, {w})" for w in range(2, 10)))
     assert [s.family for s in eight.steps].count("fused") == 1
     _same(plan(PANEL), _plan([parse(nine)], fuse=False).run(PANEL)[0])
+
+
+def test_large_programs_split_across_threads_equal_one_thread() -> None:
+    """Over PARALLEL_MIN_CELLS, cell ranges run on several threads; the result is the same."""
+    import numba
+
+    rng = np.random.default_rng(9)
+    shape = (fused_nb.PARALLEL_MIN_CELLS // 97 + 13, 97)  # ranges end mid-chunk
+    a, b = rng.normal(size=shape), rng.normal(size=shape)
+    a[rng.random(shape) < 0.01] = np.nan
+    prog = np.array([[fused_nb.BINARY, 3, 0, 1, -1], [fused_nb.UNARY, 2, 2, -1, -1]])  # log(a/b)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = fused_nb.run_program([a, b], prog)
+    finally:
+        numba.set_num_threads(threads)
+    many = fused_nb.run_program([a, b], prog)
+    _same(many, one)
+    with np.errstate(all="ignore"):
+        want = np.log(a / b)
+    _same(many, np.where(np.isfinite(want), want, np.nan))
