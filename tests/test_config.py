@@ -33,4 +33,5 @@ def test_misspelt_keys_and_tables_are_errors(tmp_path: Path) -> None:
         assert proc.returncode == 2, text
         assert f"alphaforge.toml: {message}" in proc.stderr, proc.stderr
     (tmp_path / "alphaforge.toml").write_text("[store.ls]\nstore = 'st'\n")
+    (tmp_path / "st").mkdir()
     assert run_cli(["store", "ls", "--json"], tmp_path).returncode == 0

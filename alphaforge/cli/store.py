@@ -102,6 +102,15 @@ def _fail(exc: DataError, as_json: bool = False) -> typer.Exit:
     return fail(exc, as_json)
 
 
+def _must_exist(st: Any) -> None:
+    """A local store folder that does not exist is a typo, not an empty store: say so (an
+    object-store prefix or a tiered store's empty warm folder can be legitimately empty)."""
+    if type(st).__name__ == "Store" and not st.root.is_dir():
+        raise DataError(f"no store at {str(st.root)!r}: that folder does not exist (pass "
+                        "--store DIR, set ALPHAFORGE_STORE, or write data there first with "
+                        "`alphaforge ingest` or `pull`)")  # fmt: skip
+
+
 @store_app.command("ls")
 def ls_cmd(store: StoreOpt = DEFAULT_STORE, as_json: JsonOpt = False) -> None:
     """List the datasets in the store with their symbols, partitions, rows, time span and tier,
@@ -109,6 +118,7 @@ def ls_cmd(store: StoreOpt = DEFAULT_STORE, as_json: JsonOpt = False) -> None:
     try:
         cfg = load_storage_config()
         st = open_store(store, cfg)
+        _must_exist(st)
         parts = st.partitions()
         hot = getattr(st, "hot", None)
         costs = tier_costs(parts, cfg, hot.size_bytes() if hot is not None else None)
@@ -202,6 +212,7 @@ def info_cmd(
     """Show every partition of DATASET: rows, time span, sources and validation status."""
     st = open_store(store)
     try:
+        _must_exist(st)
         parts = [
             p
             for p in st.partitions(dataset, exchange=exchange, market=market)

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import ExprError
-from alphaforge.factors.expr import fused_nb, ops_nb, ts_nb
+from alphaforge.factors.expr import fused_nb, fused_run, ops_nb, ts_nb
 from alphaforge.factors.expr.fuse import fusion_groups, group_program
 from alphaforge.factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
 from alphaforge.factors.expr.ops import ADD, BINARY_OPS, DIV, MAX, MIN, MUL, OPS, UNARY_OPS
@@ -168,7 +168,7 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
 
 
 def _run_fused(step: Step, xs: list[F64], shape: tuple[int, int]) -> F64:
-    out: F64 = fused_nb.run_program(xs, np.array(step.program, dtype=np.int64))
+    out: F64 = fused_run.run_program(xs, np.array(step.program, dtype=np.int64))
     return out
 
 

@@ -105,8 +105,16 @@ def test_info_unknown_dataset_and_empty(filled: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["store", "info", "funding", "--store", str(filled)])
     assert res.exit_code == 0
     assert "no partitions of funding" in res.output
-    res = runner.invoke(app, ["store", "ls", "--store", str(tmp_path / "none"), "--json"])
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["store", "ls", "--store", str(tmp_path / "empty"), "--json"])
+    assert res.exit_code == 0
     assert json.loads(res.stdout)["datasets"] == []
+    for cmd in (["ls"], ["info", "klines_1m"]):  # a folder that does not exist is a typo
+        res = runner.invoke(app, ["store", *cmd, "--store", str(tmp_path / "none"), "--json"])
+        assert res.exit_code == 2, res.output
+        doc = json.loads(res.stdout)
+        assert doc["ok"] is False
+        assert doc["error"].startswith(f"no store at {str(tmp_path / 'none')!r}"), doc
 
 
 def test_console_script_runs(filled: Path) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphaforge.engine.panel import Panel
-from alphaforge.factors.expr import fused_nb
+from alphaforge.factors.expr import fused_nb, fused_run
 from alphaforge.factors.expr.compile import _plan, compile_expr
 from alphaforge.factors.expr.nodes import Binary, Call, Field, Num, Unary
 from alphaforge.factors.expr.parser import parse
@@ -97,7 +97,7 @@ def test_a_chain_of_constants_stays_a_constant() -> None:
     _same(got, want)
     prog = np.array([[fused_nb.BINARY, 2, 0, 1, -1], [fused_nb.UNARY, 0, 2, -1, -1]])
     two, three = np.full((1, 1), 2.0), np.full((1, 1), 3.0)
-    assert fused_nb.run_program([two, three], prog).tolist() == [[-6.0]]
+    assert fused_run.run_program([two, three], prog).tolist() == [[-6.0]]
 
 
 def test_a_chain_reading_more_arrays_than_the_kernel_takes_is_not_fused() -> None:
@@ -114,17 +114,17 @@ def test_large_programs_split_across_threads_equal_one_thread() -> None:
     import numba
 
     rng = np.random.default_rng(9)
-    shape = (fused_nb.PARALLEL_MIN_CELLS // 97 + 13, 97)  # ranges end mid-chunk
+    shape = (fused_run.PARALLEL_MIN_CELLS // 97 + 13, 97)  # ranges end mid-chunk
     a, b = rng.normal(size=shape), rng.normal(size=shape)
     a[rng.random(shape) < 0.01] = np.nan
     prog = np.array([[fused_nb.BINARY, 3, 0, 1, -1], [fused_nb.UNARY, 2, 2, -1, -1]])  # log(a/b)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        one = fused_nb.run_program([a, b], prog)
+        one = fused_run.run_program([a, b], prog)
     finally:
         numba.set_num_threads(threads)
-    many = fused_nb.run_program([a, b], prog)
+    many = fused_run.run_program([a, b], prog)
     _same(many, one)
     with np.errstate(all="ignore"):
         want = np.log(a / b)

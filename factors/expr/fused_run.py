@@ -1,0 +1,77 @@
+"""Run a fused program (``fused_nb``) on a plan step's inputs: sort the inputs into the
+kernel's slots and split large programs into cell ranges run on a small thread pool."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+from alphaforge.factors.expr.fused_nb import CHUNK, MAX_ARRAYS, fused
+
+PARALLEL_MIN_CELLS = 200_000
+"""Programs over fewer cells run on the calling thread (``compile.PARALLEL_MIN_CELLS``)."""
+
+_UNUSED = np.zeros(1)
+
+
+def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
+    """Evaluate ``prog`` whose slots ``0 .. len(inputs)-1`` name ``inputs`` (each (T, N) or
+    (1, 1)); returns (T, N), or (1, 1) when every input is (1, 1).
+
+    The inputs are sorted into the kernel's slots here: full arrays to ``a0 ..``, (1, 1) ones
+    to the scalars, and the program's operands renumbered to match.
+
+    Raises:
+        ValueError: more than ``MAX_ARRAYS`` full inputs.
+    """
+    full = [x for x in inputs if x.shape != (1, 1)]
+    if len(full) > MAX_ARRAYS:
+        raise ValueError(f"a fused step reads at most {MAX_ARRAYS} arrays; got {len(full)}")
+    shape = full[0].shape if full else (1, 1)
+    slot = np.empty(len(inputs) + prog.shape[0], dtype=np.int64)
+    arrays: list[np.ndarray] = []
+    scalars: list[float] = []
+    for i, x in enumerate(inputs):
+        if x.shape == (1, 1):
+            slot[i] = -1 - len(scalars)  # scalar j -> -1 - j until their count is known
+            scalars.append(float(x[0, 0]))
+        else:
+            slot[i] = len(arrays)
+            a = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+            arrays.append(a if a.flags.writeable else a.copy())  # one compiled signature
+    head = slot[: len(inputs)]
+    head[head < 0] = MAX_ARRAYS - 1 - head[head < 0]
+    slot[len(inputs) :] = MAX_ARRAYS + len(scalars) + np.arange(prog.shape[0])
+    ops = prog[:, 2:]
+    renum = prog.copy()
+    renum[:, 2:] = np.where(ops < 0, -1, slot[np.maximum(ops, 0)])
+    args = arrays + [_UNUSED] * (MAX_ARRAYS - len(arrays))
+    sc = np.array(scalars, dtype=np.float64)
+    n_cells = int(np.prod(shape))
+    out = np.empty(n_cells)
+    n_threads = numba.get_num_threads() if n_cells >= PARALLEL_MIN_CELLS else 1
+    step = max(CHUNK, -(-n_cells // (n_threads * CHUNK)) * CHUNK)  # whole chunks per thread
+    ranges = [(lo, min(n_cells, lo + step)) for lo in range(0, n_cells, step)]
+
+    def run(r: tuple[int, int]) -> None:
+        a = args
+        fused(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], sc, renum, out, r[0], r[1])
+
+    if len(ranges) <= 1:
+        run((0, n_cells))
+    else:
+        list(_pool().map(run, ranges))
+    return out.reshape(shape)
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that run cell ranges of fused programs (created on first use)."""
+    if not _POOL:
+        n = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+        _POOL.append(ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="af-fused"))
+    return _POOL[0]
