@@ -20,6 +20,7 @@ from alphaforge.cli.render import fail
 from alphaforge.data.errors import DataError
 from alphaforge.data.manifest import PartitionInfo
 from alphaforge.data.storage_config import StorageConfig, load_storage_config
+from alphaforge.data.store import Store
 from alphaforge.data.store_open import open_store
 from alphaforge.data.tier_move import move_tiers
 from alphaforge.data.tiered_store import TieredStore
@@ -102,10 +103,10 @@ def _fail(exc: DataError, as_json: bool = False) -> typer.Exit:
     return fail(exc, as_json)
 
 
-def _must_exist(st: Any) -> None:
+def _must_exist(st: Store) -> None:
     """A local store folder that does not exist is a typo, not an empty store: say so (an
     object-store prefix or a tiered store's empty warm folder can be legitimately empty)."""
-    if type(st).__name__ == "Store" and not st.root.is_dir():
+    if type(st) is Store and not st.root.is_dir():
         raise DataError(f"no store at {str(st.root)!r}: that folder does not exist (pass "
                         "--store DIR, set ALPHAFORGE_STORE, or write data there first with "
                         "`alphaforge ingest` or `pull`)")  # fmt: skip
