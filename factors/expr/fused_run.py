@@ -3,6 +3,7 @@ kernel's slots and split large programs into cell ranges run on a small thread p
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -67,11 +68,13 @@ def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
 
 
 _POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
-    """The threads that run cell ranges of fused programs (created on first use)."""
-    if not _POOL:
-        n = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
-        _POOL.append(ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="af-fused"))
-    return _POOL[0]
+    """The threads that run cell ranges of fused programs (created once, on first use)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            n = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+            _POOL.append(ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="af-fused"))
+        return _POOL[0]
