@@ -212,11 +212,14 @@ def _rank_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int) -> Non
     the rank of x[t] counted over it branch-free (``engine.rank_nb.count_rank``, vectorised).
 
     The same counts as the window scan of ``_window_value`` (the order of a window does not
-    matter to a rank), so the result is identical bit for bit, about 10x faster at w = 10-60:
-    the scan walked a column of the C-ordered array, one cache line per value.
+    matter to a rank), so the result is identical bit for bit, and 3-4x faster on the
+    library's windows (5-32): the scan walked a column of the C-ordered array.
     """
     n_rows = x.shape[0]
     nb = j1 - j0
+    if w > n_rows:  # no window fills: all NaN, and no ring sized by a huge w
+        out[:, j0:j1] = _NAN
+        return
     ring = np.empty((nb, w))
     nbad = np.zeros(nb, dtype=np.int64)
     for t in range(n_rows):
@@ -247,6 +250,9 @@ def _minmax_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code
     """
     n_rows = x.shape[0]
     nb = j1 - j0
+    if w > n_rows:  # no window fills: all NaN, and no queue sized by a huge w
+        out[:, j0:j1] = _NAN
+        return
     ring = np.empty((nb, w), dtype=np.int64)
     head = np.zeros(nb, dtype=np.int64)  # position of the front in the ring
     size = np.zeros(nb, dtype=np.int64)

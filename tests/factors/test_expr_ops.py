@@ -352,3 +352,12 @@ def test_cs_rank_matches_pandas_either_side_of_the_small_row_sort(n, seed, level
         ok = ~np.isnan(row)
         np.testing.assert_array_equal(g[ok], rankdata(row[ok]) / ok.sum())
     assert ops_nb.COUNT_ROW < 300  # both paths are drawn (rows of 10 % NaN)
+
+
+@pytest.mark.parametrize("op", ["ts_rank", "ts_max", "ts_argmin", "ts_mean", "ts_skew"])
+def test_a_window_longer_than_the_panel_is_all_nan(op: str) -> None:
+    """Windows up to 1,000,000 bars are accepted; longer than the panel, every value is NaN
+    (the ring and queue kernels return before sizing a per-column buffer by the window)."""
+    got = evaluate(f"{op}(close, 1000000)", PANEL)
+    assert got.shape == (T, N)
+    assert np.isnan(got).all()
