@@ -1,7 +1,7 @@
 """The fused elementwise kernel: a chain of unary/binary/where ops in one pass over memory.
 
 A fused step is a small program over *slots*. Slots ``0 .. MAX_ARRAYS-1`` are the (T, N)
-arrays the chain reads, passed as the fixed arguments ``a0 .. a7`` (flat; unused ones are any
+arrays the chain reads, passed as one tuple of ``MAX_ARRAYS`` flat arrays (unused ones are any
 1-element array), so one compiled signature serves every program; slot ``MAX_ARRAYS + i`` is
 scalar ``i`` (a constant, broadcast); slot ``MAX_ARRAYS + n_scalars + k`` is the result of
 instruction ``k``. Each instruction is a row ``(kind, code, a, b, c)`` of an int64 array:
@@ -54,38 +54,24 @@ def _arith(x: np.ndarray, y: np.ndarray, d: np.ndarray, m: int, code: int) -> No
 
 
 @njit(cache=True)
-def _view(a0, a1, a2, a3, a4, a5, a6, a7, regs, s, lo, m):  # type: ignore[no-untyped-def]
+def _view(arrays, regs, s, lo, m):  # type: ignore[no-untyped-def]
     """Cells lo..lo+m-1 of slot ``s`` (module doc): an input's slice or a register."""
     if s >= MAX_ARRAYS:
         return regs[s - MAX_ARRAYS, :m]
-    if s < 4:
-        if s == 0:
-            return a0[lo : lo + m]
-        if s == 1:
-            return a1[lo : lo + m]
-        if s == 2:
-            return a2[lo : lo + m]
-        return a3[lo : lo + m]
-    if s == 4:
-        return a4[lo : lo + m]
-    if s == 5:
-        return a5[lo : lo + m]
-    if s == 6:
-        return a6[lo : lo + m]
-    return a7[lo : lo + m]
+    return arrays[s][lo : lo + m]
 
 
 @njit(cache=True, error_model="numpy")
-def _run_chunk(a0, a1, a2, a3, a4, a5, a6, a7, n_scalars, prog, regs, out, lo, m):  # type: ignore[no-untyped-def]
+def _run_chunk(arrays, n_scalars, prog, regs, out, lo, m):  # type: ignore[no-untyped-def]
     """Run ``prog`` on cells lo..lo+m-1; the last instruction writes ``out`` directly."""
     n_instr = prog.shape[0]
     for k in range(n_instr):
         kind, code = prog[k, 0], prog[k, 1]
         # an unused operand (-1) reads register 0, which the op then ignores
         sa, sb, sc = prog[k, 2], prog[k, 3], prog[k, 4]
-        x = _view(a0, a1, a2, a3, a4, a5, a6, a7, regs, sa if sa >= 0 else MAX_ARRAYS, lo, m)
-        y = _view(a0, a1, a2, a3, a4, a5, a6, a7, regs, sb if sb >= 0 else MAX_ARRAYS, lo, m)
-        z = _view(a0, a1, a2, a3, a4, a5, a6, a7, regs, sc if sc >= 0 else MAX_ARRAYS, lo, m)
+        x = _view(arrays, regs, sa if sa >= 0 else MAX_ARRAYS, lo, m)
+        y = _view(arrays, regs, sb if sb >= 0 else MAX_ARRAYS, lo, m)
+        z = _view(arrays, regs, sc if sc >= 0 else MAX_ARRAYS, lo, m)
         d = out[lo : lo + m] if k == n_instr - 1 else regs[n_scalars + k, :m]
         if kind == BINARY and code <= DIV:
             _arith(x, y, d, m, code)
@@ -102,14 +88,15 @@ def _run_chunk(a0, a1, a2, a3, a4, a5, a6, a7, n_scalars, prog, regs, out, lo, m
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def fused(a0, a1, a2, a3, a4, a5, a6, a7, scalars, prog, out, lo, hi):  # type: ignore[no-untyped-def]
+def fused(arrays, scalars, prog, out, lo, hi):  # type: ignore[no-untyped-def]
     """Evaluate a fused program (module doc) on flat cells lo..hi-1 into ``out``.
 
     Releases the GIL, so ``fused_run.run_program`` runs disjoint cell ranges on several threads (one
     compiled function: a numba ``parallel=True`` version took 3 s more to compile).
 
     Args:
-        a0 .. a7: flat float64 inputs of length ``out.size`` (slots 0-7; unused: any array).
+        arrays: tuple of ``MAX_ARRAYS`` flat float64 inputs of length ``out.size`` (slots
+            0-7; unused ones: any 1-element array).
         scalars: (S,) float64 constants (slots 8 .. 8 + S - 1).
         prog: (n_instr, 5) int64 instructions.
         out: (n_cells,) float64, written at lo..hi-1.
@@ -119,5 +106,5 @@ def fused(a0, a1, a2, a3, a4, a5, a6, a7, scalars, prog, out, lo, hi):  # type: 
     for i in range(n_scalars):
         regs[i, :] = scalars[i]
     for c0 in range(lo, hi, CHUNK):
-        _run_chunk(a0, a1, a2, a3, a4, a5, a6, a7, n_scalars, prog, regs, out, c0,
+        _run_chunk(arrays, n_scalars, prog, regs, out, c0,
                    min(CHUNK, hi - c0))  # fmt: skip

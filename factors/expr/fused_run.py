@@ -21,7 +21,7 @@ def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
     """Evaluate ``prog`` whose slots ``0 .. len(inputs)-1`` name ``inputs`` (each (T, N) or
     (1, 1)); returns (T, N), or (1, 1) when every input is (1, 1).
 
-    The inputs are sorted into the kernel's slots here: full arrays to ``a0 ..``, (1, 1) ones
+    The inputs are sorted into the kernel's slots here: full arrays to the array tuple, (1, 1) ones
     to the scalars, and the program's operands renumbered to match.
 
     Raises:
@@ -48,7 +48,7 @@ def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
     ops = prog[:, 2:]
     renum = prog.copy()
     renum[:, 2:] = np.where(ops < 0, -1, slot[np.maximum(ops, 0)])
-    args = arrays + [_UNUSED] * (MAX_ARRAYS - len(arrays))
+    args = tuple(arrays + [_UNUSED] * (MAX_ARRAYS - len(arrays)))
     sc = np.array(scalars, dtype=np.float64)
     n_cells = int(np.prod(shape))
     out = np.empty(n_cells)
@@ -57,8 +57,7 @@ def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
     ranges = [(lo, min(n_cells, lo + step)) for lo in range(0, n_cells, step)]
 
     def run(r: tuple[int, int]) -> None:
-        a = args
-        fused(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], sc, renum, out, r[0], r[1])
+        fused(args, sc, renum, out, r[0], r[1])
 
     if len(ranges) <= 1:
         run((0, n_cells))
