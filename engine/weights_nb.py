@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from alphaforge.engine.rank_nb import COUNT_ROW, count_rank
+from alphaforge.engine.rank_nb import COUNT_ROW, argsort, count_rank
 
 RANK = 0
 QUANTILE = 1
@@ -43,7 +43,8 @@ def average_ranks(x, out):  # type: ignore[no-untyped-def]
 
     Equivalent to: scipy.stats.rankdata(x[~isnan(x)], method="average"); NaN stays NaN.
     Returns the number of valid entries. Rows of up to ``COUNT_ROW`` values are ranked by
-    counting (``engine.rank_nb``: no sort; identical ranks); longer rows by a merge sort.
+    counting (``engine.rank_nb``: no sort; identical ranks); longer rows by a merge sort
+    (``engine.rank_nb.argsort``).
     """
     n = x.shape[0]
     if n <= COUNT_ROW:
@@ -58,7 +59,7 @@ def average_ranks(x, out):  # type: ignore[no-untyped-def]
     vals = np.empty(m)
     for j in range(m):
         vals[j] = x[idx[j]]
-    order = np.argsort(vals, kind="mergesort")
+    order = argsort(vals, m, np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64))
     j = 0
     while j < m:
         j2 = j

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from alphaforge.engine.rank_nb import argsort
+
 
 @njit(cache=True)
 def average_ranks(x, n, out):  # type: ignore[no-untyped-def]
@@ -28,7 +30,7 @@ def average_ranks(x, n, out):  # type: ignore[no-untyped-def]
 
     Equivalent to: ``scipy.stats.rankdata(x[:n], method="average")``.
     """
-    order = np.argsort(x[:n])
+    order = argsort(x, n, np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64))
     i = 0
     while i < n:
         j = i

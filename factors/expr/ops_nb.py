@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from alphaforge.engine.rank_nb import COUNT_ROW, count_rank
+from alphaforge.engine.rank_nb import COUNT_ROW, argsort, count_rank
 
 # codes: keep equal to factors/expr/ops.py (tests check)
 NEG, ABS, LOG, SIGN, SQRT, NOT = 0, 1, 2, 3, 4, 5
@@ -220,10 +220,10 @@ _CS_ROWS = 256
 def _sort_order(vals: np.ndarray, n: int, order: np.ndarray) -> np.ndarray:
     """Indices 0..n-1 ordered by ``vals[:n]`` ascending, in ``order`` (an insertion sort for
     rows of up to ``SMALL_ROW`` values: no allocation and fewer steps than a general sort
-    there), else ``np.argsort``. Ranks average ties and quantile edges read sorted values,
-    so the order among equal values does not matter."""
+    there), else ``engine.rank_nb.argsort``. Ranks average ties and quantile edges read sorted
+    values, so the order among equal values does not matter."""
     if n > SMALL_ROW:
-        return np.argsort(vals[:n].copy())
+        return argsort(vals, n, order, np.empty(n, dtype=np.int64))
     for i in range(n):
         v = vals[i]
         k = i
