@@ -197,19 +197,20 @@ def nanmedian_rows(x: F64) -> F64:
     return np.where(k > 0, med, np.nan)
 
 
-def _noise(a: F64, cut: int, rng: np.random.Generator) -> F64:
-    """A copy of ``a`` (rows first) with rows > cut replaced by noise, missingness included.
+@dataclass(frozen=True, slots=True)
+class _ColumnNoise:
+    """Per-column noise parameters of one (T, ...) array (they read the whole array, so one
+    computation serves every cut): ``scale`` the std (1 where unknown or 0), ``level`` the
+    median of |a| (``scale`` where unknown or 0), ``known`` the columns with any finite value,
+    ``signed`` whether any finite value is negative."""
 
-    Fields with negative values (returns, funding, imbalances) get independent normal draws at
-    the column's scale, so signs change too; non-negative fields (prices, volumes, book levels)
-    are multiplied by ``exp(N(0, 1))`` (zeros and missing cells get the column's median times
-    ``exp(N(0, 1))``) and stay non-negative. Then 10 % of the cells that had a value lose it, so
-    which cells are missing after the cut changes as well. All-missing columns stay missing.
-    """
-    out = np.array(a, dtype=np.float64, copy=True)
-    tail = out[cut + 1 :]
-    if tail.size == 0:
-        return out
+    scale: F64
+    level: F64
+    known: npt.NDArray[np.bool_]
+    signed: bool
+
+
+def _column_noise(a: F64) -> _ColumnNoise:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         spread = np.nanstd(a, axis=0)
@@ -217,17 +218,58 @@ def _noise(a: F64, cut: int, rng: np.random.Generator) -> F64:
     known = np.isfinite(spread)
     scale = np.where(known & (spread > 0), spread, 1.0)
     level = np.where(np.isfinite(level) & (level > 0), level, scale)
+    finite = np.isfinite(a)
+    return _ColumnNoise(scale, level, known, bool((a[finite] < 0).any()))
+
+
+def _noise(a: F64, cut: int, rng: np.random.Generator, col: _ColumnNoise) -> F64:
+    """A copy of ``a`` (rows first) with rows > cut replaced by noise, missingness included.
+
+    Fields with negative values (returns, funding, imbalances) get independent normal draws at
+    the column's scale, so signs change too; non-negative fields (prices, volumes, book levels)
+    are multiplied by ``exp(N(0, 1))`` (zeros and missing cells get the column's median times
+    ``exp(N(0, 1))``) and stay non-negative. Then 10 % of the cells that had a value lose it, so
+    which cells are missing after the cut changes as well. All-missing columns stay missing.
+    ``col``: ``_column_noise(a)``.
+    """
+    out = np.array(a, dtype=np.float64, copy=True)
+    tail = out[cut + 1 :]
+    if tail.size == 0:
+        return out
     draw = rng.normal(0.0, 1.0, tail.shape)
     drop = rng.random(tail.shape) < 0.1
     had = np.isfinite(tail)
-    finite = np.isfinite(a)
-    if (a[finite] < 0).any():
-        noisy = draw * scale
+    if col.signed:
+        noisy = draw * col.scale
     else:
-        base = np.where(had & (tail != 0.0), tail, level)
+        base = np.where(had & (tail != 0.0), tail, col.level)
         noisy = base * np.exp(draw)
-    tail[...] = np.where(known & ~(had & drop), noisy, np.nan)
+    tail[...] = np.where(col.known & ~(had & drop), noisy, np.nan)
     return out
+
+
+class Perturber:
+    """``perturb_after`` for many cuts of one Panel: the column statistics the noise is scaled
+    by are computed once (they read whole columns), not once per cut."""
+
+    def __init__(self, panel: Panel) -> None:
+        self.panel = panel
+        self._fields = {k: _column_noise(v) for k, v in panel.fields.items()}
+        b = panel.book
+        levels = () if b is None else (b.bid_px, b.bid_qty, b.ask_px, b.ask_qty)
+        self._book = None if b is None else [_column_noise(a) for a in levels]
+
+    def after(self, cut: int, seed: int = 0) -> Panel:
+        """``perturb_after(panel, cut, seed)``."""
+        p, rng = self.panel, np.random.default_rng(seed)
+        fields = {k: _noise(v, cut, rng, self._fields[k]) for k, v in sorted(p.fields.items())}
+        book = None
+        if p.book is not None and self._book is not None:
+            b = p.book
+            arrays = (b.bid_px, b.bid_qty, b.ask_px, b.ask_qty)
+            book = BookLevels(*(_noise(a, cut, rng, c) for a, c in zip(arrays, self._book,
+                                                                        strict=True)))  # fmt: skip
+        return Panel(p.ts_us, p.symbols, fields, book, p.interval_us, p.meta)
 
 
 def perturb_after(panel: Panel, cut: int, seed: int = 0) -> Panel:
@@ -238,15 +280,7 @@ def perturb_after(panel: Panel, cut: int, seed: int = 0) -> Panel:
         cut: last row kept intact, 0 <= cut < T.
         seed: noise seed.
     """
-    rng = np.random.default_rng(seed)
-    fields = {k: _noise(v, cut, rng) for k, v in sorted(panel.fields.items())}
-    book = None
-    if panel.book is not None:
-        b = panel.book
-        book = BookLevels(
-            *(_noise(a, cut, rng) for a in (b.bid_px, b.bid_qty, b.ask_px, b.ask_qty))
-        )
-    return Panel(panel.ts_us, panel.symbols, fields, book, panel.interval_us, panel.meta)
+    return Perturber(panel).after(cut, seed)
 
 
 def _default_cuts(n_rows: int, n_cuts: int) -> list[int]:
@@ -347,6 +381,7 @@ def check_lookahead(
     details: list[CutResult] = []
     largest: Change | None = None
     skipped = k = 0
+    perturber: Perturber | None = None
     for c, kinds in plan.items():
         for probe in kinds:
             if probe == "truncate":
@@ -366,7 +401,8 @@ def check_lookahead(
             else:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    out = _evaluate(fn, perturb_after(panel, c, seed + k))
+                    perturber = perturber or Perturber(panel)
+                    out = _evaluate(fn, perturber.after(c, seed + k))
                 k += 1
             changed, size = _compare(base[: c + 1], out[: c + 1], tol)
             rows = np.flatnonzero(changed.any(axis=1))

@@ -29,7 +29,7 @@ from alphaforge.engine.portfolio import funding_of
 from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors import ic, propose_nb
-from alphaforge.factors.lookahead import _default_cuts, perturb_after
+from alphaforge.factors.lookahead import Perturber, _default_cuts
 from alphaforge.factors.returns import forward_returns
 
 F64 = npt.NDArray[np.float64]
@@ -183,7 +183,8 @@ class TailLookahead:
                  cuts: int = LOOKAHEAD_CUTS) -> None:  # fmt: skip
         self.tail = panel.take_rows(slice(max(0, panel.T - rows), panel.T))
         self.cuts = _default_cuts(self.tail.T, cuts) if self.tail.T >= 2 else []
-        self.perturbed = [perturb_after(self.tail, c, seed + k) for k, c in enumerate(self.cuts)]
+        perturber = Perturber(self.tail)
+        self.perturbed = [perturber.after(c, seed + k) for k, c in enumerate(self.cuts)]
 
     def leak(self, fn: Callable[[Panel], F64]) -> int | None:
         """ts_us of the earliest row whose value changed when later rows changed, or None."""
