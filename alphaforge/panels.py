@@ -339,8 +339,9 @@ def _pivot(table: pa.Table, field: str, panel: Panel) -> F64:
     out = np.full((panel.T, panel.N), np.nan)
     col = {s: i for i, s in enumerate(panel.symbols)}
     rows = np.searchsorted(panel.ts_us, ts)
-    ok = (rows < panel.T) & np.isin(sym, list(col))
+    names, inverse = np.unique(sym, return_inverse=True)
+    cols = np.array([col.get(str(s), -1) for s in names], dtype=np.int64)[inverse]
+    ok = (rows < panel.T) & (cols >= 0)
     ok[ok] = panel.ts_us[rows[ok]] == ts[ok]
-    cols = np.array([col.get(s, -1) for s in sym], dtype=np.int64)
     out[rows[ok], cols[ok]] = val[ok]
     return out

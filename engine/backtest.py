@@ -404,24 +404,28 @@ def _raise_status(stats: F64, symbols: tuple[str, ...] | None) -> None:
 
 
 def _trades(rec: np.ndarray, lag: int) -> np.ndarray:
-    """Per-fill records from the dense (K, 6, T, N) record array, ordered by (k, row, col)."""
-    qty, arrival, fill, fee, half, unfilled = (np.moveaxis(rec[:, j], 0, -1) for j in range(6))
-    s_idx, i_idx, k_idx = np.nonzero((qty != 0) | (unfilled != 0))
+    """Per-fill records from the dense (K, 6, T, N) record array, ordered by (k, row, col)
+    (the C order of a (K, T, N) plane, so ``np.nonzero`` yields them sorted)."""
+    qty, arrival, fill, fee, half, unfilled = (rec[:, j] for j in range(6))
+    where = np.nonzero((qty != 0) | (unfilled != 0))
+    k_idx, s_idx, i_idx = where
     out = np.zeros(s_idx.size, dtype=TRADE_DTYPE)
     out["row"] = s_idx
     out["decision_row"] = s_idx - lag
     out["col"] = i_idx
     out["param"] = k_idx
-    q = qty[s_idx, i_idx, k_idx]
+    q = qty[where]
+    fill_px = fill[where]
+    ref_px = arrival[where]
     out["qty"] = q
-    out["ref_px"] = arrival[s_idx, i_idx, k_idx]
-    out["fill_px"] = fill[s_idx, i_idx, k_idx]
-    out["notional"] = np.abs(q) * np.nan_to_num(out["fill_px"])
-    out["fee"] = fee[s_idx, i_idx, k_idx]
-    slip_cost = np.sign(q) * np.abs(q) * (out["fill_px"] - out["ref_px"])
-    out["slippage"] = np.where(q != 0, slip_cost, 0.0)
-    out["half_spread"] = half[s_idx, i_idx, k_idx]
-    out["impact"] = out["slippage"] - out["half_spread"]
-    out["unfilled_qty"] = unfilled[s_idx, i_idx, k_idx]
-    order = np.lexsort((out["col"], out["row"], out["param"]))
-    return out[order]
+    out["ref_px"] = ref_px
+    out["fill_px"] = fill_px
+    out["notional"] = np.abs(q) * np.nan_to_num(fill_px)
+    out["fee"] = fee[where]
+    slippage = np.where(q != 0, np.sign(q) * np.abs(q) * (fill_px - ref_px), 0.0)
+    half_spread = half[where]
+    out["slippage"] = slippage
+    out["half_spread"] = half_spread
+    out["impact"] = slippage - half_spread
+    out["unfilled_qty"] = unfilled[where]
+    return out
