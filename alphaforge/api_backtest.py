@@ -11,11 +11,10 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -37,6 +36,13 @@ from alphaforge.factors.registry import Registry
 from alphaforge.gap_context import calibration_features, fee_quotes
 from alphaforge.sweeps import SweepOutcome, run_sweep_study
 from alphaforge.walkforward import WalkForwardResult, run_walkforward
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    from alphaforge.lazy import LazyModule
+
+    pd = LazyModule("pandas")  # imported on first use (alphaforge.lazy)
 
 F64 = npt.NDArray[np.float64]
 
@@ -219,7 +225,7 @@ def walkforward(
                            registry=Registry(ledger), progress=progress)  # fmt: skip
 
 
-Columns: TypeAlias = Mapping[str, Any] | pd.DataFrame | str | Path
+Columns: TypeAlias = "Mapping[str, Any] | pd.DataFrame | str | Path"
 
 
 def gap(

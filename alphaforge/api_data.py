@@ -11,9 +11,8 @@ import html
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 
 from alphaforge.data.errors import DataError
@@ -31,6 +30,13 @@ from alphaforge.data.validate import validate_file
 from alphaforge.data.validate_report import QualityReport
 from alphaforge.engine.panel import Panel
 from alphaforge.panels import load_panel
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    from alphaforge.lazy import LazyModule
+
+    pd = LazyModule("pandas")  # imported on first use (alphaforge.lazy)
 
 PathLike = str | os.PathLike[str]
 

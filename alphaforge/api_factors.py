@@ -11,11 +11,10 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from alphaforge.engine.defaults import DEFAULTS, Execution
 from alphaforge.engine.panel import Panel
@@ -29,6 +28,13 @@ from alphaforge.factors.registry import Registry, ledger_path
 from alphaforge.factors.resolve import FactorInput, resolve_factor
 from alphaforge.factors.score import DEFAULT_HORIZONS, score_factor
 from alphaforge.factors.score_result import FactorScore
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    from alphaforge.lazy import LazyModule
+
+    pd = LazyModule("pandas")  # imported on first use (alphaforge.lazy)
 
 F64 = npt.NDArray[np.float64]
 
@@ -84,7 +90,7 @@ def factor(name_or_expr: str | Factor) -> Factor:
     return Factor(str(node), str(node), node.lookback, node.fields())
 
 
-FactorArg: TypeAlias = str | Factor | F64 | pd.DataFrame | Callable[[Panel], Any]
+FactorArg: TypeAlias = "str | Factor | F64 | pd.DataFrame | Callable[[Panel], Any]"
 """A library name, expression, ``af.factor(...)``, (T, N) values, or a callable on the panel."""
 
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from alphaforge.data import schemas
 from alphaforge.data.errors import StoreError
 from alphaforge.data.storage_config import is_uri, load_storage_config
 from alphaforge.data.store import Store, schema_name
 from alphaforge.data.store_open import open_store
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 _SAFE = re.compile(r"^[a-z0-9_]+$")
 
@@ -47,6 +49,8 @@ def arrow_views(store: Store) -> dict[str, ds.Dataset]:
     """Dataset name -> an Arrow dataset over the data files the manifests name, in every tier
     (object storage has no listing that tells current files from superseded ones, so the views
     come from the manifests rather than a glob)."""
+    import pyarrow.dataset as ds  # here: it imports pandas (~0.4 s), which most commands skip
+
     groups: dict[str, list[ds.Dataset]] = {}
     for name, fs, base_dir, files in store.dataset_files():
         if not files or not _SAFE.match(name):

@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from alphaforge.data import schemas
 from alphaforge.data.errors import StoreError
 from alphaforge.data.manifest import DATA_FILE
 from alphaforge.data.store_merge import month_of_us, sorted_by_symbol_time
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 _PART_SCHEMA = pa.schema([("symbol", pa.string()), ("month", pa.string())])
 REMOTE_READAHEAD = 16
@@ -64,6 +67,8 @@ def read_files(
     if not files:
         return out_schema.empty_table()
     file_schema = pa.schema([f for f in schema if f.name != "symbol"])
+    import pyarrow.dataset as ds  # here: it imports pandas (~0.4 s), which most commands skip
+
     dset = ds.dataset(
         list(files),
         schema=pa.unify_schemas([file_schema, _PART_SCHEMA]),
@@ -96,6 +101,8 @@ def _filter(
     tcol: str, symbols: Sequence[str] | None, start_us: int | None, end_us: int | None
 ) -> ds.Expression | None:
     """Time range on the time column (row-group statistics) and the symbol set."""
+    import pyarrow.dataset as ds
+
     parts = []
     if start_us is not None:
         parts.append(ds.field(tcol) >= pa.scalar(int(start_us), schemas.TS))

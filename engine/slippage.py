@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from alphaforge.engine import slippage_nb
 from alphaforge.engine.errors import InputError, OptionError, ShapeError
@@ -52,6 +51,8 @@ def trailing_sigma(close: Any, window: int, min_periods: int | None = None) -> F
     if window < 2:
         raise OptionError(f"window must be >= 2; got {window}")
     px = _two_d("close", close)
+    import pandas as pd  # here: most commands never need it (0.5 s to import)
+
     rets = pd.DataFrame(px).pct_change(fill_method=None)
     mp = window if min_periods is None else min_periods
     return np.ascontiguousarray(rets.rolling(window, min_periods=mp).std().to_numpy())
@@ -66,6 +67,8 @@ def trailing_adv(volume: Any, window: int, min_periods: int | None = None) -> F6
         raise OptionError(f"window must be >= 1; got {window}")
     vol = _two_d("volume", volume)
     mp = window if min_periods is None else min_periods
+    import pandas as pd
+
     return np.ascontiguousarray(pd.DataFrame(vol).rolling(window, min_periods=mp).mean().to_numpy())
 
 
