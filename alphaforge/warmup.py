@@ -2,8 +2,8 @@
 
 Numba compiles on first call, in the calling thread, one kernel after another: a cold
 ``alphaforge demo`` spends most of its first minute compiling while the machine's other cores
-sit idle. ``start(plan)`` spawns a helper process that runs a tiny version of the later steps of
-``plan`` (same dtypes and array layouts, so the same kernel signatures) and lets numba write
+sit idle. ``start(plan)`` spawns a helper process that runs a tiny version of ``plan``'s steps,
+last step first (same dtypes and array layouts, so the same kernel signatures), and lets numba write
 them to the shared on-disk cache (``alphaforge.numba_cache``: parent and helper resolve the same
 folder). When the main process reaches those steps, numba loads the kernels from the cache
 instead of compiling them; if it gets there first it compiles them itself, so the helper can only
@@ -56,30 +56,55 @@ def _run(plan: str) -> None:
 
 
 def _demo_tail() -> None:
-    """The demo's later steps on a tiny demo market: book-walk backtests, the holdout score,
-    the lookahead check of a callable, paper-live fills and the gap."""
+    """The demo's kernels on a tiny demo market (4 symbols x 2 weeks), in the order that
+    splits the compile work between the two processes:
+
+    1. the ranking's per-factor kernels (forward returns, row ranks, RankIC rows, rank weights,
+       the fast backtest: ~20 s of compile, needed once the main process has validated the
+       data and evaluated its first batch of factors);
+    2. the remaining steps last to first: the test split's look, the leak check, the bounce,
+       the proposals, the library's expression batches last to first, the whole ranking.
+
+    The main process runs forwards, so after step 1 the two processes compile from opposite
+    ends and meet in the middle: only the kernels at the meeting point are compiled twice.
+    """
+    import tempfile
+
     import numpy as np
 
-    from alphaforge.backtests import run_factor_backtest
-    from alphaforge.engine.gap import Quotes, analyze_gap
-    from alphaforge.engine.paper_live import LatencyModel, simulate_fills
-    from alphaforge.factors.lookahead import check_lookahead
-    from alphaforge.factors.score import score_factor
-    from alphaforge.orders_io import orders_table
+    from alphaforge.demo import (
+        HOURLY,
+        TRAIN_SHARE,
+        _bounce,
+        _leak,
+        _offline_proposals,
+        _test_split,  # fmt: skip
+    )
+    from alphaforge.engine.defaults import Execution
+    from alphaforge.engine.tradable import universe_values
+    from alphaforge.factors.expr.compile import evaluate_many
+    from alphaforge.factors.propose_score import rank_rows
+    from alphaforge.factors.rank_library import BATCH, _one, library_candidates, rank_library
+    from alphaforge.factors.registry import Registry
+    from alphaforge.factors.returns import forward_returns
     from alphaforge.panels import demo_panel
 
-    panel = demo_panel(n_symbols=4, weeks=1).panel
-    test = panel.take_rows(slice(panel.T // 2, None))
-    run = run_factor_backtest(test, "taker_imbalance_20", rebalance_every=12,
-                              init_cash=100_000.0, slippage="book_walk")  # fmt: skip
-    score_factor("taker_imbalance_20", panel, horizons=(12,), split=0.5, test=True,
-                 rebalance_every=12)  # fmt: skip
-    check_lookahead(lambda p: np.asarray(p["close"]) * 1.0, panel)
-    assert test.book is not None
-    orders = orders_table(run, test)
-    fills = simulate_fills(orders, test.ts_us, test.symbols, test.book, fee_bps=5.0,
-                           latency=LatencyModel(1_000_000, 20_000_000, 7))  # fmt: skip
-    b0, a0 = test.book.bid_px[:, :, 0], test.book.ask_px[:, :, 0]
-    quotes = Quotes(np.repeat(test.ts_us, test.N), np.tile(np.asarray(test.symbols), test.T),
-                    b0.ravel(), a0.ravel())  # fmt: skip
-    analyze_gap(orders, fills, quotes=quotes, window_us=600_000_000)
+    panel = demo_panel(n_symbols=4, weeks=2).panel
+    cut = int(panel.T * TRAIN_SHARE)
+    train, test = panel.take_rows(slice(0, cut)), panel.take_rows(slice(cut, None))
+    hourly = Execution(rebalance_every=HOURLY)
+    fwd_r = rank_rows(forward_returns(train, (HOURLY,), hourly.lag)[0])
+    values = universe_values(np.ascontiguousarray(train["close"], dtype=np.float64), train)
+    _one("mom_20", "close", values, train, fwd_r, HOURLY, hourly)
+    with tempfile.TemporaryDirectory(prefix="alphaforge-warmup-") as tmp:
+        ledger = Path(tmp) / "ledger.sqlite"
+        registry = Registry(ledger)
+        _test_split(panel, cut, test, "taker_imbalance_20", registry)
+        _leak(train)
+        _bounce(train, registry)
+        _offline_proposals(train, ledger, 7, lambda _m: None)
+        todo, _ = library_candidates(train)
+        names = list(todo)
+        for start in reversed(range(0, len(names), BATCH)):
+            evaluate_many([todo[n] for n in names[start : start + BATCH]], train)
+        rank_library(train, horizon=HOURLY, execution=hourly)
