@@ -18,8 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from alphaforge.engine import backtest_nb
+from alphaforge.engine.backtest_fast_nb import simulate_one_fast, simulate_path_fast
+from alphaforge.engine.backtest_path_nb import P_FEE_BPS, P_MAX_GROSS, P_SLIP_BPS, simulate_path
 from alphaforge.engine.errors import InputError, OptionError, ShapeError
 from alphaforge.engine.panel import BookLevels
+from alphaforge.engine.slippage_nb import FIXED_BPS as SLIP_FIXED_BPS
+from alphaforge.engine.slippage_nb import NONE as SLIP_NONE
 from alphaforge.engine.types import TRADE_DTYPE, Exhaustion, SlippageModel
 
 F64 = npt.NDArray[np.float64]
@@ -292,14 +296,42 @@ def simulate(
     if np.any(kparams[:, 3] <= 0):
         raise OptionError(f"max_gross must be > 0; got {kparams[:, 3]}")
     out = allocate_outputs(k_len, t_len, n, bool(record_trades), bool(curves))
-    kernel: Any = backtest_nb.simulate_weights if k_len > 1 else backtest_nb.simulate_weights_serial
-    kernel(
-        w, exec_px, exec_shift, close_a, fund, int(lag), np.ascontiguousarray(kparams),
-        int(code.value), int(slip.exhaustion.value), float(slip.penalty_bps), lots,
-        float(min_trade_frac), float(init_cash), *ctx, bool(record_trades), bool(curves), out,
-    )  # fmt: skip
+    args = (w, exec_px, exec_shift, close_a, fund, int(lag), np.ascontiguousarray(kparams),
+            int(code.value), int(slip.exhaustion.value), float(slip.penalty_bps), lots,
+            float(min_trade_frac), float(init_cash), *ctx, bool(record_trades), bool(curves),
+            out)  # fmt: skip
+    if k_len > 1:
+        backtest_nb.simulate_weights(*args)
+    else:
+        _run_one_path(*args)
     _raise_status(out[2], symbols)
     return KernelOutput(*out, t_len, squeeze, code)
+
+
+def _run_one_path(w: F64, exec_px: F64, exec_shift: int, mark_px: F64, funding: F64, lag: int,
+                  kparams: F64, slip_model: int, exhaustion: int, penalty_bps: float,
+                  lot_size: F64, min_trade_frac: float, init_cash: float, ctx: F64,
+                  bid_px: F64, bid_qty: F64, ask_px: F64, ask_qty: F64, record: bool,
+                  curves: bool, out: tuple[F64, ...]) -> None:  # fmt: skip
+    """K = 1 on the calling thread: ``backtest_nb.run_path``'s choice of per-path kernel, made
+    here so that only the kernel that runs gets compiled (a numba caller compiles every kernel
+    it can call: the fast loop alone compiles in ~2 s, all three variants in ~11 s).
+
+    Same kernels, same arguments as ``run_path`` for k = 0, so the results are identical.
+    """
+    equity, rets, stats, gross, turn, rec = out
+    fast = slip_model in (SLIP_NONE, SLIP_FIXED_BPS) and funding.shape[0] == 1
+    if fast and not record:
+        slip_rate = kparams[0, P_SLIP_BPS] * 1e-4 if slip_model == SLIP_FIXED_BPS else 0.0
+        kernel = simulate_one_fast if w.shape[2] == 1 else simulate_path_fast
+        kernel(w[0], exec_px, exec_shift, mark_px, lag, kparams[0, P_FEE_BPS] * 1e-4, slip_rate,
+               kparams[0, P_MAX_GROSS], lot_size, min_trade_frac, init_cash, curves, equity[0],
+               rets[0], stats[0])  # fmt: skip
+        return
+    simulate_path(w[0], exec_px, exec_shift, mark_px, funding, lag, kparams[0], slip_model,
+                  exhaustion, penalty_bps, lot_size, min_trade_frac, init_cash, ctx, bid_px,
+                  bid_qty, ask_px, ask_qty, record, curves, equity[0], rets[0], gross[0],
+                  turn[0], rec[0], stats[0])  # fmt: skip
 
 
 def allocate_outputs(

@@ -24,8 +24,9 @@ operation, so they give bit-identical results where more than one applies:
     records. Its loop holds no model dispatch, funding or record branches and no calls;
   - ``backtest_fast_nb.simulate_one_fast``: the same for one asset, position in a register.
 ``run_path`` picks one per path (branch hoisting by dispatch: the choice is made once, not
-per row). ``simulate_weights`` runs the paths in parallel, ``simulate_weights_serial`` on the
-calling thread (K = 1). With ``curves`` False no kernel writes the (K, T) equity / return
+per row). ``simulate_weights`` runs the paths in parallel; one path (K = 1) is run by
+``engine.backtest._run_one_path``, which makes the same choice in Python so that only the
+kernel that runs is compiled. With ``curves`` False no kernel writes the (K, T) equity / return
 rows, only the per-path statistics (S_* columns), which is what parameter sweeps need.
 """
 
@@ -91,7 +92,6 @@ __all__ = [
     "find_invalid_price",
     "run_path",
     "simulate_weights",
-    "simulate_weights_serial",
 ]
 
 
@@ -186,39 +186,6 @@ def simulate_weights(  # type: ignore[no-untyped-def]
         Others: as ``backtest_path_nb.simulate_path``.
     """
     for k in prange(weights.shape[0]):
-        run_path(
-            k, weights, exec_px, exec_shift, mark_px, funding, lag, kparams, slip_model,
-            exhaustion, penalty_bps, lot_size, min_trade_frac, init_cash, ctx, bid_px,
-            bid_qty, ask_px, ask_qty, record, curves, out,
-        )  # fmt: skip
-
-
-@njit(cache=True)
-def simulate_weights_serial(  # type: ignore[no-untyped-def]
-    weights,
-    exec_px,
-    exec_shift,
-    mark_px,
-    funding,
-    lag,
-    kparams,
-    slip_model,
-    exhaustion,
-    penalty_bps,
-    lot_size,
-    min_trade_frac,
-    init_cash,
-    ctx,
-    bid_px,
-    bid_qty,
-    ask_px,
-    ask_qty,
-    record,
-    curves,
-    out,
-):
-    """``simulate_weights`` on the calling thread (K = 1: no thread-pool start or wake-up)."""
-    for k in range(weights.shape[0]):
         run_path(
             k, weights, exec_px, exec_shift, mark_px, funding, lag, kparams, slip_model,
             exhaustion, penalty_bps, lot_size, min_trade_frac, init_cash, ctx, bid_px,
