@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import ExprError
-from alphaforge.factors.expr import fused_nb, fused_run, ops_nb, ts_nb
+from alphaforge.factors.expr import fused_nb, fused_run, kernels
 from alphaforge.factors.expr.fuse import fusion_groups, group_program
 from alphaforge.factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
 from alphaforge.factors.expr.ops import ADD, BINARY_OPS, DIV, MAX, MIN, MUL, OPS, UNARY_OPS
@@ -139,31 +139,31 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
         # specialization of every kernel (tens of seconds): copy them once instead
         return arr if arr.flags.writeable else arr.copy()
     if fam == "unary":
-        return ops_nb.unary(xs[0], code)
+        return kernels.unary(xs[0], code)
     if fam == "binary":
         a, b = np.ascontiguousarray(xs[0]), np.ascontiguousarray(xs[1])
         if code <= DIV and a.shape == shape and b.shape in (shape, (1, 1)):
-            return ops_nb.arith(a, b, code)
+            return kernels.arith(a, b, code)
         if code in (ADD, MUL) and a.shape == (1, 1) and b.shape == shape:
-            return ops_nb.arith(b, a, code)  # commutative: the scalar goes right
-        return ops_nb.binary(a, b, code)
+            return kernels.arith(b, a, code)  # commutative: the scalar goes right
+        return kernels.binary(a, b, code)
     if fam == "where":
-        return ops_nb.where(xs[0], xs[1], xs[2])
+        return kernels.where(xs[0], xs[1], xs[2])
     if fam == "fused":
         return _run_fused(step, xs, shape)
     if fam == "cs":
         q = step.params[0] if step.params else 0
-        return ops_nb.cross_section(_full(xs[0], shape), code, q)
+        return kernels.cross_section(_full(xs[0], shape), code, q)
     n = step.params[0]
     if fam == "ts_shift":
-        return ts_nb.ts_shift(_full(xs[0], shape), n, code)
+        return kernels.ts_shift(_full(xs[0], shape), n, code)
     if fam == "ts_window":
-        return ts_nb.ts_window(_full(xs[0], shape), n, code)
+        return kernels.ts_window(_full(xs[0], shape), n, code)
     if fam == "ts_pair":
         x, y = _full(xs[0], shape), _full(xs[1], shape)
-        return ts_nb.ts_pair(x, y, n, code)
+        return kernels.ts_pair(x, y, n, code)
     if fam == "ts_ewm":
-        return ts_nb.ts_ewm(_full(xs[0], shape), n)
+        return kernels.ts_ewm(_full(xs[0], shape), n)
     raise ExprError(f"internal: unknown kernel family {fam!r}")
 
 

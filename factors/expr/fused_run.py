@@ -3,13 +3,11 @@ kernel's slots and split large programs into cell ranges run on a small thread p
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numba
 import numpy as np
 
 from alphaforge.factors.expr.fused_nb import CHUNK, MAX_ARRAYS, fused
+from alphaforge.factors.expr.pool import pool
 
 PARALLEL_MIN_CELLS = 200_000
 """Programs over fewer cells run on the calling thread (``compile.PARALLEL_MIN_CELLS``)."""
@@ -62,18 +60,5 @@ def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
     if len(ranges) <= 1:
         run((0, n_cells))
     else:
-        list(_pool().map(run, ranges))
+        list(pool().map(run, ranges))
     return out.reshape(shape)
-
-
-_POOL: list[ThreadPoolExecutor] = []
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The threads that run cell ranges of fused programs (created once, on first use)."""
-    with _POOL_LOCK:
-        if not _POOL:
-            n = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
-            _POOL.append(ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="af-fused"))
-        return _POOL[0]

@@ -1,9 +1,10 @@
 """Numba elementwise and cross-sectional kernels of the expression language, (T, N) float64.
 
 A handful of kernels, each dispatching on an integer op code (codes mirror ``ops.py``), keeps
-JIT compile time low: ``unary``, ``binary`` and ``where`` (elementwise, rows in parallel,
-(1, 1) arrays broadcast as scalars) and ``cross_section`` (per row, rows in parallel). The
-time-series kernels live in ``ts_nb``.
+JIT compile time low: ``unary_rows``, ``arith_cells``, ``binary_rows`` and ``where_rows``
+(elementwise, (1, 1) arrays broadcast as scalars) and ``cross_section_rows`` (per row). Each is
+``nogil`` and fills a range of a preallocated output; ``factors.expr.kernels`` runs the ranges
+on threads. The time-series kernels live in ``ts_nb``.
 
 NaN policy:
 - elementwise: NaN in -> NaN out; a result that is not finite (x / 0, log 0, overflow) is NaN;
@@ -16,7 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from alphaforge.engine.rank_nb import COUNT_ROW, argsort, count_rank
 
@@ -97,28 +98,24 @@ def _binary_value(a: float, b: float, code: int) -> float:
     return r if math.isfinite(r) else _NAN
 
 
-@njit(cache=True, parallel=True)
-def unary(x: np.ndarray, code: int) -> np.ndarray:
-    """Elementwise unary op (NEG, ABS, LOG, SIGN, SQRT, NOT) of a (T, N) array.
+@njit(cache=True, nogil=True)
+def unary_rows(x: np.ndarray, out: np.ndarray, code: int, lo: int, hi: int) -> None:
+    """Elementwise unary op (NEG, ABS, LOG, SIGN, SQRT, NOT) of rows lo..hi-1 into ``out``.
 
     Equivalent to: ``np.abs(x)`` etc., with non-finite results set to NaN.
     """
-    n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    for t in prange(n_rows):
+    n_cols = x.shape[1]
+    for t in range(lo, hi):
         for j in range(n_cols):
             out[t, j] = _unary_value(x[t, j], code)
-    return out
 
 
-_CHUNK = 8192
-
-
-@njit(cache=True, error_model="numpy")
-def _arith_chunk(
-    a: np.ndarray, b: np.ndarray, out: np.ndarray, lo: int, hi: int, code: int
-) -> None:
-    """out[lo:hi] = a op b on flat arrays (b of length 1 broadcasts), then non-finite -> NaN."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def arith_cells(a: np.ndarray, b: np.ndarray, out: np.ndarray, lo: int, hi: int,
+                code: int) -> None:  # fmt: skip
+    """ADD, SUB, MUL or DIV: out[lo:hi] = a op b on flat C-order (T * N,) views (b of length 1
+    broadcasts), then non-finite -> NaN: the vectorizable fast path of ``binary_rows`` (same
+    results: x / 0 and overflow give NaN)."""
     if b.size == 1:
         y = b[0]
         if code == ADD:
@@ -150,53 +147,36 @@ def _arith_chunk(
             out[i] = _NAN
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def arith(a: np.ndarray, b: np.ndarray, code: int) -> np.ndarray:
-    """ADD, SUB, MUL or DIV of C-contiguous (T, N) arrays, ``b`` (T, N) or (1, 1).
-
-    The vectorizable fast path of ``binary``: same results (x / 0 and overflow give NaN).
-    """
-    out = np.empty(a.shape)
-    af = a.reshape(-1)
-    bf = b.reshape(-1)
-    of = out.reshape(-1)
-    n = af.size
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        _arith_chunk(af, bf, of, c * _CHUNK, min(n, (c + 1) * _CHUNK), code)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def binary(a: np.ndarray, b: np.ndarray, code: int) -> np.ndarray:
-    """Elementwise binary op of (T, N) or (1, 1) arrays ((1, 1) broadcasts as a scalar).
+@njit(cache=True, nogil=True)
+def binary_rows(a: np.ndarray, b: np.ndarray, out: np.ndarray, code: int, lo: int,
+                hi: int) -> None:  # fmt: skip
+    """Elementwise binary op of (T, N) or (1, 1) arrays ((1, 1) broadcasts as a scalar) for
+    rows lo..hi-1 of ``out`` (T, N).
 
     Equivalent to: ``a + b``, ``a < b`` (as 1.0/0.0), ``np.minimum(a, b)`` etc., NaN if either
     input is NaN, non-finite results set to NaN.
     """
-    n_rows = max(a.shape[0], b.shape[0])
-    n_cols = max(a.shape[1], b.shape[1])
+    n_cols = out.shape[1]
     ra, ca = int(a.shape[0] > 1), int(a.shape[1] > 1)
     rb, cb = int(b.shape[0] > 1), int(b.shape[1] > 1)
-    out = np.empty((n_rows, n_cols))
-    for t in prange(n_rows):
+    for t in range(lo, hi):
         for j in range(n_cols):
             out[t, j] = _binary_value(a[t * ra, j * ca], b[t * rb, j * cb], code)
-    return out
 
 
-@njit(cache=True, parallel=True)
-def where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a`` where ``c != 0`` else ``b``; NaN where ``c`` is NaN. (1, 1) inputs broadcast.
+@njit(cache=True, nogil=True)
+def where_rows(c: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray, lo: int,
+               hi: int) -> None:  # fmt: skip
+    """``a`` where ``c != 0`` else ``b``, NaN where ``c`` is NaN, for rows lo..hi-1 of ``out``
+    (T, N). (1, 1) inputs broadcast.
 
     Equivalent to: ``np.where(np.isnan(c), nan, np.where(c != 0, a, b))``.
     """
-    n_rows = max(c.shape[0], a.shape[0], b.shape[0])
-    n_cols = max(c.shape[1], a.shape[1], b.shape[1])
+    n_cols = out.shape[1]
     rc, cc = int(c.shape[0] > 1), int(c.shape[1] > 1)
     ra, ca = int(a.shape[0] > 1), int(a.shape[1] > 1)
     rb, cb = int(b.shape[0] > 1), int(b.shape[1] > 1)
-    out = np.empty((n_rows, n_cols))
-    for t in prange(n_rows):
+    for t in range(lo, hi):
         for j in range(n_cols):
             cond = c[t * rc, j * cc]
             if math.isnan(cond):
@@ -205,15 +185,12 @@ def where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 out[t, j] = a[t * ra, j * ca]
             else:
                 out[t, j] = b[t * rb, j * cb]
-    return out
 
 
 # ---------------------------------------------------------------------------- cross-section
 SMALL_ROW = 128
 """Rows with at most this many finite values are sorted by insertion (see ``_sort_order``);
 CS_RANK counts instead up to ``engine.rank_nb.COUNT_ROW`` values."""
-_CS_ROWS = 256
-"""Rows per parallel task of ``cross_section``."""
 
 
 @njit(cache=True)
@@ -314,21 +291,19 @@ def _quantile_edge(vals: np.ndarray, order: np.ndarray, n: int, q: int, k: int) 
     return float(vals[order[lo]] + frac * (vals[order[hi]] - vals[order[lo]]))
 
 
-@njit(cache=True, parallel=True)
-def cross_section(x: np.ndarray, code: int, q: int) -> np.ndarray:
-    """Per-row op over the assets of a (T, N) array: rank, zscore, demean, scale, quantile.
+@njit(cache=True, nogil=True)
+def cross_section_rows(x: np.ndarray, out: np.ndarray, code: int, q: int, lo: int,
+                       hi: int) -> None:  # fmt: skip
+    """Per-row op over the assets of a (T, N) array for rows lo..hi-1 into ``out``: rank,
+    zscore, demean, scale, quantile.
 
     Equivalent to: ``df.rank(axis=1, pct=True)``, ``df.sub(df.mean(1), 0).div(df.std(1), 0)``,
     ``df.sub(df.mean(1), 0)``, ``df.div(df.abs().sum(1), 0)``, ``pd.qcut(row, q) + 1``.
     Non-finite entries are excluded and stay NaN; ``q`` is used by CS_QUANTILE only.
     """
-    n_rows, n_cols = x.shape
-    out = np.empty(x.shape)
-    n_chunks = (n_rows + _CS_ROWS - 1) // _CS_ROWS
-    for c in prange(n_chunks):  # scratch buffers allocated once per chunk of rows
-        idx = np.empty(n_cols, dtype=np.int64)
-        vals = np.empty(n_cols)
-        buf = np.empty(n_cols, dtype=np.int64)
-        for t in range(c * _CS_ROWS, min(n_rows, (c + 1) * _CS_ROWS)):
-            _cs_row(x, out, t, code, q, idx, vals, buf)
-    return out
+    n_cols = x.shape[1]
+    idx = np.empty(n_cols, dtype=np.int64)  # scratch buffers, once per range of rows
+    vals = np.empty(n_cols)
+    buf = np.empty(n_cols, dtype=np.int64)
+    for t in range(lo, hi):
+        _cs_row(x, out, t, code, q, idx, vals, buf)

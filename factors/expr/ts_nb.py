@@ -2,9 +2,10 @@
 
 Arrays are C-ordered (T, N): one row holds every asset. A kernel walks the rows forward and
 keeps per-column state for a block of ``BLOCK`` adjacent columns, so memory is read row by row
-(cache friendly); blocks of columns run in parallel. Every output at row t is computed from rows
-<= t only, so values at or before t are bit-identical whatever follows (lookahead checks rely
-on it).
+(cache friendly); ranges of column blocks run on threads (``factors.expr.kernels``: each kernel
+here is ``nogil`` and fills a range of rows or blocks of a preallocated output). Every output
+at row t is computed from rows <= t only, so values at or before t are bit-identical whatever
+follows (lookahead checks rely on it).
 
 NaN policy: the output at row t is NaN until the window is full (t < w - 1; t < d for lags) and
 whenever any value in the window is not finite (pandas ``rolling(w)``, ``min_periods=w``);
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from alphaforge.engine.rank_nb import count_rank
 
@@ -25,22 +26,22 @@ DELAY, DELTA, PCT = 0, 1, 2
 MEAN, SUM, STD, ZSCORE, TMIN, TMAX, ARGMIN, ARGMAX, RANK, SKEW, PROD, DECAY = range(12)
 CORR, COV = 0, 1
 
-BLOCK = 16  # columns per parallel task
+BLOCK = 16  # columns per task (a range of blocks runs on one thread)
 _NAN = np.nan
 _RESYNC = 256  # rolling sums are recomputed from the window at least this often (drift control)
 _NEAR_ZERO = 1e-8  # a running variance this small relative to the values' scale is recomputed
 
 
-@njit(cache=True, parallel=True)
-def ts_shift(x: np.ndarray, d: int, code: int) -> np.ndarray:
-    """Lagged ops: DELAY x[t-d], DELTA x[t]-x[t-d], PCT x[t]/x[t-d]-1; rows in parallel.
+@njit(cache=True, nogil=True)
+def ts_shift_rows(x: np.ndarray, out: np.ndarray, d: int, code: int, lo: int, hi: int) -> None:
+    """Lagged ops on rows lo..hi-1 into ``out``: DELAY x[t-d], DELTA x[t]-x[t-d],
+    PCT x[t]/x[t-d]-1 (``factors.expr.kernels.ts_shift`` runs the row ranges).
 
     Equivalent to: ``df.shift(d)``, ``df.diff(d)``, ``df / df.shift(d) - 1`` (NaN where the
     lagged value is 0; non-finite results NaN). NaN for t < d.
     """
-    n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    for t in prange(n_rows):
+    n_cols = x.shape[1]
+    for t in range(lo, hi):
         for j in range(n_cols):
             if t < d:
                 out[t, j] = _NAN
@@ -54,7 +55,6 @@ def ts_shift(x: np.ndarray, d: int, code: int) -> np.ndarray:
             else:
                 r = v / p - 1.0 if p != 0.0 else _NAN
                 out[t, j] = r if math.isfinite(r) else _NAN
-    return out
 
 
 @njit(cache=True)
@@ -294,19 +294,19 @@ def _minmax_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code
                 out[t, j] = float(best - lo + 1)
 
 
-@njit(cache=True, parallel=True)
-def ts_window(x: np.ndarray, w: int, code: int) -> np.ndarray:
-    """Rolling statistic over windows of ``w`` rows, per column.
+@njit(cache=True, nogil=True)
+def ts_window_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+                     b1: int) -> None:  # fmt: skip
+    """Rolling statistic over windows of ``w`` rows for the column blocks b0..b1-1 (``BLOCK``
+    columns each) into ``out`` (``factors.expr.kernels.ts_window`` runs the block ranges).
 
     Equivalent to: ``df.rolling(w).mean() / .sum() / .std() / .min() / .max() / .skew()``,
     ``.rank(pct=True)``, ``.apply(np.argmax) + 1``, ``.apply(np.prod)``, a linearly weighted
     mean (weights 1..w, newest largest) and ``(x - mean) / std``. NaN until the window is full
     and wherever the window holds a non-finite value.
     """
-    n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    n_blocks = (n_cols + BLOCK - 1) // BLOCK
-    for blk in prange(n_blocks):
+    n_cols = x.shape[1]
+    for blk in range(b0, b1):
         j0 = blk * BLOCK
         j1 = min(n_cols, j0 + BLOCK)
         if code <= ZSCORE:
@@ -317,7 +317,6 @@ def ts_window(x: np.ndarray, w: int, code: int) -> np.ndarray:
             _rank_block(x, out, j0, j1, w)
         else:
             _direct_block(x, out, j0, j1, w, code)
-    return out
 
 
 @njit(cache=True)
@@ -425,35 +424,33 @@ def _pair_block(
                 out[t, j] = _pair_exact(x, y, j, t, w)
 
 
-@njit(cache=True, parallel=True)
-def ts_pair(x: np.ndarray, y: np.ndarray, w: int, code: int) -> np.ndarray:
-    """Rolling CORR (Pearson) or COV (ddof=1) of two (T, N) arrays, per column.
+@njit(cache=True, nogil=True)
+def ts_pair_blocks(x: np.ndarray, y: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+                   b1: int) -> None:  # fmt: skip
+    """Rolling CORR (Pearson) or COV (ddof=1) of two (T, N) arrays for the column blocks
+    b0..b1-1 into ``out`` (``factors.expr.kernels.ts_pair`` runs the block ranges).
 
     Equivalent to: ``dfx.rolling(w).corr(dfy)`` / ``.cov(dfy)``; NaN until full, where either
     input is non-finite in the window, and (CORR) where either variance is 0 (relative to the
     values' spread around the window's oldest value, 1e-12).
     """
-    n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    n_blocks = (n_cols + BLOCK - 1) // BLOCK
-    for blk in prange(n_blocks):
+    n_cols = x.shape[1]
+    for blk in range(b0, b1):
         j0 = blk * BLOCK
         _pair_block(x, y, out, j0, min(n_cols, j0 + BLOCK), w, code)
-    return out
 
 
-@njit(cache=True, parallel=True)
-def ts_ewm(x: np.ndarray, span: int) -> np.ndarray:
-    """Exponentially weighted mean, alpha = 2 / (span + 1), recursive form, per column.
+@njit(cache=True, nogil=True)
+def ts_ewm_blocks(x: np.ndarray, out: np.ndarray, span: int, b0: int, b1: int) -> None:
+    """Exponentially weighted mean, alpha = 2 / (span + 1), recursive form, for the column
+    blocks b0..b1-1 into ``out`` (``factors.expr.kernels.ts_ewm`` runs the block ranges).
 
     Equivalent to: ``df.ewm(span=span, adjust=False, ignore_na=True, min_periods=span).mean()``
     masked to NaN where the input is NaN.
     """
     n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
     alpha = 2.0 / (span + 1.0)
-    n_blocks = (n_cols + BLOCK - 1) // BLOCK
-    for blk in prange(n_blocks):
+    for blk in range(b0, b1):
         j0 = blk * BLOCK
         j1 = min(n_cols, j0 + BLOCK)
         y = np.zeros(j1 - j0)
@@ -468,4 +465,3 @@ def ts_ewm(x: np.ndarray, span: int) -> np.ndarray:
                 y[b] = v if seen[b] == 0 else alpha * v + (1.0 - alpha) * y[b]
                 seen[b] += 1
                 out[t, j] = y[b] if seen[b] >= span else _NAN
-    return out

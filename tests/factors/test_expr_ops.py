@@ -11,7 +11,7 @@ from scipy.stats import rankdata
 
 from alphaforge.engine.panel import Panel
 from alphaforge.factors.errors import ExprError
-from alphaforge.factors.expr import compile_expr, evaluate, ops_nb, parse, ts_nb
+from alphaforge.factors.expr import compile_expr, evaluate, kernels, ops_nb, parse, ts_nb
 from alphaforge.factors.expr import ops as ops_table
 from alphaforge.factors.expr.compile import evaluate_many
 
@@ -330,7 +330,7 @@ def test_fast_window_kernels_equal_the_window_scan(rows, w, code) -> None:
     of every window (ties pick the earliest row or share their rank, -0.0 and 0.0 compare
     equal, a non-finite value blanks its windows)."""
     x = np.ascontiguousarray(rows, dtype=np.float64)
-    got = ts_nb.ts_window(x, w, code)
+    got = kernels.ts_window(x, w, code)
     want = np.empty_like(x)
     ts_nb._direct_block(x, want, 0, x.shape[1], w, code)
     np.testing.assert_array_equal(got, want)
@@ -346,7 +346,7 @@ def test_cs_rank_matches_pandas_either_side_of_the_small_row_sort(n, seed, level
     x = rng.integers(0, levels, (6, n)).astype(np.float64)
     x[rng.random(x.shape) < 0.1] = np.nan
     df = pd.DataFrame(x)
-    got = ops_nb.cross_section(x, ops_nb.CS_RANK, 0)
+    got = kernels.cross_section(x, ops_nb.CS_RANK, 0)
     np.testing.assert_allclose(got, df.rank(axis=1, pct=True).to_numpy(), rtol=1e-12)
     for row, g in zip(x, got, strict=True):  # bit for bit: tie-averaged ranks over n
         ok = ~np.isnan(row)
@@ -361,3 +361,43 @@ def test_a_window_longer_than_the_panel_is_all_nan(op: str) -> None:
     got = evaluate(f"{op}(close, 1000000)", PANEL)
     assert got.shape == (T, N)
     assert np.isnan(got).all()
+
+
+def test_kernels_split_across_threads_equal_one_thread() -> None:
+    """Over ``pool.PARALLEL_MIN_CELLS`` every kernel family runs ranges of rows, column blocks
+    or cells on several threads; the result is the same bits as on one thread."""
+    import numba
+
+    from alphaforge.factors.expr import pool
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("one thread: nothing to split")
+    rng = np.random.default_rng(5)
+    shape = (pool.PARALLEL_MIN_CELLS // 37 + 11, 37)  # 3 column blocks, the last one partial
+    x, y = rng.normal(size=shape), rng.normal(size=shape) + 2.0
+    x[rng.random(shape) < 0.02] = np.nan
+    one = np.ones((1, 1))
+    calls = {
+        "unary": lambda: kernels.unary(x, ops_nb.LOG),
+        "arith": lambda: kernels.arith(x, y, ops_nb.DIV),
+        "arith_scalar": lambda: kernels.arith(x, one, ops_nb.SUB),
+        "binary": lambda: kernels.binary(x, y, ops_nb.MAX),
+        "where": lambda: kernels.where(x, y, one),
+        "cs_zscore": lambda: kernels.cross_section(x, ops_nb.CS_ZSCORE, 0),
+        "cs_quantile": lambda: kernels.cross_section(x, ops_nb.CS_QUANTILE, 5),
+        "ts_shift": lambda: kernels.ts_shift(x, 3, ts_nb.PCT),
+        "ts_std": lambda: kernels.ts_window(x, 20, ts_nb.STD),
+        "ts_rank": lambda: kernels.ts_window(x, 10, ts_nb.RANK),
+        "ts_corr": lambda: kernels.ts_pair(x, y, 15, ts_nb.CORR),
+        "ts_ewm": lambda: kernels.ts_ewm(x, 12),
+    }
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        alone = {k: f() for k, f in calls.items()}
+    finally:
+        numba.set_num_threads(threads)
+    for k, f in calls.items():
+        got = f()
+        np.testing.assert_array_equal(got, alone[k], err_msg=k)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(alone[k]), err_msg=k)
