@@ -2,12 +2,13 @@
 
 Numba compiles on first call, in the calling thread, one kernel after another: a cold
 ``alphaforge demo`` spends most of its first minute compiling while the machine's other cores
-sit idle. ``start(plan)`` spawns a helper process that runs a tiny version of ``plan``'s steps,
-last step first (same dtypes and array layouts, so the same kernel signatures), and lets numba write
-them to the shared on-disk cache (``alphaforge.numba_cache``: parent and helper resolve the same
-folder). When the main process reaches those steps, numba loads the kernels from the cache
-instead of compiling them; if it gets there first it compiles them itself, so the helper can only
-save time, never change a result.
+sit idle. ``start(plan)`` spawns a helper process that runs a tiny version of ``plan``'s steps
+(same dtypes and array layouts, so the same kernel signatures), in an order that meets the main
+process in the middle (``_demo_tail``), and lets numba write them to the shared on-disk cache
+(``alphaforge.numba_cache``: parent and helper resolve the same folder). When the main process
+reaches those steps, numba loads the kernels from the cache instead of compiling them; if it
+gets there first it compiles them itself, so the helper can only save time, never change a
+result.
 
 The helper is skipped when the cache already looks warm (``WARM_INDEX_FILES`` index files),
 when only one CPU is available, or with ``ALPHAFORGE_NO_WARMUP=1``; it is a daemon process, so it
@@ -60,8 +61,8 @@ def _demo_tail() -> None:
     splits the compile work between the two processes:
 
     1. the ranking's per-factor kernels (forward returns, row ranks, RankIC rows, rank weights,
-       the fast backtest: ~20 s of compile, needed once the main process has validated the
-       data and evaluated its first batch of factors);
+       the backtest loop), which the main process needs once it has validated the data and
+       evaluated its first batch of factors;
     2. the remaining steps last to first: the test split's look, the leak check, the bounce,
        the proposals, the library's expression batches last to first, the whole ranking.
 
@@ -72,14 +73,8 @@ def _demo_tail() -> None:
 
     import numpy as np
 
-    from alphaforge.demo import (
-        HOURLY,
-        TRAIN_SHARE,
-        _bounce,
-        _leak,
-        _offline_proposals,
-        _test_split,  # fmt: skip
-    )
+    from alphaforge.demo import HOURLY, TRAIN_SHARE, _bounce, _leak, _offline_proposals
+    from alphaforge.demo import _test_split as _holdout_look
     from alphaforge.engine.defaults import Execution
     from alphaforge.engine.tradable import universe_values
     from alphaforge.factors.expr.compile import evaluate_many
@@ -99,7 +94,7 @@ def _demo_tail() -> None:
     with tempfile.TemporaryDirectory(prefix="alphaforge-warmup-") as tmp:
         ledger = Path(tmp) / "ledger.sqlite"
         registry = Registry(ledger)
-        _test_split(panel, cut, test, "taker_imbalance_20", registry)
+        _holdout_look(panel, cut, test, "taker_imbalance_20", registry)
         _leak(train)
         _bounce(train, registry)
         _offline_proposals(train, ledger, 7, lambda _m: None)
