@@ -35,7 +35,7 @@ _NAN = np.nan
 
 @njit(cache=True, error_model="numpy")
 def _arith(x: np.ndarray, y: np.ndarray, d: np.ndarray, m: int, code: int) -> None:
-    """d = x op y on m cells, non-finite -> NaN (``ops_nb.arith``'s loop, vectorisable)."""
+    """d = x op y on m cells, non-finite -> NaN (``ops_nb.arith_cells``' loop, vectorisable)."""
     if code == ADD:
         for i in range(m):
             d[i] = x[i] + y[i]
