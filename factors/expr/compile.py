@@ -25,13 +25,12 @@ from alphaforge.factors.expr.fuse import fusion_groups, group_program
 from alphaforge.factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
 from alphaforge.factors.expr.ops import ADD, BINARY_OPS, DIV, MAX, MIN, MUL, OPS, UNARY_OPS
 from alphaforge.factors.expr.parser import parse
+from alphaforge.factors.expr.pool import PARALLEL_MIN_CELLS
 from alphaforge.factors.fields import derive_field
 
 F64 = npt.NDArray[np.float64]
 
 _CACHE_SIZE = 4096
-PARALLEL_MIN_CELLS = 200_000
-"""Panels with fewer T x N cells run the kernels on one thread (a parallel launch costs more)."""
 
 
 @dataclass(frozen=True, slots=True)

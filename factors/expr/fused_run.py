@@ -3,14 +3,13 @@ kernel's slots and split large programs into cell ranges run on a small thread p
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from alphaforge.factors.expr.fused_nb import CHUNK, MAX_ARRAYS, fused
-from alphaforge.factors.expr.pool import pool
+from alphaforge.factors.expr.pool import PARALLEL_MIN_CELLS, run_ranges
 
-PARALLEL_MIN_CELLS = 200_000
-"""Programs over fewer cells run on the calling thread (``compile.PARALLEL_MIN_CELLS``)."""
+__all__ = ["PARALLEL_MIN_CELLS", "run_program"]
+
 
 _UNUSED = np.zeros(1)
 
@@ -50,15 +49,5 @@ def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
     sc = np.array(scalars, dtype=np.float64)
     n_cells = int(np.prod(shape))
     out = np.empty(n_cells)
-    n_threads = numba.get_num_threads() if n_cells >= PARALLEL_MIN_CELLS else 1
-    step = max(CHUNK, -(-n_cells // (n_threads * CHUNK)) * CHUNK)  # whole chunks per thread
-    ranges = [(lo, min(n_cells, lo + step)) for lo in range(0, n_cells, step)]
-
-    def run(r: tuple[int, int]) -> None:
-        fused(args, sc, renum, out, r[0], r[1])
-
-    if len(ranges) <= 1:
-        run((0, n_cells))
-    else:
-        list(pool().map(run, ranges))
+    run_ranges(lambda lo, hi: fused(args, sc, renum, out, lo, hi), n_cells, n_cells, CHUNK)
     return out.reshape(shape)
