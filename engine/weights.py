@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from alphaforge.engine import weights_nb
 from alphaforge.engine.errors import OptionError, ShapeError
+from alphaforge.engine.pool import run_ranges
 from alphaforge.engine.types import WeightScheme
 
 F64 = npt.NDArray[np.float64]
@@ -66,8 +67,10 @@ def weights_from_signals(
     if sig.ndim != 2:
         raise ShapeError(f"signal must be (T,) or (T, N); got shape {sig.shape}")
     sig = np.where(np.isinf(sig), np.nan, sig)
-    out = weights_nb.weights_from_signals(
-        np.ascontiguousarray(sig), int(scheme.value), float(gross), float(quantile), bool(neutral)
-    )
+    sig = np.ascontiguousarray(sig)
+    out = np.empty(sig.shape)
+    code, g, q, neu = int(scheme.value), float(gross), float(quantile), bool(neutral)
+    run_ranges(lambda lo, hi: weights_nb.weights_rows(sig, code, g, q, neu, out, lo, hi),
+               sig.shape[0], sig.size)  # fmt: skip
     result: F64 = out[:, 0] if one_d else out
     return result

@@ -1,8 +1,8 @@
 """Numba kernels: cross-sectional signals -> target weights, one row at a time.
 
 Every row kernel takes one row of signals (N,) with NaN = no opinion and writes (N,) weights
-whose absolute values sum to ``gross`` (0 where the signal is NaN). The (T, N) drivers loop
-rows with prange and call the row kernel.
+whose absolute values sum to ``gross`` (0 where the signal is NaN). The (T, N) driver fills a
+range of rows (``nogil``: its Python caller runs ranges on ``engine.pool``'s threads).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from alphaforge.engine.rank_nb import COUNT_ROW, argsort, count_rank
 
@@ -183,11 +183,8 @@ def row_weights(sig, scheme, gross, quantile, neutral, out):  # type: ignore[no-
             out[i] = 0.0 if math.isnan(sig[i]) else sig[i]
 
 
-@njit(cache=True, parallel=True)
-def weights_from_signals(signal, scheme, gross, quantile, neutral):  # type: ignore[no-untyped-def]
-    """(T, N) signals -> (T, N) weights, rows in parallel (see row_weights)."""
-    t_len, n = signal.shape
-    out = np.empty((t_len, n))
-    for t in prange(t_len):
+@njit(cache=True, nogil=True)
+def weights_rows(signal, scheme, gross, quantile, neutral, out, lo, hi):  # type: ignore[no-untyped-def]
+    """Rows ``lo:hi`` of (T, N) signals -> the same rows of ``out`` (T, N) (see row_weights)."""
+    for t in range(lo, hi):
         row_weights(signal[t], scheme, gross, quantile, neutral, out[t])
-    return out

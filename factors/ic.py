@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from alphaforge.engine.pool import pool, run_ranges
 from alphaforge.factors import score_nb, ts_ic_nb, turnover_nb
 from alphaforge.factors.errors import ScoreError
 
@@ -103,7 +104,9 @@ def quantile_bins(factor: F64, quantiles: int = 5, min_obs: int = 3) -> I64:
     """
     f = as_panel_array("factor", factor)
     qk = qcut_probabilities(quantiles)
-    out: I64 = score_nb.cs_bins(f, argsort_rows(f), qk, _min_obs(min_obs))
+    order, mo = argsort_rows(f), _min_obs(min_obs)
+    out: I64 = np.full(f.shape, -1, dtype=np.int64)
+    run_ranges(lambda lo, hi: score_nb.cs_bins(f, order, qk, mo, out, lo, hi), f.shape[0], f.size)
     return out
 
 
@@ -113,7 +116,7 @@ def argsort_rows(x: F64) -> I64:
     Non-finite values are replaced by +inf first: numpy's vectorized (SIMD) sort takes a
     much slower path on rows containing NaN. The order among non-finite values is
     unspecified; the kernels skip them. numpy releases the GIL while sorting, so row chunks
-    sort in parallel threads (numba's thread count).
+    sort in parallel on the shared threads (``engine.pool``; numba's thread count).
     """
     import numba
 
@@ -128,10 +131,7 @@ def argsort_rows(x: F64) -> I64:
     def part(i: int) -> None:
         out[bounds[i] : bounds[i + 1]] = np.argsort(x[bounds[i] : bounds[i + 1]], axis=1)
 
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(part, range(workers)))
+    list(pool().map(part, range(workers)))
     return out
 
 
@@ -185,9 +185,13 @@ def cross_section(
     elif f_order.shape != f.shape or f_order.dtype != np.int64:
         raise ScoreError(f"f_order must be int64 of shape {f.shape}; got {f_order.shape}")
     r_order = argsort_rows(r.reshape(-1, r.shape[2])).reshape(r.shape)
-    ic, ric, qm, qc = score_nb.cs_ic_quantiles(
-        f, r, f_order, r_order, qcut_probabilities(quantiles), _min_obs(min_obs), bool(demean)
-    )
+    qk, mo, dm, fo = qcut_probabilities(quantiles), _min_obs(min_obs), bool(demean), f_order
+    h_len, t_len, q = r.shape[0], r.shape[1], len(qk) - 1
+    ic, ric = np.full((h_len, t_len), np.nan), np.full((h_len, t_len), np.nan)
+    qm, qc = np.full((h_len, t_len, q), np.nan), np.zeros((h_len, t_len, q))
+    run_ranges(lambda lo, hi: score_nb.cs_ic_quantiles(f, r, fo, r_order, qk, mo, dm, ic, ric,
+                                                       qm, qc, lo, hi),
+               t_len, r.size)  # fmt: skip
     return CrossSection(ic, ric, qm, qc)
 
 
@@ -270,8 +274,12 @@ def rank_autocorrelation(factor: F64, lag: int = 1, min_obs: int = 3) -> F64:
     f = as_panel_array("factor", factor)
     if lag < 1:
         raise ScoreError(f"lag must be >= 1 row; got {lag}")
-    ranks = turnover_nb.cs_ranks(f, argsort_rows(f))
-    out: F64 = turnover_nb.cs_rank_autocorr(ranks, int(lag), _min_obs(min_obs))
+    order, mo, t_len = argsort_rows(f), _min_obs(min_obs), f.shape[0]
+    ranks = np.full(f.shape, np.nan)
+    run_ranges(lambda lo, hi: turnover_nb.cs_ranks(f, order, ranks, lo, hi), t_len, f.size)
+    out: F64 = np.full(t_len, np.nan)
+    run_ranges(lambda lo, hi: turnover_nb.cs_rank_autocorr(ranks, int(lag), mo, out, lo, hi),
+               t_len, f.size)  # fmt: skip
     return out
 
 
@@ -283,14 +291,19 @@ def quantile_turnover(bins: I64, k: int, lag: int = 1) -> F64:
     b = np.ascontiguousarray(bins, dtype=np.int64)
     if b.ndim != 2:
         raise ScoreError(f"bins must be (T, N); got shape {b.shape}")
-    out: F64 = turnover_nb.bin_turnover(b, int(k), int(lag))
+    out: F64 = np.full(b.shape[0], np.nan)
+    run_ranges(lambda lo, hi: turnover_nb.bin_turnover(b, int(k), int(lag), out, lo, hi),
+               b.shape[0], b.size)  # fmt: skip
     return out
 
 
 def ts_ic(factor: F64, fwd: F64, method: Method = "spearman", min_obs: int = 10) -> F64:
     """Whole-period time-series IC per asset: corr(factor[:, j], fwd[:, j]) -> (N,)."""
     f, r = _pair(factor, fwd)
-    out: F64 = ts_ic_nb.ts_corr_assets(f, r, method == "spearman", _min_obs(min_obs))
+    rank, mo = method == "spearman", _min_obs(min_obs)
+    out: F64 = np.full(f.shape[1], np.nan)
+    run_ranges(lambda lo, hi: ts_ic_nb.ts_corr_assets(f, r, rank, mo, out, lo, hi),
+               f.shape[1], f.size)  # fmt: skip
     return out
 
 
@@ -304,7 +317,9 @@ def rolling_ts_ic(factor: F64, fwd: F64, window: int, min_obs: int | None = None
     if window < 2:
         raise ScoreError(f"window must be >= 2 rows; got {window}")
     mo = _min_obs(window if min_obs is None else min_obs)
-    out: F64 = ts_ic_nb.ts_rolling_corr(f, r, int(window), mo)
+    out: F64 = np.full(f.shape, np.nan)
+    run_ranges(lambda lo, hi: ts_ic_nb.ts_rolling_corr(f, r, int(window), mo, out, lo, hi),
+               f.shape[1], f.size * int(window))  # fmt: skip
     return out
 
 

@@ -8,29 +8,31 @@ and a per-row ``1 / sqrt(sum((r - mean)**2))``. Two rows with the same finite ce
 half-integer products are exact in float64. Rows whose finite cells differ are re-ranked on
 their pairwise-complete cells (a counting sort of the ranks, which are strictly increasing
 in the values), so the result equals ``ic.cs_ic(a, b, "spearman", min_obs)``.
+
+The (T, N) kernels fill a range of rows (or of factors) of outputs allocated by their Python
+caller (``nogil``: ``factors.propose_score`` runs ranges on ``engine.pool``'s threads).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from alphaforge.factors import score_nb
 
 
-@njit(cache=True, parallel=True)
-def ranks_from_order(x, order, min_obs):  # type: ignore[no-untyped-def]
-    """Row ranks (T, N) float32 (NaN = not finite) and per-row scales (T,) float64 of x,
-    given ``order``, the row-wise argsort of x with the non-finite cells last
-    (``ic.argsort_rows``). The scale is 1 / sqrt(sum of squared centred ranks), NaN when
-    fewer than max(min_obs, 2) values are finite or all of them tie.
+@njit(cache=True, nogil=True)
+def ranks_from_order(x, order, min_obs, ranks, scale, lo, hi):  # type: ignore[no-untyped-def]
+    """Row ranks into ``ranks`` (T, N) float32 (NaN = not finite) and per-row scales into
+    ``scale`` (T,) float64 of rows ``lo:hi`` of x, given ``order``, the row-wise argsort of
+    x with the non-finite cells last (``ic.argsort_rows``). The scale is 1 / sqrt(sum of
+    squared centred ranks), NaN when fewer than max(min_obs, 2) values are finite or all of
+    them tie.
 
     Equivalent to: ``scipy.stats.rankdata(x[t][finite])`` per row.
     """
-    t_len, n = x.shape
-    ranks = np.empty((t_len, n), dtype=np.float32)
-    scale = np.empty(t_len)
-    for t in prange(t_len):
+    n = x.shape[1]
+    for t in range(lo, hi):
         m = 0
         for i in range(n):
             ranks[t, i] = np.nan
@@ -50,7 +52,6 @@ def ranks_from_order(x, order, min_obs):  # type: ignore[no-untyped-def]
         c = 0.5 * (m + 1)
         ss -= m * c * c
         scale[t] = np.nan if (m < min_obs or m < 2 or ss <= 0.0) else 1.0 / np.sqrt(ss)
-    return ranks, scale
 
 
 @njit(cache=True)
@@ -125,34 +126,30 @@ def row_rank_corr(ra_row, sa_t, rb_row, sb_t, min_obs, buf):  # type: ignore[no-
     return min(1.0, max(-1.0, (sxy - cnt * c * c) * sa_t * sb_t))
 
 
-@njit(cache=True, parallel=True)
-def rank_corr_rows(ra, sa, rb, sb, min_obs):  # type: ignore[no-untyped-def]
-    """Per-row Spearman correlation (T,) of two factors given as ``ranks_from_order`` outputs.
+@njit(cache=True, nogil=True)
+def rank_corr_rows(ra, sa, rb, sb, min_obs, out, lo, hi):  # type: ignore[no-untyped-def]
+    """Per-row Spearman correlation of two factors given as ``ranks_from_order`` outputs,
+    rows ``lo:hi`` into out (T,).
 
-    Equivalent to: ``score_nb.cs_corr(a, b, True, min_obs)`` on the original values.
+    Equivalent to: ``score_nb.row_corr(a[t], b[t], True, min_obs)`` per row of the original
+    values.
     """
-    t_len, n = ra.shape
-    out = np.empty(t_len)
-    n_chunks = min(t_len, 64)
-    for c in prange(n_chunks):
-        buf = scratch(n)
-        for t in range(c * t_len // n_chunks, (c + 1) * t_len // n_chunks):
-            out[t] = row_rank_corr(ra[t], sa[t], rb[t], sb[t], min_obs, buf)
-    return out
+    buf = scratch(ra.shape[1])
+    for t in range(lo, hi):
+        out[t] = row_rank_corr(ra[t], sa[t], rb[t], sb[t], min_obs, buf)
 
 
-@njit(cache=True, parallel=True)
-def rank_corr_means(ra, sa, rbs, sbs, min_obs):  # type: ignore[no-untyped-def]
+@njit(cache=True, nogil=True)
+def rank_corr_means(ra, sa, rbs, sbs, min_obs, out, lo, hi):  # type: ignore[no-untyped-def]
     """Mean over rows of the Spearman correlation of one ranked factor (ra (T, N), sa (T,))
-    with each of L ranked factors (rbs (L, T, N), sbs (L, T)) -> (L,); NaN when no row has
-    a value.
+    with each of the ranked factors ``lo:hi`` of rbs (L, T, N), sbs (L, T) into out (L,);
+    NaN when no row has a value.
 
     Equivalent to: ``np.nanmean(rank_corr_rows(ra, sa, rbs[k], sbs[k], min_obs))`` per k.
     """
-    n_fac, t_len = sbs.shape
-    out = np.empty(n_fac)
-    for k in prange(n_fac):
-        buf = scratch(ra.shape[1])
+    t_len = sbs.shape[1]
+    buf = scratch(ra.shape[1])
+    for k in range(lo, hi):
         total = 0.0
         cnt = 0
         for t in range(t_len):
@@ -161,4 +158,3 @@ def rank_corr_means(ra, sa, rbs, sbs, min_obs):  # type: ignore[no-untyped-def]
                 total += c
                 cnt += 1
         out[k] = total / cnt if cnt else np.nan
-    return out

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from alphaforge.engine.backtest import run_backtest
 from alphaforge.engine.metrics import sharpe_ratio
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.pool import run_ranges
 from alphaforge.engine.portfolio import funding_of
 from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.weights import weights_from_signals
@@ -91,7 +92,7 @@ def score_with(values: F64, ctx: ScoreContext, cfg: _ScoreCfg,
     with the rank scheme and the same settings (engine.portfolio.factor_weights).
     """
     r = rank_rows(values) if ranks is None else ranks
-    ic_rows = propose_nb.rank_corr_rows(r[0], r[1], ctx.fwd_ranks[0], ctx.fwd_ranks[1], MIN_OBS)
+    ic_rows = rank_corr_rows(r, ctx.fwd_ranks, MIN_OBS)
     summ = ic.ic_summary(ic_rows, cfg.horizon)
     sign = 1.0 if not (summ["mean"] < 0) else -1.0
     w = np.full(values.shape, np.nan)
@@ -108,8 +109,24 @@ def score_with(values: F64, ctx: ScoreContext, cfg: _ScoreCfg,
 def rank_rows(values: F64, min_obs: int = MIN_OBS) -> Ranks:
     """Row ranks (T, N) float32 and row scales (T,) of (T, N) ``values`` (``propose_nb``)."""
     x = np.ascontiguousarray(values, np.float64)
-    r, sc = propose_nb.ranks_from_order(x, ic.argsort_rows(x), min_obs)
+    order = ic.argsort_rows(x)
+    r = np.empty(x.shape, dtype=np.float32)
+    sc: F64 = np.empty(x.shape[0])
+    run_ranges(lambda lo, hi: propose_nb.ranks_from_order(x, order, min_obs, r, sc, lo, hi),
+               x.shape[0], x.size)  # fmt: skip
     return r, sc
+
+
+def rank_corr_rows(a: Ranks, b: Ranks, min_obs: int = MIN_OBS) -> F64:
+    """Per-row Spearman correlation (T,) of two factors given as ``rank_rows`` outputs.
+
+    Equivalent to: ``ic.cs_ic(a_values, b_values, "spearman", min_obs)``.
+    """
+    out: F64 = np.empty(a[0].shape[0])
+    run_ranges(lambda lo, hi: propose_nb.rank_corr_rows(a[0], a[1], b[0], b[1], min_obs, out,
+                                                        lo, hi),
+               out.shape[0], a[0].size)  # fmt: skip
+    return out
 
 
 class RankSet:
@@ -158,8 +175,11 @@ class RankSet:
         k = len(self._names) if stop is None else min(stop, len(self._names))
         if k <= start or self._r is None or self._s is None:
             return np.empty(0)
-        out: F64 = propose_nb.rank_corr_means(z[0], z[1], self._r[start:k], self._s[start:k],
-                                              self.min_obs)  # fmt: skip
+        rbs, sbs, mo = self._r[start:k], self._s[start:k], self.min_obs
+        out: F64 = np.empty(k - start)
+        run_ranges(lambda lo, hi: propose_nb.rank_corr_means(z[0], z[1], rbs, sbs, mo, out,
+                                                             lo, hi),
+                   k - start, rbs.size)  # fmt: skip
         return out
 
     def first_above(self, z: Ranks, limit: float, batch: int = 8) -> tuple[str, float] | None:

@@ -37,14 +37,14 @@ from alphaforge.engine.metrics import sharpe_ratio
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.portfolio import long_short
 from alphaforge.engine.tradable import universe_values
-from alphaforge.factors import ic, propose_nb
+from alphaforge.factors import ic
 from alphaforge.factors.dsr import return_moments
 from alphaforge.factors.errors import ScoreError
 from alphaforge.factors.expr import parse
 from alphaforge.factors.expr.compile import evaluate_many
 from alphaforge.factors.fields import SOURCES, available_fields
 from alphaforge.factors.library import LIBRARY
-from alphaforge.factors.propose_score import MIN_OBS, rank_rows
+from alphaforge.factors.propose_score import MIN_OBS, rank_corr_rows, rank_rows
 from alphaforge.factors.registry import Registry, TrialCount, deflate
 from alphaforge.factors.resolve import check_factor_text
 from alphaforge.factors.returns import forward_returns
@@ -179,7 +179,7 @@ def _one(name: str, expr: str, values: F64, panel: Panel,
          ex: Execution) -> tuple[dict[str, Any], F64]:  # fmt: skip
     """One factor's row and its net per-bar returns."""
     r = rank_rows(values)
-    ic_rows = propose_nb.rank_corr_rows(r[0], r[1], fwd_r[0], fwd_r[1], MIN_OBS)
+    ic_rows = rank_corr_rows(r, fwd_r, MIN_OBS)
     summ = ic.ic_summary(ic_rows, horizon)
     ls = long_short(values, panel, lag=ex.lag, fee_bps=ex.fee_bps,
                     slippage_bps=ex.slippage_bps, rebalance_every=ex.rebalance_every)  # fmt: skip

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.pool import run_ranges
 from alphaforge.factors import returns_nb
 from alphaforge.factors.errors import ScoreError
 
@@ -105,7 +106,10 @@ def forward_returns(panel: Panel, horizons: Sequence[int] = (1,), lag: int = 1) 
     bad = [h for h in hs if h < 1]
     if bad:
         raise ScoreError(f"horizon must be >= 1 bar; got {bad[0]}")
-    out: F64 = returns_nb.forward_returns(px, np.asarray(hs, dtype=np.int64))
+    h_arr = np.asarray(hs, dtype=np.int64)
+    out: F64 = np.empty((len(hs), *px.shape))
+    run_ranges(lambda lo, hi: returns_nb.forward_rows(px, h_arr, out, lo, hi),
+               px.shape[0], out.size)  # fmt: skip
     return out
 
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, parallel=True)
-def forward_returns(px, horizons):  # type: ignore[no-untyped-def]
-    """(H, T, N) returns px[t + h] / px[t] - 1 for each horizon h, NaN on the last h rows.
+@njit(cache=True, nogil=True)
+def forward_rows(px, horizons, out, lo, hi):  # type: ignore[no-untyped-def]
+    """Rows ``lo:hi`` of the (H, T, N) returns px[t + h] / px[t] - 1 for each horizon h into
+    ``out``, NaN on the last h rows.
 
     Equivalent to: ``px.shift(-h) / px - 1`` per horizon (NaN in either price gives NaN).
     """
     t_len, m = px.shape
     h_len = horizons.shape[0]
-    out = np.empty((h_len, t_len, m))
-    for t in prange(t_len):
+    for t in range(lo, hi):
         for k in range(h_len):
             h = horizons[k]
             if t + h < t_len:
@@ -24,4 +24,3 @@ def forward_returns(px, horizons):  # type: ignore[no-untyped-def]
             else:
                 for j in range(m):
                     out[k, t, j] = np.nan
-    return out

@@ -2,9 +2,9 @@
 
 Every kernel takes C-contiguous float64 arrays with NaN = missing and works on the
 *pairwise-complete* observations of one row (assets where both the factor and the forward
-return are finite). The (T, N) kernels loop timestamps with ``prange``; each iteration
-allocates its own small scratch vectors of length N (thread-local, freed at the end of the
-iteration), which is the one exception to "allocate only outputs" here: a sort needs room.
+return are finite). The (T, N) kernels fill a range of rows of outputs that their Python
+caller allocates (``nogil``: the caller runs ranges on ``engine.pool``'s threads); each
+range allocates its scratch vectors of length N once.
 
 Conventions shared with ``factors.score``:
 - ranks are average ranks 1..n (ties share the mean of their positions), as
@@ -19,7 +19,7 @@ Conventions shared with ``factors.score``:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from alphaforge.engine.rank_nb import argsort
 
@@ -108,16 +108,6 @@ def row_corr(f_row, r_row, rank, min_obs):  # type: ignore[no-untyped-def]
     return pearson_prefix(fx, ry, n)
 
 
-@njit(cache=True, parallel=True)
-def cs_corr(f, r, rank, min_obs):  # type: ignore[no-untyped-def]
-    """Per-timestamp cross-sectional correlation of two (T, N) arrays -> (T,)."""
-    t_len = f.shape[0]
-    out = np.empty(t_len)
-    for t in prange(t_len):
-        out[t] = row_corr(f[t], r[t], rank, min_obs)
-    return out
-
-
 @njit(cache=True)
 def qcut_edges(sorted_x, n, qk, edges):  # type: ignore[no-untyped-def]
     """Quantile edges of sorted_x[:n] at probabilities qk, numpy 'linear' method.
@@ -141,21 +131,23 @@ def qcut_edges(sorted_x, n, qk, edges):  # type: ignore[no-untyped-def]
         edges[k] = b - d * (1.0 - g) if g >= 0.5 else a + d * g
 
 
-@njit(cache=True, parallel=True)
-def cs_bins(f, order, qk, min_obs):  # type: ignore[no-untyped-def]
-    """Per-timestamp quantile bins of a (T, N) factor -> (T, N) int64, -1 where NaN.
+@njit(cache=True, nogil=True)
+def cs_bins(f, order, qk, min_obs, out, lo, hi):  # type: ignore[no-untyped-def]
+    """Quantile bins of rows ``lo:hi`` of a (T, N) factor into out (T, N) int64, which the
+    caller fills with -1 (it stays where f is NaN).
 
     ``order[t]`` sorts f[t] ascending (non-finite values anywhere; they are skipped). Rows
-    with fewer than ``min_obs`` finite values, or non-unique edges (pandas raises), are -1.
+    with fewer than ``min_obs`` finite values, or non-unique edges (pandas raises), stay -1.
 
     Equivalent to: ``pandas.qcut(f[t].dropna(), q, labels=False)`` per row.
     """
-    t_len, m = f.shape
+    m = f.shape[1]
     q = qk.shape[0] - 1
-    out = np.full((t_len, m), -1, dtype=np.int64)
-    for t in prange(t_len):
-        s = np.empty(m)
-        idx = np.empty(m, dtype=np.int64)
+    s = np.empty(m)
+    idx = np.empty(m, dtype=np.int64)
+    edges = np.empty(q + 1)
+    bins = np.empty(m, dtype=np.int64)
+    for t in range(lo, hi):
         n = 0
         for i in range(m):
             j = order[t, i]
@@ -165,7 +157,6 @@ def cs_bins(f, order, qk, min_obs):  # type: ignore[no-untyped-def]
                 n += 1
         if n < min_obs or n < 2:
             continue
-        edges = np.empty(q + 1)
         qcut_edges(s, n, qk, edges)
         unique = True
         for k in range(q):
@@ -173,11 +164,9 @@ def cs_bins(f, order, qk, min_obs):  # type: ignore[no-untyped-def]
                 unique = False
         if not unique:
             continue
-        bins = np.empty(n, dtype=np.int64)
         sorted_bins(s, n, edges, bins)
         for i in range(n):
             out[t, idx[i]] = bins[i]
-    return out
 
 
 @njit(cache=True)
@@ -278,9 +267,11 @@ def pearson_and_rank(x, y, rx, ry, n):  # type: ignore[no-untyped-def]
     return p, r
 
 
-@njit(cache=True, parallel=True)
-def cs_ic_quantiles(f, fwd, f_order, r_order, qk, min_obs, demean):  # type: ignore[no-untyped-def]
-    """IC, RankIC and quantile mean returns for every (horizon, timestamp).
+@njit(cache=True, nogil=True)
+def cs_ic_quantiles(  # type: ignore[no-untyped-def]
+    f, fwd, f_order, r_order, qk, min_obs, demean, ic, ric, qmean, qcount, lo, hi
+):
+    """IC, RankIC and quantile mean returns for every horizon at timestamps ``lo:hi``.
 
     The sorting is done before the call (numpy's vectorized argsort is several times faster
     than a sort compiled here): ``f_order[t]`` sorts f[t] and ``r_order[h, t]`` sorts
@@ -298,24 +289,20 @@ def cs_ic_quantiles(f, fwd, f_order, r_order, qk, min_obs, demean):  # type: ign
         demean: subtract the row's mean forward return before averaging by quantile
             (alphalens ``demeaned=True``).
 
-    Returns:
-        ic (H, T), rank_ic (H, T), qmean (H, T, q), qcount (H, T, q) as float64.
-        Bins are formed on the pairwise-complete assets of each (horizon, row).
+    Outputs (float64, allocated by the caller): ic (H, T), rank_ic (H, T) and qmean (H, T, q)
+    filled with NaN, qcount (H, T, q) with zeros. Bins are formed on the pairwise-complete
+    assets of each (horizon, row).
     """
-    h_len, t_len, m = fwd.shape
+    h_len, _t_len, m = fwd.shape
     q = qk.shape[0] - 1
-    ic = np.full((h_len, t_len), np.nan)
-    ric = np.full((h_len, t_len), np.nan)
-    qmean = np.full((h_len, t_len, q), np.nan)
-    qcount = np.zeros((h_len, t_len, q))
-    for t in prange(t_len):
-        sx = np.empty(m)
-        ry = np.empty(m)
-        rf = np.empty(m)
-        rr = np.empty(m)
-        slot = np.empty(m, dtype=np.int64)
-        bins = np.empty(m, dtype=np.int64)
-        edges = np.empty(q + 1)
+    sx = np.empty(m)
+    ry = np.empty(m)
+    rf = np.empty(m)
+    rr = np.empty(m)
+    slot = np.empty(m, dtype=np.int64)
+    bins = np.empty(m, dtype=np.int64)
+    edges = np.empty(q + 1)
+    for t in range(lo, hi):
         for h in range(h_len):
             n = 0
             for i in range(m):
@@ -357,4 +344,3 @@ def cs_ic_quantiles(f, fwd, f_order, r_order, qk, min_obs, demean):  # type: ign
                     qmean[h, t, k] /= qcount[h, t, k]
                 else:
                     qmean[h, t, k] = np.nan
-    return ic, ric, qmean, qcount

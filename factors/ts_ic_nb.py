@@ -1,41 +1,41 @@
 """Numba kernels of time-series IC (factors.ic.ts_ic, rolling_ts_ic): per asset, over time.
 
-They reuse the cross-sectional row kernels of factors.score_nb on a column at a time.
+They reuse the cross-sectional row kernels of factors.score_nb on a column at a time. Each
+fills a range of columns of an output allocated by its Python caller (``nogil``: the caller
+runs ranges on ``engine.pool``'s threads).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from alphaforge.factors import score_nb
 
 
-@njit(cache=True, parallel=True)
-def ts_corr_assets(f, r, rank, min_obs):  # type: ignore[no-untyped-def]
-    """Whole-period time-series correlation of f[:, j] with r[:, j] per asset -> (N,)."""
-    _t_len, m = f.shape
-    out = np.full(m, np.nan)
-    for j in prange(m):
+@njit(cache=True, nogil=True)
+def ts_corr_assets(f, r, rank, min_obs, out, lo, hi):  # type: ignore[no-untyped-def]
+    """Whole-period time-series correlation of f[:, j] with r[:, j] for assets ``lo:hi``
+    into out (N,)."""
+    for j in range(lo, hi):
         a = np.ascontiguousarray(f[:, j])
         b = np.ascontiguousarray(r[:, j])
         out[j] = score_nb.row_corr(a, b, rank, min_obs)
-    return out
 
 
-@njit(cache=True, parallel=True)
-def ts_rolling_corr(f, r, window, min_obs):  # type: ignore[no-untyped-def]
-    """Rolling Pearson correlation over the last ``window`` rows per asset -> (T, N).
+@njit(cache=True, nogil=True)
+def ts_rolling_corr(f, r, window, min_obs, out, lo, hi):  # type: ignore[no-untyped-def]
+    """Rolling Pearson correlation over the last ``window`` rows for assets ``lo:hi`` into
+    out (T, N), which the caller fills with NaN.
 
     Row t uses rows t-window+1..t (pairwise complete); NaN before the first full window.
     Equivalent to: ``pd.Series(f).rolling(window, min_periods=min_obs).corr(pd.Series(r))``
     up to the first window-1 rows (NaN here).
     """
-    t_len, m = f.shape
-    out = np.full((t_len, m), np.nan)
-    for j in prange(m):
-        fx = np.empty(window)
-        ry = np.empty(window)
+    t_len = f.shape[0]
+    fx = np.empty(window)
+    ry = np.empty(window)
+    for j in range(lo, hi):
         for t in range(window - 1, t_len):
             n = 0
             for s in range(t - window + 1, t + 1):
@@ -47,4 +47,3 @@ def ts_rolling_corr(f, r, window, min_obs):  # type: ignore[no-untyped-def]
                     n += 1
             if n >= min_obs:
                 out[t, j] = score_nb.pearson_prefix(fx, ry, n)
-    return out

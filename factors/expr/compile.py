@@ -19,13 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from alphaforge.engine.panel import Panel
+from alphaforge.engine.pool import PARALLEL_MIN_CELLS
 from alphaforge.factors.errors import ExprError
 from alphaforge.factors.expr import fused_nb, fused_run, kernels
 from alphaforge.factors.expr.fuse import fusion_groups, group_program
 from alphaforge.factors.expr.nodes import Binary, Call, Field, Node, Num, Unary
 from alphaforge.factors.expr.ops import ADD, BINARY_OPS, DIV, MAX, MIN, MUL, OPS, UNARY_OPS
 from alphaforge.factors.expr.parser import parse
-from alphaforge.factors.expr.pool import PARALLEL_MIN_CELLS
 from alphaforge.factors.fields import derive_field
 
 F64 = npt.NDArray[np.float64]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from alphaforge.engine.pool import PARALLEL_MIN_CELLS, run_ranges
 from alphaforge.factors.expr.fused_nb import CHUNK, MAX_ARRAYS, fused
-from alphaforge.factors.expr.pool import PARALLEL_MIN_CELLS, run_ranges
 
 __all__ = ["PARALLEL_MIN_CELLS", "run_program"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from alphaforge.engine.pool import run_ranges
 from alphaforge.factors.expr import ops_nb, ts_nb
-from alphaforge.factors.expr.pool import run_ranges
 
 F64 = npt.NDArray[np.float64]
 

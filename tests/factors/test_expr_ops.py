@@ -368,7 +368,7 @@ def test_kernels_split_across_threads_equal_one_thread() -> None:
     or cells on several threads; the result is the same bits as on one thread."""
     import numba
 
-    from alphaforge.factors.expr import pool
+    from alphaforge.engine import pool
 
     if numba.get_num_threads() < 2:
         pytest.skip("one thread: nothing to split")

@@ -44,10 +44,10 @@ def test_rank_correlation_from_ranks_equals_cs_ic(pair: tuple[np.ndarray, np.nda
     a, b = pair
     want = ic.cs_ic(a, b, "spearman", 3)
     rs = RankSet()
-    from alphaforge.factors import propose_nb
+    from alphaforge.factors.propose_score import rank_corr_rows
 
     ra, rb = rs.ranks(a), rs.ranks(b)
-    got = propose_nb.rank_corr_rows(ra[0], ra[1], rb[0], rb[1], 3)
+    got = rank_corr_rows(ra, rb, 3)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 

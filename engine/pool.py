@@ -1,9 +1,9 @@
-"""The threads that run ranges of the expression kernels (``kernels``, ``fused_run``).
+"""The threads that run ranges of the ``nogil`` kernels (expressions, weights, scoring).
 
-The expression kernels are ``nogil`` numba functions that fill a range of rows, column blocks
-or cells of a preallocated output. Run on a small thread pool, they use every core as numba's
-``parallel=True`` did, but each compiles as a plain function: the parallel versions cost
-1.5-2.5 s more compile time apiece on a first run (measured: ``ts_window`` 7.0 s -> 4.7 s).
+Those kernels are numba functions that fill a range of rows, column blocks or cells of an
+output allocated by their Python caller. Run on a small thread pool, they use every core as
+numba's ``parallel=True`` did, but each compiles as a plain function: the parallel versions
+cost 1.5-5 s more compile time apiece on a first run (measured: ``ts_window`` 7.0 s -> 4.7 s).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def pool() -> ThreadPoolExecutor:
     with _POOL_LOCK:
         if not _POOL:
             n = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
-            _POOL.append(ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="af-expr"))
+            _POOL.append(ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="af-pool"))
         return _POOL[0]
 
 
