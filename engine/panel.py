@@ -286,12 +286,11 @@ class Panel:
         if pa.types.is_timestamp(ts_arr.type):
             ts_arr = pc.cast(ts_arr, pa.timestamp("us", tz="UTC")).cast(pa.int64())
         ts_raw = np.asarray(ts_arr.to_numpy(), dtype=np.int64)
-        sym_raw = np.asarray(table.column(symbol_col).to_numpy(zero_copy_only=False))
         ts_u, ts_idx = _time_rows(ts_raw, interval_us)
-        sym_u, sym_idx = np.unique(sym_raw.astype(str), return_inverse=True)
+        sym_u, sym_idx = _symbol_codes(table.column(symbol_col), symbol_col)
         flat = ts_idx.astype(np.int64) * len(sym_u) + sym_idx
-        if np.unique(flat).size != flat.size:
-            counts = np.bincount(flat)
+        counts = np.bincount(flat, minlength=len(ts_u) * len(sym_u))
+        if flat.size and counts.max() > 1:
             bad = int(np.argmax(counts))
             raise PanelError(
                 f"duplicate rows for ts={int(ts_u[bad // len(sym_u)])} "
@@ -421,6 +420,30 @@ def infer_interval_us(ts_us: I64) -> int | None:
         return None
     steps, counts = np.unique(np.diff(ts_us), return_counts=True)
     return int(steps[np.argmax(counts)])
+
+
+def _symbol_codes(col: pa.ChunkedArray, name: str) -> tuple[npt.NDArray[np.str_], I64]:
+    """(sorted distinct symbols, index of each row's symbol in them), by dictionary encoding:
+    the same result as ``np.unique(symbols, return_inverse=True)`` without sorting every row.
+
+    Raises:
+        PanelError: a null symbol (the row would belong to no column).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.null_count:
+        row = int(np.flatnonzero(np.asarray(col.is_null().to_numpy(zero_copy_only=False)))[0])
+        raise PanelError(f"column {name!r} is null in row {row}: every row needs a symbol")
+    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+        col = pc.cast(col, pa.string())
+    enc = pc.dictionary_encode(col.combine_chunks())  # one dictionary for every row
+    names = np.asarray(enc.dictionary.to_pylist(), dtype=str)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return names[order], rank[codes]
 
 
 def _time_rows(ts_raw: I64, interval_us: int | None) -> tuple[I64, I64]:

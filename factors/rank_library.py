@@ -154,7 +154,7 @@ def rank_library(
     fwd_r = rank_rows(fwd)
     names = list(todo)
     rows: list[dict[str, Any]] = []
-    moments: list[tuple[str, str, F64, tuple[float, int, float, float]]] = []
+    moments: list[tuple[str, str, tuple[float, int, float, float]]] = []
     for start in range(0, len(names), BATCH):
         batch = names[start : start + BATCH]
         values = evaluate_many([todo[n] for n in batch], panel)
@@ -162,9 +162,10 @@ def rank_library(
             v = universe_values(np.ascontiguousarray(v, dtype=np.float64), panel)
             row, rets = _one(name, todo[name], v, panel, fwd_r, horizon, execution)
             rows.append(row)
-            moments.append((name, todo[name], v, return_moments(rets)))
+            key = trial_key(name, todo[name], v, lag=execution.lag)  # keep the key, not v
+            moments.append((name, key, return_moments(rets)))
         say(min(start + BATCH, len(names)), len(names), ", ".join(batch))
-    trials = _deflate(rows, moments, panel, registry, execution)
+    trials = _deflate(rows, moments, panel, registry)
     rows.sort(key=lambda r: -abs(r["t_stat"]) if math.isfinite(r["t_stat"]) else math.inf)
     for i, r in enumerate(rows, 1):
         r["rank"] = i
@@ -198,20 +199,21 @@ def _one(name: str, expr: str, values: F64, panel: Panel,
 
 
 def _deflate(rows: Sequence[dict[str, Any]],
-             moments: Sequence[tuple[str, str, F64, tuple[float, int, float, float]]],
-             panel: Panel, registry: Registry | None, ex: Execution) -> dict[str, Any]:  # fmt: skip
-    """Record each factor as a trial and add its DSR at the study-wide count (or at the
-    number ranked here without a registry)."""
+             moments: Sequence[tuple[str, str, tuple[float, int, float, float]]],
+             panel: Panel, registry: Registry | None) -> dict[str, Any]:  # fmt: skip
+    """Record each factor (name, trial key, return moments) as a trial, in one transaction,
+    and add its DSR at the study-wide count (or at the number ranked here without a
+    registry)."""
     if registry is not None:
-        for name, expr, values, (sr, n_obs, _s, _k) in moments:
-            registry.record_trial(panel, "score", trial_key(name, expr, values, lag=ex.lag),
-                                  name=name, sr_per_bar=sr, n_obs=n_obs)  # fmt: skip
+        registry.record_trials(
+            panel, "score", [(key, name, sr, n_obs) for name, key, (sr, n_obs, _s, _k) in moments]
+        )
         count = registry.trial_count(panel)
     else:
-        srs = np.array([m[3][0] for m in moments], dtype=np.float64)
+        srs = np.array([m[2][0] for m in moments], dtype=np.float64)
         count = TrialCount(len(moments), srs[np.isfinite(srs)], {"score": len(moments)})
     needed = math.nan
-    for row, (_n, _e, _v, (sr, n_obs, skew, kurt)) in zip(rows, moments, strict=True):
+    for row, (_n, _k, (sr, n_obs, skew, kurt)) in zip(rows, moments, strict=True):
         d = deflate(count, {"sr": sr, "n_obs": n_obs, "skew": skew, "kurtosis": kurt},
                     panel.periods_per_year)  # fmt: skip
         row["dsr"] = d.get("dsr", math.nan)

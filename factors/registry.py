@@ -28,7 +28,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,14 +231,23 @@ class Registry:
                      study: str | None = None, sr_per_bar: float = math.nan,
                      n_obs: int = 0) -> None:  # fmt: skip
         """Record one trial run on ``panel`` (its data set and time range)."""
-        sr = float(sr_per_bar) if math.isfinite(sr_per_bar) else None
+        self.record_trials(panel, kind, [(trial_key, name, sr_per_bar, n_obs)], study=study)
+
+    def record_trials(self, panel: Panel, kind: str,
+                      trials: Sequence[tuple[str, str | None, float, int]], *,
+                      study: str | None = None) -> None:  # fmt: skip
+        """Record several trials run on ``panel``, given as (trial key, name, Sharpe per bar,
+        observations), in one transaction: all of them or none."""
+        key, lo, hi, now = data_key(panel), int(panel.ts_us[0]), int(panel.ts_us[-1]), time.time()
+        rows = [(now, key, lo, hi, kind, study, tk, name,
+                 float(sr) if math.isfinite(sr) else None, int(n_obs))
+                for tk, name, sr, n_obs in trials]  # fmt: skip
         with self._conn() as c:
-            c.execute(
+            c.executemany(
                 "insert into runs (created_at, data_key, start_us, end_us, kind, study, trial_key,"
                 " name, sr_per_bar, n_obs) values (?,?,?,?,?,?,?,?,?,?)",
-                (time.time(), data_key(panel), int(panel.ts_us[0]), int(panel.ts_us[-1]), kind,
-                 study, trial_key, name, sr, int(n_obs)),
-            )  # fmt: skip
+                rows,
+            )
 
     def trial_count(self, panel: Panel) -> TrialCount:
         """Distinct trials recorded on ``panel``'s data set over an overlapping time range."""

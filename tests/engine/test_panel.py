@@ -63,6 +63,22 @@ def test_duplicate_rows_are_named() -> None:
         Panel.from_arrow(t)
 
 
+def test_from_arrow_symbols_in_chunks_or_dictionaries_sort_like_numpy() -> None:
+    """Symbols spread over chunks, or stored dictionary-encoded (as parquet reads them), give
+    the sorted symbol columns ``np.unique`` gives; a null symbol is named by its row."""
+    syms = ["ETH", "BTC", "SOL", "BTC", "ETH", "SOL"]
+    close = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    ts = [0, 0, 0, 1, 1, 1]
+    want = np.array([[2.0, 1.0, 3.0], [4.0, 5.0, 6.0]])
+    for col in (pa.chunked_array([syms[:2], syms[2:]]), pa.array(syms).dictionary_encode()):
+        p = Panel.from_arrow(pa.table({"ts": ts, "symbol": col, "close": close}))
+        assert p.symbols == ("BTC", "ETH", "SOL")
+        np.testing.assert_array_equal(p["close"], want)
+    t = pa.table({"ts": ts[:2], "symbol": ["BTC", None], "close": close[:2]})
+    with pytest.raises(PanelError, match="column 'symbol' is null in row 1"):
+        Panel.from_arrow(t)
+
+
 def test_unsorted_or_duplicate_timestamps_rejected() -> None:
     with pytest.raises(PanelError, match="unsorted timestamp at row 2"):
         Panel(np.array([1, 3, 2]), ("A",), {"close": np.ones((3, 1))})

@@ -117,6 +117,22 @@ def test_trial_count_is_study_wide_distinct_and_per_data_set(tmp_path: Path) -> 
     assert af.score("mom_60", other, horizons=(1,), ledger=ledger).raw.trials["n_trials"] == 1
 
 
+def test_trials_recorded_together_land_all_or_none(tmp_path: Path) -> None:
+    """``record_trials`` (the library ranking's one transaction) counts like one-by-one
+    records; a bad row (no trial key) leaves nothing recorded, not a partial study."""
+    panel = af.synthetic_panel(n_symbols=4, n_bars=300, seed=2)
+    reg = Registry(tmp_path / "ledger.sqlite")
+    with pytest.raises(Exception, match="NOT NULL"):
+        reg.record_trials(panel, "score", [("a", "a", 0.1, 300), (None, "b", 0.2, 300)])  # type: ignore[list-item]
+    assert reg.trial_count(panel).n_trials == 0
+    reg.record_trials(panel, "score", [("a", "a", 0.1, 300), ("b", "b", float("nan"), 300)])
+    reg.record_trial(panel, "backtest", "a", name="a", sr_per_bar=0.3, n_obs=300)
+    count = reg.trial_count(panel)
+    assert count.n_trials == 2  # distinct keys: "a" twice counts once
+    assert count.by_kind == {"backtest": 1, "score": 2}
+    np.testing.assert_allclose(np.sort(count.sharpes), [0.3])  # latest of "a"; "b" has none
+
+
 def test_leaderboard_counts_every_study_on_the_same_data(tmp_path: Path) -> None:
     panel = make_panel(t=600)
     ledger = Ledger(tmp_path / "ledger.sqlite")
