@@ -21,6 +21,15 @@ from alphaforge.engine.types import WeightScheme
 
 F64 = npt.NDArray[np.float64]
 
+_ROWS = {
+    weights_nb.RANK: weights_nb.rank_rows,
+    weights_nb.QUANTILE: weights_nb.quantile_rows,
+    weights_nb.SIGN: weights_nb.sign_rows,
+    weights_nb.ZSCORE: weights_nb.zscore_rows,
+    weights_nb.RAW: weights_nb.raw_rows,
+}
+"""Scheme code -> range driver (``weights_nb``): only the schemes used get compiled."""
+
 
 def weights_from_signals(
     signal: Any,
@@ -69,8 +78,7 @@ def weights_from_signals(
     sig = np.where(np.isinf(sig), np.nan, sig)
     sig = np.ascontiguousarray(sig)
     out = np.empty(sig.shape)
-    code, g, q, neu = int(scheme.value), float(gross), float(quantile), bool(neutral)
-    run_ranges(lambda lo, hi: weights_nb.weights_rows(sig, code, g, q, neu, out, lo, hi),
-               sig.shape[0], sig.size)  # fmt: skip
+    rows, g, q, neu = _ROWS[int(scheme.value)], float(gross), float(quantile), bool(neutral)
+    run_ranges(lambda lo, hi: rows(sig, g, q, neu, out, lo, hi), sig.shape[0], sig.size)
     result: F64 = out[:, 0] if one_d else out
     return result
