@@ -366,16 +366,24 @@ def book_levels_at(books: pa.Table, ts_us: Any, symbols: Sequence[str], *,
         width = max(width, int(lens.max()) if lens.size else 0)
     n_lev = width if levels is None else int(levels)
     arrays = [np.full((ts.size, len(symbols), n_lev), np.nan) for _ in range(4)]
-    sym = np.asarray(books.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
+    names = ("bid_px", "bid_qty", "ask_px", "ask_qty")
+    dense = [_dense(books.column(n), max(width, n_lev))[:, :n_lev] for n in names]
+    enc = pc.dictionary_encode(books.column("symbol").combine_chunks())
+    code_of = {str(v): k for k, v in enumerate(enc.dictionary.to_pylist())}
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     bts = _col(books, "ts", 0)
+    order = np.lexsort((bts, codes))  # by symbol, then time; equal times keep row order
+    starts = np.searchsorted(codes[order], np.arange(len(code_of) + 1), side="left")
     for j, s in enumerate(symbols):
-        rows = np.flatnonzero(sym == s)
-        rows = rows[np.argsort(bts[rows], kind="stable")]
+        k = code_of.get(str(s))
+        if k is None:
+            continue
+        rows = order[starts[k] : starts[k + 1]]
         idx = np.searchsorted(bts[rows], ts, side="right") - 1
         have = idx >= 0
-        for arr, name in zip(arrays, ("bid_px", "bid_qty", "ask_px", "ask_qty"), strict=True):
-            dense = _dense(books.column(name).take(pa.array(rows)), max(width, n_lev))[:, :n_lev]
-            arr[have, j, :] = dense[idx[have]]
+        src = rows[idx[have]]
+        for arr, d in zip(arrays, dense, strict=True):
+            arr[have, j, :] = d[src]
     return BookLevels(*arrays)
 
 

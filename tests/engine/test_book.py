@@ -301,3 +301,53 @@ def test_real_sampling_has_no_lookahead(real_dir: Path) -> None:
     for a, b in zip(full.levels._arrays(), part.levels._arrays(), strict=True):
         np.testing.assert_array_equal(a[early], b[early])
     np.testing.assert_array_equal(full.depth_bid[early], part.depth_bid[early])
+
+
+def _snapshot_csv(path: Path, rows: list[tuple[str, int, np.ndarray]], depth: int) -> None:
+    """A Tardis ``book_snapshot_<depth>`` CSV: rows of (symbol, timestamp, (4, depth) values
+    as ask px, ask qty, bid px, bid qty)."""
+    cols = [f"{side}[{i}].{f}" for i in range(depth) for side in ("asks", "bids")
+            for f in ("price", "amount")]  # fmt: skip
+    lines = ["exchange,symbol,timestamp,local_timestamp," + ",".join(cols)]
+    for sym, ts, v in rows:
+        cells = [v[(0 if side == "asks" else 2) + (f == "amount"), i] for i in range(depth)
+                 for side in ("asks", "bids") for f in ("price", "amount")]  # fmt: skip
+        lines.append(
+            f"binance-futures,{sym},{ts},{ts + 5}," + ",".join(repr(float(c)) for c in cells)
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_book_levels_at_many_symbols_in_any_row_order(tmp_path: Path, seed: int) -> None:
+    """Snapshots of several symbols, interleaved and out of time order, two depths (two
+    files), repeated timestamps: each sample gets the symbol's last snapshot at or before
+    ts + latency (the later row of equal times), NaN before the first and past the depth, and
+    a symbol with no snapshot stays NaN."""
+    rng = np.random.default_rng(seed)
+    syms = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    files = []
+    for depth, n in ((3, 60), (2, 15)):
+        rows = [(str(rng.choice(syms)), int(rng.integers(0, 40)) * 1_000, rng.random((4, depth)))
+                for _ in range(n)]  # fmt: skip
+        path = tmp_path / f"binance-futures_book_snapshot_{depth}_{n}.csv"
+        _snapshot_csv(path, rows, depth)
+        files.append((path, rows, depth))
+    books = pa.concat_tables([read_tardis_csv(p) for p, _, _ in files])
+    every = [(s, t, v, d) for _, rows, d in files for s, t, v in rows]  # table order
+    ts = np.arange(-2, 43) * 1_000 + rng.integers(-3, 3, 45)
+    want_syms = ["SOLUSDT", "XRPUSDT", "BTCUSDT", "ETHUSDT"]
+    got = book_levels_at(books, ts, want_syms, latency_us=7)
+    assert got.levels == 3
+    planes = {"ask_px": 0, "ask_qty": 1, "bid_px": 2, "bid_qty": 3}
+    for j, s in enumerate(want_syms):
+        for i, t in enumerate(ts):
+            mine = [(tt, k) for k, (ss, tt, _v, _d) in enumerate(every) if ss == s and tt <= t + 7]
+            for name, p in planes.items():
+                arr = getattr(got, name)[i, j]
+                if not mine:
+                    assert np.isnan(arr).all(), (s, t, name)
+                    continue
+                _s, _t, v, d = every[max(mine)[1]]  # latest time, then the later row
+                np.testing.assert_array_equal(arr[:d], v[p], err_msg=f"{s} {t} {name}")
+                assert np.isnan(arr[d:]).all()
