@@ -21,7 +21,10 @@ import multiprocessing
 import os
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from alphaforge.engine.panel import Panel
 
 WARM_INDEX_FILES: Final = 40
 """Cache index files (``*.nbi``) from which the cache counts as warm."""
@@ -63,11 +66,15 @@ def _demo_tail() -> None:
     1. the ranking's per-factor kernels (forward returns, row ranks, RankIC rows, rank weights,
        the backtest loop), which the main process needs once it has validated the data and
        evaluated its first batch of factors;
-    2. the remaining steps last to first: the test split's look, the leak check, the bounce,
+    2. ``_late_kernels``: the expression kernels the first batch reaches last, then the test
+       split's scoring kernels, called on ready-made arrays, so the helper does not compile
+       the expression kernels the main process is compiling at that moment;
+    3. the remaining steps last to first: the test split's look, the leak check, the bounce,
        the proposals, the library's expression batches last to first, the whole ranking.
 
-    The main process runs forwards, so after step 1 the two processes compile from opposite
-    ends and meet in the middle: only the kernels at the meeting point are compiled twice.
+    The main process runs forwards, so the two processes compile from opposite ends and meet
+    in the middle: only the kernels at the meeting point are compiled twice (numba has no
+    lock between processes; each compiles what it does not find in the cache).
     """
     import tempfile
 
@@ -91,6 +98,7 @@ def _demo_tail() -> None:
     fwd_r = rank_rows(forward_returns(train, (HOURLY,), hourly.lag)[0])
     values = universe_values(np.ascontiguousarray(train["close"], dtype=np.float64), train)
     _one("mom_20", "close", values, train, fwd_r, HOURLY, hourly)
+    _late_kernels(panel, cut)
     with tempfile.TemporaryDirectory(prefix="alphaforge-warmup-") as tmp:
         ledger = Path(tmp) / "ledger.sqlite"
         registry = Registry(ledger)
@@ -103,3 +111,24 @@ def _demo_tail() -> None:
         for start in reversed(range(0, len(names), BATCH)):
             evaluate_many([todo[n] for n in names[start : start + BATCH]], train)
         rank_library(train, horizon=HOURLY, execution=hourly)
+
+
+def _late_kernels(panel: Panel, cut: int) -> None:
+    """The first library batch's last expression kernels (measured order of first use in the
+    main process: ts_shift, fused, cross_section, ts_window, arith, ts_pair, binary, ts_ewm;
+    here from the end, ts_window excluded), then the test split's scoring kernels through
+    ``score_factor`` on an array (no expression evaluated)."""
+    import numpy as np
+
+    from alphaforge.demo import HOURLY
+    from alphaforge.factors.expr import kernels, ops_nb, ts_nb
+    from alphaforge.factors.score import score_factor
+
+    x = np.ascontiguousarray(panel["close"], dtype=np.float64)
+    y = np.ascontiguousarray(panel["volume"], dtype=np.float64)
+    kernels.ts_ewm(x, 12)
+    kernels.binary(x, y, ops_nb.MAX)
+    kernels.ts_pair(x, y, 10, ts_nb.CORR)
+    kernels.arith(x, y, ops_nb.DIV)
+    score_factor(-x, panel, horizons=(HOURLY,), split=int(panel.ts_us[cut]), test=True,
+                 rebalance_every=HOURLY)  # fmt: skip
