@@ -42,7 +42,6 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from scipy import optimize, special
 
 from alphaforge.data import schemas, synthetic_bars
 from alphaforge.data.errors import ParameterError
@@ -222,6 +221,8 @@ def _expected_spearman(rho: float, scores: F64) -> float:
     """E[Spearman(rho * g + sqrt(1 - rho**2) * noise, g)] for fixed scores g (sorted)."""
     n = scores.size
     diff = scores[:, None] - scores[None, :]
+    from scipy import special  # on first use: only a planted factor's calibration needs it
+
     p_below = special.ndtr(rho * diff / np.sqrt(2.0 * (1.0 - rho * rho)))
     exp_rank = 1.0 + p_below.sum(axis=1) - 0.5  # the diagonal term is 1/2
     centred = np.arange(1, n + 1) - (n + 1) / 2.0
@@ -236,6 +237,8 @@ def _planted(
     Works in blocks of ``_PLANT_BLOCK`` bars so temporaries stay small; the noise is drawn in
     the same order as one (T - 1, N) draw would be.
     """
+    from scipy import optimize, special  # on first use: only a planted factor needs them
+
     n, t = close.shape
     signal = np.full((n, t), np.nan)
     if n < 2:

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from alphaforge.factors.errors import ScoreError
 
 EULER_GAMMA = 0.5772156649015329
+_NORMAL = NormalDist()
+"""The standard normal (the standard library's: ``cdf`` by ``erfc``, ``inv_cdf`` by Wichura's
+AS241, about 16 digits; importing scipy.special for two scalars cost every command ~0.25 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ def probabilistic_sharpe_ratio(
     if not var > 0:
         return math.nan
     z = (sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(var)
-    return float(special.ndtr(z))
+    return _NORMAL.cdf(z)
 
 
 def expected_max_sharpe(n_trials: int, var_trials: float) -> float:
@@ -108,10 +111,10 @@ def expected_max_sharpe(n_trials: int, var_trials: float) -> float:
     if n_trials == 1:
         return 0.0
     n = float(n_trials)
-    z = (1.0 - EULER_GAMMA) * special.ndtri(1.0 - 1.0 / n) + EULER_GAMMA * special.ndtri(
+    z = (1.0 - EULER_GAMMA) * _NORMAL.inv_cdf(1.0 - 1.0 / n) + EULER_GAMMA * _NORMAL.inv_cdf(
         1.0 - 1.0 / (n * math.e)
     )
-    return math.sqrt(var_trials) * float(z)
+    return math.sqrt(var_trials) * z
 
 
 def deflated_sharpe_ratio(

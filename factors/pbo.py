@@ -25,7 +25,6 @@ from math import comb
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from alphaforge.factors.errors import ScoreError
 
@@ -80,6 +79,8 @@ def _blocks(block_sum: F64, block_sumsq: F64, block_n: F64) -> tuple[F64, F64, F
 def _logits(sr_in: F64, sr_out: F64, n_trials: int) -> F64:
     """Per split: logit of the in-sample winner's relative out-of-sample rank (non-finite
     Sharpe ratios ranked last)."""
+    from scipy import stats  # on first use: most commands never compute a PBO
+
     best = np.argmax(np.where(np.isfinite(sr_in), sr_in, -np.inf), axis=1)
     ranks = stats.rankdata(np.where(np.isfinite(sr_out), sr_out, -np.inf), axis=1,
                            method="average")  # fmt: skip
