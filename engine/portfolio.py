@@ -33,9 +33,13 @@ def factor_weights(values: F64, panel: Panel, *, scheme: str = DEFAULTS.scheme,
                    lag: int = DEFAULTS.lag) -> F64:  # fmt: skip
     """(T, N) target weights of factor values: the scheme, NaN (hold) off the rebalance rows
     (every ``rebalance_every``-th row by absolute row index), no order that cannot fill."""
-    weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
-    if rebalance_every > 1:
-        weights[np.arange(panel.T) % rebalance_every != 0] = np.nan
+    if rebalance_every > 1:  # weigh the rebalance rows only (rows are independent)
+        rows = np.arange(0, len(values), rebalance_every)
+        weights = np.full(np.shape(values), np.nan)
+        weights[rows] = weights_from_signals(np.asarray(values)[rows], scheme, gross=gross,
+                                             quantile=quantile)  # fmt: skip
+    else:
+        weights = weights_from_signals(values, scheme, gross=gross, quantile=quantile)
     mask_weights(weights, executable_mask(panel, lag))
     return weights
 

@@ -62,3 +62,24 @@ def test_single_asset_sign_and_bad_options() -> None:
         weights_from_signals(np.zeros((2, 2)), gross=0)
     with pytest.raises(ShapeError):
         weights_from_signals(np.zeros((2, 2, 2)))
+
+
+@pytest.mark.parametrize("every", [1, 7, 12])
+def test_factor_weights_on_rebalance_rows_equal_every_row_then_held(every: int) -> None:
+    """``factor_weights`` weighs the rebalance rows only; the result equals weighing every row,
+    holding (NaN) off the rebalance rows and masking non-executable decisions."""
+    from alphaforge import synthetic_panel
+    from alphaforge.engine.portfolio import factor_weights
+    from alphaforge.engine.tradable import executable_mask, mask_weights
+
+    panel = synthetic_panel(n_symbols=6, n_bars=300, seed=5)
+    rng = np.random.default_rng(every)
+    values = rng.normal(size=(panel.T, panel.N))
+    values[rng.random(values.shape) < 0.1] = np.nan
+    for scheme in ("rank", "quantile"):
+        want = weights_from_signals(values, scheme)
+        want[np.arange(panel.T) % every != 0] = np.nan
+        mask_weights(want, executable_mask(panel, 1))
+        got = factor_weights(values, panel, scheme=scheme, rebalance_every=every, lag=1)
+        np.testing.assert_array_equal(got, want)
+        assert np.isfinite(got[::every]).any()
