@@ -313,6 +313,9 @@ def _png(fig: Any) -> bytes:
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     buf = io.BytesIO()
     fig.tight_layout()
+    # tight_layout leaves a placeholder layout engine behind, and savefig then draws the whole
+    # figure once more before printing it; the layout is done, so drop the engine.
+    fig.set_layout_engine(None)
     fig.savefig(buf, format="png", dpi=90)
     return buf.getvalue()
 
