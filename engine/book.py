@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from alphaforge.engine import book_nb
 from alphaforge.engine.errors import BookSequenceError, InputError, OptionError, ShapeError
-from alphaforge.engine.panel import BookLevels
+from alphaforge.engine.panel import BookLevels, symbol_codes
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -368,9 +368,8 @@ def book_levels_at(books: pa.Table, ts_us: Any, symbols: Sequence[str], *,
     arrays = [np.full((ts.size, len(symbols), n_lev), np.nan) for _ in range(4)]
     names = ("bid_px", "bid_qty", "ask_px", "ask_qty")
     dense = [_dense(books.column(n), max(width, n_lev))[:, :n_lev] for n in names]
-    enc = pc.dictionary_encode(books.column("symbol").combine_chunks())
-    code_of = {str(v): k for k, v in enumerate(enc.dictionary.to_pylist())}
-    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    sym_names, codes = symbol_codes(books.column("symbol"), "symbol")
+    code_of = {str(v): k for k, v in enumerate(sym_names)}
     bts = _col(books, "ts", 0)
     order = np.lexsort((bts, codes))  # by symbol, then time; equal times keep row order
     starts = np.searchsorted(codes[order], np.arange(len(code_of) + 1), side="left")

@@ -287,7 +287,7 @@ class Panel:
             ts_arr = pc.cast(ts_arr, pa.timestamp("us", tz="UTC")).cast(pa.int64())
         ts_raw = np.asarray(ts_arr.to_numpy(), dtype=np.int64)
         ts_u, ts_idx = _time_rows(ts_raw, interval_us)
-        sym_u, sym_idx = _symbol_codes(table.column(symbol_col), symbol_col)
+        sym_u, sym_idx = symbol_codes(table.column(symbol_col), symbol_col)
         flat = ts_idx.astype(np.int64) * len(sym_u) + sym_idx
         counts = np.bincount(flat, minlength=len(ts_u) * len(sym_u))
         if flat.size and counts.max() > 1:
@@ -422,7 +422,7 @@ def infer_interval_us(ts_us: I64) -> int | None:
     return int(steps[np.argmax(counts)])
 
 
-def _symbol_codes(col: pa.ChunkedArray, name: str) -> tuple[npt.NDArray[np.str_], I64]:
+def symbol_codes(col: pa.ChunkedArray, name: str) -> tuple[npt.NDArray[np.str_], I64]:
     """(sorted distinct symbols, index of each row's symbol in them), by dictionary encoding:
     the same result as ``np.unique(symbols, return_inverse=True)`` without sorting every row.
 

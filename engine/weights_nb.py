@@ -197,7 +197,10 @@ def zscore_row(sig, gross, out):  # type: ignore[no-untyped-def]
 
 # One range driver per scheme, chosen in Python (``engine.weights``): a driver that branched on
 # the scheme would compile all five row kernels on first use (measured 4.4-6.0 s, against
-# 2.7-2.9 s for the rank driver alone). Each takes the same arguments.
+# 2.7-2.9 s for the rank driver alone). Each takes the same arguments. They stay four explicit
+# loops rather than one driver taking the row kernel as an argument: numba compiles such a
+# driver once per function passed anyway, and its on-disk cache is not reliable for functions
+# that take other compiled functions as arguments.
 
 
 @njit(cache=True, nogil=True)
