@@ -199,8 +199,8 @@ def zscore_row(sig, gross, out):  # type: ignore[no-untyped-def]
 # the scheme would compile all five row kernels on first use (measured 4.4-6.0 s, against
 # 2.7-2.9 s for the rank driver alone). Each takes the same arguments. They stay four explicit
 # loops rather than one driver taking the row kernel as an argument: numba compiles such a
-# driver once per function passed anyway, and its on-disk cache is not reliable for functions
-# that take other compiled functions as arguments.
+# driver once per function passed anyway, and its on-disk cache does not keep a function that
+# takes another compiled function as an argument (tried: it compiled again in a new process).
 
 
 @njit(cache=True, nogil=True)
