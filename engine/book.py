@@ -387,11 +387,13 @@ def book_levels_at(books: pa.Table, ts_us: Any, symbols: Sequence[str], *,
 
 
 def _dense(col: pa.ChunkedArray, width: int) -> F64:
+    """A list<float> column as a (rows, width) float64 array, NaN past each row's length
+    (a null list has none); row-major, so the flattened values fill the kept cells in order."""
     arr = col.combine_chunks()
-    lens = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    lens = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
     flat = np.asarray(pc.list_flatten(arr).to_numpy(zero_copy_only=False), np.float64)
+    if lens.size and width and bool((lens == width).all()):
+        return flat.reshape(lens.size, width)
     out = np.full((lens.size, width), np.nan)
-    starts = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.int64)
-    pos = np.arange(flat.size) - np.repeat(starts, lens)
-    out[np.repeat(np.arange(lens.size), lens), pos] = flat
+    out[np.arange(width)[None, :] < lens[:, None]] = flat
     return out

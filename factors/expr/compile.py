@@ -101,14 +101,17 @@ class CompiledExpr:
             raise ExprError(f"evaluate needs an engine.panel.Panel; got {type(panel).__name__}")
         shape = (panel.T, panel.N)
         vals: list[F64 | None] = [None] * len(self.steps)
+        pool = BufferPool(shape)
         threads = numba.get_num_threads()
         if panel.T * panel.N < PARALLEL_MIN_CELLS:
             numba.set_num_threads(1)
         try:
             for i, step in enumerate(self.steps):
-                vals[i] = _run_step(step, [vals[k] for k in step.inputs], panel, shape)
+                vals[i] = _run_step(step, [vals[k] for k in step.inputs], panel, shape, pool.alloc)
                 for k in self.free_after[i]:
-                    vals[k] = None
+                    v, vals[k] = vals[k], None
+                    if v is not None and self.steps[k].family not in _NOT_OWNED:
+                        pool.give(v)
         finally:
             numba.set_num_threads(threads)
         out: list[F64] = []
@@ -123,11 +126,44 @@ class CompiledExpr:
         return out
 
 
+_NOT_OWNED = frozenset({"field", "const"})
+"""Step families whose value the plan did not allocate (a panel's array, a (1, 1) constant)."""
+
+
+class BufferPool:
+    """The (T, N) intermediates of one plan run that are dead, handed out again as outputs.
+
+    On this kind of machine (a VM whose host backs guest memory on first touch), writing into
+    newly mapped memory costs more than most kernels' own work: an 80 MB result took 15-55 ms in
+    fresh memory against 9 ms in a reused array, and up to 0.9 s when the guest had handed the
+    pages back to the host. A plan frees each intermediate after its last use; instead of
+    returning it to the allocator, the run keeps it here for the next step's result. A plan
+    never holds more buffers than it would have held live arrays.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self._free: list[F64] = []
+
+    def alloc(self, shape: tuple[int, ...]) -> F64:
+        """A C-ordered float64 array of ``shape``: a dead intermediate when one fits."""
+        if shape == self.shape and self._free:
+            return self._free.pop()
+        return np.empty(shape)
+
+    def give(self, a: F64) -> None:
+        """Take back a dead intermediate that no live value shares (the caller's promise)."""
+        if (a.shape == self.shape and a.dtype == np.float64 and a.flags.c_contiguous
+                and a.flags.writeable):  # fmt: skip
+            self._free.append(a)
+
+
 def _full(a: F64, shape: tuple[int, int]) -> F64:
     return a if a.shape == shape else np.full(shape, a[0, 0])
 
 
-def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int, int]) -> F64:
+def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int, int],
+              alloc: kernels.Alloc = np.empty) -> F64:  # fmt: skip
     xs: list[F64] = [a for a in args if a is not None]
     fam, code = step.family, step.code
     if fam == "const":
@@ -138,36 +174,36 @@ def _run_step(step: Step, args: list[F64 | None], panel: Panel, shape: tuple[int
         # specialization of every kernel (tens of seconds): copy them once instead
         return arr if arr.flags.writeable else arr.copy()
     if fam == "unary":
-        return kernels.unary(xs[0], code)
+        return kernels.unary(xs[0], code, alloc)
     if fam == "binary":
         a, b = np.ascontiguousarray(xs[0]), np.ascontiguousarray(xs[1])
         if code <= DIV and a.shape == shape and b.shape in (shape, (1, 1)):
-            return kernels.arith(a, b, code)
+            return kernels.arith(a, b, code, alloc)
         if code in (ADD, MUL) and a.shape == (1, 1) and b.shape == shape:
-            return kernels.arith(b, a, code)  # commutative: the scalar goes right
-        return kernels.binary(a, b, code)
+            return kernels.arith(b, a, code, alloc)  # commutative: the scalar goes right
+        return kernels.binary(a, b, code, alloc)
     if fam == "where":
-        return kernels.where(xs[0], xs[1], xs[2])
+        return kernels.where(xs[0], xs[1], xs[2], alloc)
     if fam == "fused":
-        return _run_fused(step, xs, shape)
+        return _run_fused(step, xs, shape, alloc)
     if fam == "cs":
         q = step.params[0] if step.params else 0
-        return kernels.cross_section(_full(xs[0], shape), code, q)
+        return kernels.cross_section(_full(xs[0], shape), code, q, alloc)
     n = step.params[0]
     if fam == "ts_shift":
-        return kernels.ts_shift(_full(xs[0], shape), n, code)
+        return kernels.ts_shift(_full(xs[0], shape), n, code, alloc)
     if fam == "ts_window":
-        return kernels.ts_window(_full(xs[0], shape), n, code)
+        return kernels.ts_window(_full(xs[0], shape), n, code, alloc)
     if fam == "ts_pair":
         x, y = _full(xs[0], shape), _full(xs[1], shape)
-        return kernels.ts_pair(x, y, n, code)
+        return kernels.ts_pair(x, y, n, code, alloc)
     if fam == "ts_ewm":
-        return kernels.ts_ewm(_full(xs[0], shape), n)
+        return kernels.ts_ewm(_full(xs[0], shape), n, alloc)
     raise ExprError(f"internal: unknown kernel family {fam!r}")
 
 
-def _run_fused(step: Step, xs: list[F64], shape: tuple[int, int]) -> F64:
-    out: F64 = fused_run.run_program(xs, np.array(step.program, dtype=np.int64))
+def _run_fused(step: Step, xs: list[F64], shape: tuple[int, int], alloc: kernels.Alloc) -> F64:
+    out: F64 = fused_run.run_program(xs, np.array(step.program, dtype=np.int64), alloc)
     return out
 
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from alphaforge.engine.pool import PARALLEL_MIN_CELLS, run_ranges
 from alphaforge.factors.expr.fused_nb import CHUNK, MAX_ARRAYS, fused
+from alphaforge.factors.expr.kernels import Alloc
 
 __all__ = ["PARALLEL_MIN_CELLS", "run_program"]
 
@@ -14,9 +15,11 @@ __all__ = ["PARALLEL_MIN_CELLS", "run_program"]
 _UNUSED = np.zeros(1)
 
 
-def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
+def run_program(inputs: list[np.ndarray], prog: np.ndarray,
+                alloc: Alloc = np.empty) -> np.ndarray:  # fmt: skip
     """Evaluate ``prog`` whose slots ``0 .. len(inputs)-1`` name ``inputs`` (each (T, N) or
-    (1, 1)); returns (T, N), or (1, 1) when every input is (1, 1).
+    (1, 1)); returns (T, N), or (1, 1) when every input is (1, 1), in an array from ``alloc``
+    (see ``kernels``).
 
     The inputs are sorted into the kernel's slots here: full arrays to the array tuple, (1, 1) ones
     to the scalars, and the program's operands renumbered to match.
@@ -48,6 +51,7 @@ def run_program(inputs: list[np.ndarray], prog: np.ndarray) -> np.ndarray:
     args = tuple(arrays + [_UNUSED] * (MAX_ARRAYS - len(arrays)))
     sc = np.array(scalars, dtype=np.float64)
     n_cells = int(np.prod(shape))
-    out = np.empty(n_cells)
+    res = alloc(shape)
+    out = res.reshape(-1)  # a view: ``res`` is C-ordered
     run_ranges(lambda lo, hi: fused(args, sc, renum, out, lo, hi), n_cells, n_cells, CHUNK)
-    return out.reshape(shape)
+    return res

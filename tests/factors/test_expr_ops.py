@@ -401,3 +401,24 @@ def test_kernels_split_across_threads_equal_one_thread() -> None:
         got = f()
         np.testing.assert_array_equal(got, alone[k], err_msg=k)
         np.testing.assert_array_equal(np.signbit(got), np.signbit(alone[k]), err_msg=k)
+
+
+@pytest.mark.parametrize("w", [3, 1000])
+def test_window_kernels_equal_column_by_column(w: int) -> None:
+    """Blocks of columns walked together (up to ``ts_nb.WIDE``, fewer for long windows by
+    ``ts_nb.RING_CELLS``) give each column the bits it gets alone: every ts_window code, the
+    pair kernels and the EWMA on 300 columns against slices of 7, NaN and ties included."""
+    rng = np.random.default_rng(w)
+    x = np.round(rng.normal(0, 2, (1500, 300)), 1)
+    y = rng.normal(1, 1, x.shape)
+    x[rng.random(x.shape) < 0.01] = np.nan
+    assert w == 3 or ts_nb._width(w) < x.shape[1] // 2 - ts_nb.BLOCK  # blocks within a range
+    calls = {f"window{c}": (lambda a, b, c=c: kernels.ts_window(a, w, c)) for c in range(12)}
+    calls["corr"] = lambda a, b: kernels.ts_pair(a, b, w, ts_nb.CORR)
+    calls["cov"] = lambda a, b: kernels.ts_pair(a, b, w, ts_nb.COV)
+    calls["ewm"] = lambda a, b: kernels.ts_ewm(a, w)
+    for name, f in calls.items():
+        whole = f(x, y)
+        for j in range(0, x.shape[1], 7):  # every column, in slices narrower than a block
+            part = f(np.ascontiguousarray(x[:, j : j + 7]), np.ascontiguousarray(y[:, j : j + 7]))
+            np.testing.assert_array_equal(whole[:, j : j + 7], part, err_msg=f"{name} col {j}")
