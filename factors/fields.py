@@ -108,18 +108,33 @@ BOOK_FIELDS = ("spread_bps", "depth_imbalance", "depth_at_bps")
 
 
 def _returns(close: F64) -> F64:
-    out = np.full_like(close, np.nan)
-    prev = close[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = close[1:] / prev - 1.0
-    out[1:] = np.where(np.isfinite(r), r, np.nan)
-    return out
+    """close[t] / close[t-1] - 1, NaN on row 0 and where not finite: the expression kernel of
+    ``ts_pct_change(close, 1)`` (one threaded pass; numpy's version made five passes and four
+    temporaries, about 80 ms on 100 x 100,000 against 10-25 ms)."""
+    from alphaforge.factors.expr import kernels, ts_nb  # the expr package imports this module
+
+    return kernels.ts_shift(_kernel_input(close), 1, ts_nb.PCT)
+
+
+def _kernel_input(a: F64) -> F64:
+    """``a`` as a C-ordered, writable float64 array (a read-only one would make numba compile
+    another specialization of the kernel)."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return a if a.flags.writeable else a.copy()
 
 
 def _safe_div(a: F64, b: F64) -> F64:
     with np.errstate(divide="ignore", invalid="ignore"):
         r = a / b
     return np.ascontiguousarray(np.where(np.isfinite(r), r, np.nan))
+
+
+def _vwap(quote_volume: F64, volume: F64) -> F64:
+    """quote_volume / volume, NaN where not finite (``_safe_div``'s values, by the expression
+    language's division kernel: one threaded pass)."""
+    from alphaforge.factors.expr import kernels, ops_nb  # the expr package imports this module
+
+    return kernels.arith(_kernel_input(quote_volume), _kernel_input(volume), ops_nb.DIV)
 
 
 def _book_field(panel: Panel, name: str) -> F64:
@@ -169,7 +184,7 @@ def derive_field(panel: Panel, name: str) -> F64:
     if name == "returns" and "close" in panel.fields:
         return _returns(panel.fields["close"])
     if name == "vwap" and "quote_volume" in panel.fields and "volume" in panel.fields:
-        return _safe_div(panel.fields["quote_volume"], panel.fields["volume"])
+        return _vwap(panel.fields["quote_volume"], panel.fields["volume"])
     if name in BOOK_FIELDS:
         return _book_field(panel, name)
     need = f" (it needs {SOURCES[name]})" if name in SOURCES else ""

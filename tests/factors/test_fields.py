@@ -88,3 +88,32 @@ def test_underivable_fields_raise() -> None:
         derive_field(p, "depth_imbalance")
     with pytest.raises(ExprError, match="unknown field"):
         derive_field(p, "nonsense")
+
+
+def test_returns_and_vwap_equal_numpy_bit_for_bit() -> None:
+    """The kernels behind ``returns`` and ``vwap`` give numpy's bits for close[t] / close[t-1]
+    - 1 and quote_volume / volume, non-finite results NaN: zeros of both signs, infinities,
+    NaN and ordinary values, on a panel large enough to split across threads."""
+    rng = np.random.default_rng(11)
+    shape = (4_000, 60)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-300, 1e300, -3.0])
+
+    def draw() -> np.ndarray:
+        a = rng.lognormal(0, 1, shape)
+        pick = rng.random(shape) < 0.05
+        a[pick] = rng.choice(special, int(pick.sum()))
+        return a
+
+    close, qv, vol = draw(), draw(), draw()
+    ts = np.arange(shape[0], dtype=np.int64) * 60_000_000
+    p = Panel(ts, tuple(f"s{j}" for j in range(shape[1])),
+              {"close": close, "quote_volume": qv, "volume": vol})  # fmt: skip
+    with np.errstate(all="ignore"):
+        r = np.full(shape, np.nan)
+        r[1:] = close[1:] / close[:-1] - 1.0
+        v = qv / vol
+    for name, want in (("returns", r), ("vwap", v)):
+        want = np.where(np.isfinite(want), want, np.nan)
+        got = derive_field(p, name)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=name)
