@@ -134,8 +134,8 @@ class BufferPool:
     """The (T, N) intermediates of one plan run that are dead, handed out again as outputs.
 
     On this kind of machine (a VM whose host backs guest memory on first touch), writing into
-    newly mapped memory costs more than most kernels' own work: an 80 MB result took 15-55 ms in
-    fresh memory against 9 ms in a reused array, and up to 0.9 s when the guest had handed the
+    newly mapped memory costs more than most kernels' own work: an 80 MB result took 19-55 ms in
+    fresh memory against 7-9 ms in a reused array, and up to 0.9 s when the guest had handed the
     pages back to the host. A plan frees each intermediate after its last use; instead of
     returning it to the allocator, the run keeps it here for the next step's result. A plan
     never holds more buffers than it would have held live arrays.
