@@ -110,7 +110,7 @@ class CompiledExpr:
                 vals[i] = _run_step(step, [vals[k] for k in step.inputs], panel, shape, pool.alloc)
                 for k in self.free_after[i]:
                     v, vals[k] = vals[k], None
-                    if v is not None and self.steps[k].family not in _NOT_OWNED:
+                    if v is not None and _owned(self.steps[k], v, panel):
                         pool.give(v)
         finally:
             numba.set_num_threads(threads)
@@ -126,8 +126,13 @@ class CompiledExpr:
         return out
 
 
-_NOT_OWNED = frozenset({"field", "const"})
-"""Step families whose value the plan did not allocate (a panel's array, a (1, 1) constant)."""
+def _owned(step: Step, value: F64, panel: Panel) -> bool:
+    """Whether the plan allocated ``value`` (so it may recycle it): every kernel's result and
+    a derived field (returns, vwap, a book field, a copy of a read-only stored field), never a
+    (1, 1) constant nor an array the panel itself holds."""
+    if step.family == "const":
+        return False
+    return step.family != "field" or value is not panel.fields.get(step.name)
 
 
 class BufferPool:

@@ -130,3 +130,35 @@ def test_roots_and_fields_are_never_recycled() -> None:
     assert len({id(a), id(b), id(c)}) == 3
     mean = expr_compile.evaluate("ts_mean(close, 5)", panel)
     np.testing.assert_array_equal(a, mean + 1)
+
+
+def test_a_derived_field_is_recycled_and_a_stored_one_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``returns`` (derived: a fresh array) goes back to the pool after its last use;
+    ``close`` (the panel's own array) never does, and the panel is left as it was."""
+    panel = make_panel(n_bars=200, n_assets=4, seed=3)
+    close = panel.fields["close"].copy()
+    given: list[np.ndarray] = []
+    real_give = BufferPool.give
+
+    def record(self: BufferPool, a: np.ndarray) -> None:
+        given.append(a)
+        real_give(self, a)
+
+    monkeypatch.setattr(BufferPool, "give", record)
+    got = expr_compile.evaluate("ts_mean(returns, 3) * ts_mean(close, 3)", panel)
+    assert not any(a is panel.fields["close"] for a in given)
+    assert len(given) == 3  # returns and the two means; never close
+    np.testing.assert_array_equal(panel.fields["close"], close)
+    with np.errstate(all="ignore"):
+        r = np.full(close.shape, np.nan)
+        r[1:] = close[1:] / close[:-1] - 1.0
+    want = _rolling_mean(np.where(np.isfinite(r), r, np.nan), 3) * _rolling_mean(close, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+
+
+def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
+    import pandas as pd
+
+    return pd.DataFrame(a).rolling(w).mean().to_numpy()
