@@ -124,17 +124,11 @@ def _kernel_input(a: F64) -> F64:
 
 
 def _safe_div(a: F64, b: F64) -> F64:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = a / b
-    return np.ascontiguousarray(np.where(np.isfinite(r), r, np.nan))
-
-
-def _vwap(quote_volume: F64, volume: F64) -> F64:
-    """quote_volume / volume, NaN where not finite (``_safe_div``'s values, by the expression
-    language's division kernel: one threaded pass)."""
+    """a / b for (T, N) arrays, NaN where the result is not finite: the expression language's
+    division kernel (one threaded pass; numpy's divide-then-mask made three)."""
     from alphaforge.factors.expr import kernels, ops_nb  # the expr package imports this module
 
-    return kernels.arith(_kernel_input(quote_volume), _kernel_input(volume), ops_nb.DIV)
+    return kernels.arith(_kernel_input(a), _kernel_input(b), ops_nb.DIV)
 
 
 def _book_field(panel: Panel, name: str) -> F64:
@@ -184,7 +178,7 @@ def derive_field(panel: Panel, name: str) -> F64:
     if name == "returns" and "close" in panel.fields:
         return _returns(panel.fields["close"])
     if name == "vwap" and "quote_volume" in panel.fields and "volume" in panel.fields:
-        return _vwap(panel.fields["quote_volume"], panel.fields["volume"])
+        return _safe_div(panel.fields["quote_volume"], panel.fields["volume"])
     if name in BOOK_FIELDS:
         return _book_field(panel, name)
     need = f" (it needs {SOURCES[name]})" if name in SOURCES else ""

@@ -1,7 +1,7 @@
-"""The expression language's kernels as the plan calls them: each allocates its (T, N) float64
-result and runs a ``nogil`` range kernel of ``ops_nb`` / ``ts_nb`` over ranges of rows, column
-blocks or cells on the shared threads (``pool.run_ranges``). Inputs are C-ordered float64,
-(T, N) or (1, 1) where an op broadcasts a scalar.
+"""The expression language's kernels as the plan calls them: each takes its (T, N) float64
+result from ``alloc`` and runs a ``nogil`` range kernel of ``ops_nb`` / ``ts_nb`` over ranges
+of rows, column blocks or cells on the shared threads (``pool.run_ranges``). Inputs are
+C-ordered float64, (T, N) or (1, 1) where an op broadcasts a scalar.
 
 Each takes ``alloc(shape)``, which returns the C-ordered float64 array the result is written to
 (default ``np.empty``): a plan passes its pool of freed intermediates (``compile.BufferPool``),
