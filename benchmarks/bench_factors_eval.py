@@ -9,6 +9,10 @@ Reported:
   ``NUMBA_CACHE_DIR`` holds the compiled kernels), separate from steady-state time;
 - per factor: parse + plan time (ms), steady-state evaluation time (best of ``--repeat`` after
   ``--warmup`` runs), and ns per output cell;
+- per factor, the memory floor: the bytes of the distinct stored fields it reads (``returns``
+  reads close, ``vwap`` quote_volume and volume) plus its result written, over the bandwidth of
+  a one-thread numpy copy between two preallocated (T, N) arrays measured in the same run, and
+  its time over that floor (``x_floor``);
 - the whole library one factor at a time vs in one shared plan (``evaluate_many``: common
   subexpressions across factors computed once);
 - anchors measured in the same run: a pandas implementation of a sample of factors (rolling,
@@ -144,6 +148,26 @@ def _best(fn: Callable[[], Any], repeat: int, warmup: int) -> float:
     return wall
 
 
+_DERIVED_SOURCES = {"returns": ("close",), "vwap": ("quote_volume", "volume")}
+
+
+def _bandwidth(panel: Panel, repeat: int) -> float:
+    """Bytes per second of a one-thread copy between two preallocated (T, N) float64 arrays
+    (8 bytes read and 8 written per cell), best of ``repeat`` after one untimed copy."""
+    src = panel.fields["close"]
+    dst = np.empty_like(src)
+    t = _best(lambda: np.copyto(dst, src), max(3, repeat), 1)
+    return 16.0 * src.size / t
+
+
+def _floor_s(expr: str, cells: int, bandwidth: float) -> tuple[int, float]:
+    """(stored fields read, seconds to read them once and write the result at ``bandwidth``)."""
+    fields: set[str] = set()
+    for name in compile_expr(expr).fields:
+        fields.update(_DERIVED_SOURCES.get(name, (name,)))
+    return len(fields), 8.0 * cells * (len(fields) + 1) / bandwidth
+
+
 def _jit(seed: int) -> float:
     tiny = make_panel(64, 4, seed)
     t0 = time.perf_counter()
@@ -168,9 +192,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     panel = make_panel(args.rows, args.cols, args.seed)
     frames = {k: pd.DataFrame(v) for k, v in panel.fields.items()}
     cells = panel.T * panel.N
+    bandwidth = _bandwidth(panel, args.repeat)
     print(
         f"panel {panel.T} x {panel.N} ({cells / 1e6:.1f} M cells/field); "
-        f"jit/cache-load {jit_s:.2f} s"
+        f"jit/cache-load {jit_s:.2f} s; copy bandwidth {bandwidth / 1e9:.1f} GB/s"
     )
 
     anchors = []
@@ -208,9 +233,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         compile_expr(f.expr)
         t = _best(lambda e=f.expr: evaluate(e, panel), args.repeat, args.warmup)
         cpu = _CPU["last"]
+        n_fields, floor = _floor_s(f.expr, cells, bandwidth)
+        cross = "cs_" in f.expr
         rows.append(
             {
                 "cpu_s": cpu,
+                "fields_read": n_fields,
+                "floor_s": floor,
+                "x_floor": t / floor,
+                "cross_sectional": cross,
                 "name": f.name,
                 "group": f.group,
                 "lookback": f.lookback,
@@ -221,7 +252,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         print(
             f"  {f.name:22s} {f.group:10s} plan {plan_ms:6.2f} ms  eval {t:7.3f} s "
-            f"(cpu {cpu:6.3f} s)  {t / cells * 1e9:6.1f} ns/cell"
+            f"(cpu {cpu:6.3f} s)  {t / cells * 1e9:6.1f} ns/cell  floor {floor * 1e3:6.1f} ms "
+            f"x{t / floor:6.1f}"
         )
 
     exprs = [f.expr for f in LIBRARY.values() if f.group != "book"]
@@ -230,6 +262,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"library ({len(exprs)} factors): one at a time {one_by_one:.2f} s, "
         f"one shared plan {t_joint:.2f} s"
+    )
+    no_cs = [r["x_floor"] for r in rows if not r["cross_sectional"]]
+    print(
+        f"memory floor (no cross-sectional op, {len(no_cs)} factors): median x"
+        f"{np.median(no_cs):.1f}, {sum(x <= 3.0 for x in no_cs)} within 3x"
     )
     import numba
 
@@ -242,6 +279,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "library_sequential_s": one_by_one,
         "library_shared_plan_s": t_joint,
         "median_eval_s": float(np.median([r["eval_s"] for r in rows])),
+        "bandwidth_gb_s": bandwidth / 1e9,
+        "median_x_floor_no_cs": float(
+            np.median([r["x_floor"] for r in rows if not r["cross_sectional"]])
+        ),
+        "within_3x_floor_no_cs": sum(r["x_floor"] <= 3.0 for r in rows if not r["cross_sectional"]),
+        "no_cs_factors": sum(not r["cross_sectional"] for r in rows),
         "machine": {
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
