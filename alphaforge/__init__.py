@@ -22,6 +22,10 @@ from alphaforge.numba_cache import configure as _configure_numba_cache
 
 _configure_numba_cache()  # before any kernel module is imported (see numba_cache)
 
+from alphaforge.huge_pages import configure as _configure_huge_pages
+
+_configure_huge_pages()  # numpy's huge-page advice off unless NUMPY_MADVISE_HUGEPAGE is set
+
 from typing import Any
 
 from alphaforge.api_backtest import BacktestRun, backtest, gap, sweep, walkforward
