@@ -22,9 +22,9 @@ from alphaforge.numba_cache import configure as _configure_numba_cache
 
 _configure_numba_cache()  # before any kernel module is imported (see numba_cache)
 
-from alphaforge.huge_pages import configure as _configure_huge_pages
+from alphaforge.array_memory import configure as _configure_array_memory
 
-_configure_huge_pages()  # numpy's huge-page advice off unless NUMPY_MADVISE_HUGEPAGE is set
+_configure_array_memory()  # large arrays reuse the process's memory, in small pages
 
 from typing import Any
 

@@ -6,7 +6,7 @@ warm-up helper (alphaforge.warmup), then warm; wall and CPU seconds with the loa
 Each cold run gets its own empty ``NUMBA_CACHE_DIR``; the warm run reuses the last cold run's
 cache. The "no helper" run (``ALPHAFORGE_NO_WARMUP=1``) is the baseline of the same code. A
 second warm run keeps numpy's huge-page advice (``NUMPY_MADVISE_HUGEPAGE=1``), which importing
-alphaforge otherwise turns off (``alphaforge.huge_pages``).
+alphaforge otherwise turns off (``alphaforge.array_memory``).
 """
 
 from __future__ import annotations
