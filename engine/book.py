@@ -365,9 +365,7 @@ def book_levels_at(books: pa.Table, ts_us: Any, symbols: Sequence[str], *,
         lens = pc.list_value_length(books.column(name)).to_numpy(zero_copy_only=False)
         width = max(width, int(lens.max()) if lens.size else 0)
     n_lev = width if levels is None else int(levels)
-    arrays = [np.full((ts.size, len(symbols), n_lev), np.nan) for _ in range(4)]
-    names = ("bid_px", "bid_qty", "ask_px", "ask_qty")
-    dense = [_dense(books.column(n), max(width, n_lev))[:, :n_lev] for n in names]
+    src = np.full((ts.size, len(symbols)), -1, dtype=np.int64)  # the snapshot row in force
     sym_names, codes = symbol_codes(books.column("symbol"), "symbol")
     code_of = {str(v): k for k, v in enumerate(sym_names)}
     bts = _col(books, "ts", 0)
@@ -380,9 +378,18 @@ def book_levels_at(books: pa.Table, ts_us: Any, symbols: Sequence[str], *,
         rows = order[starts[k] : starts[k + 1]]
         idx = np.searchsorted(bts[rows], ts, side="right") - 1
         have = idx >= 0
-        src = rows[idx[have]]
-        for arr, d in zip(arrays, dense, strict=True):
-            arr[have, j, :] = d[src]
+        src[have, j] = rows[idx[have]]
+    missing = src < 0
+    take = np.where(missing, 0, src).ravel()
+    arrays = []
+    for name in ("bid_px", "bid_qty", "ask_px", "ask_qty"):
+        if not books.num_rows:
+            arrays.append(np.full((ts.size, len(symbols), n_lev), np.nan))
+            continue
+        dense = _dense(books.column(name), max(width, n_lev))[:, :n_lev]
+        arr = dense[take].reshape(ts.size, len(symbols), n_lev)  # one gather, C-ordered
+        arr[missing] = np.nan
+        arrays.append(arr)
     return BookLevels(*arrays)
 
 
