@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from alphaforge.engine.rank_nb import count_rank
 from alphaforge.factors import score_nb
 
 
@@ -49,6 +50,36 @@ def ranks_from_order(x, order, min_obs, ranks, scale, lo, hi):  # type: ignore[n
                 ranks[t, order[t, k]] = r
                 ss += r * r
             i = j + 1
+        c = 0.5 * (m + 1)
+        ss -= m * c * c
+        scale[t] = np.nan if (m < min_obs or m < 2 or ss <= 0.0) else 1.0 / np.sqrt(ss)
+
+
+@njit(cache=True, nogil=True)
+def ranks_by_count(x, min_obs, ranks, scale, lo, hi):  # type: ignore[no-untyped-def]
+    """``ranks_from_order`` without the sort, for short rows (up to
+    ``engine.rank_nb.COUNT_ROW`` values): each finite cell's average rank is counted among the
+    row's finite values (``count_rank``). The ranks are the same half-integers, and their
+    squares sum exactly in float64 in any order, so ranks and scales equal the sorted path's
+    bit for bit."""
+    n = x.shape[1]
+    vals = np.empty(n)
+    for t in range(lo, hi):
+        m = 0
+        for i in range(n):
+            v = x[t, i]
+            if np.isfinite(v):
+                vals[m] = v
+                m += 1
+        ss = 0.0
+        for i in range(n):
+            v = x[t, i]
+            if np.isfinite(v):
+                r = count_rank(vals, m, v)
+                ranks[t, i] = r
+                ss += r * r
+            else:
+                ranks[t, i] = np.nan
         c = 0.5 * (m + 1)
         ss -= m * c * c
         scale[t] = np.nan if (m < min_obs or m < 2 or ss <= 0.0) else 1.0 / np.sqrt(ss)

@@ -27,6 +27,7 @@ from alphaforge.engine.metrics import sharpe_ratio
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.pool import run_ranges
 from alphaforge.engine.portfolio import funding_of
+from alphaforge.engine.rank_nb import COUNT_ROW
 from alphaforge.engine.tradable import executable_mask, mask_weights
 from alphaforge.engine.weights import weights_from_signals
 from alphaforge.factors import ic, propose_nb
@@ -107,11 +108,16 @@ def score_with(values: F64, ctx: ScoreContext, cfg: _ScoreCfg,
 
 
 def rank_rows(values: F64, min_obs: int = MIN_OBS) -> Ranks:
-    """Row ranks (T, N) float32 and row scales (T,) of (T, N) ``values`` (``propose_nb``)."""
+    """Row ranks (T, N) float32 and row scales (T,) of (T, N) ``values`` (``propose_nb``):
+    counted on rows of up to ``COUNT_ROW`` values, from a row-wise sort on longer ones."""
     x = np.ascontiguousarray(values, np.float64)
-    order = ic.argsort_rows(x)
     r = np.empty(x.shape, dtype=np.float32)
     sc: F64 = np.empty(x.shape[0])
+    if x.shape[1] <= COUNT_ROW:
+        run_ranges(lambda lo, hi: propose_nb.ranks_by_count(x, min_obs, r, sc, lo, hi),
+                   x.shape[0], x.size)  # fmt: skip
+        return r, sc
+    order = ic.argsort_rows(x)
     run_ranges(lambda lo, hi: propose_nb.ranks_from_order(x, order, min_obs, r, sc, lo, hi),
                x.shape[0], x.size)  # fmt: skip
     return r, sc

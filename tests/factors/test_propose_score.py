@@ -88,6 +88,36 @@ def test_ranks_are_scipy_average_ranks() -> None:
     assert scale[0] == 1.0 / np.sqrt((centred**2).sum())
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 300),
+    st.sampled_from([0.0, 0.1, 0.6]),
+    st.sampled_from([2, 5, 1000]),
+    st.integers(0, 2**32 - 1),
+)
+def test_counted_ranks_equal_sorted_ranks(t: int, n: int, nan_frac: float, levels: int,
+                                          seed: int) -> None:  # fmt: skip
+    """Rows of up to COUNT_ROW values are ranked by counting, longer ones from a sort: on any
+    row (ties, NaN, infinities) both kernels give the same ranks and scales, bit for bit."""
+    from alphaforge.factors import propose_nb
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, (t, n)).astype(np.float64)  # few levels: many ties
+    x[rng.random((t, n)) < nan_frac] = np.nan
+    x[rng.random((t, n)) < 0.05] = np.inf
+    x[rng.random((t, n)) < 0.05] = -np.inf
+    got = (np.empty((t, n), np.float32), np.empty(t))
+    want = (np.empty((t, n), np.float32), np.empty(t))
+    propose_nb.ranks_by_count(x, 3, got[0], got[1], 0, t)
+    propose_nb.ranks_from_order(x, ic.argsort_rows(x), 3, want[0], want[1], 0, t)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    r, scale = rank_rows(x, 3)  # whichever path the width selects
+    np.testing.assert_array_equal(r, want[0])
+    np.testing.assert_array_equal(scale, want[1])
+
+
 def test_score_with_a_context_equals_the_plain_score_and_the_backtest(tmp_path: Path) -> None:
     """The gate's lean score: the RankIC of ``cs_ic`` and the Sharpe of ``alphaforge backtest``
     (rank scheme, same settings, universe, funding) of the sign-aligned values."""
