@@ -14,9 +14,10 @@ again:
   free page reporting, as on this project's 2-core Firecracker guest) that wait is long.
 
 Measured on that machine (``benchmarks/README.md``, "Array memory"): twenty new 80 MB arrays
-took 3-12 s with numpy's advice and 0.9-1.3 s without it; forty freed-and-renewed 80 MB
-results took 1.3, 2.5 and 0.4 s with numpy's defaults, without the advice, and without it with
-the blocks kept in the process.
+took 8-12 s with numpy's advice (0.4 s once, when freed huge pages happened to be at hand)
+and 0.85-1.2 s without it; forty freed-and-renewed 80 MB results took 0.5-1.5 s with numpy's
+defaults, 2.3-2.8 s without the advice, and 0.37-0.45 s without it and with the freed blocks
+kept in the process.
 
 So importing alphaforge (``configure``):
 
