@@ -175,8 +175,9 @@ def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int) -> Non
 
     O(1) per cell instead of the window's two passes: the central moments come from the
     sums (m2 = E[d^2] - E[d]^2, m3 = E[d^3] - 3 E[d] E[d^2] + 2 E[d]^3). Rounding is kept small
-    by re-anchoring (recomputing the sums around the window's oldest value) every ``w`` rows
-    and whenever the sums held a value far larger than the window's spread (``_SPIKE``); a
+    by re-anchoring (recomputing the sums around the window's oldest value) every
+    ``min(w, _RESYNC)`` rows and whenever the sums held a value far larger than the window's
+    spread (``_SPIKE``); a
     near-constant window (``_NEAR_ZERO``) is computed exactly by ``_window_value``, so NaN
     falls exactly where the two-pass formula puts it. Within 1e-7 of the two-pass result
     (``tests/factors/test_expr_skew.py``), closer than pandas' own rolling skew.
