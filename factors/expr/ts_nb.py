@@ -151,22 +151,26 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
 
 
 @njit(cache=True)
+def _skew_add(st: np.ndarray, b: int, v: float, sign: float) -> None:
+    """Add (sign=1) or remove (sign=-1) one value of block column b: ``st[b]`` holds ref, the
+    sums of d, d^2, d^3 (d = v - ref) and the largest d^2 added."""
+    d = v - st[b, 0]
+    dd = d * d
+    st[b, 1] += sign * d
+    st[b, 2] += sign * dd
+    st[b, 3] += sign * (dd * d)
+    if sign > 0.0:
+        st[b, 4] = max(st[b, 4], dd)
+
+
+@njit(cache=True)
 def _skew_sums(x: np.ndarray, st: np.ndarray, b: int, j: int, t: int, w: int) -> None:
     """``st[b]`` = (ref, sums of d, d^2, d^3, largest d^2) over x[t-w+1..t, j], d = x - ref,
     ref the oldest value."""
-    ref = x[t - w + 1, j]
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    peak = 0.0
+    st[b, 0] = x[t - w + 1, j]
+    st[b, 1:] = 0.0
     for k in range(t - w + 1, t + 1):
-        d = x[k, j] - ref
-        dd = d * d
-        s1 += d
-        s2 += dd
-        s3 += dd * d
-        peak = max(peak, dd)
-    st[b, 0], st[b, 1], st[b, 2], st[b, 3], st[b, 4] = ref, s1, s2, s3, peak
+        _skew_add(st, b, x[k, j], 1.0)
 
 
 @njit(cache=True)
@@ -193,22 +197,13 @@ def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int) -> Non
             j = j0 + b
             v = x[t, j]
             if math.isfinite(v):
-                d = v - st[b, 0]
-                dd = d * d
-                st[b, 1] += d
-                st[b, 2] += dd
-                st[b, 3] += dd * d
-                st[b, 4] = max(st[b, 4], dd)
+                _skew_add(st, b, v, 1.0)
             else:
                 nbad[b] += 1
             if t >= w:
                 o = x[t - w, j]
                 if math.isfinite(o):
-                    d = o - st[b, 0]
-                    dd = d * d
-                    st[b, 1] -= d
-                    st[b, 2] -= dd
-                    st[b, 3] -= dd * d
+                    _skew_add(st, b, o, -1.0)
                 else:
                     nbad[b] -= 1
             since[b] += 1
