@@ -40,7 +40,6 @@ other work: 27-28 s with the advice, 35-37 s without) does better with
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -64,13 +63,13 @@ def _advice_setter() -> Callable[[bool], Any] | None:
 
 
 def _glibc() -> Any | None:
-    """The process's C library when it is glibc (it has ``mallopt`` and ``malloc_trim``)."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
+    """The process's C library when it is glibc (it has ``mallopt`` and ``malloc_trim``).
+
+    Looked up among the symbols already loaded (``CDLL(None)``), not by
+    ``ctypes.util.find_library``, which runs ``ldconfig`` in a subprocess at every import."""
     try:
-        libc = ctypes.CDLL(name)
-    except OSError:
+        libc = ctypes.CDLL(None)
+    except (OSError, TypeError):  # no handle to the running process (Windows)
         return None
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
