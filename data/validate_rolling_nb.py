@@ -360,6 +360,27 @@ def _merge_sorted_blocks(a, ca, add, ma, rem, mr, tmp, out):  # type: ignore[no-
     return total
 
 
+@njit(cache=True)
+def _merge_blocks(srt, cnt, k0, k1, stride, out, scratch, tmp):  # type: ignore[no-untyped-def]
+    """out[:c] = the sorted non-NaN values of the presorted blocks k0..k1-1 of ``srt``;
+    returns c. ``out``, ``scratch`` and ``tmp`` need room for every value plus one.
+
+    The blocks are merged one after another (``_merge_sorted_blocks``), so this kernel needs
+    no sort of its own: numba's ``ndarray.sort`` took most of its 5-6 s first compile."""
+    c = np.int64(0)  # not a literal: see docs/architecture.md, "The first run"
+    none = np.int64(0)
+    src, dst = out, scratch
+    for k in range(k0, k1):
+        a0 = k * stride
+        add = srt[a0 : a0 + cnt[k]]
+        c = _merge_sorted_blocks(src, c, add, add.shape[0], srt[0:0], none, tmp, dst)
+        src, dst = dst, src
+    if (k1 - k0) % 2 == 1:  # the last merge wrote ``scratch``
+        for i in range(c):  # a loop: a slice assignment compiles numba's shape-error message
+            out[i] = scratch[i]
+    return c
+
+
 @njit(cache=True, nogil=True)
 def strided_presorted_blocks(  # type: ignore[no-untyped-def]
     x, srt, cnt, window, stride, min_periods, min_scale, blk_lo, blk_hi, z, med, mad
@@ -367,8 +388,8 @@ def strided_presorted_blocks(  # type: ignore[no-untyped-def]
     """Blocks blk_lo..blk_hi-1 of `strided_robust_zscore_presorted`, written into z/med/mad.
 
     Disjoint block ranges can run in parallel threads (``nogil=True``) on shared outputs with
-    identical results: the starting window is gathered from x, the leading-window fallback
-    always comes from x[0 : window].
+    identical results: the starting window is merged from the presorted blocks before the
+    range, the leading-window fallback always from the blocks of x[0 : window].
 
     Args:
         x, srt, cnt, window, stride, min_periods, min_scale: see
@@ -381,14 +402,16 @@ def strided_presorted_blocks(  # type: ignore[no-untyped-def]
     cur = np.empty(window + 1)
     nxt = np.empty(window + 1)
     tmp = np.empty(window + 1)
-    lead = _gather_sorted(x, 0, min(window, n), nxt)
+    nblk = window // stride
+    # the leading window x[0 : window] is blocks 0 .. nblk-1 (all of them when n < window)
+    first = np.int64(0)
+    lead = _merge_blocks(srt, cnt, first, min(nblk, cnt.shape[0]), stride, nxt, cur, tmp)
     lead_md = np.nan
     lead_mad = np.nan
     if lead >= mp:
         lead_md, lead_mad = _sorted_median_mad(nxt, lead)
-    nblk = window // stride
-    b0 = blk_lo * stride
-    c = _gather_sorted(x, max(0, b0 - window), b0, cur)
+    # the window before the range's first block: x[b0 - window : b0], blocks blk_lo-nblk ..
+    c = _merge_blocks(srt, cnt, max(first, blk_lo - nblk), blk_lo, stride, cur, nxt, tmp)
     for blk in range(blk_lo, blk_hi):
         b = blk * stride
         if blk > blk_lo:
@@ -430,7 +453,8 @@ def strided_robust_zscore_presorted(x, srt, cnt, window, stride, min_periods, mi
     z = np.empty(n)
     med = np.empty(n)
     mad = np.empty(n)
+    first = np.int64(0)  # not a literal: the threads call it with int64 block bounds
     strided_presorted_blocks(
-        x, srt, cnt, window, stride, min_periods, min_scale, 0, cnt.shape[0], z, med, mad
+        x, srt, cnt, window, stride, min_periods, min_scale, first, cnt.shape[0], z, med, mad
     )
     return z, med, mad
