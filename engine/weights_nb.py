@@ -27,7 +27,7 @@ def _average_ranks_counted(x, out):  # type: ignore[no-untyped-def]
     """``average_ranks`` by counting (``engine.rank_nb``); no sort, one scratch row."""
     n = x.shape[0]
     vals = np.empty(n)
-    m = 0
+    m = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
     for i in range(n):
         if not math.isnan(x[i]):
             vals[m] = x[i]
@@ -51,7 +51,7 @@ def average_ranks(x, out):  # type: ignore[no-untyped-def]
     if n <= COUNT_ROW:
         return _average_ranks_counted(x, out)
     idx = np.empty(n, dtype=np.int64)
-    m = 0
+    m = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
     for i in range(n):
         out[i] = math.nan
         if not math.isnan(x[i]):

@@ -34,7 +34,7 @@ def ranks_from_order(x, order, min_obs, ranks, scale, lo, hi):  # type: ignore[n
     """
     n = x.shape[1]
     for t in range(lo, hi):
-        m = 0
+        m = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
         for i in range(n):
             ranks[t, i] = np.nan
             if np.isfinite(x[t, i]):
@@ -65,7 +65,7 @@ def ranks_by_count(x, min_obs, ranks, scale, lo, hi):  # type: ignore[no-untyped
     n = x.shape[1]
     vals = np.empty(n)
     for t in range(lo, hi):
-        m = 0
+        m = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
         for i in range(n):
             v = x[t, i]
             if np.isfinite(v):
@@ -102,7 +102,7 @@ def rerank(r_row, keep, bucket, out):  # type: ignore[no-untyped-def]
         if k > 0.0:
             bucket[b] = before + 0.5 * (k + 1.0)
             before += k
-    m = 0
+    m = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
     for i in range(n):
         if keep[i]:
             out[m] = bucket[int(2.0 * r_row[i])]
@@ -126,7 +126,7 @@ def intersect_corr(ra_row, rb_row, min_obs, keep, xa, xb, bucket):  # type: igno
     ranks).
     """
     n = ra_row.shape[0]
-    m = 0
+    m = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
     for i in range(n):
         keep[i] = np.isfinite(ra_row[i]) and np.isfinite(rb_row[i])
         m += keep[i]

@@ -75,7 +75,7 @@ def pearson_prefix(x, y, n):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def gather_pairs(f_row, r_row, fx, ry):  # type: ignore[no-untyped-def]
     """Copy the pairwise-complete values of two rows into fx, ry; return their count."""
-    n = 0
+    n = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
     for j in range(f_row.shape[0]):
         a = f_row[j]
         b = r_row[j]
@@ -148,7 +148,7 @@ def cs_bins(f, order, qk, min_obs, out, lo, hi):  # type: ignore[no-untyped-def]
     edges = np.empty(q + 1)
     bins = np.empty(m, dtype=np.int64)
     for t in range(lo, hi):
-        n = 0
+        n = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
         for i in range(m):
             j = order[t, i]
             if np.isfinite(f[t, j]):
@@ -304,7 +304,7 @@ def cs_ic_quantiles(  # type: ignore[no-untyped-def]
     edges = np.empty(q + 1)
     for t in range(lo, hi):
         for h in range(h_len):
-            n = 0
+            n = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
             for i in range(m):
                 j = f_order[t, i]
                 a = f[t, j]

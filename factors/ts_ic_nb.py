@@ -37,7 +37,7 @@ def ts_rolling_corr(f, r, window, min_obs, out, lo, hi):  # type: ignore[no-unty
     ry = np.empty(window)
     for j in range(lo, hi):
         for t in range(window - 1, t_len):
-            n = 0
+            n = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
             for s in range(t - window + 1, t + 1):
                 a = f[s, j]
                 b = r[s, j]

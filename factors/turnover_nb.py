@@ -25,7 +25,7 @@ def cs_ranks(f, order, out, lo, hi):  # type: ignore[no-untyped-def]
     idx = np.empty(m, dtype=np.int64)
     rk = np.empty(m)
     for t in range(lo, hi):
-        n = 0
+        n = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
         for i in range(m):
             j = order[t, i]
             if np.isfinite(f[t, j]):

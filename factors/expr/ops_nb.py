@@ -228,7 +228,7 @@ def _cs_row(x: np.ndarray, out: np.ndarray, t: int, code: int, q: int, idx: np.n
             vals: np.ndarray, buf: np.ndarray) -> None:  # fmt: skip
     """One row of ``cross_section``; ``idx``, ``vals``, ``buf``: (N,) scratch buffers."""
     n_cols = x.shape[1]
-    n = 0
+    n = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
     total = 0.0
     for j in range(n_cols):
         out[t, j] = _NAN

@@ -174,8 +174,10 @@ def _skew_sums(x: np.ndarray, st: np.ndarray, b: int, j: int, t: int, w: int) ->
 
 
 @njit(cache=True)
-def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int) -> None:
-    """SKEW (w >= 3) of columns j0..j1-1 by running sums of d, d^2, d^3 with d = x - ref.
+def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int) -> None:
+    """SKEW (w >= 3; ``code`` is SKEW, passed as an argument so ``_window_value`` compiles
+    once, not once more for the constant) of columns j0..j1-1 by running sums of d, d^2, d^3
+    with d = x - ref.
 
     O(1) per cell instead of the window's two passes: the central moments come from the
     sums (m2 = E[d^2] - E[d]^2, m3 = E[d^3] - 3 E[d] E[d^2] + 2 E[d]^3). Rounding is kept small
@@ -220,7 +222,7 @@ def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int) -> Non
                 e2 = st[b, 2] / w
                 m2 = e2 - e1 * e1
             if m2 <= _NEAR_ZERO * (e2 + st[b, 0] * st[b, 0]):
-                out[t, j] = _window_value(x, j, t - w + 1, t, SKEW)
+                out[t, j] = _window_value(x, j, t - w + 1, t, code)
                 continue
             m3 = st[b, 3] / w - 3.0 * e1 * e2 + 2.0 * e1 * e1 * e1
             out[t, j] = scale * m3 / (m2 * math.sqrt(m2))
@@ -413,7 +415,7 @@ def ts_window_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
         elif code == RANK:
             _rank_block(x, out, j0, j1, w)
         elif code == SKEW and w >= 3:
-            _skew_block(x, out, j0, j1, w)
+            _skew_block(x, out, j0, j1, w, code)
         else:
             _direct_block(x, out, j0, j1, w, code)
 
