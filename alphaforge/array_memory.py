@@ -32,19 +32,20 @@ The price of 2: a process keeps the memory it has used for arrays (up to its pea
 1 GiB of free heap top) until it exits, instead of returning it when they are freed. A command
 ends soon; a long notebook session can give the free part back with ``release()``.
 ``ALPHAFORGE_ARRAY_MEMORY=system`` leaves both settings as numpy and glibc have them. A
-process that keeps many GB of new results at once (the whole library in one shared plan after
-other work: 27-28 s with the advice, 35-37 s without) does better with
-``NUMPY_MADVISE_HUGEPAGE=1``, which keeps setting 2.
+computation that keeps many GB of new results at once (the whole library in one shared plan
+after other work: 27-28 s with the advice, 35-37 s without) does better with the advice:
+an expression plan that has taken 1 GiB of new memory allocates its further results under
+it (``alphaforge.engine.huge_pages``); ``NUMPY_MADVISE_HUGEPAGE=1`` turns it on everywhere.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
-import numpy as np
+from alphaforge.engine.huge_pages import advice_setter
 
 KEEP_BYTES: Final = 1 << 30
 """glibc's mmap and trim thresholds after ``configure``: blocks below this come from the heap,
@@ -53,13 +54,6 @@ and up to this much free memory at the heap's top stays in the process."""
 _M_TRIM_THRESHOLD: Final = -1  # mallopt parameter numbers from glibc's <malloc.h>
 _M_MMAP_THRESHOLD: Final = -3
 _GLIBC_SWITCHES: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
-
-
-def _advice_setter() -> Callable[[bool], Any] | None:
-    """numpy's switch of the advice (``_set_madvise_hugepage``), None where numpy has none."""
-    multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
-    fn = getattr(multiarray, "_set_madvise_hugepage", None)
-    return fn if callable(fn) else None
 
 
 def _glibc() -> Any | None:
@@ -85,7 +79,7 @@ def configure(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     changed: dict[str, Any] = {}
     if env.get("ALPHAFORGE_ARRAY_MEMORY", "").strip().lower() == "system":
         return changed
-    setter = _advice_setter()
+    setter = advice_setter()
     if setter is not None and not env.get("NUMPY_MADVISE_HUGEPAGE", "").strip():
         changed["numpy_advice"] = bool(setter(False))
     libc = _glibc()

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from alphaforge import array_memory
+from alphaforge.engine.huge_pages import advice_setter
 
 # Runs in a fresh process: numpy's advice after importing alphaforge, and how many blocks glibc
 # serves by mmap (mallinfo2's hblks) before and after allocating one 80 MB array.
@@ -49,7 +50,7 @@ def _probe(**env_set: str) -> dict[str, object]:
 
 
 @pytest.mark.skipif(
-    _GLIBC is None or not hasattr(_GLIBC, "mallinfo2") or array_memory._advice_setter() is None,
+    _GLIBC is None or not hasattr(_GLIBC, "mallinfo2") or advice_setter() is None,
     reason="needs glibc >= 2.33 (mallinfo2) and numpy's huge-page switch",
 )
 def test_import_configures_array_memory_unless_the_user_chose() -> None:
@@ -59,9 +60,9 @@ def test_import_configures_array_memory_unless_the_user_chose() -> None:
     assert _probe(MALLOC_MMAP_THRESHOLD_="131072") == {"advice": False, "mapped": 1}
 
 
-@pytest.mark.skipif(array_memory._advice_setter() is None, reason="no numpy huge-page switch")
+@pytest.mark.skipif(advice_setter() is None, reason="no numpy huge-page switch")
 def test_configure_reports_what_it_changed() -> None:
-    fn = array_memory._advice_setter()
+    fn = advice_setter()
     assert fn is not None
     before = fn(True)
     try:

@@ -11,6 +11,7 @@ Chains of elementwise ops are then fused into single steps that make one pass ov
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from alphaforge.engine.huge_pages import HUGE_AFTER_BYTES, huge_pages
 from alphaforge.engine.panel import Panel
 from alphaforge.engine.pool import PARALLEL_MIN_CELLS
 from alphaforge.factors.errors import ExprError
@@ -144,17 +146,30 @@ class BufferPool:
     pages back to the host. A plan frees each intermediate after its last use; instead of
     returning it to the allocator, the run keeps it here for the next step's result. A plan
     never holds more buffers than it would have held live arrays.
+
+    A run that keeps many results (a shared plan of a whole library) takes new memory for each
+    of them: once it has taken ``huge_pages.HUGE_AFTER_BYTES`` (1 GiB), further new arrays get
+    numpy's huge-page advice, which faults many GB in faster on this machine
+    (``engine.huge_pages``).
     """
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self.shape = shape
         self._free: list[F64] = []
+        self.new_bytes = 0
+        """Bytes of new (T, N) arrays this pool has handed out."""
 
     def alloc(self, shape: tuple[int, ...]) -> F64:
         """A C-ordered float64 array of ``shape``: a dead intermediate when one fits."""
-        if shape == self.shape and self._free:
+        if shape != self.shape:
+            return np.empty(shape)
+        if self._free:
             return self._free.pop()
-        return np.empty(shape)
+        self.new_bytes += 8 * math.prod(shape)
+        if self.new_bytes <= HUGE_AFTER_BYTES:
+            return np.empty(shape)
+        with huge_pages():
+            return np.empty(shape)
 
     def give(self, a: F64) -> None:
         """Take back a dead intermediate that no live value shares (the caller's promise)."""
