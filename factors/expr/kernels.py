@@ -81,10 +81,11 @@ def ts_shift(x: F64, d: int, code: int, alloc: Alloc = np.empty) -> F64:
 
 
 def ts_window(x: F64, w: int, code: int, alloc: Alloc = np.empty) -> F64:
-    """Rolling statistic over ``w`` rows per column (``ts_nb.ts_window_blocks``)."""
+    """Rolling statistic over ``w`` rows per column (``ts_nb.window_kernel``: the family's own
+    kernel, so a first run compiles only the families it uses)."""
     out = alloc(x.shape)
-    run_ranges(lambda lo, hi: ts_nb.ts_window_blocks(x, out, w, code, lo, hi),
-               _blocks(x.shape[1]), x.size)  # fmt: skip
+    kernel = ts_nb.window_kernel(code, w)
+    run_ranges(lambda lo, hi: kernel(x, out, w, code, lo, hi), _blocks(x.shape[1]), x.size)
     return out
 
 

@@ -20,6 +20,7 @@ Op codes mirror ``factors/expr/ops.py``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -174,17 +175,15 @@ def _skew_sums(x: np.ndarray, st: np.ndarray, b: int, j: int, t: int, w: int) ->
 
 
 @njit(cache=True)
-def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int) -> None:
-    """SKEW (w >= 3; ``code`` is SKEW, passed as an argument so ``_window_value`` compiles
-    once, not once more for the constant) of columns j0..j1-1 by running sums of d, d^2, d^3
-    with d = x - ref.
+def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int) -> None:
+    """SKEW (w >= 3) of columns j0..j1-1 by running sums of d, d^2, d^3 with d = x - ref.
 
     O(1) per cell instead of the window's two passes: the central moments come from the
     sums (m2 = E[d^2] - E[d]^2, m3 = E[d^3] - 3 E[d] E[d^2] + 2 E[d]^3). Rounding is kept small
     by re-anchoring (recomputing the sums around the window's oldest value) every
     ``min(w, _RESYNC)`` rows and whenever the sums held a value far larger than the window's
     spread (``_SPIKE``); a
-    near-constant window (``_NEAR_ZERO``) is computed exactly by ``_window_value``, so NaN
+    near-constant window (``_NEAR_ZERO``) is computed exactly by ``_skew_value``, so NaN
     falls exactly where the two-pass formula puts it. Within 1e-7 of the two-pass result
     (``tests/factors/test_expr_skew.py``), closer than pandas' own rolling skew.
     """
@@ -222,7 +221,7 @@ def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: 
                 e2 = st[b, 2] / w
                 m2 = e2 - e1 * e1
             if m2 <= _NEAR_ZERO * (e2 + st[b, 0] * st[b, 0]):
-                out[t, j] = _window_value(x, j, t - w + 1, t, code)
+                out[t, j] = _skew_value(x, j, t - w + 1, t)
                 continue
             m3 = st[b, 3] / w - 3.0 * e1 * e2 + 2.0 * e1 * e1 * e1
             out[t, j] = scale * m3 / (m2 * math.sqrt(m2))
@@ -262,7 +261,14 @@ def _window_value(x: np.ndarray, j: int, lo: int, hi: int, code: int) -> float:
         for k in range(lo, hi + 1):
             num += (k - lo + 1) * x[k, j]
         return num / (w * (w + 1) / 2.0)
-    # SKEW: adjusted Fisher-Pearson (pandas rolling skew)
+    return _skew_value(x, j, lo, hi)
+
+
+@njit(cache=True)
+def _skew_value(x: np.ndarray, j: int, lo: int, hi: int) -> float:
+    """SKEW over rows lo..hi (inclusive) of column j, all values finite: the adjusted
+    Fisher-Pearson coefficient (pandas rolling skew), by two passes."""
+    w = hi - lo + 1
     mean = 0.0
     for k in range(lo, hi + 1):
         mean += x[k, j]
@@ -392,32 +398,83 @@ def _width(w: int) -> int:
     return max(BLOCK, min(WIDE, RING_CELLS // max(1, w)))
 
 
+# One entry kernel per family of window statistics, chosen in Python (``window_kernel``): a
+# numba function compiles everything it can call, so one entry for all of them made a first
+# ``ts_mean`` compile the queues, rings, skewness and direct scans too (5.4-6.6 s instead of
+# about 2 s; docs/architecture.md, "The first run"). Each walks the column blocks b0..b1-1
+# (``BLOCK`` columns each) of ``x`` in runs of ``_width(w)`` columns and writes ``out``;
+# ``factors.expr.kernels.ts_window`` runs the block ranges on the threads.
+
+
 @njit(cache=True, nogil=True)
-def ts_window_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+def ts_moments_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+                      b1: int) -> None:  # fmt: skip
+    """MEAN, SUM, STD, ZSCORE (``_moments_block``) of the column blocks b0..b1-1."""
+    stop = min(x.shape[1], b1 * BLOCK)
+    width = _width(w)
+    for j0 in range(b0 * BLOCK, stop, width):
+        _moments_block(x, out, j0, min(stop, j0 + width), w, code)
+
+
+@njit(cache=True, nogil=True)
+def ts_minmax_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
                      b1: int) -> None:  # fmt: skip
-    """Rolling statistic over windows of ``w`` rows for the column blocks b0..b1-1 (``BLOCK``
-    columns each) into ``out`` (``factors.expr.kernels.ts_window`` runs the block ranges).
+    """TMIN, TMAX, ARGMIN, ARGMAX (``_minmax_block``) of the column blocks b0..b1-1."""
+    stop = min(x.shape[1], b1 * BLOCK)
+    width = _width(w)
+    for j0 in range(b0 * BLOCK, stop, width):
+        _minmax_block(x, out, j0, min(stop, j0 + width), w, code)
+
+
+@njit(cache=True, nogil=True)
+def ts_rank_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+                   b1: int) -> None:  # fmt: skip
+    """RANK (``_rank_block``; ``code`` is unused) of the column blocks b0..b1-1."""
+    stop = min(x.shape[1], b1 * BLOCK)
+    width = _width(w)
+    for j0 in range(b0 * BLOCK, stop, width):
+        _rank_block(x, out, j0, min(stop, j0 + width), w)
+
+
+@njit(cache=True, nogil=True)
+def ts_skew_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+                   b1: int) -> None:  # fmt: skip
+    """SKEW with w >= 3 (``_skew_block``; ``code`` is unused) of the column blocks b0..b1-1."""
+    stop = min(x.shape[1], b1 * BLOCK)
+    width = _width(w)
+    for j0 in range(b0 * BLOCK, stop, width):
+        _skew_block(x, out, j0, min(stop, j0 + width), w)
+
+
+@njit(cache=True, nogil=True)
+def ts_direct_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+                     b1: int) -> None:  # fmt: skip
+    """PROD, DECAY and SKEW with w < 3 (``_direct_block``) of the column blocks b0..b1-1."""
+    stop = min(x.shape[1], b1 * BLOCK)
+    width = _width(w)
+    for j0 in range(b0 * BLOCK, stop, width):
+        _direct_block(x, out, j0, min(stop, j0 + width), w, code)
+
+
+def window_kernel(code: int, w: int) -> Any:
+    """The entry kernel of window statistic ``code`` over ``w`` rows, called as
+    ``kernel(x, out, w, code, b0, b1)``: rolling statistics over windows of ``w`` rows for the
+    column blocks b0..b1-1 (``BLOCK`` columns each) into ``out``.
 
     Equivalent to: ``df.rolling(w).mean() / .sum() / .std() / .min() / .max() / .skew()``,
     ``.rank(pct=True)``, ``.apply(np.argmax) + 1``, ``.apply(np.prod)``, a linearly weighted
     mean (weights 1..w, newest largest) and ``(x - mean) / std``. NaN until the window is full
     and wherever the window holds a non-finite value.
     """
-    n_cols = x.shape[1]
-    stop = min(n_cols, b1 * BLOCK)
-    width = _width(w)
-    for j0 in range(b0 * BLOCK, stop, width):
-        j1 = min(stop, j0 + width)
-        if code <= ZSCORE:
-            _moments_block(x, out, j0, j1, w, code)
-        elif code in (TMIN, TMAX, ARGMIN, ARGMAX):
-            _minmax_block(x, out, j0, j1, w, code)
-        elif code == RANK:
-            _rank_block(x, out, j0, j1, w)
-        elif code == SKEW and w >= 3:
-            _skew_block(x, out, j0, j1, w, code)
-        else:
-            _direct_block(x, out, j0, j1, w, code)
+    if code <= ZSCORE:
+        return ts_moments_blocks
+    if code in (TMIN, TMAX, ARGMIN, ARGMAX):
+        return ts_minmax_blocks
+    if code == RANK:
+        return ts_rank_blocks
+    if code == SKEW and w >= 3:
+        return ts_skew_blocks
+    return ts_direct_blocks
 
 
 @njit(cache=True)
