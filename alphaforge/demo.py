@@ -85,6 +85,8 @@ def run_demo(out_dir: str = "alphaforge-out", *, n_symbols: int = 20, weeks: int
     quality = _quality(sp.market.klines, test)
     progress(f"   data used (test split): {quality['status']}")
     hourly = Execution(rebalance_every=HOURLY)
+    if helper is not None:
+        warmup.window_families()  # while the helper compiles the scoring kernels (warmup.py)
     ranking = rank_library(train, horizon=HOURLY, execution=hourly, registry=registry,
                            progress=lambda d, n, _m: progress(f"   ranked {d}/{n}"))  # fmt: skip
     best = max(ranking.rows, key=lambda r: r["sharpe"] if np.isfinite(r["sharpe"]) else -np.inf)

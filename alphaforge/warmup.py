@@ -132,3 +132,24 @@ def _late_kernels(panel: Panel, cut: int) -> None:
     kernels.arith(x, y, ops_nb.DIV)
     score_factor(-x, panel, horizons=(HOURLY,), split=int(panel.ts_us[cut]), test=True,
                  rebalance_every=HOURLY)  # fmt: skip
+
+
+def window_families() -> None:
+    """Compile every family of window kernel in this process (``ts_nb.window_kernel``), on a
+    tiny array.
+
+    The demo's main process calls this before it ranks the library when the helper runs: the
+    families are separate kernels so that a command compiles only the ones it uses, but the
+    demo's ranking reaches all of them, and compiling them one batch after another brought the
+    main process to its first factor's scoring kernels (rank rows, RankIC, rank weights, the
+    backtest loop) about 6 s earlier, before the helper had finished them, so both processes
+    compiled the backtest loop. Compiled up front, they keep the main process busy while the
+    helper finishes (the balance of ``_demo_tail``'s docstring).
+    """
+    import numpy as np
+
+    from alphaforge.factors.expr import kernels, ts_nb
+
+    x = np.linspace(1.0, 2.0, 64).reshape(16, 4)
+    for code in (ts_nb.MEAN, ts_nb.SKEW, ts_nb.TMAX, ts_nb.RANK, ts_nb.DECAY):
+        kernels.ts_window(x, 5, code)

@@ -23,3 +23,16 @@ def test_skipped_on_request_and_on_a_warm_cache(monkeypatch: pytest.MonkeyPatch,
 
 def test_the_demo_tail_runs() -> None:
     warmup._demo_tail()  # raises if any step of the helper broke
+
+
+def test_window_families_compiles_every_family_kernel() -> None:
+    from numba import types
+
+    from alphaforge.factors.expr import ts_nb
+
+    families = {ts_nb.window_kernel(c, 5) for c in range(12)}  # every window statistic code
+    assert len(families) == 5
+    warmup.window_families()
+    array = types.Array(types.float64, 2, "C")
+    for kernel in families:  # each holds a compiled (or cache-loaded) version for 2-D arrays
+        assert any(sig[0] == array for sig in kernel.signatures), kernel
