@@ -4,8 +4,9 @@ Importing alphaforge turns numpy's ``madvise(MADV_HUGEPAGE)`` off for the proces
 (``alphaforge.array_memory``): for the arrays a command writes, frees and writes again, the
 kernel's compaction at the first write of an advised array costs more than 2 MiB pages save.
 A computation that keeps many GB of new results at once is the exception: there the 4 KiB
-page faults cost more (the whole library in one shared plan on 100 x 100,000: 35-37 s without
-the advice, 27-28 s with it, ``benchmarks/README.md``, "Array memory"). Such a computation
+page faults cost more (the whole library in one shared plan on 100 x 100,000, after other
+work: 35-37 s without the advice and 27-28 s with it in one session, within noise of each
+other in another; ``benchmarks/README.md``, "Array memory"). Such a computation
 allocates its results inside ``huge_pages()``; ``factors.expr.compile.BufferPool`` does so
 once a plan run has taken ``HUGE_AFTER_BYTES`` of new memory.
 

@@ -400,10 +400,10 @@ def _width(w: int) -> int:
 
 # One entry kernel per family of window statistics, chosen in Python (``window_kernel``): a
 # numba function compiles everything it can call, so one entry for all of them made a first
-# ``ts_mean`` compile the queues, rings, skewness and direct scans too (5.4-6.6 s instead of
-# about 2 s; docs/architecture.md, "The first run"). Each walks the column blocks b0..b1-1
-# (``BLOCK`` columns each) of ``x`` in runs of ``_width(w)`` columns and writes ``out``;
-# ``factors.expr.kernels.ts_window`` runs the block ranges on the threads.
+# ``ts_mean`` compile the queues, rings, skewness and direct scans too (9.6 s on an empty
+# cache; the moments alone 2.8-3.2 s; docs/architecture.md, "The first run"). Each walks the
+# column blocks b0..b1-1 (``BLOCK`` columns each) of ``x`` in runs of ``_width(w)`` columns
+# and writes ``out``; ``factors.expr.kernels.ts_window`` runs the block ranges on threads.
 
 
 @njit(cache=True, nogil=True)
