@@ -17,6 +17,7 @@ too, ``1`` had it on all along.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -35,18 +36,32 @@ def advice_setter() -> Callable[[bool], Any] | None:
     return fn if callable(fn) else None
 
 
+_LOCK = threading.Lock()
+_open = 0  # blocks inside huge_pages() now, in any thread
+_before = False  # the setting when the first of them began
+
+
 @contextmanager
 def huge_pages() -> Iterator[bool]:
     """Arrays numpy allocates inside the block get the huge-page advice (numpy advises arrays
-    of 4 MiB and more); the previous setting is restored after. Yields whether the advice is
-    on inside (False where numpy has no switch or ``NUMPY_MADVISE_HUGEPAGE`` is ``0``)."""
+    of 4 MiB and more); the setting from before is restored when the last block open in any
+    thread ends (numpy's switch is process-wide, so blocks that overlap in two threads must
+    not restore each other's setting). Yields whether the advice is on inside (False where
+    numpy has no switch or ``NUMPY_MADVISE_HUGEPAGE`` is ``0``)."""
+    global _open, _before
     setter = advice_setter()
     user = os.environ.get("NUMPY_MADVISE_HUGEPAGE", "").strip()
     if setter is None or user == "0":
         yield False
         return
-    previous = bool(setter(True))
+    with _LOCK:
+        if _open == 0:
+            _before = bool(setter(True))
+        _open += 1
     try:
         yield True
     finally:
-        setter(previous)
+        with _LOCK:
+            _open -= 1
+            if _open == 0:
+                setter(_before)

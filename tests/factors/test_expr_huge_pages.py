@@ -78,3 +78,40 @@ def test_plan_buffers_get_the_advice_after_the_first_gib() -> None:
     assert got["new_bytes"] == 18 * 64 << 20
     user_off = _probe(NUMPY_MADVISE_HUGEPAGE="0")
     assert user_off["later"] == [False, False]  # the user's choice wins
+
+
+@pytest.mark.skipif(advice_setter() is None, reason="no numpy huge-page switch")
+def test_overlapping_blocks_in_two_threads_restore_the_setting_from_before() -> None:
+    import threading
+
+    from alphaforge.engine.huge_pages import huge_pages
+
+    setter = advice_setter()
+    assert setter is not None
+    before = setter(False)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a() -> None:  # enters first, leaves while b is still inside
+        with huge_pages():
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def b() -> None:
+        a_in.wait(10)
+        with huge_pages():
+            b_in.set()
+            a_out.wait(10)
+            inside.append(setter(True))  # still on after a left (reads it, sets it back on)
+
+    inside: list[bool] = []
+    try:
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert inside == [True]
+        assert setter(False) is False  # off again once both have left
+    finally:
+        setter(before)
