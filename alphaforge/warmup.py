@@ -151,5 +151,6 @@ def window_families() -> None:
     from alphaforge.factors.expr import kernels, ts_nb
 
     x = np.linspace(1.0, 2.0, 64).reshape(16, 4)
-    for code in (ts_nb.MEAN, ts_nb.SKEW, ts_nb.TMAX, ts_nb.RANK, ts_nb.DECAY):
+    one_per_family = {ts_nb.window_kernel(c, 5): c for c in ts_nb.WINDOW_CODES}
+    for code in one_per_family.values():
         kernels.ts_window(x, 5, code)

@@ -30,7 +30,7 @@ def test_window_families_compiles_every_family_kernel() -> None:
 
     from alphaforge.factors.expr import ts_nb
 
-    families = {ts_nb.window_kernel(c, 5) for c in range(12)}  # every window statistic code
+    families = {ts_nb.window_kernel(c, 5) for c in ts_nb.WINDOW_CODES}
     assert len(families) == 5
     warmup.window_families()
     array = types.Array(types.float64, 2, "C")

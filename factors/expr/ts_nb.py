@@ -29,6 +29,8 @@ from alphaforge.engine.rank_nb import count_rank
 
 DELAY, DELTA, PCT = 0, 1, 2
 MEAN, SUM, STD, ZSCORE, TMIN, TMAX, ARGMIN, ARGMAX, RANK, SKEW, PROD, DECAY = range(12)
+WINDOW_CODES = tuple(range(12))
+"""Every window statistic code (``window_kernel`` maps each to its family's kernel)."""
 CORR, COV = 0, 1
 
 BLOCK = 8
