@@ -73,7 +73,7 @@ def ts_shift_rows(x: np.ndarray, out: np.ndarray, d: int, code: int, lo: int, hi
                 out[t, j] = r if math.isfinite(r) else _NAN
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _resync(x: np.ndarray, t: int, j: int, w: int) -> tuple[float, float, float]:
     """(ref, sum, sum of squares) of x[t-w+1..t, j] - ref with ref the oldest value."""
     ref = x[t - w + 1, j]
@@ -85,7 +85,7 @@ def _resync(x: np.ndarray, t: int, j: int, w: int) -> tuple[float, float, float]
     return ref, s, ss
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _exact_var(x: np.ndarray, t: int, j: int, w: int) -> float:
     """Two-pass sample variance of x[t-w+1..t, j]."""
     mean = 0.0
@@ -98,59 +98,159 @@ def _exact_var(x: np.ndarray, t: int, j: int, w: int) -> float:
     return acc / (w - 1)
 
 
-@njit(cache=True)
+# Rows of the moment state ``st`` of ``_moments_block`` (one column per block column): the
+# anchor, the sums of d = x - ref and d^2, the window's count of non-finite values, 1.0 when
+# the column missed a re-anchoring, and scratch.
+_REF, _S, _SS, _NBAD, _STALE, _ACC_S, _ACC_SS = range(7)
+
+
+@njit(cache=True, error_model="numpy")
+def _moments_rows(x: np.ndarray, t: int, j0: int, w: int, st: np.ndarray) -> None:
+    """Re-anchor every column of the block whose window at row t is all finite: ref = the
+    window's oldest value, the sums of d = x - ref and d^2 over the window.
+
+    Walks the window row by row (contiguous reads); each column's sums add in the same order
+    as ``_resync``, so the result is the same bits. A column whose window holds a non-finite
+    value keeps its sums and becomes stale.
+    """
+    nb = st.shape[1]
+    ref, s, ss, nbad, stale = st[_REF], st[_S], st[_SS], st[_NBAD], st[_STALE]
+    acc_s, acc_ss = st[_ACC_S], st[_ACC_SS]
+    old = x[t - w + 1, j0 : j0 + nb]
+    for b in range(nb):
+        acc_s[b] = 0.0
+        acc_ss[b] = 0.0
+    for k in range(t - w + 1, t + 1):
+        row = x[k, j0 : j0 + nb]
+        for b in range(nb):
+            d = row[b] - old[b]
+            acc_s[b] += d
+            acc_ss[b] += d * d
+    for b in range(nb):
+        good = nbad[b] == 0.0
+        ref[b] = old[b] if good else ref[b]
+        s[b] = acc_s[b] if good else s[b]
+        ss[b] = acc_ss[b] if good else ss[b]
+        stale[b] = 0.0 if good else 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _moments_fix(x: np.ndarray, t: int, j: int, b: int, w: int, code: int, st: np.ndarray,
+                 low: bool) -> float:  # fmt: skip
+    """Re-anchor column j (block column b) at row t and return its statistic; a window whose
+    variance is near zero relative to its scale (``low``, or after re-anchoring) gets the
+    exact two-pass variance (a constant window gives exactly 0)."""
+    ref, s, ss = _resync(x, t, j, w)
+    st[_REF, b], st[_S, b], st[_SS, b], st[_STALE, b] = ref, s, ss, 0.0
+    mean_d = s / w
+    if code == MEAN:
+        return ref + mean_d
+    if code == SUM:
+        return s + w * ref
+    var = (ss - s * mean_d) / (w - 1)
+    if low or var <= _NEAR_ZERO * (ss / w + ref * ref):
+        var = max(0.0, var)
+        var = _exact_var(x, t, j, w) if var > 0.0 else 0.0
+    sd = math.sqrt(var)
+    if code == STD:
+        return sd
+    return (x[t, j] - ref - mean_d) / sd if sd > 0.0 else _NAN
+
+
+@njit(cache=True, error_model="numpy")
 def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int) -> None:
-    """MEAN, SUM, STD, ZSCORE of columns j0..j1-1 by running sums of (x - ref)."""
+    """MEAN, SUM, STD, ZSCORE of columns j0..j1-1 by running sums of d = x - ref.
+
+    Each row is one pass over the block's columns through 1-D row views, without branches or
+    a float sum across columns (LLVM vectorises it; indexing the 2-D arrays cell by cell, a
+    branch or a float reduction each stopped it: 3x slower). Rounding stays small by
+    re-anchoring: every column on rows w-1, w-1+p, w-1+2p, ... with p = min(w, ``_RESYNC``)
+    (``_moments_rows``; a schedule of the row only, so a column's values do not depend on
+    its block), and one column on its own (``_moments_fix``) at its first full finite window
+    after it missed a re-anchoring, when a value far from the window's mean left it or its
+    anchor is far from it (``_SPIKE``, as for the skewness: a spike's rounding residue, or
+    an anchor that was the spike, would dominate the sums), and where its variance is near
+    zero. Within rounding of the exact statistic of each window, relative to that window's
+    values (``tests/factors/test_expr_moments.py``).
+    """
     n_rows = x.shape[0]
     nb = j1 - j0
-    ref = np.zeros(nb)
-    s = np.zeros(nb)
-    ss = np.zeros(nb)
-    nbad = np.zeros(nb, dtype=np.int64)
-    since = np.zeros(nb, dtype=np.int64)
+    st = np.zeros((7, nb))
+    ref, s, ss, nbad, stale = st[_REF], st[_S], st[_SS], st[_NBAD], st[_STALE]
+    fix = np.zeros(nb, dtype=np.int64)  # 1: re-anchor column b, 2: also near-zero variance
+    period = min(w, _RESYNC)
+    spike = _SPIKE * w
     for t in range(n_rows):
-        for b in range(nb):
-            j = j0 + b
-            v = x[t, j]
-            if math.isfinite(v):
-                s[b] += v - ref[b]
-                ss[b] += (v - ref[b]) * (v - ref[b])
-            else:
-                nbad[b] += 1
-            if t >= w:
-                o = x[t - w, j]
-                if math.isfinite(o):
-                    s[b] -= o - ref[b]
-                    ss[b] -= (o - ref[b]) * (o - ref[b])
-                else:
-                    nbad[b] -= 1
-            since[b] += 1
-            if t < w - 1 or nbad[b] > 0:
-                out[t, j] = _NAN
-                continue
-            if since[b] >= _RESYNC or since[b] >= w:
-                ref[b], s[b], ss[b] = _resync(x, t, j, w)
-                since[b] = 0
-            mean_d = s[b] / w
-            if code == MEAN:
-                out[t, j] = ref[b] + mean_d
-            elif code == SUM:
-                out[t, j] = s[b] + w * ref[b]
-            else:
+        xr = x[t, j0:j1]
+        orow = out[t, j0:j1]
+        if t >= w:
+            xo = x[t - w, j0:j1]
+            for b in range(nb):
+                v, o = xr[b], xo[b]
+                fv, fo = math.isfinite(v), math.isfinite(o)
+                dv = v - ref[b] if fv else 0.0
+                do = o - ref[b] if fo else 0.0
+                s[b] = s[b] + dv - do
+                ss[b] = ss[b] + dv * dv - do * do
+                nbad[b] += (0.0 if fv else 1.0) - (0.0 if fo else 1.0)
+        else:
+            for b in range(nb):
+                v = xr[b]
+                fv = math.isfinite(v)
+                dv = v - ref[b] if fv else 0.0
+                s[b] = s[b] + dv
+                ss[b] = ss[b] + dv * dv
+                nbad[b] += 0.0 if fv else 1.0
+        if t < w - 1:
+            for b in range(nb):
+                orow[b] = _NAN
+            continue
+        fresh = (t - w + 1) % period == 0
+        if fresh:
+            _moments_rows(x, t, j0, w, st)
+        # Re-anchor a column on its own (flag and count without branches; an integer count,
+        # since a float sum across the columns would not vectorise) when it is stale, when
+        # the value that just left the window (``xo``, finite, none on a re-anchored row) or
+        # the anchor lies more than sqrt(_SPIKE * w) of the window's deviations from its mean
+        # (its rounding residue would dominate), or (STD, ZSCORE) when the variance is near 0.
+        xo = x[max(0, t - w), j0:j1]
+        gone = 0.0 if fresh or t < w else 1.0
+        nfix = 0
+        if code <= SUM:  # MEAN, SUM
+            for b in range(nb):
+                bad = nbad[b] > 0.0
+                mean_d = s[b] / w
+                var = (ss[b] - s[b] * mean_d) / w
+                do = (xo[b] - ref[b]) * gone
+                left = do * do if math.isfinite(do) else 0.0
+                r = ref[b] + mean_d if code == MEAN else s[b] + w * ref[b]
+                orow[b] = _NAN if bad else r
+                far = (left > spike * var) | (mean_d * mean_d > spike * var)
+                f = np.int64(((stale[b] > 0.0) | far) & ~bad)
+                fix[b] = f
+                nfix += f
+                stale[b] = 1.0 if bad else stale[b]
+        else:
+            for b in range(nb):
+                bad = nbad[b] > 0.0
+                mean_d = s[b] / w
                 var = (ss[b] - s[b] * mean_d) / (w - 1)
-                if var <= _NEAR_ZERO * (ss[b] / w + ref[b] * ref[b]):
-                    # near-degenerate window: running sums hold only rounding residue here,
-                    # recompute exactly (a constant window gives exactly 0)
-                    ref[b], s[b], ss[b] = _resync(x, t, j, w)
-                    since[b] = 0
-                    mean_d = s[b] / w
-                    var = max(0.0, (ss[b] - s[b] * mean_d) / (w - 1))
-                    var = _exact_var(x, t, j, w) if var > 0.0 else 0.0
+                low = var <= _NEAR_ZERO * (ss[b] / w + ref[b] * ref[b])
+                do = (xo[b] - ref[b]) * gone
+                left = do * do if math.isfinite(do) else 0.0
                 sd = math.sqrt(var)
-                if code == STD:
-                    out[t, j] = sd
-                else:
-                    out[t, j] = (v - ref[b] - mean_d) / sd if sd > 0.0 else _NAN
+                r = sd if code == STD else (xr[b] - ref[b] - mean_d) / sd
+                orow[b] = _NAN if bad else r
+                far = (left > spike * var) | (mean_d * mean_d > spike * var)
+                need = ((stale[b] > 0.0) | low | far) & ~bad
+                f = np.int64(need) + np.int64(low & need)
+                fix[b] = f
+                nfix += f
+                stale[b] = 1.0 if bad else stale[b]
+        if nfix > 0:
+            for b in range(nb):
+                if fix[b] > 0:
+                    orow[b] = _moments_fix(x, t, j0 + b, b, w, code, st, fix[b] > 1)
 
 
 @njit(cache=True)
