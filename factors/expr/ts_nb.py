@@ -579,53 +579,91 @@ def window_kernel(code: int, w: int) -> Any:
     return ts_direct_blocks
 
 
-@njit(cache=True)
-def _pair_add(st: np.ndarray, b: int, xv: float, yv: float, sign: float) -> None:
-    """Add (sign=1) or remove (sign=-1) one observation of block column b.
-
-    ``st[b]`` holds refx, refy, sx, sy, sxy, sxx, syy (sums of deviations from the refs).
-    """
-    dx, dy = xv - st[b, 0], yv - st[b, 1]
-    st[b, 2] += sign * dx
-    st[b, 3] += sign * dy
-    st[b, 4] += sign * dx * dy
-    st[b, 5] += sign * dx * dx
-    st[b, 6] += sign * dy * dy
+# Rows of the pair state ``st`` of ``_pair_block`` (one column per block column): the anchors,
+# the sums of dx = x - refx, dy = y - refy, dx dy, dx^2, dy^2, the window's count of rows with
+# a non-finite x or y, 1.0 when the column missed a re-anchoring, and scratch.
+_RX, _RY, _SX, _SY, _SXY, _SXX, _SYY, _PBAD, _PSTALE = range(9)
+_PAIR_ROWS = 14
 
 
-@njit(cache=True)
-def _pair_resync(
-    x: np.ndarray, y: np.ndarray, t: int, j: int, w: int, st: np.ndarray, b: int
-) -> None:
-    """Recompute the state of column j over rows t-w+1..t around its oldest values."""
-    st[b, 0], st[b, 1] = x[t - w + 1, j], y[t - w + 1, j]
-    for k in range(2, 7):
-        st[b, k] = 0.0
+@njit(cache=True, error_model="numpy")
+def _pair_resync(x: np.ndarray, y: np.ndarray, t: int, j: int, b: int, w: int,
+                 st: np.ndarray) -> None:  # fmt: skip
+    """Re-anchor column j (block column b) over rows t-w+1..t around its oldest values."""
+    rx, ry = x[t - w + 1, j], y[t - w + 1, j]
+    sx = sy = sxy = sxx = syy = 0.0
     for k in range(t - w + 1, t + 1):
-        _pair_add(st, b, x[k, j], y[k, j], 1.0)
+        dx, dy = x[k, j] - rx, y[k, j] - ry
+        sx += dx
+        sy += dy
+        sxy += dx * dy
+        sxx += dx * dx
+        syy += dy * dy
+    st[_RX, b], st[_RY, b], st[_SX, b], st[_SY, b] = rx, ry, sx, sy
+    st[_SXY, b], st[_SXX, b], st[_SYY, b], st[_PSTALE, b] = sxy, sxx, syy, 0.0
 
 
-@njit(cache=True)
-def _pair_result(st: np.ndarray, b: int, w: int, code: int) -> float:
-    sx, sy = st[b, 2], st[b, 3]
-    cxy = st[b, 4] - sx * sy / w
+@njit(cache=True, error_model="numpy")
+def _pair_rows(x: np.ndarray, y: np.ndarray, t: int, j0: int, w: int, st: np.ndarray) -> None:
+    """Re-anchor every column of the block whose window at row t is all finite (rows outer,
+    contiguous reads; the same sums in the same order as ``_pair_resync``)."""
+    nb = st.shape[1]
+    acc = st[_PSTALE + 1 : _PSTALE + 6]
+    ox = x[t - w + 1, j0 : j0 + nb]
+    oy = y[t - w + 1, j0 : j0 + nb]
+    acc[:, :] = 0.0
+    for k in range(t - w + 1, t + 1):
+        xr = x[k, j0 : j0 + nb]
+        yr = y[k, j0 : j0 + nb]
+        for b in range(nb):
+            dx, dy = xr[b] - ox[b], yr[b] - oy[b]
+            acc[0, b] += dx
+            acc[1, b] += dy
+            acc[2, b] += dx * dy
+            acc[3, b] += dx * dx
+            acc[4, b] += dy * dy
+    for b in range(nb):
+        good = st[_PBAD, b] == 0.0
+        st[_RX, b] = ox[b] if good else st[_RX, b]
+        st[_RY, b] = oy[b] if good else st[_RY, b]
+        for k in range(5):
+            st[_SX + k, b] = acc[k, b] if good else st[_SX + k, b]
+        st[_PSTALE, b] = 0.0 if good else 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _pair_value(st: np.ndarray, b: int, w: int, code: int) -> tuple[float, bool]:
+    """(CORR or COV from the sums of block column b, True when a running variance is too
+    small to trust: only rounding residue may remain, ``_NEAR_ZERO``)."""
+    sx, sy = st[_SX, b], st[_SY, b]
+    cxy = st[_SXY, b] - sx * sy / w
+    cxx = st[_SXX, b] - sx * sx / w
+    cyy = st[_SYY, b] - sy * sy / w
+    low = (cxx <= _NEAR_ZERO * (st[_SXX, b] / w + st[_RX, b] * st[_RX, b])) | (
+        cyy <= _NEAR_ZERO * (st[_SYY, b] / w + st[_RY, b] * st[_RY, b])
+    )
     if code == COV:
-        return float(cxy / (w - 1))
-    cxx = st[b, 5] - sx * sx / w
-    cyy = st[b, 6] - sy * sy / w
-    if cxx <= 1e-12 * (st[b, 5] / w) or cyy <= 1e-12 * (st[b, 6] / w) or cxx <= 0.0 or cyy <= 0.0:
-        return _NAN
-    return float(min(1.0, max(-1.0, cxy / math.sqrt(cxx * cyy))))
+        return cxy / (w - 1), False
+    if (
+        cxx <= 1e-12 * (st[_SXX, b] / w)
+        or cyy <= 1e-12 * (st[_SYY, b] / w)
+        or cxx <= 0.0
+        or cyy <= 0.0
+    ):
+        return _NAN, low
+    return min(1.0, max(-1.0, cxy / math.sqrt(cxx * cyy))), low
 
 
-@njit(cache=True)
-def _pair_degenerate(st: np.ndarray, b: int, w: int) -> bool:
-    """True when a running variance is too small to trust (only rounding residue may remain)."""
-    cxx = st[b, 5] - st[b, 2] * st[b, 2] / w
-    cyy = st[b, 6] - st[b, 3] * st[b, 3] / w
-    sx = st[b, 5] / w + st[b, 0] * st[b, 0]
-    sy = st[b, 6] / w + st[b, 1] * st[b, 1]
-    return bool(cxx <= _NEAR_ZERO * sx or cyy <= _NEAR_ZERO * sy)
+@njit(cache=True, error_model="numpy")
+def _pair_fix(x: np.ndarray, y: np.ndarray, t: int, j: int, b: int, w: int, code: int,
+              st: np.ndarray, low: bool) -> float:  # fmt: skip
+    """Re-anchor column j at row t and return its CORR or COV; a correlation whose running
+    variance is near zero (``low``, or after re-anchoring) is computed by two passes."""
+    _pair_resync(x, y, t, j, b, w, st)
+    r, low_now = _pair_value(st, b, w, code)
+    if code == CORR and (low or low_now):
+        return _pair_exact(x, y, j, t, w)
+    return r
 
 
 @njit(cache=True)
@@ -651,37 +689,94 @@ def _pair_exact(x: np.ndarray, y: np.ndarray, j: int, t: int, w: int) -> float:
     return float(min(1.0, max(-1.0, sxy / math.sqrt(sxx * syy))))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pair_block(
     x: np.ndarray, y: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, code: int
 ) -> None:
-    """Rolling CORR/COV of columns j0..j1-1 by running sums of (x - refx, y - refy)."""
+    """Rolling CORR/COV of columns j0..j1-1 by running sums of dx = x - refx, dy = y - refy.
+
+    Built like ``_moments_block``: branch-free passes over 1-D row views, the sums re-anchored
+    on rows w-1, w-1+p, ... (p = min(w, ``_RESYNC``), ``_pair_rows``) and one column on its
+    own (``_pair_fix``) when it missed a re-anchoring, when the pair that just left the window
+    or the anchor lies far from the window (``_SPIKE``), and (CORR) when a running variance is
+    near zero, which is then computed by two passes.
+    """
     n_rows = x.shape[0]
-    st = np.zeros((j1 - j0, 7))
-    nbad = np.zeros(j1 - j0, dtype=np.int64)
-    since = np.zeros(j1 - j0, dtype=np.int64)
+    nb = j1 - j0
+    st = np.zeros((_PAIR_ROWS, nb))
+    rx, ry, sx, sy = st[_RX], st[_RY], st[_SX], st[_SY]
+    sxy, sxx, syy, nbad, stale = st[_SXY], st[_SXX], st[_SYY], st[_PBAD], st[_PSTALE]
+    fix = np.zeros(nb, dtype=np.int64)  # 1: re-anchor column b, 2: also near-zero variance
+    period = min(w, _RESYNC)
+    spike = _SPIKE * w
     for t in range(n_rows):
-        for j in range(j0, j1):
-            b = j - j0
-            if math.isfinite(x[t, j]) and math.isfinite(y[t, j]):
-                _pair_add(st, b, x[t, j], y[t, j], 1.0)
+        xr, yr = x[t, j0:j1], y[t, j0:j1]
+        gone = 1.0 if t >= w else 0.0
+        xo, yo = x[max(0, t - w), j0:j1], y[max(0, t - w), j0:j1]
+        # two loops of three stored rows each (more in one loop stopped the vectorising)
+        for b in range(nb):
+            fv = math.isfinite(xr[b]) & math.isfinite(yr[b])
+            fo = math.isfinite(xo[b]) & math.isfinite(yo[b]) & (gone > 0.0)
+            dx = xr[b] - rx[b] if fv else 0.0
+            ox = xo[b] - rx[b] if fo else 0.0
+            dy = yr[b] - ry[b] if fv else 0.0
+            oy = yo[b] - ry[b] if fo else 0.0
+            sx[b] = sx[b] + dx - ox
+            sy[b] = sy[b] + dy - oy
+            nbad[b] += (0.0 if fv else 1.0) - (1.0 if (gone > 0.0) & ~fo else 0.0)
+        for b in range(nb):
+            fv = math.isfinite(xr[b]) & math.isfinite(yr[b])
+            fo = math.isfinite(xo[b]) & math.isfinite(yo[b]) & (gone > 0.0)
+            dx = xr[b] - rx[b] if fv else 0.0
+            ox = xo[b] - rx[b] if fo else 0.0
+            dy = yr[b] - ry[b] if fv else 0.0
+            oy = yo[b] - ry[b] if fo else 0.0
+            sxy[b] = sxy[b] + dx * dy - ox * oy
+            sxx[b] = sxx[b] + dx * dx - ox * ox
+            syy[b] = syy[b] + dy * dy - oy * oy
+        orow = out[t, j0:j1]
+        if t < w - 1:
+            for b in range(nb):
+                orow[b] = _NAN
+            continue
+        fresh = (t - w + 1) % period == 0
+        if fresh:
+            _pair_rows(x, y, t, j0, w, st)
+        gone = 0.0 if fresh else gone
+        nfix = 0
+        for b in range(nb):
+            bad = nbad[b] > 0.0
+            mx, my = sx[b] / w, sy[b] / w
+            cxy = sxy[b] - sx[b] * my
+            cxx = sxx[b] - sx[b] * mx
+            cyy = syy[b] - sy[b] * my
+            if code == COV:
+                r = cxy / (w - 1)
+                low = False
             else:
-                nbad[b] += 1
-            if t >= w:
-                if math.isfinite(x[t - w, j]) and math.isfinite(y[t - w, j]):
-                    _pair_add(st, b, x[t - w, j], y[t - w, j], -1.0)
-                else:
-                    nbad[b] -= 1
-            since[b] += 1
-            if t < w - 1 or nbad[b] > 0:
-                out[t, j] = _NAN
-                continue
-            if since[b] >= _RESYNC or since[b] >= w:
-                _pair_resync(x, y, t, j, w, st, b)
-                since[b] = 0
-            out[t, j] = _pair_result(st, b, w, code)
-            if code == CORR and _pair_degenerate(st, b, w):
-                out[t, j] = _pair_exact(x, y, j, t, w)
+                tiny = (cxx <= 1e-12 * (sxx[b] / w)) | (cyy <= 1e-12 * (syy[b] / w))
+                tiny = tiny | (cxx <= 0.0) | (cyy <= 0.0)
+                r = _NAN if tiny else min(1.0, max(-1.0, cxy / math.sqrt(cxx * cyy)))
+                low = (cxx <= _NEAR_ZERO * (sxx[b] / w + rx[b] * rx[b])) | (
+                    cyy <= _NEAR_ZERO * (syy[b] / w + ry[b] * ry[b])
+                )
+            orow[b] = _NAN if bad else r
+            ox = (xo[b] - rx[b]) * gone
+            oy = (yo[b] - ry[b]) * gone
+            lx = ox * ox if math.isfinite(ox) else 0.0
+            ly = oy * oy if math.isfinite(oy) else 0.0
+            vx, vy = cxx / w, cyy / w
+            far = (lx > spike * vx) | (ly > spike * vy)
+            far = far | (mx * mx > spike * vx) | (my * my > spike * vy)
+            need = ((stale[b] > 0.0) | low | far) & ~bad
+            f = np.int64(need) + np.int64(low & need)
+            fix[b] = f
+            nfix += f
+            stale[b] = 1.0 if bad else stale[b]
+        if nfix > 0:
+            for b in range(nb):
+                if fix[b] > 0:
+                    orow[b] = _pair_fix(x, y, t, j0 + b, b, w, code, st, fix[b] > 1)
 
 
 @njit(cache=True, nogil=True)

@@ -1,8 +1,9 @@
-"""The rolling mean/sum/std/zscore kernel (``ts_nb._moments_block``) against exact two-pass
-statistics of every window: its running sums re-anchor on a schedule of the row, on their own
-after a large value leaves the window or when the anchor is far from it, after a non-finite
-gap and for near-constant windows; whatever the data, each window's result stays within
-rounding of the exact one, relative to the values in that window."""
+"""The running-sum kernels (``ts_nb._moments_block``: rolling mean, sum, std, zscore;
+``ts_nb._pair_block``: rolling corr, cov) against exact two-pass statistics of every window.
+Their sums re-anchor on a schedule of the row, and a column on its own after a large value
+leaves the window or when the anchor is far from it, after a non-finite gap and for
+near-constant windows; whatever the data, each window's result stays within rounding of the
+exact one, relative to the values in that window."""
 
 from __future__ import annotations
 
@@ -94,3 +95,50 @@ def test_a_spike_as_the_anchor_leaves_no_residue() -> None:
     got = kernels.ts_window(x, w, ts_nb.MEAN)
     want, _ = _exact(x, w, ts_nb.MEAN)
     np.testing.assert_allclose(got[120:], want[120:], rtol=1e-13)
+
+
+def _exact_pair(x: np.ndarray, y: np.ndarray, w: int, code: int) -> tuple[np.ndarray, ...]:
+    """(statistic, |x| scale, |y| scale, constant window) per full window with finite x and
+    y; NaN elsewhere. Two passes with ``math.fsum``."""
+    shape = x.shape
+    want, sx, sy = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    const = np.zeros(shape, dtype=bool)
+    for j in range(shape[1]):
+        for t in range(w - 1, shape[0]):
+            a, b = x[t - w + 1 : t + 1, j], y[t - w + 1 : t + 1, j]
+            if not (np.isfinite(a).all() and np.isfinite(b).all()):
+                continue
+            da, db = a - math.fsum(a) / w, b - math.fsum(b) / w
+            cxy = math.fsum(da * db)
+            sx[t, j], sy[t, j] = np.abs(a).max(), np.abs(b).max()
+            const[t, j] = (a == a[0]).all() or (b == b[0]).all()
+            if code == ts_nb.COV:
+                want[t, j] = cxy / (w - 1)
+            elif not const[t, j]:
+                want[t, j] = cxy / math.sqrt(math.fsum(da * da) * math.fsum(db * db))
+    return want, sx, sy, const
+
+
+@settings(max_examples=120, deadline=None)
+@given(_panels(), _panels(), st.sampled_from([ts_nb.CORR, ts_nb.COV]))
+def test_pairs_stay_within_rounding_of_each_window(xs, ys, code) -> None:
+    """Spikes up to 1e12 times the level in either input leave no residue once they leave the
+    window (covariance within 1e-11 w of the product of the window's scales, correlation
+    within 1e-5); a window with a non-finite value is NaN and a constant one NaN
+    (correlation)."""
+    (x, w), (y, _) = xs, ys
+    n = min(x.shape[0], y.shape[0])
+    x, y = np.ascontiguousarray(x[:n]), np.ascontiguousarray(y[:n])
+    got = kernels.ts_pair(x, y, w, code)
+    want, sx, sy, const = _exact_pair(x, y, w, code)
+    full = np.isfinite(sx)
+    assert np.isnan(got[~full]).all()
+    if code == ts_nb.CORR:
+        assert np.isnan(got[full & const]).all()
+        ok = np.isfinite(got) & np.isfinite(want)
+        err, tol = np.abs(got[ok] - want[ok]), 1e-5
+    else:
+        np.testing.assert_array_equal(np.isnan(got), ~full)
+        ok = full
+        err, tol = np.abs(got[ok] - want[ok]), 1e-11 * w * sx[ok] * sy[ok]
+    assert (err <= tol).all(), f"worst error {err.max()}"
