@@ -326,15 +326,22 @@ def test_read_only_panel_arrays() -> None:
     st.sampled_from([ts_nb.TMIN, ts_nb.TMAX, ts_nb.ARGMIN, ts_nb.ARGMAX, ts_nb.RANK]),
 )  # fmt: skip
 def test_fast_window_kernels_equal_the_window_scan(rows, w, code) -> None:
-    """The O(1) min/max/argmin/argmax and the ring-buffer rank agree bit for bit with a scan
-    of every window (ties pick the earliest row or share their rank, -0.0 and 0.0 compare
-    equal, a non-finite value blanks its windows)."""
+    """The row scans of short windows (what ``ts_window`` runs here), the O(1) queue of
+    min/max/argmin/argmax and the ring-buffer rank (longer windows) all agree bit for bit with
+    a scan of every window, column by column (ties pick the earliest row or share their rank,
+    -0.0 and 0.0 compare equal, a non-finite value blanks its windows)."""
     x = np.ascontiguousarray(rows, dtype=np.float64)
-    got = kernels.ts_window(x, w, code)
     want = np.empty_like(x)
     ts_nb._direct_block(x, want, 0, x.shape[1], w, code)
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # the same row's value
+    queue = np.empty_like(x)
+    if code == ts_nb.RANK:
+        ts_nb._rank_block(x, queue, 0, x.shape[1], w)
+    else:
+        ts_nb._minmax_block(x, queue, 0, x.shape[1], w, code)
+    assert w <= min(ts_nb.SCAN_W, ts_nb.RANK_SCAN_W)  # ts_window takes the row scan
+    for got in (kernels.ts_window(x, w, code), queue):
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # the same row's value
 
 
 @settings(max_examples=40, deadline=None)
