@@ -23,7 +23,28 @@ import math
 import numpy as np
 from numba import njit
 
-from alphaforge.factors.expr.ops_nb import ADD, DIV, MUL, SUB, _binary_value, _unary_value
+from alphaforge.factors.expr.ops_nb import (
+    ABS,
+    ADD,
+    DIV,
+    EQ,
+    GE,
+    GT,
+    LE,
+    LT,
+    MAX,
+    MIN,
+    MUL,
+    NE,
+    NEG,
+    NOT,
+    POW,
+    SIGN,
+    SQRT,
+    SUB,
+    _binary_value,
+    _unary_value,
+)
 
 UNARY, BINARY, WHERE = 0, 1, 2
 MAX_ARRAYS = 8
@@ -53,12 +74,99 @@ def _arith(x: np.ndarray, y: np.ndarray, d: np.ndarray, m: int, code: int) -> No
             d[i] = _NAN
 
 
+@njit(cache=True, error_model="numpy")
+def _finite_or_nan(d: np.ndarray, m: int) -> None:
+    for i in range(m):
+        d[i] = d[i] if abs(d[i]) < np.inf else _NAN
+
+
+@njit(cache=True, error_model="numpy")
+def _unary_cells(x: np.ndarray, d: np.ndarray, m: int, code: int) -> bool:
+    """d = the unary op on m cells by a branch-free loop LLVM vectorises; the same bits as
+    ``ops_nb._unary_value`` (NaN in -> NaN; non-finite results NaN). False when ``code`` has
+    no such loop (LOG: libm's log is scalar anyway)."""
+    if code == NEG:
+        for i in range(m):
+            d[i] = -x[i]
+    elif code == ABS:
+        for i in range(m):
+            d[i] = abs(x[i])
+    elif code == SIGN:
+        for i in range(m):
+            v = x[i]
+            d[i] = _NAN if v != v else (1.0 if v > 0.0 else (-1.0 if v < 0.0 else 0.0))
+    elif code == SQRT:
+        for i in range(m):
+            v = x[i]
+            d[i] = math.sqrt(v) if v >= 0.0 else _NAN
+    elif code == NOT:
+        for i in range(m):
+            v = x[i]
+            d[i] = _NAN if v != v else (1.0 if v == 0.0 else 0.0)
+    else:
+        return False
+    _finite_or_nan(d, m)
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _binary_cells(x: np.ndarray, y: np.ndarray, d: np.ndarray, m: int, code: int) -> bool:
+    """d = x op y on m cells for the comparisons and MIN / MAX by branch-free loops (LLVM
+    vectorises them); the same bits as ``ops_nb._binary_value``: NaN if either is NaN,
+    ``min``/``max`` keep ``x`` unless ``y`` is strictly smaller/larger (Python's rule, so
+    -0.0 and 0.0 come out as the scalar code gives them). False for other codes."""
+    if code == LT:
+        for i in range(m):
+            d[i] = 1.0 if x[i] < y[i] else 0.0
+    elif code == LE:
+        for i in range(m):
+            d[i] = 1.0 if x[i] <= y[i] else 0.0
+    elif code == GT:
+        for i in range(m):
+            d[i] = 1.0 if x[i] > y[i] else 0.0
+    elif code == GE:
+        for i in range(m):
+            d[i] = 1.0 if x[i] >= y[i] else 0.0
+    elif code == EQ:
+        for i in range(m):
+            d[i] = 1.0 if x[i] == y[i] else 0.0
+    elif code == NE:
+        for i in range(m):
+            d[i] = 1.0 if x[i] != y[i] else 0.0
+    elif code == MIN:
+        for i in range(m):
+            d[i] = y[i] if y[i] < x[i] else x[i]
+    elif code == MAX:
+        for i in range(m):
+            d[i] = y[i] if y[i] > x[i] else x[i]
+    else:
+        return False
+    for i in range(m):
+        nan = (x[i] != x[i]) | (y[i] != y[i]) | ~(abs(d[i]) < np.inf)
+        d[i] = _NAN if nan else d[i]
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _square(x: np.ndarray, d: np.ndarray, m: int) -> None:
+    """d = x ** 2 as ``ops_nb._pow`` computes it (x * x; NaN in or overflow -> NaN)."""
+    for i in range(m):
+        d[i] = x[i] * x[i]
+    _finite_or_nan(d, m)
+
+
 @njit(cache=True)
 def _view(arrays, regs, s, lo, m):  # type: ignore[no-untyped-def]
     """Cells lo..lo+m-1 of slot ``s`` (module doc): an input's slice or a register."""
     if s >= MAX_ARRAYS:
         return regs[s - MAX_ARRAYS, :m]
     return arrays[s][lo : lo + m]
+
+
+@njit(cache=True)
+def _is_scalar(s: int, n_scalars: int) -> bool:
+    """Slot ``s`` holds a constant (module doc)."""
+    return MAX_ARRAYS <= s < MAX_ARRAYS + n_scalars
 
 
 @njit(cache=True, error_model="numpy")
@@ -75,12 +183,16 @@ def _run_chunk(arrays, n_scalars, prog, regs, out, lo, m):  # type: ignore[no-un
         d = out[lo : lo + m] if k == n_instr - 1 else regs[n_scalars + k, :m]
         if kind == BINARY and code <= DIV:
             _arith(x, y, d, m, code)
+        elif kind == BINARY and code == POW and _is_scalar(sb, n_scalars) and y[0] == 2.0:
+            _square(x, d, m)
         elif kind == BINARY:
-            for i in range(m):
-                d[i] = _binary_value(x[i], y[i], code)
+            if not _binary_cells(x, y, d, m, code):
+                for i in range(m):
+                    d[i] = _binary_value(x[i], y[i], code)
         elif kind == UNARY:
-            for i in range(m):
-                d[i] = _unary_value(x[i], code)
+            if not _unary_cells(x, d, m, code):
+                for i in range(m):
+                    d[i] = _unary_value(x[i], code)
         else:
             for i in range(m):
                 c = x[i]

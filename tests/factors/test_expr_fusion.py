@@ -44,7 +44,9 @@ def _elementwise(max_leaves: int = 14) -> st.SearchStrategy:
             st.builds(Unary, st.sampled_from(["-", "not"]), kids),
             st.builds(
                 Binary,
-                st.sampled_from(["+", "-", "*", "/", "<", ">=", "==", "!=", "and", "or"]),
+                st.sampled_from(
+                    ["+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "and", "or"]
+                ),
                 kids,
                 kids,
             ),
