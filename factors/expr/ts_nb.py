@@ -179,7 +179,7 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
     anchor is far from it (``_SPIKE``, as for the skewness: a spike's rounding residue, or
     an anchor that was the spike, would dominate the sums), and where its variance is near
     zero. Within rounding of the exact statistic of each window, relative to that window's
-    values (``tests/factors/test_expr_moments.py``).
+    values (``tests/factors/test_expr_running_sums.py``).
     """
     n_rows = x.shape[0]
     nb = j1 - j0
@@ -191,24 +191,16 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
     for t in range(n_rows):
         xr = x[t, j0:j1]
         orow = out[t, j0:j1]
-        if t >= w:
-            xo = x[t - w, j0:j1]
-            for b in range(nb):
-                v, o = xr[b], xo[b]
-                fv, fo = math.isfinite(v), math.isfinite(o)
-                dv = v - ref[b] if fv else 0.0
-                do = o - ref[b] if fo else 0.0
-                s[b] = s[b] + dv - do
-                ss[b] = ss[b] + dv * dv - do * do
-                nbad[b] += (0.0 if fv else 1.0) - (0.0 if fo else 1.0)
-        else:
-            for b in range(nb):
-                v = xr[b]
-                fv = math.isfinite(v)
-                dv = v - ref[b] if fv else 0.0
-                s[b] = s[b] + dv
-                ss[b] = ss[b] + dv * dv
-                nbad[b] += 0.0 if fv else 1.0
+        gone = t >= w  # row t - w leaves the window (x - 0.0 is x: the same bits before)
+        xo = x[max(0, t - w), j0:j1]
+        for b in range(nb):
+            v, o = xr[b], xo[b]
+            fv, fo = math.isfinite(v), math.isfinite(o)
+            dv = v - ref[b] if fv else 0.0
+            do = o - ref[b] if fo & gone else 0.0
+            s[b] = s[b] + dv - do
+            ss[b] = ss[b] + dv * dv - do * do
+            nbad[b] += (0.0 if fv else 1.0) - (1.0 if gone & ~fo else 0.0)
         if t < w - 1:
             for b in range(nb):
                 orow[b] = _NAN
@@ -221,19 +213,18 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
         # the value that just left the window (``xo``, finite, none on a re-anchored row) or
         # the anchor lies more than sqrt(_SPIKE * w) of the window's deviations from its mean
         # (its rounding residue would dominate), or (STD, ZSCORE) when the variance is near 0.
-        xo = x[max(0, t - w), j0:j1]
-        gone = 0.0 if fresh or t < w else 1.0
+        check = 0.0 if fresh or t < w else 1.0  # a value left since the anchoring
         nfix = 0
         if code <= SUM:  # MEAN, SUM
             for b in range(nb):
                 bad = nbad[b] > 0.0
                 mean_d = s[b] / w
                 var = (ss[b] - s[b] * mean_d) / w
-                do = (xo[b] - ref[b]) * gone
-                left = do * do if math.isfinite(do) else 0.0
+                do = (xo[b] - ref[b]) * check
+                d2 = do * do if math.isfinite(do) else 0.0
                 r = ref[b] + mean_d if code == MEAN else s[b] + w * ref[b]
                 orow[b] = _NAN if bad else r
-                far = (left > spike * var) | (mean_d * mean_d > spike * var)
+                far = (d2 > spike * var) | (mean_d * mean_d > spike * var)
                 f = np.int64(((stale[b] > 0.0) | far) & ~bad)
                 fix[b] = f
                 nfix += f
@@ -244,12 +235,12 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
                 mean_d = s[b] / w
                 var = (ss[b] - s[b] * mean_d) / (w - 1)
                 low = var <= _NEAR_ZERO * (ss[b] / w + ref[b] * ref[b])
-                do = (xo[b] - ref[b]) * gone
-                left = do * do if math.isfinite(do) else 0.0
+                do = (xo[b] - ref[b]) * check
+                d2 = do * do if math.isfinite(do) else 0.0
                 sd = math.sqrt(var)
                 r = sd if code == STD else (xr[b] - ref[b] - mean_d) / sd
                 orow[b] = _NAN if bad else r
-                far = (left > spike * var) | (mean_d * mean_d > spike * var)
+                far = (d2 > spike * var) | (mean_d * mean_d > spike * var)
                 need = ((stale[b] > 0.0) | low | far) & ~bad
                 f = np.int64(need) + np.int64(low & need)
                 fix[b] = f
@@ -543,7 +534,9 @@ def _scan_minmax_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int,
             continue
         lo = t - w + 1
         first = x[lo, j0:j1]
-        st[0, :] = first
+        a0 = st[0]
+        for b in range(nb):  # a loop: a slice assignment compiles numba's shape-error path
+            a0[b] = first[b]
         src = 0
         for k in range(1, w):
             row, a, d = x[lo + k, j0:j1], st[src], st[1 - src]
@@ -610,9 +603,12 @@ def _width(w: int) -> int:
 # One entry kernel per family of window statistics, chosen in Python (``window_kernel``): a
 # numba function compiles everything it can call, so one entry for all of them made a first
 # ``ts_mean`` compile the queues, rings, skewness and direct scans too (9.6 s on an empty
-# cache; the moments alone 2.8-3.2 s; docs/architecture.md, "The first run"). Each walks the
-# column blocks b0..b1-1 (``BLOCK`` columns each) of ``x`` in runs of ``_width(w)`` columns
-# and writes ``out``; ``factors.expr.kernels.ts_window`` runs the block ranges on threads.
+# cache; the moments alone 2.8-3.2 s; docs/architecture.md, "The first run"). Short and long
+# windows of min/max and rank are separate entries for the same reason (row scans up to
+# ``SCAN_W`` / ``RANK_SCAN_W`` rows, queues and rings beyond). Each walks the column blocks
+# b0..b1-1 (``BLOCK`` columns each) of ``x`` in runs of ``_width(w)`` columns (``WIDE`` for
+# the scans, which keep no ring) and writes ``out``; ``factors.expr.kernels.ts_window`` runs
+# the block ranges on threads.
 
 
 @njit(cache=True, nogil=True)
@@ -628,29 +624,43 @@ def ts_moments_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int
 @njit(cache=True, nogil=True)
 def ts_minmax_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
                      b1: int) -> None:  # fmt: skip
-    """TMIN, TMAX, ARGMIN, ARGMAX (``_scan_minmax_block`` up to ``SCAN_W`` rows, else
-    ``_minmax_block``) of the column blocks b0..b1-1."""
+    """TMIN, TMAX, ARGMIN, ARGMAX by queues (``_minmax_block``; windows over ``SCAN_W``) of
+    the column blocks b0..b1-1."""
     stop = min(x.shape[1], b1 * BLOCK)
     width = _width(w)
     for j0 in range(b0 * BLOCK, stop, width):
-        if w <= SCAN_W:
-            _scan_minmax_block(x, out, j0, min(stop, j0 + width), w, code)
-        else:
-            _minmax_block(x, out, j0, min(stop, j0 + width), w, code)
+        _minmax_block(x, out, j0, min(stop, j0 + width), w, code)
+
+
+@njit(cache=True, nogil=True)
+def ts_minmax_scan_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+                          b1: int) -> None:  # fmt: skip
+    """TMIN, TMAX, ARGMIN, ARGMAX by scanning each window (``_scan_minmax_block``; windows
+    of up to ``SCAN_W`` rows) of the column blocks b0..b1-1."""
+    stop = min(x.shape[1], b1 * BLOCK)
+    for j0 in range(b0 * BLOCK, stop, WIDE):
+        _scan_minmax_block(x, out, j0, min(stop, j0 + WIDE), w, code)
 
 
 @njit(cache=True, nogil=True)
 def ts_rank_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
                    b1: int) -> None:  # fmt: skip
-    """RANK (``_scan_rank_block`` up to ``RANK_SCAN_W`` rows, else ``_rank_block``; ``code`` is
-    unused) of the column blocks b0..b1-1."""
+    """RANK over rings (``_rank_block``; windows over ``RANK_SCAN_W``; ``code`` is unused) of
+    the column blocks b0..b1-1."""
     stop = min(x.shape[1], b1 * BLOCK)
     width = _width(w)
     for j0 in range(b0 * BLOCK, stop, width):
-        if w <= RANK_SCAN_W:
-            _scan_rank_block(x, out, j0, min(stop, j0 + width), w)
-        else:
-            _rank_block(x, out, j0, min(stop, j0 + width), w)
+        _rank_block(x, out, j0, min(stop, j0 + width), w)
+
+
+@njit(cache=True, nogil=True)
+def ts_rank_scan_blocks(x: np.ndarray, out: np.ndarray, w: int, code: int, b0: int,
+                        b1: int) -> None:  # fmt: skip
+    """RANK by counting over each window (``_scan_rank_block``; windows of up to
+    ``RANK_SCAN_W`` rows; ``code`` is unused) of the column blocks b0..b1-1."""
+    stop = min(x.shape[1], b1 * BLOCK)
+    for j0 in range(b0 * BLOCK, stop, WIDE):
+        _scan_rank_block(x, out, j0, min(stop, j0 + WIDE), w)
 
 
 @njit(cache=True, nogil=True)
@@ -686,9 +696,9 @@ def window_kernel(code: int, w: int) -> Any:
     if code <= ZSCORE:
         return ts_moments_blocks
     if code in (TMIN, TMAX, ARGMIN, ARGMAX):
-        return ts_minmax_blocks
+        return ts_minmax_scan_blocks if w <= SCAN_W else ts_minmax_blocks
     if code == RANK:
-        return ts_rank_blocks
+        return ts_rank_scan_blocks if w <= RANK_SCAN_W else ts_rank_blocks
     if code == SKEW and w >= 3:
         return ts_skew_blocks
     return ts_direct_blocks
