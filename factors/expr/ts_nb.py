@@ -919,28 +919,36 @@ def ts_pair_blocks(x: np.ndarray, y: np.ndarray, out: np.ndarray, w: int, code: 
         _pair_block(x, y, out, j0, min(stop, j0 + WIDE), w, code)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def ts_ewm_blocks(x: np.ndarray, out: np.ndarray, span: int, b0: int, b1: int) -> None:
     """Exponentially weighted mean, alpha = 2 / (span + 1), recursive form, for the column
     blocks b0..b1-1 into ``out`` (``factors.expr.kernels.ts_ewm`` runs the block ranges).
 
     Equivalent to: ``df.ewm(span=span, adjust=False, ignore_na=True, min_periods=span).mean()``
     masked to NaN where the input is NaN.
+
+    One branch-free pass per row over 1-D row views, all the block's columns at once; the
+    state (mean, count of finite values) alternates between two rows of ``st`` (ping-pong):
+    updated in place, ``y = new if ok else y`` became a masked store, slow on this CPU.
     """
     n_rows, n_cols = x.shape
     alpha = 2.0 / (span + 1.0)
     stop = min(n_cols, b1 * BLOCK)
     for j0 in range(b0 * BLOCK, stop, WIDE):
         j1 = min(stop, j0 + WIDE)
-        y = np.zeros(j1 - j0)
-        seen = np.zeros(j1 - j0, dtype=np.int64)
+        nb = j1 - j0
+        st = np.zeros((4, nb))  # rows 0, 1: the mean; 2, 3: how many finite values it saw
+        src = 0
         for t in range(n_rows):
-            for j in range(j0, j1):
-                b = j - j0
-                v = x[t, j]
-                if not math.isfinite(v):
-                    out[t, j] = _NAN
-                    continue
-                y[b] = v if seen[b] == 0 else alpha * v + (1.0 - alpha) * y[b]
-                seen[b] += 1
-                out[t, j] = y[b] if seen[b] >= span else _NAN
+            xr = x[t, j0:j1]
+            orow = out[t, j0:j1]
+            y0, y1 = st[src], st[1 - src]
+            n0, n1 = st[2 + src], st[3 - src]
+            for b in range(nb):
+                v = xr[b]
+                ok = math.isfinite(v)
+                nxt = v if n0[b] == 0.0 else alpha * v + (1.0 - alpha) * y0[b]
+                y1[b] = nxt if ok else y0[b]
+                n1[b] = n0[b] + (1.0 if ok else 0.0)
+                orow[b] = y1[b] if ok & (n1[b] >= span) else _NAN
+            src = 1 - src
