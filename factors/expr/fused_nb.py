@@ -81,7 +81,7 @@ def _unary_cells(x: np.ndarray, d: np.ndarray, m: int, code: int) -> bool:
     bits as ``ops_nb._unary_value`` (NaN in -> NaN; non-finite results NaN). False for the
     other codes (LOG: libm's log is scalar anyway). Few loops on purpose: each vectorised
     loop adds about 0.15 s to the kernel's first compile."""
-    if code == NEG or code == ABS:
+    if code <= ABS:  # NEG, ABS
         neg = code == NEG
         for i in range(m):
             d[i] = -x[i] if neg else abs(x[i])
@@ -125,7 +125,7 @@ def _binary_cells(x: np.ndarray, y: np.ndarray, d: np.ndarray, m: int, code: int
             eq = we if a == b else 0.0
             gt = wg if a > b else 0.0
             d[i] = lt + eq + gt
-    elif code == MIN or code == MAX:
+    elif MIN <= code <= MAX:
         want_min = code == MIN
         for i in range(m):
             a, b = x[i], y[i]

@@ -214,7 +214,7 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
         # the anchor lies more than sqrt(_SPIKE * w) of the window's deviations from its mean
         # (its rounding residue would dominate), or (STD, ZSCORE) when the variance is near 0.
         check = 0.0 if fresh or t < w else 1.0  # a value left since the anchoring
-        nfix = 0
+        nfix = np.int64(0)
         if code <= SUM:  # MEAN, SUM
             for b in range(nb):
                 bad = nbad[b] > 0.0
@@ -868,7 +868,7 @@ def _pair_block(
         if fresh:
             _pair_rows(x, y, t, j0, w, st)
         gone = 0.0 if fresh else gone
-        nfix = 0
+        nfix = np.int64(0)
         for b in range(nb):
             bad = nbad[b] > 0.0
             mx, my = sx[b] / w, sy[b] / w
