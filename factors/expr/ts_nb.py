@@ -51,9 +51,11 @@ _NAN = np.nan
 _RESYNC = 256  # rolling sums are recomputed from the window at least this often (drift control)
 _NEAR_ZERO = 1e-8  # a running variance this small relative to the values' scale is recomputed
 _SPIKE = 20.0
-"""The running skewness re-anchors when a squared deviation added since its last re-anchoring
-exceeds ``_SPIKE * w`` times the window's variance (after one it is at most ``4 * w`` times),
-so the residue a large value leaves in the sums never dominates a quiet window."""
+"""The running sums (moments, pairs, skewness) re-anchor a column when the squared deviation
+of the value that just left the window, or of the anchor, from the window's values exceeds
+``_SPIKE * w`` times the window's variance (for values inside the window it is at most
+``4 * w`` times), so the residue a large value leaves in the sums never dominates a quiet
+window."""
 
 
 @njit(cache=True, nogil=True)
@@ -176,8 +178,8 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
     (``_moments_rows``; a schedule of the row only, so a column's values do not depend on
     its block), and one column on its own (``_moments_fix``) at its first full finite window
     after it missed a re-anchoring, when a value far from the window's mean left it or its
-    anchor is far from it (``_SPIKE``, as for the skewness: a spike's rounding residue, or
-    an anchor that was the spike, would dominate the sums), and where its variance is near
+    anchor is far from it (``_SPIKE``: a spike's rounding residue, or an anchor that was the
+    spike, would dominate the sums), and where its variance is near
     zero. Within rounding of the exact statistic of each window, relative to that window's
     values (``tests/factors/test_expr_running_sums.py``).
     """
@@ -252,80 +254,139 @@ def _moments_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int, cod
                     orow[b] = _moments_fix(x, t, j0 + b, b, w, code, st, fix[b] > 1)
 
 
-@njit(cache=True)
-def _skew_add(st: np.ndarray, b: int, v: float, sign: float) -> None:
-    """Add (sign=1) or remove (sign=-1) one value of block column b: ``st[b]`` holds ref, the
-    sums of d, d^2, d^3 (d = v - ref) and the largest d^2 added."""
-    d = v - st[b, 0]
-    dd = d * d
-    st[b, 1] += sign * d
-    st[b, 2] += sign * dd
-    st[b, 3] += sign * (dd * d)
-    if sign > 0.0:
-        st[b, 4] = max(st[b, 4], dd)
+# Rows of the skewness state ``st`` of ``_skew_block`` (one column per block column): the
+# anchor, the sums of d = x - ref, d^2, d^3, the window's count of non-finite values, 1.0 when
+# the column missed a re-anchoring, and scratch.
+_K_REF, _K_S1, _K_S2, _K_S3, _K_BAD, _K_STALE = range(6)
+_SKEW_ROWS = 9
 
 
-@njit(cache=True)
-def _skew_sums(x: np.ndarray, st: np.ndarray, b: int, j: int, t: int, w: int) -> None:
-    """``st[b]`` = (ref, sums of d, d^2, d^3, largest d^2) over x[t-w+1..t, j], d = x - ref,
-    ref the oldest value."""
-    st[b, 0] = x[t - w + 1, j]
-    st[b, 1:] = 0.0
+@njit(cache=True, error_model="numpy")
+def _skew_resync(x: np.ndarray, t: int, j: int, b: int, w: int, st: np.ndarray) -> None:
+    """Re-anchor column j (block column b) over rows t-w+1..t around its oldest value."""
+    ref = x[t - w + 1, j]
+    s1 = s2 = s3 = 0.0
     for k in range(t - w + 1, t + 1):
-        _skew_add(st, b, x[k, j], 1.0)
+        d = x[k, j] - ref
+        dd = d * d
+        s1 += d
+        s2 += dd
+        s3 += dd * d
+    st[_K_REF, b], st[_K_S1, b], st[_K_S2, b], st[_K_S3, b] = ref, s1, s2, s3
+    st[_K_STALE, b] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _skew_rows(x: np.ndarray, t: int, j0: int, w: int, st: np.ndarray) -> None:
+    """Re-anchor every column of the block whose window at row t is all finite (rows outer,
+    contiguous reads; the same sums in the same order as ``_skew_resync``)."""
+    nb = st.shape[1]
+    acc = st[_K_STALE + 1 : _K_STALE + 4]
+    old = x[t - w + 1, j0 : j0 + nb]
+    acc[:, :] = 0.0
+    for k in range(t - w + 1, t + 1):
+        row = x[k, j0 : j0 + nb]
+        for b in range(nb):
+            d = row[b] - old[b]
+            dd = d * d
+            acc[0, b] += d
+            acc[1, b] += dd
+            acc[2, b] += dd * d
+    for b in range(nb):
+        good = st[_K_BAD, b] == 0.0
+        st[_K_REF, b] = old[b] if good else st[_K_REF, b]
+        for k in range(3):
+            st[_K_S1 + k, b] = acc[k, b] if good else st[_K_S1 + k, b]
+        st[_K_STALE, b] = 0.0 if good else 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _skew_fix(x: np.ndarray, t: int, j: int, b: int, w: int, st: np.ndarray,
+              low: bool) -> float:  # fmt: skip
+    """Re-anchor column j at row t and return its skewness; a window whose variance is near
+    zero relative to its scale (``low``, or after re-anchoring) is computed by two passes
+    (``_skew_value``: NaN exactly where the two-pass formula puts it)."""
+    _skew_resync(x, t, j, b, w, st)
+    e1, e2 = st[_K_S1, b] / w, st[_K_S2, b] / w
+    m2 = e2 - e1 * e1
+    if low or m2 <= _NEAR_ZERO * (e2 + st[_K_REF, b] * st[_K_REF, b]):
+        return _skew_value(x, j, t - w + 1, t)
+    m3 = st[_K_S3, b] / w - 3.0 * e1 * e2 + 2.0 * e1 * e1 * e1
+    return math.sqrt(w * (w - 1.0)) / (w - 2.0) * m3 / (m2 * math.sqrt(m2))
+
+
+@njit(cache=True, error_model="numpy")
 def _skew_block(x: np.ndarray, out: np.ndarray, j0: int, j1: int, w: int) -> None:
     """SKEW (w >= 3) of columns j0..j1-1 by running sums of d, d^2, d^3 with d = x - ref.
 
     O(1) per cell instead of the window's two passes: the central moments come from the
-    sums (m2 = E[d^2] - E[d]^2, m3 = E[d^3] - 3 E[d] E[d^2] + 2 E[d]^3). Rounding is kept small
-    by re-anchoring (recomputing the sums around the window's oldest value) every
-    ``min(w, _RESYNC)`` rows and whenever the sums held a value far larger than the window's
-    spread (``_SPIKE``); a
-    near-constant window (``_NEAR_ZERO``) is computed exactly by ``_skew_value``, so NaN
-    falls exactly where the two-pass formula puts it. Within 1e-7 of the two-pass result
-    (``tests/factors/test_expr_skew.py``), closer than pandas' own rolling skew.
+    sums (m2 = E[d^2] - E[d]^2, m3 = E[d^3] - 3 E[d] E[d^2] + 2 E[d]^3). Built like
+    ``_moments_block``: branch-free passes over 1-D row views (vectorised), the sums
+    re-anchored around the window's oldest value on rows w-1, w-1+p, ... (p = min(w,
+    ``_RESYNC``), ``_skew_rows``), and one column on its own (``_skew_fix``) when it missed a
+    re-anchoring, when the value that just left the window or the anchor lies more than
+    sqrt(``_SPIKE`` w) of the window's deviations from its mean (a spike's residue in the
+    sums of cubes would dominate), and where the variance is near zero (``_NEAR_ZERO``: then
+    by two passes, so NaN falls exactly where the two-pass formula puts it). Within 1e-7 of
+    the two-pass result (``tests/factors/test_expr_skew.py``), closer than pandas' own rolling
+    skew.
     """
     n_rows = x.shape[0]
     nb = j1 - j0
-    st = np.zeros((nb, 5))
-    nbad = np.zeros(nb, dtype=np.int64)
-    since = np.zeros(nb, dtype=np.int64)
+    st = np.zeros((_SKEW_ROWS, nb))
+    ref, s1, s2, s3 = st[_K_REF], st[_K_S1], st[_K_S2], st[_K_S3]
+    nbad, stale = st[_K_BAD], st[_K_STALE]
+    fix = np.zeros(nb, dtype=np.int64)  # 1: re-anchor column b, 2: also near-zero variance
+    period = min(w, _RESYNC)
+    spike = _SPIKE * w
     scale = math.sqrt(w * (w - 1.0)) / (w - 2.0)
     for t in range(n_rows):
+        xr = x[t, j0:j1]
+        gone = t >= w  # row t - w leaves the window (x - 0.0 is x: the same bits before)
+        xo = x[max(0, t - w), j0:j1]
+        for b in range(nb):  # two loops of two stored rows (more stopped the vectorising)
+            v, o = xr[b], xo[b]
+            fv, fo = math.isfinite(v), math.isfinite(o)
+            dv = v - ref[b] if fv else 0.0
+            do = o - ref[b] if fo & gone else 0.0
+            s1[b] = s1[b] + dv - do
+            nbad[b] += (0.0 if fv else 1.0) - (1.0 if gone & ~fo else 0.0)
         for b in range(nb):
-            j = j0 + b
-            v = x[t, j]
-            if math.isfinite(v):
-                _skew_add(st, b, v, 1.0)
-            else:
-                nbad[b] += 1
-            if t >= w:
-                o = x[t - w, j]
-                if math.isfinite(o):
-                    _skew_add(st, b, o, -1.0)
-                else:
-                    nbad[b] -= 1
-            since[b] += 1
-            if t < w - 1 or nbad[b] > 0:
-                out[t, j] = _NAN
-                continue
-            e1 = st[b, 1] / w
-            e2 = st[b, 2] / w
+            v, o = xr[b], xo[b]
+            fv, fo = math.isfinite(v), math.isfinite(o)
+            dv = v - ref[b] if fv else 0.0
+            do = o - ref[b] if fo & gone else 0.0
+            s2[b] = s2[b] + dv * dv - do * do
+            s3[b] = s3[b] + dv * dv * dv - do * do * do
+        orow = out[t, j0:j1]
+        if t < w - 1:
+            for b in range(nb):
+                orow[b] = _NAN
+            continue
+        fresh = (t - w + 1) % period == 0
+        if fresh:
+            _skew_rows(x, t, j0, w, st)
+        check = 0.0 if fresh or t < w else 1.0  # a value left since the anchoring
+        nfix = np.int64(0)
+        for b in range(nb):
+            bad = nbad[b] > 0.0
+            e1, e2 = s1[b] / w, s2[b] / w
             m2 = e2 - e1 * e1
-            if since[b] >= min(w, _RESYNC) or st[b, 4] > _SPIKE * w * m2:
-                _skew_sums(x, st, b, j, t, w)
-                since[b] = 0
-                e1 = st[b, 1] / w
-                e2 = st[b, 2] / w
-                m2 = e2 - e1 * e1
-            if m2 <= _NEAR_ZERO * (e2 + st[b, 0] * st[b, 0]):
-                out[t, j] = _skew_value(x, j, t - w + 1, t)
-                continue
-            m3 = st[b, 3] / w - 3.0 * e1 * e2 + 2.0 * e1 * e1 * e1
-            out[t, j] = scale * m3 / (m2 * math.sqrt(m2))
+            low = m2 <= _NEAR_ZERO * (e2 + ref[b] * ref[b])
+            m3 = s3[b] / w - 3.0 * e1 * e2 + 2.0 * e1 * e1 * e1
+            orow[b] = _NAN if bad else scale * m3 / (m2 * math.sqrt(m2))
+            do = (xo[b] - ref[b]) * check
+            d2 = do * do if math.isfinite(do) else 0.0
+            far = (d2 > spike * m2) | (e1 * e1 > spike * m2)
+            need = ((stale[b] > 0.0) | low | far) & ~bad
+            f = np.int64(need) + np.int64(low & need)
+            fix[b] = f
+            nfix += f
+            stale[b] = 1.0 if bad else stale[b]
+        if nfix > 0:
+            for b in range(nb):
+                if fix[b] > 0:
+                    orow[b] = _skew_fix(x, t, j0 + b, b, w, st, fix[b] > 1)
 
 
 @njit(cache=True)
