@@ -312,7 +312,7 @@ def _skew_fix(x: np.ndarray, t: int, j: int, b: int, w: int, st: np.ndarray,
     if low or m2 <= _NEAR_ZERO * (e2 + st[_K_REF, b] * st[_K_REF, b]):
         return _skew_value(x, j, t - w + 1, t)
     m3 = st[_K_S3, b] / w - 3.0 * e1 * e2 + 2.0 * e1 * e1 * e1
-    return math.sqrt(w * (w - 1.0)) / (w - 2.0) * m3 / (m2 * math.sqrt(m2))
+    return float(math.sqrt(w * (w - 1.0)) / (w - 2.0) * m3 / (m2 * math.sqrt(m2)))
 
 
 @njit(cache=True, error_model="numpy")
