@@ -65,10 +65,9 @@ def fusion_groups(
     out = {}
     for h, g in groups.items():
         arrays = [k for k in group_program(steps, g)[0] if steps[k].family != "const"]
-        arith = (
-            len(g) == 1 and steps[g[0]].family == "binary" and steps[g[0]].code <= DIV
-        )  # ADD..DIV
-        if not arith and len(arrays) <= max_arrays:
+        lone = steps[g[0]] if len(g) == 1 else None
+        lone_arith = lone is not None and lone.family == "binary" and lone.code <= DIV
+        if not lone_arith and len(arrays) <= max_arrays:  # DIV: ADD, SUB, MUL, DIV are 0..3
             out[h] = g
     return out
 

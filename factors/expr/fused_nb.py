@@ -12,8 +12,11 @@ The kernel walks the flat cells in chunks of ``CHUNK`` and runs the whole progra
 with every intermediate in a chunk-sized register that stays in the CPU cache: the leaves are
 read once and the result written once, where one kernel per op wrote (and page-faulted) a fresh
 (T, N) array per op. Every op computes exactly the scalar function of its unfused kernel
-(``ops_nb``), so results are identical bit for bit. Nothing is generated: this one compiled
-interpreter runs every program, so a new expression shape costs no compilation.
+(``ops_nb``), so results are identical bit for bit; the common ones (comparisons, min/max,
+squares, neg/abs/sign/sqrt) as branch-free loops over the chunk that LLVM vectorises
+(``_binary_cells``, ``_unary_cells``, ``_square``), the rest by a per-cell dispatch. Nothing
+is generated: this one compiled interpreter runs every program, so a new expression shape
+costs no compilation.
 """
 
 from __future__ import annotations
