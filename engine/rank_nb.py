@@ -29,6 +29,40 @@ def count_rank(vals: np.ndarray, n: int, v: float) -> float:
     return less + (same + 1) / 2.0
 
 
+@njit(cache=True, error_model="numpy")
+def count_ranks(vals: np.ndarray, n: int, ranks: np.ndarray) -> None:
+    """ranks[i] = ``count_rank(vals, n, vals[i])`` for i < n: every value's average 1-based
+    rank among ``vals[:n]`` (finite or infinite, no NaN), the same half-integers.
+
+    Four values are counted per pass over the row: each loaded ``vals[k]`` is compared with
+    four values held in registers, with eight independent counters, which cut the row's time
+    by 1.7x against one value per pass (100 values: 139 against 237 ms per 100,000 rows).
+    """
+    i = 0
+    while i + 4 <= n:
+        v0, v1, v2, v3 = vals[i], vals[i + 1], vals[i + 2], vals[i + 3]
+        l0 = l1 = l2 = l3 = np.int64(0)
+        e0 = e1 = e2 = e3 = np.int64(0)
+        for k in range(n):
+            x = vals[k]
+            l0 += np.int64(x < v0)
+            e0 += np.int64(x == v0)
+            l1 += np.int64(x < v1)
+            e1 += np.int64(x == v1)
+            l2 += np.int64(x < v2)
+            e2 += np.int64(x == v2)
+            l3 += np.int64(x < v3)
+            e3 += np.int64(x == v3)
+        ranks[i] = l0 + (e0 + 1) / 2.0
+        ranks[i + 1] = l1 + (e1 + 1) / 2.0
+        ranks[i + 2] = l2 + (e2 + 1) / 2.0
+        ranks[i + 3] = l3 + (e3 + 1) / 2.0
+        i += 4
+    while i < n:
+        ranks[i] = count_rank(vals, n, vals[i])
+        i += 1
+
+
 RUN = 16
 """Runs of this many indices are sorted by insertion before the merge passes of ``argsort``."""
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from alphaforge.engine.rank_nb import COUNT_ROW, argsort, count_rank
+from alphaforge.engine.rank_nb import COUNT_ROW, argsort, count_ranks
 
 RANK = 0
 QUANTILE = 1
@@ -27,14 +27,20 @@ def _average_ranks_counted(x, out):  # type: ignore[no-untyped-def]
     """``average_ranks`` by counting (``engine.rank_nb``); no sort, one scratch row."""
     n = x.shape[0]
     vals = np.empty(n)
+    counted = np.empty(n)
     m = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
     for i in range(n):
         if not math.isnan(x[i]):
             vals[m] = x[i]
             m += 1
+    count_ranks(vals, m, counted)  # the non-NaN entries' ranks, in entry order
+    k = int(np.int64(0))
     for i in range(n):
-        v = x[i]
-        out[i] = math.nan if math.isnan(v) else count_rank(vals, m, v)
+        if math.isnan(x[i]):
+            out[i] = math.nan
+        else:
+            out[i] = counted[k]
+            k += 1
     return m
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from alphaforge.engine.rank_nb import count_rank
+from alphaforge.engine.rank_nb import count_ranks
 from alphaforge.factors import score_nb
 
 
@@ -59,11 +59,12 @@ def ranks_from_order(x, order, min_obs, ranks, scale, lo, hi):  # type: ignore[n
 def ranks_by_count(x, min_obs, ranks, scale, lo, hi):  # type: ignore[no-untyped-def]
     """``ranks_from_order`` without the sort, for short rows (up to
     ``engine.rank_nb.COUNT_ROW`` values): each finite cell's average rank is counted among the
-    row's finite values (``count_rank``). The ranks are the same half-integers, and their
+    row's finite values (``count_ranks``). The ranks are the same half-integers, and their
     squares sum exactly in float64 in any order, so ranks and scales equal the sorted path's
     bit for bit."""
     n = x.shape[1]
     vals = np.empty(n)
+    counted = np.empty(n)
     for t in range(lo, hi):
         m = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
         for i in range(n):
@@ -71,11 +72,13 @@ def ranks_by_count(x, min_obs, ranks, scale, lo, hi):  # type: ignore[no-untyped
             if np.isfinite(v):
                 vals[m] = v
                 m += 1
+        count_ranks(vals, m, counted)  # the finite cells' ranks, in cell order
         ss = 0.0
+        k = int(np.int64(0))
         for i in range(n):
-            v = x[t, i]
-            if np.isfinite(v):
-                r = count_rank(vals, m, v)
+            if np.isfinite(x[t, i]):
+                r = counted[k]
+                k += 1
                 ranks[t, i] = r
                 ss += r * r
             else:

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from alphaforge.engine.rank_nb import COUNT_ROW, argsort, count_rank
+from alphaforge.engine.rank_nb import COUNT_ROW, argsort, count_ranks
 
 # codes: keep equal to factors/expr/ops.py (tests check)
 NEG, ABS, LOG, SIGN, SQRT, NOT = 0, 1, 2, 3, 4, 5
@@ -225,8 +225,9 @@ def _sort_order(vals: np.ndarray, n: int, order: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def _cs_row(x: np.ndarray, out: np.ndarray, t: int, code: int, q: int, idx: np.ndarray,
-            vals: np.ndarray, buf: np.ndarray) -> None:  # fmt: skip
-    """One row of ``cross_section``; ``idx``, ``vals``, ``buf``: (N,) scratch buffers."""
+            vals: np.ndarray, buf: np.ndarray, ranks: np.ndarray) -> None:  # fmt: skip
+    """One row of ``cross_section``; ``idx``, ``vals``, ``buf``, ``ranks``: (N,) scratch
+    buffers."""
     n_cols = x.shape[1]
     n = int(np.int64(0))  # int64, not a literal (docs/architecture.md, "The first run")
     total = 0.0
@@ -264,8 +265,9 @@ def _cs_row(x: np.ndarray, out: np.ndarray, t: int, code: int, q: int, idx: np.n
         for i in range(n):
             vals[i] = x[t, idx[i]]
         if code == CS_RANK and n <= COUNT_ROW:
+            count_ranks(vals, n, ranks)
             for i in range(n):
-                out[t, idx[i]] = count_rank(vals, n, vals[i]) / n
+                out[t, idx[i]] = ranks[i] / n
             return
         order = _sort_order(vals, n, buf)
         if code == CS_RANK:
@@ -317,5 +319,6 @@ def cross_section_rows(x: np.ndarray, out: np.ndarray, code: int, q: int, lo: in
     idx = np.empty(n_cols, dtype=np.int64)  # scratch buffers, once per range of rows
     vals = np.empty(n_cols)
     buf = np.empty(n_cols, dtype=np.int64)
+    ranks = np.empty(n_cols)
     for t in range(lo, hi):
-        _cs_row(x, out, t, code, q, idx, vals, buf)
+        _cs_row(x, out, t, code, q, idx, vals, buf, ranks)
