@@ -1,6 +1,7 @@
-"""Average (tie-sharing) ranks of short rows by counting: the one rank kernel that the weight
-schemes (``engine.weights_nb``) and the expression language's ``cs_rank``
-(``factors.expr.ops_nb``) share.
+"""Average (tie-sharing) ranks of short rows by counting: the rank kernels that the weight
+schemes (``engine.weights_nb``), the expression language's ``cs_rank``
+(``factors.expr.ops_nb``) and the proposal gate's row ranks (``factors.propose_nb``) share
+(``count_rank`` for one value, ``count_ranks`` for a whole row).
 
 For each value, the rank is ``#smaller + (#equal + 1) / 2`` (1-based, ties share their mean
 rank). The counting loop has no branches, so LLVM vectorises it: O(n) per value, yet on rows of

@@ -24,7 +24,8 @@ RAW = 4
 
 @njit(cache=True)
 def _average_ranks_counted(x, out):  # type: ignore[no-untyped-def]
-    """``average_ranks`` by counting (``engine.rank_nb``); no sort, one scratch row."""
+    """``average_ranks`` by counting (``engine.rank_nb.count_ranks``); no sort, two scratch
+    rows."""
     n = x.shape[0]
     vals = np.empty(n)
     counted = np.empty(n)
