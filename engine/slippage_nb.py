@@ -149,17 +149,14 @@ def fill_order(  # type: ignore[no-untyped-def]
         if math.isnan(b0) or math.isnan(a0):
             return math.nan, 0.0, ref_px, 0.0
         mid = 0.5 * (b0 + a0)
-        if side > 0:
-            px, filled = walk_book_at(
-                side, qty, ask_px, ask_qty, bt, bi, max_levels, exhaustion, penalty_bps
-            )
-            half = a0 - mid
-        else:
-            px, filled = walk_book_at(
-                side, qty, bid_px, bid_qty, bt, bi, max_levels, exhaustion, penalty_bps
-            )
-            half = mid - b0
-        return px, filled, mid, half
+        # one call site: the walk is inlined once, not once per side (compile time)
+        buy = side > 0
+        level_px = ask_px if buy else bid_px
+        level_qty = ask_qty if buy else bid_qty
+        px, filled = walk_book_at(
+            side, qty, level_px, level_qty, bt, bi, max_levels, exhaustion, penalty_bps
+        )
+        return px, filled, mid, (a0 - mid) if buy else (mid - b0)
     return ref_px, qty, ref_px, 0.0
 
 
