@@ -27,7 +27,7 @@ from alphaforge.data.synthetic_demo import generate_demo_market
 from alphaforge.data.universe import listings_from_store, tradable_mask
 from alphaforge.engine.book import book_levels_at, rebuild_books
 from alphaforge.engine.errors import PanelError
-from alphaforge.engine.panel import BookLevels, Panel
+from alphaforge.engine.panel import BookLevels, Panel, symbol_codes
 from alphaforge.engine.resample import resample_panel
 from alphaforge.store_streams import held, kline_intervals, read_held
 
@@ -333,13 +333,14 @@ def _source_interval(store: Store, interval: str, market: str) -> str:
 
 
 def _pivot(table: pa.Table, field: str, panel: Panel) -> F64:
+    """(T, N) values of ``field`` of a long (ts, symbol, field) table on the panel's grid (NaN
+    where the table has no row); rows outside the grid or of other symbols are left out."""
     ts = np.asarray(table.column("ts").cast(schemas.TS).cast(pa.int64()).to_numpy(), np.int64)
-    sym = np.asarray(table.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
     val = np.asarray(table.column(field).to_numpy(zero_copy_only=False), dtype=np.float64)
     out = np.full((panel.T, panel.N), np.nan)
     col = {s: i for i, s in enumerate(panel.symbols)}
     rows = np.searchsorted(panel.ts_us, ts)
-    names, inverse = np.unique(sym, return_inverse=True)
+    names, inverse = symbol_codes(table.column("symbol"), "symbol")
     cols = np.array([col.get(str(s), -1) for s in names], dtype=np.int64)[inverse]
     ok = (rows < panel.T) & (cols >= 0)
     ok[ok] = panel.ts_us[rows[ok]] == ts[ok]

@@ -116,16 +116,34 @@ def panel_table_from_klines(
     out = out.append_column("vwap", pa.array(vwap, pa.float64()))
     if t.num_rows == 0 or funding is None or funding.num_rows == 0:
         return out
-    order = pc.sort_indices(out, [("symbol", "ascending"), ("ts", "ascending")])
-    out = out.take(order)
-    paid, hourly = _align_funding(out, funding, interval_us)
+    names, code = _symbol_codes(out.column("symbol"))
+    order = np.lexsort((ts, code))  # stable: the order of sorting by (symbol, ts)
+    if np.any(order != np.arange(order.size)):  # a store read is usually sorted already
+        out = out.combine_chunks().take(pa.array(order))
+        ts, code = ts[order], code[order]
+    paid, hourly = _align_funding(names, code, ts, funding, interval_us)
     out = out.append_column("funding_paid", pa.array(paid, pa.float64()))
     return out.append_column("funding_rate", pa.array(hourly, pa.float64()))
 
 
-def _align_funding(bars: pa.Table, funding: pa.Table, interval_us: int) -> tuple[F64, F64]:
-    """Per bar row (bars sorted by (symbol, ts)): the funding paid on the bar and the last known
-    rate per hour.
+def _symbol_codes(col: pa.ChunkedArray) -> tuple[list[str], I64]:
+    """(sorted distinct symbols, each row's index in them) by one dictionary encoding: no
+    string comparison per row (a null symbol gets code -1 and matches no funding)."""
+    enc = pc.dictionary_encode(col.combine_chunks())
+    names = [str(v) for v in enc.dictionary.to_pylist()]
+    rank = np.empty(len(names) + 1, dtype=np.int64)
+    rank[np.argsort(np.array(names, dtype=str), kind="stable")] = np.arange(len(names))
+    rank[-1] = -1
+    codes = np.asarray(enc.indices.fill_null(len(names)).to_numpy(zero_copy_only=False))
+    return sorted(names), rank[codes.astype(np.int64)]
+
+
+def _align_funding(
+    names: list[str], code: I64, ts: I64, funding: pa.Table, interval_us: int
+) -> tuple[F64, F64]:
+    """Per bar row (bars sorted by (symbol, ts); ``code``: each row's index in the sorted
+    symbol ``names``, ``ts``: its availability time in µs): the funding paid on the bar and the
+    last known rate per hour.
 
     Returns:
         ``paid``: the sum of the rates settled in (previous bar ts, ts], placed on the first
@@ -137,9 +155,7 @@ def _align_funding(bars: pa.Table, funding: pa.Table, interval_us: int) -> tuple
         its next one for the first), NaN before the first settlement — so symbols settling every
         1 h, 4 h and 8 h compare correctly.
     """
-    sym = np.asarray(bars.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
-    ts = np.asarray(bars.column("ts").to_numpy(), dtype=np.int64)
-    f_sym = np.asarray(funding.column("symbol").to_numpy(zero_copy_only=False)).astype(str)
+    f_names, f_code = _symbol_codes(funding.column("symbol"))
     f_t = _np_i64(funding.column("funding_time"))
     f_r = funding.column("funding_rate").to_numpy(zero_copy_only=False).astype(np.float64)
     f_h = np.full(len(f_t), np.nan)
@@ -148,23 +164,29 @@ def _align_funding(bars: pa.Table, funding: pa.Table, interval_us: int) -> tuple
         f_h = np.asarray(f_h, dtype=np.float64)
     paid = np.full(len(ts), np.nan)
     hourly = np.full(len(ts), np.nan)
-    for s in np.unique(f_sym):
-        rows = np.flatnonzero(sym == s)
-        if rows.size == 0:
+    bounds = np.searchsorted(code, np.arange(len(names) + 1))  # rows of symbol k: a slice
+    f_order = np.lexsort((f_t, f_code))  # settlements by (symbol, time), stable
+    f_bounds = np.searchsorted(f_code[f_order], np.arange(len(f_names) + 1))
+    where = {name: k for k, name in enumerate(names)}
+    for j, name in enumerate(f_names):
+        k = where.get(name)
+        if k is None or bounds[k] == bounds[k + 1]:
             continue
-        sel = np.flatnonzero((f_sym == s) & ~np.isnan(f_r))
-        sel = sel[np.argsort(f_t[sel], kind="stable")]
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        sel = f_order[f_bounds[j] : f_bounds[j + 1]]
+        sel = sel[~np.isnan(f_r[sel])]
         t, r, h = f_t[sel], f_r[sel], _interval_hours(f_t[sel], f_h[sel])
-        idx = np.searchsorted(ts[rows], t, side="left")
-        ok = (idx < rows.size) & (t > ts[rows[0]] - interval_us)
-        acc = np.zeros(rows.size)
+        bar_ts = ts[lo:hi]
+        idx = np.searchsorted(bar_ts, t, side="left")
+        ok = (idx < bar_ts.size) & (t > bar_ts[0] - interval_us)
+        acc = np.zeros(bar_ts.size)
         np.add.at(acc, idx[ok], r[ok])
-        hit = np.zeros(rows.size, dtype=bool)
+        hit = np.zeros(bar_ts.size, dtype=bool)
         hit[idx[ok]] = True
-        paid[rows[hit]] = acc[hit]
-        last = np.searchsorted(t, ts[rows], side="right") - 1
+        paid[lo:hi][hit] = acc[hit]
+        last = np.searchsorted(t, bar_ts, side="right") - 1
         known = last >= 0
-        hourly[rows[known]] = r[last[known]] / h[last[known]]
+        hourly[lo:hi][known] = r[last[known]] / h[last[known]]
     return paid, hourly
 
 
