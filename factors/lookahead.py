@@ -8,9 +8,11 @@ every row <= c (all rows, missing cells included: a value that appears or vanish
   one that reads any later row (its value, whether it exists, how many rows there are, a
   full-sample statistic) does not. It also catches leaks through *which* cells are missing,
   e.g. ranking only the assets that still have a price tomorrow.
-- **perturbation**: replace every field (and the book) at rows > c by noise and evaluate on the
-  full-length panel. Signed fields get independent normal draws at each column's scale,
-  non-negative ones are multiplied by ``exp(N(0, 1))``; 10 % of the finite cells become missing
+- **perturbation**: replace every field (and the book) the factor reads at rows > c by noise
+  and evaluate on the full-length panel (``factors.panel_reads`` records what it reads; if it
+  reads more on a perturbed panel than on the data, everything is perturbed from then on).
+  Signed fields get independent normal draws at each column's scale, non-negative ones are
+  multiplied by ``exp(N(0, 1))``; 10 % of the finite cells become missing
   and every missing cell gets a value, so the missingness pattern moves as well.
 
 Cuts (``plan_cuts``): every row of the first 32 (warm-up leaks back-filled from later data),
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -40,6 +42,7 @@ from alphaforge.engine.panel import BookLevels, Panel
 from alphaforge.factors.errors import LookaheadError
 from alphaforge.factors.expr.compile import compile_expr
 from alphaforge.factors.expr.nodes import Node
+from alphaforge.factors.panel_reads import BOOK, record_reads
 
 F64 = npt.NDArray[np.float64]
 Probe = Literal["truncate", "perturb"]
@@ -250,7 +253,11 @@ def _noise(a: F64, cut: int, rng: np.random.Generator, col: _ColumnNoise) -> F64
 
 class Perturber:
     """``perturb_after`` for many cuts of one Panel: the column statistics the noise is scaled
-    by are computed once (they read whole columns), not once per cut."""
+    by are computed once (they read whole columns), not once per cut.
+
+    Each array's noise comes from its own stream, seeded by (seed, the array's place among the
+    sorted field names and then the book's four arrays), so perturbing only some arrays gives
+    them the same noise as perturbing all."""
 
     def __init__(self, panel: Panel) -> None:
         self.panel = panel
@@ -259,17 +266,30 @@ class Perturber:
         levels = () if b is None else (b.bid_px, b.bid_qty, b.ask_px, b.ask_qty)
         self._book = None if b is None else [_column_noise(a) for a in levels]
 
-    def after(self, cut: int, seed: int = 0) -> Panel:
-        """``perturb_after(panel, cut, seed)``."""
-        p, rng = self.panel, np.random.default_rng(seed)
-        fields = {k: _noise(v, cut, rng, self._fields[k]) for k, v in sorted(p.fields.items())}
-        book = None
-        if p.book is not None and self._book is not None:
-            b = p.book
-            arrays = (b.bid_px, b.bid_qty, b.ask_px, b.ask_qty)
-            book = BookLevels(*(_noise(a, cut, rng, c) for a, c in zip(arrays, self._book,
-                                                                        strict=True)))  # fmt: skip
+    def after(self, cut: int, seed: int = 0, reads: Collection[str] | None = None) -> Panel:
+        """``perturb_after(panel, cut, seed)``; with ``reads`` (field names, ``BOOK`` for the
+        book: ``factors.panel_reads``) only those arrays are perturbed, the others are the
+        panel's own (shared, not copied)."""
+        p = self.panel
+        names = sorted(p.fields)
+        fields = {
+            k: _noise(p.fields[k], cut, _stream(seed, i), self._fields[k])
+            if reads is None or k in reads
+            else p.fields[k]
+            for i, k in enumerate(names)
+        }
+        book = p.book
+        if book is not None and self._book is not None and (reads is None or BOOK in reads):
+            arrays = (book.bid_px, book.bid_qty, book.ask_px, book.ask_qty)
+            book = BookLevels(*(_noise(a, cut, _stream(seed, len(names) + i), c)
+                                for i, (a, c) in enumerate(zip(arrays, self._book,
+                                                               strict=True))))  # fmt: skip
         return Panel(p.ts_us, p.symbols, fields, book, p.interval_us, p.meta)
+
+
+def _stream(seed: int, place: int) -> np.random.Generator:
+    """The noise stream of the array at ``place`` (``Perturber``)."""
+    return np.random.default_rng([int(seed), place])
 
 
 def perturb_after(panel: Panel, cut: int, seed: int = 0) -> Panel:
@@ -364,7 +384,9 @@ def check_lookahead(
     fn = _as_callable(factor)
     if panel.T < 2:
         raise LookaheadError(f"lookahead check needs at least 2 rows; panel has {panel.T}")
-    base = _evaluate(fn, panel)
+    recorder = record_reads(panel)
+    base = _evaluate(fn, recorder)
+    reads: set[str] | None = set(recorder.reads)  # what to perturb (None: everything)
     finite = np.isfinite(base)
     scale = float(np.max(np.abs(base), where=finite, initial=0.0)) if finite.any() else 0.0
     tol = max(float(atol), float(rtol) * scale)
@@ -402,7 +424,12 @@ def check_lookahead(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     perturber = perturber or Perturber(panel)
-                    out = _evaluate(fn, perturber.after(c, seed + k))
+                    probed = record_reads(perturber.after(c, seed + k, reads))
+                    out = _evaluate(fn, probed)
+                    if reads is not None and not probed.reads <= reads:
+                        # it read on noise what it had not read on the data: perturb all
+                        reads = None
+                        out = _evaluate(fn, perturber.after(c, seed + k))
                 k += 1
             changed, size = _compare(base[: c + 1], out[: c + 1], tol)
             rows = np.flatnonzero(changed.any(axis=1))
