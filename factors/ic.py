@@ -419,4 +419,5 @@ def _best_log_rate(h: F64, v: F64, xs: F64) -> float:
 
 
 _BISECTIONS = 64
-"""Halvings of the 12 %-wide log-rate interval: past the float64 resolution of log(lam)."""
+"""Halvings of the interval between neighbouring grid rates (0.058 wide in log(lam)): past
+the float64 resolution of log(lam)."""
