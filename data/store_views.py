@@ -128,7 +128,10 @@ def panel_table_from_klines(
 
 def _symbol_codes(col: pa.ChunkedArray) -> tuple[list[str], I64]:
     """(sorted distinct symbols, each row's index in them) by one dictionary encoding: no
-    string comparison per row (a null symbol gets code -1 and matches no funding)."""
+    string comparison per row (a null symbol gets code -1 and matches no funding).
+
+    The same encoding as ``engine.panel.symbol_codes``, which raises on a null symbol (a Panel
+    row needs one); data may not import engine (docs/design.md), so each layer keeps its own."""
     enc = pc.dictionary_encode(col.combine_chunks())
     names = [str(v) for v in enc.dictionary.to_pylist()]
     rank = np.empty(len(names) + 1, dtype=np.int64)
