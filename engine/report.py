@@ -1,18 +1,18 @@
-"""Reports: a self-contained HTML tear sheet (images embedded) and the same figures as PNGs.
+"""Reports: a self-contained HTML tear sheet (figures inline) and the same figures as SVG files.
 
 ``build_report(inputs, out_dir)`` draws every figure for which ``ReportInputs`` carries data
 (equity and drawdown, monthly returns heat map, rolling Sharpe, IC over time, IC decay,
 quantile returns, turnover, cost breakdown, slippage distribution, gap waterfall) and writes
-``report.html`` (opens offline: PNGs are base64 data URIs) plus one PNG per figure and
-``report.json`` (every number shown). Inputs are plain arrays and dicts, so this module needs
-neither data/ nor factors/; the pipeline converts their objects.
+``report.html`` (opens offline: the figures are inline SVG, with hover tips on bars and cells)
+plus one ``.svg`` per figure and ``report.json`` (every number shown). The figures are drawn by
+engine.svg_plot, without a plotting library: matplotlib's import and layout cost about 1.6 s
+per report, more than the rest of a warm demo's report step. Inputs are plain arrays and dicts,
+so this module needs neither data/ nor factors/; the pipeline converts their objects.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -31,8 +31,25 @@ from alphaforge.engine.report_metrics import (
     span_text,
     span_us,
 )
+from alphaforge.engine.svg_plot import (
+    BLUE,
+    GREEN,
+    PALETTE,
+    RED,
+    Frame,
+    area,
+    bars,
+    data_range,
+    decorate,
+    heat_map,
+    hline,
+    legend,
+    line,
+    svg_document,
+)
 
 F64 = npt.NDArray[np.float64]
+_WIDTH, _LEFT = 900.0, 72.0  # px: every figure's width and its plot area's left edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,27 +125,41 @@ class ReportPaths:
 
     html: Path
     json: Path
-    pngs: Mapping[str, Path]
+    figures: Mapping[str, Path]
 
 
-def _times(inputs: ReportInputs, n: int) -> Any:
+def _times(inputs: ReportInputs, n: int) -> tuple[F64, bool]:
+    """The x values of an n-row series: the row times (µs) when ``ts_us`` matches, else
+    0..n-1; and whether they are times."""
     if inputs.ts_us is None or len(inputs.ts_us) != n:
-        return np.arange(n)
-    return (np.asarray(inputs.ts_us, dtype=np.int64) // 1000).astype("datetime64[ms]")
+        return np.arange(n, dtype=np.float64), False
+    return np.asarray(inputs.ts_us, dtype=np.int64).astype(np.float64), True
 
 
-def _fig_equity(inputs: ReportInputs, plt: Any) -> Any:
+def _frame(top: float, height: float, x: F64, time_x: bool,
+           y_range: tuple[float, float]) -> Frame:  # fmt: skip
+    """A plot area of the report's width (``_WIDTH`` px) spanning x's finite range."""
+    xs = x[np.isfinite(x)]
+    x_lo, x_hi = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
+    return Frame(_LEFT, top, _WIDTH - _LEFT - 16, height, x_lo, x_hi or 1.0, *y_range, time_x)
+
+
+def _document(frames: Sequence[Frame], height: float, title: str) -> str:
+    return svg_document(_WIDTH, height, [p for f in frames for p in f.parts], title)
+
+
+def _fig_equity(inputs: ReportInputs) -> str:
     eq = np.asarray(inputs.equity, dtype=np.float64)
-    x = _times(inputs, eq.size)
-    peak = np.maximum.accumulate(np.maximum(eq, eq[0]))
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5), sharex=True,
-                                 gridspec_kw={"height_ratios": [3, 1]})  # fmt: skip
-    a1.plot(x, eq, lw=1.0)
-    a1.set_ylabel("equity")
-    a1.set_title("Equity")
-    a2.fill_between(x, eq / peak - 1.0, 0.0, color="tab:red", alpha=0.5)
-    a2.set_ylabel("drawdown")
-    return fig
+    x, time_x = _times(inputs, eq.size)
+    peak = np.fmax.accumulate(np.fmax(eq, eq[0]))
+    dd = eq / peak - 1.0
+    top = _frame(28, 270, x, time_x, data_range(eq))
+    line(top, x, eq)
+    decorate(top, "Equity", "equity", x_labels=False)
+    low = _frame(312, 80, x, time_x, data_range(dd, include_zero=True))
+    area(low, x, dd, RED)
+    decorate(low, "", "drawdown")
+    return _document((top, low), 420, "Equity and drawdown")
 
 
 def _returns(inputs: ReportInputs) -> F64:
@@ -141,7 +172,7 @@ def _returns(inputs: ReportInputs) -> F64:
     return r
 
 
-def _fig_monthly(inputs: ReportInputs, plt: Any) -> Any:
+def _fig_monthly(inputs: ReportInputs) -> str | None:
     if inputs.ts_us is None or not heat_map_ok(inputs.ts_us, inputs.span):
         return None
     r = _returns(inputs)
@@ -154,20 +185,11 @@ def _fig_monthly(inputs: ReportInputs, plt: Any) -> Any:
     grid = np.full((ys.size, 12), np.nan)
     for y, mo, v in zip(years, month_no, vals, strict=True):
         grid[np.searchsorted(ys, y), mo] = v
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.5 * ys.size))
-    lim = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
-    im = ax.imshow(grid, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_xticks(range(12), ["J", "F", "M", "A", "M", "J", "J", "A", "S", "O", "N", "D"])
-    ax.set_yticks(range(ys.size), [str(y) for y in ys])
-    for (i, j), v in np.ndenumerate(grid):
-        if np.isfinite(v):
-            ax.text(j, i, f"{v:.1%}", ha="center", va="center", fontsize=8)
-    fig.colorbar(im, ax=ax)
-    ax.set_title("Monthly returns")
-    return fig
+    names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    return heat_map(grid, [str(y) for y in ys], names, "Monthly returns")
 
 
-def _fig_rolling_sharpe(inputs: ReportInputs, plt: Any) -> Any:
+def _fig_rolling_sharpe(inputs: ReportInputs) -> str | None:
     """Rolling Sharpe (annualised) on a window of at least 7 days, else the rolling return
     over a 1-day window; None when no window fits (engine.report_metrics.rolling_window)."""
     r = _returns(inputs)
@@ -176,107 +198,126 @@ def _fig_rolling_sharpe(inputs: ReportInputs, plt: Any) -> Any:
         return None
     w, days = win
     c1 = np.cumsum(np.insert(r, 0, 0.0))
-    x = _times(inputs, r.size)[w - 1 :]
-    fig, ax = plt.subplots(figsize=(9, 3))
+    x_all, time_x = _times(inputs, r.size)
+    x = x_all[w - 1 :]
     if days >= 7:
         c2 = np.cumsum(np.insert(r * r, 0, 0.0))
         mu = (c1[w:] - c1[:-w]) / w
         var = np.maximum((c2[w:] - c2[:-w]) / w - mu * mu, 0.0) * w / (w - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             y = mu / np.sqrt(var) * math.sqrt(inputs.periods_per_year)
-        ax.set_title(f"Rolling Sharpe ({days}-day window, annualised)")
+        title = f"Rolling Sharpe ({days}-day window, annualised)"
     else:
         y = c1[w:] - c1[:-w]
-        ax.set_title(f"Rolling return ({days}-day window, sum of bar returns)")
-    ax.plot(x, y, lw=1.0)
-    ax.axhline(0.0, color="k", lw=0.5)
-    return fig
+        title = f"Rolling return ({days}-day window, sum of bar returns)"
+    return _line_figure(x, time_x, {"": y}, title)
 
 
-def _fig_series(values: Any, title: str, plt: Any, x: Any = None, kind: str = "line") -> Any:
+def _line_figure(x: F64, time_x: bool, series: Mapping[str, F64], title: str) -> str:
+    """Lines over x (one per entry, a legend when they have labels) and the zero line."""
+    f = _frame(28, 222, x, time_x, data_range(*series.values(), include_zero=True))
+    colors = [PALETTE[i % len(PALETTE)] for i in range(len(series))]
+    for y, color in zip(series.values(), colors, strict=True):
+        line(f, x, y, color, 1.0)
+    hline(f, 0.0)
+    decorate(f, title)
+    if any(series):
+        legend(f, list(series), colors)
+    return _document((f,), 278, title)
+
+
+def _bar_figure(names: Sequence[str], values: Sequence[float], title: str, kind: str,
+                y_label: str = "") -> str:  # fmt: skip
+    """One bar per name from 0 (``kind`` "bar": red when negative, green when positive;
+    "cost": red when positive) or, for "waterfall", each bar from the running total of the ones
+    before it, then a blue total bar."""
     v = np.asarray(values, dtype=np.float64)
+    labels, bottoms = [str(n) for n in names], np.zeros(v.size)
+    colors = [RED if (a > 0 if kind != "bar" else a < 0) else GREEN for a in v]
+    if kind == "waterfall":
+        bottoms = np.concatenate(([0.0], np.cumsum(v)[:-1]))
+        labels, v = [*labels, "total"], np.append(v, v.sum())
+        bottoms, colors = np.append(bottoms, 0.0), [*colors, BLUE]
+    centres = np.arange(v.size, dtype=np.float64)
+    f = _frame(28, 222, np.array([-0.6, v.size - 0.4]), False,
+               data_range(bottoms, bottoms + v, include_zero=True))  # fmt: skip
+    bars(f, centres - 0.4, [0.8] * v.size, bottoms + v, bottoms, colors,
+         [f"{n}: {fmt(float(a))}" for n, a in zip(labels, v, strict=True)])  # fmt: skip
+    hline(f, 0.0)
+    decorate(f, title, y_label, categories=labels)
+    return _document((f,), 290, title)
+
+
+def _histogram(values: F64, title: str) -> str | None:
+    v = values[np.isfinite(values)]
     if v.size == 0:
         return None
-    fig, ax = plt.subplots(figsize=(9, 3))
-    xs = np.arange(v.size) if x is None else x
-    if kind in ("bar", "cost"):
-        sign = 1.0 if kind == "cost" else -1.0  # costs are bad when positive, returns when not
-        ax.bar([str(k) for k in xs], v, color=["tab:red" if sign * a > 0 else "tab:green"
-                                               for a in v])  # fmt: skip
-    elif kind == "hist":
-        ax.hist(v[np.isfinite(v)], bins=50)
-    else:
-        ax.plot(xs, v, lw=0.8)
-        ax.axhline(0.0, color="k", lw=0.5)
-    ax.set_title(title)
-    return fig
+    counts, edges = np.histogram(v, bins=50)
+    f = _frame(28, 222, edges, False, (0.0, float(counts.max()) * 1.05 or 1.0))
+    tips = [f"{a:.4g} to {b:.4g}: {c}" for a, b, c in zip(edges, edges[1:], counts, strict=False)]
+    bars(f, edges[:-1], np.diff(edges), counts, np.zeros(counts.size), [BLUE] * counts.size, tips)
+    decorate(f, title, "fills")
+    return _document((f,), 278, title)
 
 
-def _fig_waterfall(components: Mapping[str, float], plt: Any) -> Any:
-    names = list(components)
-    vals = np.array([components[k] for k in names], dtype=np.float64)
-    starts = np.concatenate(([0.0], np.cumsum(vals)[:-1]))
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    ax.bar(names, vals, bottom=starts, color=["tab:red" if v > 0 else "tab:green" for v in vals])
-    ax.bar(["total"], [vals.sum()], color="tab:blue")
-    ax.set_ylabel("bps of traded notional")
-    ax.set_title("Backtest-vs-live gap (implementation shortfall components)")
-    return fig
-
-
-def _figures(inputs: ReportInputs, plt: Any) -> dict[str, Callable[[], Any]]:
-    out: dict[str, Callable[[], Any]] = {}
+def _figures(inputs: ReportInputs) -> dict[str, Callable[[], str | None]]:
+    out: dict[str, Callable[[], str | None]] = {}
     if inputs.equity is not None and len(inputs.equity) > 1:
-        out["equity_drawdown"] = lambda: _fig_equity(inputs, plt)
-        out["monthly_returns"] = lambda: _fig_monthly(inputs, plt)
-        out["rolling_sharpe"] = lambda: _fig_rolling_sharpe(inputs, plt)
+        out["equity_drawdown"] = lambda: _fig_equity(inputs)
+        out["monthly_returns"] = lambda: _fig_monthly(inputs)
+        out["rolling_sharpe"] = lambda: _fig_rolling_sharpe(inputs)
     if inputs.ic_series is not None:
         ic = np.asarray(inputs.ic_series, dtype=np.float64)
-        x = _times(inputs, ic.size)
+        x, time_x = _times(inputs, ic.size)
         k = max(1, ic.size // 50)
         smooth = np.convolve(np.nan_to_num(ic), np.ones(k) / k, mode="same")
-        out["ic_over_time"] = lambda: _fig_series(smooth, f"RankIC over time ({k}-bar mean)",
-                                                  plt, x)  # fmt: skip
+        out["ic_over_time"] = lambda: _line_figure(x, time_x, {"": smooth},
+                                                   f"RankIC over time ({k}-bar mean)")  # fmt: skip
     if inputs.ic_decay:
         hs = sorted(inputs.ic_decay)
-        out["ic_decay"] = lambda: _fig_series([inputs.ic_decay[h] for h in hs],
-                                              "IC decay (mean RankIC by horizon, bars)", plt,
-                                              hs, "bar")  # fmt: skip
+        decay = [inputs.ic_decay[h] for h in hs]
+        out["ic_decay"] = lambda: _bar_figure(
+            [str(h) for h in hs], decay, "IC decay (mean RankIC by horizon, bars)", "bar"
+        )
     if len(inputs.quantile_returns):
         q = list(inputs.quantile_returns)
-        out["quantile_returns"] = lambda: _fig_series(q, "Mean forward return by factor quantile",
-                                                      plt, range(1, len(q) + 1), "bar")  # fmt: skip
+        out["quantile_returns"] = lambda: _bar_figure([str(i) for i in range(1, len(q) + 1)], q,
+                                                      "Mean forward return by factor quantile",
+                                                      "bar")  # fmt: skip
     turnover = inputs.turnover
-    if turnover is not None:
-        out["turnover"] = lambda: _fig_series(turnover, "Turnover per bar", plt,
-                                              _times(inputs, len(turnover)))  # fmt: skip
+    if turnover is not None and len(turnover):
+        out["turnover"] = lambda: _line_figure(*_times(inputs, len(turnover)),
+                                               {"": np.asarray(turnover, dtype=np.float64)},
+                                               "Turnover per bar")  # fmt: skip
     if inputs.costs:
-        out["cost_breakdown"] = lambda: _fig_series(list(inputs.costs.values()),
-                                                    "Costs paid (quote; < 0 = received)", plt,
-                                                    list(inputs.costs), "cost")  # fmt: skip
+        out["cost_breakdown"] = lambda: _bar_figure(
+            list(inputs.costs), list(inputs.costs.values()),
+            "Costs paid (quote; < 0 = received)", "cost")  # fmt: skip
     if inputs.slippage_bps is not None and len(inputs.slippage_bps):
-        out["slippage_distribution"] = lambda: _fig_series(
-            inputs.slippage_bps, "Slippage per fill (bps of arrival)", plt, kind="hist"
+        out["slippage_distribution"] = lambda: _histogram(
+            np.asarray(inputs.slippage_bps, dtype=np.float64), "Slippage per fill (bps of arrival)"
         )
     if inputs.gap_components:
-        out["gap_waterfall"] = lambda: _fig_waterfall(inputs.gap_components, plt)
+        out["gap_waterfall"] = lambda: _bar_figure(
+            list(inputs.gap_components), list(inputs.gap_components.values()),
+            "Backtest-vs-live gap (implementation shortfall components)", "waterfall",
+            "bps of traded notional")  # fmt: skip
     if inputs.curves:
-        out["cumulative_returns"] = lambda: _fig_curves(inputs, plt)
+        out["cumulative_returns"] = lambda: _fig_curves(inputs)
     return out
 
 
-def _fig_curves(inputs: ReportInputs, plt: Any) -> Any:
+def _fig_curves(inputs: ReportInputs) -> str:
     """Cumulative return of each curve (compounded over its finite bars, flat elsewhere)."""
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    series = {}
     for label, r in inputs.curves.items():
         v = np.asarray(r, dtype=np.float64)
         cum = np.cumprod(1.0 + np.nan_to_num(v)) - 1.0
-        ax.plot(_times(inputs, v.size), np.where(np.isfinite(v), cum, np.nan), lw=1.0,
-                label=label)  # fmt: skip
-    ax.axhline(0.0, color="k", lw=0.5)
-    ax.set_title("Cumulative return")
-    ax.legend(loc="best", fontsize=8)
-    return fig
+        series[label] = np.where(np.isfinite(v), cum, np.nan)
+    n = max(v.size for v in series.values())
+    x, time_x = _times(inputs, n)
+    series = {k: np.pad(v, (0, n - v.size), constant_values=np.nan) for k, v in series.items()}
+    return _line_figure(x, time_x, series, "Cumulative return")
 
 
 FIGURE_TITLES = {
@@ -303,23 +344,6 @@ def _rows_html(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
 
 
-def _png(fig: Any) -> bytes:
-    import matplotlib.dates as mdates
-
-    for ax in fig.axes:  # concise date ticks: no overlapping labels at month boundaries
-        if isinstance(ax.xaxis.get_major_formatter(), mdates.AutoDateFormatter):
-            locator = mdates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    buf = io.BytesIO()
-    fig.tight_layout()
-    # tight_layout leaves a placeholder layout engine behind, and savefig then draws the whole
-    # figure once more before printing it; the layout is done, so drop the engine.
-    fig.set_layout_engine(None)
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
-
-
 def _table_html(title: str, values: Mapping[str, Any] | Sequence[tuple[str, Any]],
                 headers: tuple[str, str] = ("", "value")) -> str:  # fmt: skip
     items = list(values.items()) if isinstance(values, Mapping) else list(values)
@@ -332,28 +356,24 @@ def _table_html(title: str, values: Mapping[str, Any] | Sequence[tuple[str, Any]
 
 _CSS = ("body{font-family:sans-serif;max-width:980px;margin:auto;padding:1em}"
         "table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}"
-        "img{max-width:100%;display:block;margin:0.5em 0}.note{color:#a00}"
+        "figure{margin:0.5em 0}figure svg{max-width:100%;height:auto;display:block}"
+        ".note{color:#a00}"
         ".warning{background:#fee;border:1px solid #c00;padding:0.4em;"
         "font-weight:bold}")  # fmt: skip
 
 
 def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
-    """Draw every available figure and write report.html, report.json and the PNGs.
+    """Draw every available figure and write report.html, report.json and the SVG figures.
 
     Args:
         inputs: what to show. out_dir: created if missing.
 
     Returns:
-        ReportPaths with the HTML, JSON and PNG paths.
+        ReportPaths with the HTML, JSON and figure (``<name>.svg``) paths.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pngs: dict[str, Path] = {}
+    figures: dict[str, Path] = {}
     parts = [f"<h1>{html.escape(inputs.title)}</h1>"]
     parts += [f'<p class="warning">WARNING: {html.escape(w)}</p>' for w in inputs.warnings]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in inputs.notes]
@@ -361,18 +381,15 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
         parts.append(_table_html("Performance", _metric_rows(inputs), ("metric", "value")))
     for title, values in inputs.top_sections:
         parts.append(_table_html(title, values, ("item", "value")))
-    for name, draw in _figures(inputs, plt).items():
-        fig = draw()
-        if fig is None:
+    for name, draw in _figures(inputs).items():
+        svg = draw()
+        if svg is None:
             continue
-        data = _png(fig)
-        plt.close(fig)
-        path = out / f"{name}.png"
-        path.write_bytes(data)
-        pngs[name] = path
-        b64 = base64.b64encode(data).decode("ascii")
+        path = out / f"{name}.svg"
+        path.write_text(svg, encoding="utf-8")
+        figures[name] = path
         parts.append(f"<h2>{html.escape(FIGURE_TITLES.get(name, name))}</h2>"
-                     f'<img alt="{name}" src="data:image/png;base64,{b64}">')  # fmt: skip
+                     f'<figure id="{name}">{svg}</figure>')  # fmt: skip
     for title, values in inputs.sections:
         parts.append(_table_html(title, values, ("item", "value")))
     for title, columns, rows in inputs.tables:
@@ -393,7 +410,7 @@ def build_report(inputs: ReportInputs, out_dir: str | Path) -> ReportPaths:
                "sections": {t: v for t, v in (*inputs.top_sections, *inputs.sections)},
                "tables": {t: [dict(zip(c, r, strict=True)) for r in rows]
                           for t, c, rows in inputs.tables},
-               "figures": {k: str(v) for k, v in pngs.items()}}  # fmt: skip
+               "figures": {k: str(v) for k, v in figures.items()}}  # fmt: skip
     json_path = out / "report.json"
     json_path.write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")
-    return ReportPaths(html=html_path, json=json_path, pngs=pngs)
+    return ReportPaths(html=html_path, json=json_path, figures=figures)

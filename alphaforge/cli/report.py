@@ -164,7 +164,7 @@ def register(app: typer.Typer, run_demo: Runner, load_panel: Runner, run_backtes
             quality = quality_html(panel_quality(panel),
                                    store_validation(store, panel, dataset, market))  # fmt: skip
         paths = backtest_report(run, panel, out, quality=quality)
-        doc = {"report": str(paths.html), "figures": {k: str(v) for k, v in paths.pngs.items()},
+        doc = {"report": str(paths.html), "figures": {k: str(v) for k, v in paths.figures.items()},
                "metrics": run.metrics, "warnings": list(run.warnings),
                "settings": run.settings, "execution": run.settings.get("execution"),
                "trials": run.trials}  # fmt: skip

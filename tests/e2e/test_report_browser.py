@@ -1,4 +1,4 @@
-"""The HTML report renders in headless Chromium with every image loaded (screenshot taken)."""
+"""The HTML report renders in headless Chromium with every figure drawn (screenshot taken)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ import pytest
 from alphaforge.engine.report import ReportInputs, build_report
 
 CHECK = """<script>window.addEventListener('load', () => {
-  const imgs = [...document.images];
-  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  const figs = [...document.querySelectorAll('figure > svg')];
+  const ok = figs.filter(s => {
+    const box = s.getBoundingClientRect();
+    const marks = s.querySelectorAll('path, rect:has(> title)');  // lines, areas, bars, cells
+    return box.width > 300 && box.height > 60 && marks.length > 0;
+  }).length;
   const over = document.documentElement.scrollWidth > window.innerWidth + 1;
   const empty = [...document.querySelectorAll('h2')].filter(h => {
     const n = h.nextElementSibling;
@@ -22,14 +26,15 @@ CHECK = """<script>window.addEventListener('load', () => {
   }).map(h => h.textContent);
   const blank = [...document.querySelectorAll('th')].filter(t => !t.textContent.trim()).length;
   const d = document.createElement('div'); d.id = 'imgcheck';
-  d.textContent = 'loaded=' + ok + '/' + imgs.length + ' overflow=' + over +
+  d.textContent = 'drawn=' + ok + '/' + figs.length + ' overflow=' + over +
     ' empty=[' + empty.join('|') + '] blank_headers=' + blank;
   document.body.appendChild(d);
 });</script>"""
 
 
-def check_rendered(html: Path, tmp: Path, n_imgs: int) -> Path:
-    """Render ``html`` in headless Chromium: every image loaded, nothing wider than the window,
+def check_rendered(html: Path, tmp: Path, n_figures: int) -> Path:
+    """Render ``html`` in headless Chromium: every figure laid out at a readable size with marks
+    drawn in it (the SVG parsed), nothing wider than the window,
     no heading without content, no blank table header; returns a screenshot that is not blank."""
     exe = _chromium()
     page = tmp / "check.html"
@@ -37,7 +42,7 @@ def check_rendered(html: Path, tmp: Path, n_imgs: int) -> Path:
     dom = subprocess.run([exe, *_flags(tmp), "--window-size=1000,4000",
                           "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-    want = f"loaded={n_imgs}/{n_imgs} overflow=false empty=[] blank_headers=0"
+    want = f"drawn={n_figures}/{n_figures} overflow=false empty=[] blank_headers=0"
     assert want in dom.stdout, (dom.stdout[-600:], dom.stderr[-2000:])
     shot = tmp / "shot.png"
     subprocess.run([exe, *_flags(tmp), "--window-size=1000,4000", f"--screenshot={shot}",
@@ -65,7 +70,7 @@ def _flags(tmp: Path) -> list[str]:
             f"--user-data-dir={tmp / 'profile'}"]  # fmt: skip
 
 
-def test_report_renders_with_every_image(tmp_path: Path) -> None:
+def test_report_renders_with_every_figure(tmp_path: Path) -> None:
     _chromium()
     rng = np.random.default_rng(0)
     t = 3000
@@ -79,6 +84,6 @@ def test_report_renders_with_every_image(tmp_path: Path) -> None:
         quantile_returns=[-0.001, 0.0, 0.0005, 0.001, 0.002],
         gap_components={"delay": 1.0, "half_spread": 2.0, "impact": 0.5, "fees": 1.0,
                         "opportunity": -0.2}), tmp_path / "out")  # fmt: skip
-    n_imgs = len(paths.pngs)
-    assert n_imgs == 10
-    check_rendered(paths.html, tmp_path, n_imgs)
+    n_figures = len(paths.figures)
+    assert n_figures == 10
+    check_rendered(paths.html, tmp_path, n_figures)

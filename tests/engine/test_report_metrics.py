@@ -75,38 +75,10 @@ def test_a_15_hour_report_draws_no_calendar_and_no_annualised_figure(tmp_path: P
     paths = build_report(ReportInputs(title="short", ts_us=ts, equity=eq, interval_us=60_000_000,
                                       periods_per_year=525_600.0, metrics=METRICS),
                          tmp_path)  # fmt: skip
-    assert set(paths.pngs) == {"equity_drawdown"}
+    assert set(paths.figures) == {"equity_drawdown"}
     doc = json.loads(paths.json.read_text())
     assert doc["span"] == "15 hours"
     assert not [k for k in doc["performance"] if "(annualised" in k or k == "CAGR"]
     html = paths.html.read_text()
     assert "<th>metric</th><th>value</th>" in html  # no blank headers
     assert "-100" not in html
-
-
-def test_each_figure_is_drawn_once_when_saved(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``_png`` lays the figure out once and draws it once: matplotlib's tight_layout leaves a
-    placeholder layout engine behind, after which savefig drew every figure twice."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
-
-    from alphaforge.engine import report
-
-    draws: list[int] = []
-    draw = Figure.draw
-
-    def counted(self: Figure, renderer: object) -> None:
-        draws.append(1)
-        draw(self, renderer)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Figure, "draw", counted)
-    fig, ax = plt.subplots(figsize=(4, 2))
-    ax.plot([1.0, 3.0, 2.0])
-    ax.set_ylabel("a long label that tight_layout must make room for")
-    data = report._png(fig)
-    plt.close(fig)
-    assert data.startswith(b"\x89PNG")
-    assert len(draws) == 1

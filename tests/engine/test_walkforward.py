@@ -95,7 +95,7 @@ def test_planted_factor_that_decays_halfway(decaying: af.Panel, tmp_path: Path) 
     curves = res.curves()
     assert curves["out_of_sample"].isna().sum() == decaying.T - res.oos_metrics["bars"]
     paths = res.report(tmp_path / "wf")
-    assert "cumulative_returns" in paths.pngs
+    assert "cumulative_returns" in paths.figures
     assert "Windows" in paths.html.read_text()
     # in a rolling window the rule notices: after the decay it stops picking the planted factor
     rolling = af.walkforward(decaying, CANDIDATES, grid=NO_COST, train=300, test=200,
