@@ -52,6 +52,8 @@ def mask_weights(weights: F64, executable: B) -> F64:
     """
     held_in = np.zeros_like(executable)
     held_in[1:] = ~executable[:-1]
-    weights[..., ~executable & ~held_in] = 0.0
-    weights[..., ~executable & held_in] = np.nan
+    blocked = ~executable
+    # copyto with a broadcast mask: a boolean index would gather the cells' positions first
+    np.copyto(weights, 0.0, where=blocked & ~held_in)
+    np.copyto(weights, np.nan, where=blocked & held_in)
     return weights

@@ -76,9 +76,10 @@ def return_moments(returns: npt.ArrayLike) -> tuple[float, int, float, float]:
         return math.nan, n, math.nan, math.nan
     sr = float(np.mean(r)) / sd
     d = r - r.mean()
-    m2 = float(np.mean(d * d))
-    skew = float(np.mean(d**3)) / m2**1.5  # biased moments, as scipy.stats.skew(bias=True)
-    kurt = float(np.mean(d**4)) / (m2 * m2)  # non-excess, as scipy.stats.kurtosis(fisher=False)
+    d2 = d * d  # products, not d**3 and d**4: numpy's power is a libm call per value (15x)
+    m2 = float(np.mean(d2))
+    skew = float(np.mean(d2 * d)) / m2**1.5  # biased moments, as scipy.stats.skew(bias=True)
+    kurt = float(np.mean(d2 * d2)) / (m2 * m2)  # non-excess, as scipy.stats.kurtosis(fisher=False)
     return sr, n, skew, kurt
 
 
