@@ -23,10 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
-
-import requests
-from requests.adapters import HTTPAdapter
+from typing import IO, TYPE_CHECKING, Any
 
 from alphaforge.data.errors import IPBanned, RateLimited, RequestRejected, SourceError
 
@@ -34,12 +31,22 @@ __all__ = ["HttpClient", "RateLimitState", "RetryPolicy", "WeightLimiter"]
 
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
-_TRANSIENT = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
+
+if TYPE_CHECKING:
+    import requests
+
+
+def _transient() -> tuple[type[Exception], ...]:
+    """The requests errors worth a retry. ``requests`` is imported when a client first sends
+    (about 0.1 s), not when a command that may never download starts."""
+    import requests
+
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +213,9 @@ class HttpClient:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.base_url = base_url.rstrip("/")
         if session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, max_concurrency))
             session.mount("http://", adapter)
@@ -311,6 +321,8 @@ class HttpClient:
         if self.limiter is not None:
             self.limiter.acquire(weight)
         used_header: str | None = None
+        transient = _transient()
+        garbled: tuple[type[Exception], ...] = (*transient, ValueError)  # a truncated body
         try:
             with self._slots:
                 with self._lock:
@@ -319,14 +331,14 @@ class HttpClient:
                     resp = self.session.get(
                         url, params=params, timeout=self.timeout_s, stream=stream_body
                     )
-                except _TRANSIENT as exc:
+                except transient as exc:
                     raise _Retry(f"{type(exc).__name__}: {exc}", cause=exc) from exc
                 with resp:
                     used_header = resp.headers.get(WEIGHT_HEADER)
                     self._check_status(resp, url)
                     try:
                         return handle(resp)
-                    except (*_TRANSIENT, ValueError) as exc:  # truncated / garbled body
+                    except garbled as exc:
                         raise _Retry(f"bad body: {type(exc).__name__}: {exc}", cause=exc) from exc
         finally:
             if self.limiter is not None:

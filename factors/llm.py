@@ -29,11 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from alphaforge.factors.errors import BudgetExceeded, LLMError
+
+if TYPE_CHECKING:
+    import requests  # imported where used: about 0.1 s a command may never need
 
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.15, 0.60),
@@ -101,6 +102,8 @@ class LLMClient:
         if self.api_key is None:
             self.api_key = (os.environ.get("ALPHAFORGE_LLM_API_KEY")
                             or os.environ.get("OPENAI_API_KEY"))  # fmt: skip
+        import requests
+
         self.session = self.session or requests.Session()
 
     @property
@@ -149,6 +152,8 @@ class LLMClient:
             headers["Authorization"] = f"Bearer {self.api_key}"
         last = "no attempt"
         deadline = time.monotonic() + self.deadline_s
+        import requests
+
         for attempt in range(self.max_retries + 1):
             wait = self.backoff_s * (2**attempt)
             try:
@@ -178,6 +183,8 @@ class LLMClient:
         left = deadline - time.monotonic()
         if left <= 0:
             raise LLMError(f"{url}: no answer within the {self.deadline_s:g} s deadline")
+        import requests
+
         session = self.session or requests.Session()
 
         def request() -> tuple[int, str, Mapping[str, str]]:
