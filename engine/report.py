@@ -141,7 +141,9 @@ def _frame(top: float, height: float, x: F64, time_x: bool,
     """A plot area of the report's width (``_WIDTH`` px) spanning x's finite range."""
     xs = x[np.isfinite(x)]
     x_lo, x_hi = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
-    return Frame(_LEFT, top, _WIDTH - _LEFT - 16, height, x_lo, x_hi or 1.0, *y_range, time_x)
+    if x_hi <= x_lo:  # one point: a unit-wide axis around it
+        x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
+    return Frame(_LEFT, top, _WIDTH - _LEFT - 16, height, x_lo, x_hi, *y_range, time_x)
 
 
 def _document(frames: Sequence[Frame], height: float, title: str) -> str:

@@ -187,3 +187,18 @@ def test_labels_from_users_are_escaped_and_every_figure_parses(tmp_path: Path) -
         assert root.get("width") == "900" or p.stem == "monthly_returns"
     assert set(paths.figures) >= {"equity_drawdown", "cost_breakdown", "cumulative_returns",
                                   "gap_waterfall", "slippage_distribution", "turnover"}  # fmt: skip
+
+
+def test_degenerate_series_still_draw(tmp_path: Path) -> None:
+    """A flat equity curve, a single turnover value, identical slippages and an all-NaN IC
+    series: every figure is drawn with a usable axis (no division by a zero span)."""
+    ts = T0 + HOUR * np.arange(2, dtype=np.int64)
+    paths = build_report(ReportInputs(title="flat", ts_us=ts, equity=np.ones(2),
+                                      turnover=np.array([0.5]), slippage_bps=np.full(9, 2.0),
+                                      ic_series=np.full(2, np.nan)), tmp_path)  # fmt: skip
+    assert set(paths.figures) == {"equity_drawdown", "turnover", "slippage_distribution",
+                                  "ic_over_time"}  # fmt: skip
+    for p in paths.figures.values():
+        text = p.read_text()
+        ET.fromstring(text)
+        assert "nan" not in text.lower()
