@@ -253,12 +253,27 @@ def heat_map(grid: F64, rows: Sequence[str], columns: Sequence[str], title: str,
         parts.append(f'<text x="{left + (j + 0.5) * cell_w:.1f}" '
                      f'y="{top + n_rows * cell_h + 16:.1f}" text-anchor="middle" {_FONT}>'
                      f"{html.escape(name)}</text>")  # fmt: skip
-    width, height = left + n_cols * cell_w + 20, top + n_rows * cell_h + 26
+    parts.append(_heat_scale(left, top + n_rows * cell_h + 30, lim, cell_text, title))
+    width, height = left + n_cols * cell_w + 20, top + n_rows * cell_h + 62
     parts.append(
         f'<text x="{left + n_cols * cell_w / 2:.1f}" y="18" text-anchor="middle" '
         f'font-family="sans-serif" font-size="13">{html.escape(title)}</text>'
     )
     return svg_document(width, height, parts, title)
+
+
+def _heat_scale(x: float, y: float, lim: float, cell_text: str, title: str) -> str:
+    """The heat map's colour scale: a 240 x 10 px gradient from -lim to +lim, labelled at both
+    ends and at 0 (a gradient id unique to the figure's title, since several SVGs share one
+    HTML page's ids)."""
+    gid = "scale-" + "".join(c for c in title if c.isalnum())
+    colours = [(k / 8, heat_colour((k / 4 - 1) * lim, lim)) for k in range(9)]
+    stops = "".join(f'<stop offset="{at:.3f}" stop-color="{c}"/>' for at, c in colours)
+    ends = ((x, "start", -lim), (x + 120, "middle", 0.0), (x + 240, "end", lim))
+    labels = "".join(f'<text x="{tx:.1f}" y="{y + 24:.1f}" text-anchor="{anchor}" {_FONT}>'
+                     f"{cell_text.format(v)}</text>" for tx, anchor, v in ends)  # fmt: skip
+    bar = f'<rect x="{x:.1f}" y="{y:.1f}" width="240" height="10" fill="url(#{gid})"/>'
+    return f'<defs><linearGradient id="{gid}">{stops}</linearGradient></defs>{bar}{labels}'
 
 
 def svg_document(width: float, height: float, parts: Sequence[str], title: str) -> str:

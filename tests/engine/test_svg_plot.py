@@ -160,6 +160,10 @@ def test_the_monthly_heat_map_writes_each_months_compounded_return(tmp_path: Pat
     for (fill, _), v in zip(cells, want, strict=True):
         red, green = int(fill[1:3], 16), int(fill[3:5], 16)
         assert (green > red) == (v > 0)
+    lim = max(abs(v) for v in want)  # the colour scale runs from -lim to +lim
+    texts = [t.text for t in svg.iter(f"{SVG}text")]
+    assert f"{-lim:.1%}" in texts
+    assert f"{lim:.1%}" in texts
 
 
 def test_heat_colours_run_red_to_green() -> None:
