@@ -27,6 +27,9 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
 RED, GREEN, BLUE = "#d62728", "#2ca02c", "#1f77b4"
 _FONT = 'font-family="sans-serif" font-size="11"'
+_HEAT_STOPS = np.array([[215, 48, 39], [252, 141, 89], [255, 255, 191], [145, 207, 96],
+                        [26, 152, 80]], dtype=np.float64)  # fmt: skip
+"""RGB of the heat map's scale at -lim, -lim/2, 0, +lim/2, +lim."""
 
 
 @dataclass
@@ -114,9 +117,11 @@ def line(f: Frame, x: npt.ArrayLike, y: npt.ArrayLike, color: str = BLUE,
     cols = max(int(f.width), 1)
     pieces = []
     for a, b in _runs(ok):
+        if b - a < 2:
+            continue  # a lone point draws no line
         px, py = thin(f.sx(xs[a:b]), f.sy(ys[a:b]), cols)
-        pieces.append("M" + _points(px, py).replace(" ", " L", 1) if b - a > 1 else "")
-    d = " ".join(p for p in pieces if p)
+        pieces.append("M" + _points(px, py).replace(" ", " L", 1))
+    d = " ".join(pieces)
     if d:
         f.parts.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="{width}" '
                        'stroke-linejoin="round"/>')  # fmt: skip
@@ -176,14 +181,15 @@ def decorate(f: Frame, title: str = "", y_label: str = "", x_labels: bool = True
     """The plot's box, y grid and tick labels, x ticks (time, numeric, or one per category at
     0, 1, 2, ...), the title above and the y label at the left."""
     right, bottom = f.left + f.width, f.top + f.height
-    out = [f'<rect x="{f.left:.1f}" y="{f.top:.1f}" width="{f.width:.1f}" '
-           f'height="{f.height:.1f}" fill="none" stroke="#444" stroke-width="0.8"/>']  # fmt: skip
+    under = [f'<rect x="{f.left:.1f}" y="{f.top:.1f}" width="{f.width:.1f}" '
+             f'height="{f.height:.1f}" fill="none" stroke="#444" stroke-width="0.8"/>']  # fmt: skip
+    out: list[str] = []  # drawn over the data
     yt, yl = value_ticks(f.y_lo, f.y_hi, max(2, min(6, int(f.height // 22))))
     for v, label in zip(yt, yl, strict=True):
         py = float(f.sy(v))
-        out.append(f'<line x1="{f.left:.1f}" x2="{right:.1f}" y1="{py:.1f}" y2="{py:.1f}" '
-                   f'stroke="#ddd" stroke-width="0.6"/><text x="{f.left - 4:.1f}" '
-                   f'y="{py + 4:.1f}" text-anchor="end" {_FONT}>{label}</text>')  # fmt: skip
+        under.append(f'<line x1="{f.left:.1f}" x2="{right:.1f}" y1="{py:.1f}" y2="{py:.1f}" '
+                     f'stroke="#ddd" stroke-width="0.6"/><text x="{f.left - 4:.1f}" '
+                     f'y="{py + 4:.1f}" text-anchor="end" {_FONT}>{label}</text>')  # fmt: skip
     xt: list[float]
     if categories:
         xt, xl = [float(i) for i in range(len(categories))], [html.escape(c) for c in categories]
@@ -213,14 +219,13 @@ def decorate(f: Frame, title: str = "", y_label: str = "", x_labels: bool = True
         turn = f'transform="rotate(-90 14 {cy:.1f})"'
         out.append(f'<text x="14" y="{cy:.1f}" text-anchor="middle" {turn} {_FONT}>'
                    f"{html.escape(y_label)}</text>")  # fmt: skip
-    f.parts[:0] = out[:1] + out[1 : 1 + len(yt)]  # box and grid under the data
-    f.parts.extend(out[1 + len(yt) :])
+    f.parts[:0] = under  # box and grid under the data
+    f.parts.extend(out)
 
 
 def heat_colour(v: float, lim: float) -> str:
     """Red (-lim) through pale yellow (0) to green (+lim), as ``#rrggbb``."""
-    stops = np.array([[215, 48, 39], [252, 141, 89], [255, 255, 191], [145, 207, 96],
-                      [26, 152, 80]], dtype=np.float64)  # fmt: skip
+    stops = _HEAT_STOPS
     t = 0.5 if lim <= 0 else min(max((v / lim + 1.0) / 2.0, 0.0), 1.0)
     k = min(int(t * 4), 3)
     rgb = stops[k] + (stops[k + 1] - stops[k]) * (t * 4 - k)
